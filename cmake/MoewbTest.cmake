@@ -7,6 +7,7 @@ function(moewb_add_test name)
   endif()
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE Qt6::Test ${T_LINK})
+  set_target_properties(${name} PROPERTIES AUTOMOC ON)
   target_compile_definitions(${name} PRIVATE
     MOEWB_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     MOEWB_BINARY_DIR="${PROJECT_BINARY_DIR}"

@@ -45,6 +45,8 @@ public:
     /// Pointer to the tensor's bytes inside the mapping; may be unaligned.
     const uint8_t* data(const TensorInfo& t) const;
     uint64_t fileSize() const { return m_size; }
+    /// Tells the kernel the tensor's pages are no longer needed (they leave the resident set).
+    void release(const TensorInfo& t) const;
 
 private:
     SafetensorsFile() = default;
@@ -70,6 +72,8 @@ public:
     const TensorInfo& info(const std::string& name) const;
     const uint8_t* data(const std::string& name) const;
     const SafetensorsFile& fileOf(const std::string& name) const;
+    /// Drops the tensor's mapped pages from the resident set after it was copied out.
+    void release(const std::string& name) const;
     std::vector<std::string> names() const; ///< sorted
     const std::string& dir() const { return m_dir; }
 

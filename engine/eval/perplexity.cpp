@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+#include "moewb/eval/perplexity.h"
+
+#include "model/streamer.h"
+#include "moewb/core/error.h"
+#include "moewb/io/tokenizer.h"
+#include "moewb/model/runtime.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace moewb {
+
+std::vector<PplWindow> perplexityWindows(int64_t n, int64_t ctx, int64_t stride)
+{
+    MOEWB_CHECK(ctx >= 2, "--ctx", "context must be at least 2 tokens, got ", ctx);
+    MOEWB_CHECK(stride >= 1, "--stride", "stride must be at least 1, got ", stride);
+    std::vector<PplWindow> out;
+    if (n < 2)
+        return out;
+    const int64_t step = std::min(stride, ctx - 1);
+    int64_t prevEnd = 0;
+    for (int64_t b = 0;; b += step) {
+        const int64_t e = std::min(b + ctx, n);
+        out.push_back(PplWindow{b, e, std::max(b + 1, prevEnd)});
+        prevEnd = e;
+        if (e == n)
+            break;
+    }
+    return out;
+}
+
+PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vector<int32_t>& ids,
+                                    const PerplexityOptions& opt, const ProgressFn& progress)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    initRuntime(false);
+    const Model model(modelDir);
+    const ModelConfig& cfg = model.config();
+    PerplexityResult r;
+    r.ctx = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : 2048, 2048);
+    r.stride = opt.stride > 0 ? opt.stride : r.ctx;
+    r.totalTokens = int64_t(ids.size());
+    MOEWB_CHECK(r.totalTokens >= 2, modelDir, "perplexity needs at least 2 tokens, the text has ", r.totalTokens);
+
+    const std::vector<PplWindow> windows = perplexityWindows(r.totalTokens, r.ctx, r.stride);
+    r.windows = int64_t(windows.size());
+    const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
+    std::vector<at::Tensor> seqs;
+    for (const auto& w : windows)
+        seqs.push_back(all.slice(0, w.begin, w.end));
+
+    StreamOptions so;
+    so.dtype = computeDtype(cfg, opt.dtype);
+    so.maxBatchTokens = opt.maxBatchTokens;
+    so.streaming = opt.streaming;
+    std::vector<double> nll(windows.size(), 0.0);
+    model.run(seqs, so,
+              [&](size_t i, const at::Tensor& logits) {
+                  const PplWindow& w = windows[i];
+                  // logits[t] predicts token begin+t+1; score targets p in [firstScored, end).
+                  const int64_t from = w.firstScored - w.begin - 1, count = w.end - w.firstScored;
+                  if (count <= 0)
+                      return;
+                  const at::Tensor lp = at::log_softmax(logits.slice(0, from, from + count).to(at::kDouble), -1);
+                  const at::Tensor targets = all.slice(0, w.firstScored, w.end).unsqueeze(1);
+                  nll[i] = -lp.gather(1, targets).sum().item<double>();
+              },
+              nullptr, progress);
+    for (size_t i = 0; i < windows.size(); ++i) {
+        r.nllSum += nll[i];
+        r.scoredTokens += windows[i].end - windows[i].firstScored;
+    }
+    r.perplexity = std::exp(r.nllSum / double(r.scoredTokens));
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::string& textFile,
+                                        const PerplexityOptions& opt, const ProgressFn& progress)
+{
+    std::ifstream in(textFile, std::ios::binary);
+    if (!in)
+        throw IoError(textFile, "cannot open text file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    report(progress, "tokenize", 0, 1);
+    const auto tok = Tokenizer::load(modelDir);
+    const std::vector<int32_t> ids = tok->encode(ss.str(), /*addSpecialTokens=*/true);
+    report(progress, "tokenize", 1, 1);
+    return evaluatePerplexity(modelDir, ids, opt, progress);
+}
+
+} // namespace moewb

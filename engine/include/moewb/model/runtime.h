@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// libtorch runtime set-up: intra-op threads and a check that GEMMs go through an optimized BLAS.
+#pragma once
+
+#include <string>
+
+namespace moewb {
+
+struct RuntimeInfo {
+    int threads = 1;
+    double gemmGflops = 0.0;  ///< fp32 512³ GEMM throughput measured at start (0: not measured)
+    std::string blasLibrary;  ///< the BLAS shared object mapped into the process, if any
+    bool slowBlas = false;    ///< throughput suggests Debian's reference BLAS
+    std::string warning;      ///< one line for the user when slowBlas, else empty
+};
+
+/// Sets libtorch's intra-op threads to the core count (or OMP_NUM_THREADS when set) and, when
+/// measureGemm, times a small fp32 GEMM. Safe to call more than once (measures only once).
+RuntimeInfo initRuntime(bool measureGemm = true);
+
+} // namespace moewb

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+#include "model/forward.h"
+
+#include "moewb/core/error.h"
+
+#include <cmath>
+#include <limits>
+
+namespace moewb {
+
+at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps)
+{
+    const at::Tensor xf = x.to(at::kFloat);
+    const at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+    return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+RopeTables ropeTables(const ModelConfig& cfg, int64_t seqLen, at::ScalarType dtype, at::Device device)
+{
+    const int64_t d = cfg.headDim;
+    // inv_freq[k] = theta^(-2k/d); computed in double, rounded once to fp32 like the reference.
+    at::Tensor invFreq = at::empty({d / 2}, at::kDouble);
+    auto* f = invFreq.data_ptr<double>();
+    for (int64_t k = 0; k < d / 2; ++k)
+        f[k] = std::pow(cfg.ropeTheta, -2.0 * double(k) / double(d));
+    invFreq = invFreq.to(at::kFloat);
+    const at::Tensor pos = at::arange(seqLen, at::TensorOptions().dtype(at::kFloat));
+    const at::Tensor freqs = at::outer(pos, invFreq);
+    const at::Tensor emb = at::cat({freqs, freqs}, -1);
+    return RopeTables{emb.cos().to(dtype).to(device), emb.sin().to(dtype).to(device)};
+}
+
+at::Tensor applyRope(const at::Tensor& x, const RopeTables& rope)
+{
+    const int64_t t = x.size(-2), half = x.size(-1) / 2;
+    const at::Tensor cos = rope.cos.narrow(0, 0, t);
+    const at::Tensor sin = rope.sin.narrow(0, 0, t);
+    const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos + rotated * sin;
+}
+
+at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down)
+{
+    return at::linear(at::silu(at::linear(x, gate)) * at::linear(x, up), down);
+}
+
+namespace {
+
+const at::Tensor& weightOf(const LayerWeights& w, const std::string& base)
+{
+    return w.get(base + ".weight");
+}
+
+at::Tensor biasOf(const LayerWeights& w, const std::string& base)
+{
+    return w.opt(base + ".bias");
+}
+
+at::Tensor observedLinear(const LayerWeights& w, const std::string& base, const at::Tensor& x, int64_t expert,
+                          ForwardObserver* obs)
+{
+    if (obs && obs->wantsLinearInputs())
+        obs->linearInput(w.layer, expert, base, x.reshape({-1, x.size(-1)}));
+    const at::Tensor b = biasOf(w, base);
+    return b.defined() ? at::linear(x, weightOf(w, base), b) : at::linear(x, weightOf(w, base));
+}
+
+/// SwiGLU with observer calls on each of its three linears.
+at::Tensor observedMlp(const LayerWeights& w, const std::string& gate, const std::string& up, const std::string& down,
+                       const at::Tensor& x, int64_t expert, ForwardObserver* obs)
+{
+    if (!(obs && obs->wantsLinearInputs()))
+        return swiglu(x, weightOf(w, gate), weightOf(w, up), weightOf(w, down));
+    const at::Tensor act = at::silu(observedLinear(w, gate, x, expert, nullptr)) * at::linear(x, weightOf(w, up));
+    obs->linearInput(w.layer, expert, gate, x);
+    obs->linearInput(w.layer, expert, up, x);
+    return observedLinear(w, down, act, expert, obs);
+}
+
+} // namespace
+
+at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, const RopeTables& rope,
+                     ForwardObserver* obs)
+{
+    const int64_t layer = w.layer;
+    const int64_t B = h.size(0), T = h.size(1), nh = cfg.numHeads, nkv = cfg.numKvHeads, hd = cfg.headDim;
+    const std::string p = cfg.layerPrefix(layer);
+
+    if (obs && obs->wantsLinearInputs()) {
+        const at::Tensor flat = h.reshape({-1, h.size(-1)});
+        for (const char* proj : {"q_proj", "k_proj", "v_proj"})
+            obs->linearInput(layer, -1, cfg.attnLinear(layer, proj), flat);
+    }
+    at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), h, -1, nullptr);
+    at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), h, -1, nullptr);
+    at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), h, -1, nullptr);
+    if (cfg.qkNorm == QkNorm::Whole) {
+        q = rmsNorm(q, w.get(p + ".self_attn.q_norm.weight"), cfg.rmsNormEps);
+        k = rmsNorm(k, w.get(p + ".self_attn.k_norm.weight"), cfg.rmsNormEps);
+    }
+    if (cfg.clipQkv) {
+        const double c = *cfg.clipQkv;
+        q = q.clamp(-c, c);
+        k = k.clamp(-c, c);
+        v = v.clamp(-c, c);
+    }
+    q = q.view({B, T, nh, hd});
+    k = k.view({B, T, nkv, hd});
+    v = v.view({B, T, nkv, hd});
+    if (cfg.qkNorm == QkNorm::PerHead) {
+        q = rmsNorm(q, w.get(p + ".self_attn.q_norm.weight"), cfg.rmsNormEps);
+        k = rmsNorm(k, w.get(p + ".self_attn.k_norm.weight"), cfg.rmsNormEps);
+    }
+    q = applyRope(q.transpose(1, 2), rope); // [B, nh, T, hd]
+    k = applyRope(k.transpose(1, 2), rope); // [B, nkv, T, hd]
+    v = v.transpose(1, 2);
+    if (nkv != nh) {
+        k = k.repeat_interleave(nh / nkv, 1);
+        v = v.repeat_interleave(nh / nkv, 1);
+    }
+    const double scale = 1.0 / std::sqrt(double(hd));
+    const at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), h.options()).triu(1);
+    // One sequence at a time bounds the [heads, T, T] score tensor.
+    std::vector<at::Tensor> outs;
+    outs.reserve(B);
+    for (int64_t b = 0; b < B; ++b) {
+        const at::Tensor scores = at::matmul(q[b], k[b].transpose(-1, -2)) * scale + mask;
+        const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(h.scalar_type());
+        outs.push_back(at::matmul(probs, v[b]));
+    }
+    const at::Tensor ctx = at::stack(outs).transpose(1, 2).reshape({B, T, nh * hd});
+    return observedLinear(w, cfg.attnLinear(layer, "o_proj"), ctx, -1, obs);
+}
+
+at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, ForwardObserver* obs)
+{
+    const int64_t layer = w.layer;
+    if (!cfg.isMoeLayer(layer))
+        return observedMlp(w, cfg.denseLinear(layer, "gate"), cfg.denseLinear(layer, "up"),
+                           cfg.denseLinear(layer, "down"), h, -1, obs);
+
+    const int64_t N = h.size(0), E = cfg.numExperts, K = cfg.topK;
+    const at::Tensor logits = observedLinear(w, cfg.routerName(layer), h, -1, obs); // [N, E] model dtype
+    const at::Tensor probs = at::softmax(logits.to(at::kFloat), -1);
+    auto [topW, topI] = at::topk(probs, K, -1, /*largest=*/true, /*sorted=*/true);
+    if (cfg.normTopkProb)
+        topW = topW / (topW.sum(-1, /*keepdim=*/true) + cfg.topkNormEps);
+    if (obs)
+        obs->routing(layer, logits, topI, topW);
+    const at::Tensor mix = topW.to(h.scalar_type());
+
+    // Group the (token, slot) pairs by expert with a stable sort: each expert then sees its tokens
+    // in ascending order, which keeps results independent of how tokens were batched.
+    const at::Tensor flat = topI.reshape({-1});
+    const at::Tensor order = std::get<1>(at::sort(flat, /*stable=*/true, 0, /*descending=*/false));
+    const at::Tensor counts = at::bincount(flat, {}, E).to(at::kLong);
+    const auto* cnt = counts.data_ptr<int64_t>();
+    at::Tensor out = at::zeros_like(h);
+    const at::Tensor mixFlat = mix.reshape({-1});
+    int64_t start = 0;
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t n = cnt[e];
+        if (n == 0)
+            continue;
+        const at::Tensor pairs = order.narrow(0, start, n);
+        start += n;
+        const at::Tensor tokens = at::div(pairs, K, "floor");
+        const at::Tensor xe = h.index_select(0, tokens);
+        const at::Tensor ye = observedMlp(w, cfg.expertLinear(layer, e, "gate"), cfg.expertLinear(layer, e, "up"),
+                                          cfg.expertLinear(layer, e, "down"), xe, e, obs);
+        out.index_add_(0, tokens, ye * mixFlat.index_select(0, pairs).unsqueeze(1));
+    }
+    (void)N;
+    if (cfg.hasSharedExpert()) {
+        at::Tensor shared = observedMlp(w, cfg.sharedLinear(layer, "gate"), cfg.sharedLinear(layer, "up"),
+                                        cfg.sharedLinear(layer, "down"), h, -1, obs);
+        if (cfg.sharedExpertGate)
+            shared = at::sigmoid(observedLinear(w, cfg.sharedGateName(layer), h, -1, obs)) * shared;
+        out = out + shared;
+    }
+    return out;
+}
+
+at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
+                        ForwardObserver* obs)
+{
+    const std::string p = cfg.layerPrefix(w.layer);
+    const int64_t H = x.size(-1);
+    const at::Tensor h1 = rmsNorm(x, w.get(p + ".input_layernorm.weight"), cfg.rmsNormEps);
+    const at::Tensor x1 = x + attention(cfg, w, h1, rope, obs);
+    const at::Tensor h2 = rmsNorm(x1, w.get(p + ".post_attention_layernorm.weight"), cfg.rmsNormEps);
+    const at::Tensor x2 = x1 + mlpBlock(cfg, w, h2.reshape({-1, H}), obs).view(x.sizes());
+    if (obs) {
+        const at::Tensor f0 = x.reshape({-1, H}), f1 = x1.reshape({-1, H}), f2 = x2.reshape({-1, H});
+        obs->block(w.layer, BlockPart::Attention, f0, f1);
+        obs->block(w.layer, BlockPart::Mlp, f1, f2);
+        obs->block(w.layer, BlockPart::Whole, f0, f2);
+    }
+    return x2;
+}
+
+at::Tensor finalLogits(const ModelConfig& cfg, const OuterWeights& o, const at::Tensor& hidden)
+{
+    return at::linear(rmsNorm(hidden, o.norm, cfg.rmsNormEps), o.lmHead).to(at::kFloat);
+}
+
+} // namespace moewb

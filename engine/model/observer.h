@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// Hook points of the forward pass. Calibration observers, GPTQ Hessian collectors and tests
+// implement this; the forward calls it with tensors it does not keep.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace moewb {
+
+enum class BlockPart { Attention, Mlp, Whole };
+
+class ForwardObserver {
+public:
+    virtual ~ForwardObserver() = default;
+    /// Input x [N, in] of linear `name` (tensor name without ".weight"). For a routed expert only
+    /// the tokens routed to it are passed. `layer`/`expert` locate it (expert -1 if not routed).
+    virtual void linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x) {}
+    /// Router of a MoE layer over N tokens: logits [N, E] (model dtype), the chosen experts
+    /// [N, k] (int64, in descending weight order) and their final mixing weights [N, k] (fp32).
+    virtual void routing(int64_t layer, const at::Tensor& logits, const at::Tensor& experts,
+                         const at::Tensor& weights) {}
+    /// Hidden states [N, H] entering and leaving one part of decoder block `layer` (residual included).
+    virtual void block(int64_t layer, BlockPart part, const at::Tensor& in, const at::Tensor& out) {}
+    /// Whether linearInput should be called (it costs a flatten per linear).
+    virtual bool wantsLinearInputs() const { return false; }
+};
+
+} // namespace moewb

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+#include "moewb/model/runtime.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace moewb {
+
+namespace {
+
+std::string mappedBlas()
+{
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+        const auto slash = line.find('/');
+        if (slash == std::string::npos)
+            continue;
+        const std::string path = line.substr(slash);
+        if (path.find("openblas") != std::string::npos || path.find("libblas") != std::string::npos
+            || path.find("mkl") != std::string::npos || path.find("blis") != std::string::npos)
+            return path;
+    }
+    return {};
+}
+
+double measureGflops()
+{
+    const int64_t n = 512;
+    const at::Tensor a = at::rand({n, n}), b = at::rand({n, n});
+    at::Tensor c = at::matmul(a, b); // warm-up
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        c = at::matmul(a, b);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return 2.0 * double(n * n * n) / best / 1e9;
+}
+
+} // namespace
+
+RuntimeInfo initRuntime(bool measureGemm)
+{
+    static std::mutex mutex;
+    static RuntimeInfo info;
+    static bool threadsSet = false, measured = false;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!threadsSet) {
+        int threads = int(std::thread::hardware_concurrency());
+        if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0)
+            threads = std::atoi(env);
+        at::set_num_threads(std::max(1, threads));
+        info.threads = at::get_num_threads();
+        threadsSet = true;
+    }
+    if (measureGemm && !measured) {
+        info.gemmGflops = measureGflops();
+        info.blasLibrary = mappedBlas();
+        // An optimized BLAS reaches tens of GFLOP/s per core here; the reference BLAS stays near 2-5.
+        info.slowBlas = info.gemmGflops < 8.0 * info.threads;
+        if (info.slowBlas)
+            info.warning = "warning: fp32 GEMM runs at " + std::to_string(int(info.gemmGflops))
+                + " GFLOP/s, which suggests a reference BLAS (" + (info.blasLibrary.empty() ? "unknown" : info.blasLibrary)
+                + "); install libopenblas0-pthread (apt-get install libopenblas0-pthread) for ~40x faster runs";
+        measured = true;
+    }
+    return info;
+}
+
+} // namespace moewb

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+#include "model/streamer.h"
+
+#include "moewb/core/error.h"
+
+#include <algorithm>
+#include <map>
+
+namespace moewb {
+
+at::ScalarType computeDtype(const ModelConfig& cfg, const std::string& request)
+{
+    std::string r = request;
+    if (r == "auto" || r.empty())
+        r = cfg.torchDtype.empty() ? "float32" : cfg.torchDtype;
+    if (r == "bfloat16" || r == "bf16")
+        return at::kBFloat16;
+    // fp16 GEMMs have no fast CPU path in libtorch: run half-precision checkpoints in fp32.
+    if (r == "float32" || r == "f32" || r == "float" || r == "float16" || r == "f16" || r == "half")
+        return at::kFloat;
+    throw InputError("--dtype", "unknown dtype '" + request + "' (use auto, bf16 or f32)");
+}
+
+Model::Model(const std::string& dir)
+    : m_dir(dir)
+    , m_cfg(loadConfig(dir))
+    , m_ckpt(Checkpoint::open(dir))
+{
+}
+
+namespace {
+struct Batch {
+    std::vector<size_t> members; // indices into the input sequences
+    at::Tensor hidden;           // [b, T, H]
+};
+
+std::vector<Batch> makeBatches(const std::vector<at::Tensor>& seqs, int64_t maxTokens)
+{
+    std::map<int64_t, std::vector<size_t>> byLength;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        MOEWB_CHECK(seqs[i].dim() == 1 && seqs[i].size(0) > 0, "forward", "sequence ", i, " is empty or not 1-D");
+        byLength[seqs[i].size(0)].push_back(i);
+    }
+    std::vector<Batch> batches;
+    for (const auto& [len, idx] : byLength) {
+        const size_t per = size_t(std::max<int64_t>(1, maxTokens / len));
+        for (size_t s = 0; s < idx.size(); s += per)
+            batches.push_back(Batch{{idx.begin() + s, idx.begin() + std::min(idx.size(), s + per)}, {}});
+    }
+    return batches;
+}
+} // namespace
+
+void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& opt, const LogitsSink& sink,
+                ForwardObserver* obs, const ProgressFn& progress) const
+{
+    at::NoGradGuard noGrad;
+    const ModelConfig& cfg = m_cfg;
+    std::vector<Batch> batches = makeBatches(sequences, opt.maxBatchTokens);
+    int64_t maxLen = 0;
+    for (const auto& s : sequences)
+        maxLen = std::max(maxLen, s.size(0));
+    const RopeTables rope = ropeTables(cfg, maxLen, opt.dtype);
+
+    {
+        const at::Tensor embed = loadTensorShaped(m_ckpt, "model.embed_tokens.weight",
+                                                  {cfg.vocabSize, cfg.hiddenSize}, opt.dtype);
+        for (auto& b : batches) {
+            std::vector<at::Tensor> ids;
+            for (size_t i : b.members) {
+                const at::Tensor s = sequences[i].to(at::kLong);
+                const int64_t lo = s.min().item<int64_t>(), hi = s.max().item<int64_t>();
+                MOEWB_CHECK(lo >= 0 && hi < cfg.vocabSize, m_dir, "token id ", (lo < 0 ? lo : hi),
+                            " is outside the model's vocabulary of ", cfg.vocabSize);
+                ids.push_back(s);
+            }
+            b.hidden = embed.index_select(0, at::stack(ids).reshape({-1})).view({int64_t(ids.size()), -1, cfg.hiddenSize});
+        }
+    }
+
+    const int64_t L = cfg.numLayers;
+    const int64_t steps = L * int64_t(batches.size());
+    if (opt.streaming) {
+        for (int64_t l = 0; l < L; ++l) {
+            report(progress, "forward", l * int64_t(batches.size()), steps,
+                   "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (loading)");
+            const LayerWeights w = loadLayerWeights(cfg, m_ckpt, l, opt.dtype);
+            for (size_t bi = 0; bi < batches.size(); ++bi) {
+                report(progress, "forward", l * int64_t(batches.size()) + int64_t(bi), steps,
+                       "layer " + std::to_string(l + 1) + "/" + std::to_string(L));
+                batches[bi].hidden = decoderLayer(cfg, w, batches[bi].hidden, rope, obs);
+            }
+        }
+    } else {
+        std::vector<LayerWeights> layers;
+        for (int64_t l = 0; l < L; ++l)
+            layers.push_back(loadLayerWeights(cfg, m_ckpt, l, opt.dtype));
+        for (size_t bi = 0; bi < batches.size(); ++bi)
+            for (int64_t l = 0; l < L; ++l) {
+                report(progress, "forward", int64_t(bi) * L + l, steps);
+                batches[bi].hidden = decoderLayer(cfg, layers[size_t(l)], batches[bi].hidden, rope, obs);
+            }
+    }
+    report(progress, "forward", steps, steps, "lm_head");
+
+    const OuterWeights outer{at::Tensor(),
+                             loadTensorShaped(m_ckpt, "model.norm.weight", {cfg.hiddenSize}, opt.dtype),
+                             loadTensorShaped(m_ckpt,
+                                              cfg.tieWordEmbeddings && !m_ckpt.has("lm_head.weight")
+                                                  ? "model.embed_tokens.weight"
+                                                  : "lm_head.weight",
+                                              {cfg.vocabSize, cfg.hiddenSize}, opt.dtype)};
+    for (auto& b : batches) {
+        for (size_t j = 0; j < b.members.size(); ++j)
+            sink(b.members[j], finalLogits(cfg, outer, b.hidden[int64_t(j)]));
+        b.hidden = at::Tensor();
+    }
+}
+
+at::Tensor Model::logits(const at::Tensor& ids, const StreamOptions& opt) const
+{
+    std::vector<at::Tensor> seqs;
+    for (int64_t b = 0; b < ids.size(0); ++b)
+        seqs.push_back(ids[b]);
+    std::vector<at::Tensor> out(seqs.size());
+    run(seqs, opt, [&](size_t i, const at::Tensor& l) { out[i] = l; });
+    return at::stack(out);
+}
+
+} // namespace moewb

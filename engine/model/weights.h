@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// Bridge from safetensors byte ranges to at::Tensor, and one decoder layer's weights.
+#pragma once
+
+#include "moewb/io/hf_config.h"
+#include "moewb/io/safetensors.h"
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <unordered_map>
+
+namespace moewb {
+
+at::ScalarType toScalarType(DType d);
+
+/// Copies the tensor's bytes out of the mapping (which may be unaligned) into a new contiguous
+/// tensor and converts it to `target` (at::ScalarType::Undefined keeps the stored dtype).
+at::Tensor loadTensor(const Checkpoint& ckpt, const std::string& name,
+                      at::ScalarType target = at::ScalarType::Undefined);
+
+/// Loads `name` and checks its shape; InputError names the tensor, the expected and actual shape.
+at::Tensor loadTensorShaped(const Checkpoint& ckpt, const std::string& name,
+                            std::vector<int64_t> shape, at::ScalarType target);
+
+/// The weights of one decoder layer, keyed by full tensor name ("model.layers.3.self_attn.q_proj.weight").
+struct LayerWeights {
+    int64_t layer = -1;
+    std::unordered_map<std::string, at::Tensor> tensors;
+
+    const at::Tensor& get(const std::string& name) const; ///< throws if absent
+    at::Tensor opt(const std::string& name) const;        ///< undefined tensor if absent
+    int64_t bytes() const;
+};
+
+/// Loads every tensor of decoder layer `layer` that the architecture uses, shape-checked, as `dtype`.
+LayerWeights loadLayerWeights(const ModelConfig& cfg, const Checkpoint& ckpt, int64_t layer,
+                              at::ScalarType dtype);
+
+/// Embedding, final norm and lm_head (tied: the embedding matrix).
+struct OuterWeights {
+    at::Tensor embed;  ///< [V, H]
+    at::Tensor norm;   ///< [H]
+    at::Tensor lmHead; ///< [V, H]
+};
+OuterWeights loadOuterWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype);
+
+} // namespace moewb
