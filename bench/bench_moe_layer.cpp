@@ -95,6 +95,7 @@ int main(int argc, char** argv)
         const double layerS = seconds([&] { decoderLayer(cfg, w8, x, rope, nullptr); }, reps);
         const at::Tensor h = x.view({T, H});
         const double moeS = seconds([&] { mlpBlock(cfg, w8, h, nullptr); }, reps);
+        const double attnS = seconds([&] { attention(cfg, w8, x, rope, nullptr); }, reps);
 
         const double attnFlops = 2.0 * T * H * (2.0 * H + 2.0 * kv) + 2.0 * 2.0 * cfg.numHeads * double(T) * T * cfg.headDim;
         const double moeFlops = 2.0 * T * cfg.topK * 3.0 * H * I + 2.0 * T * H * E;
@@ -103,6 +104,9 @@ int main(int argc, char** argv)
                     (long long)T, layerS, T / layerS, layerGf, 100.0 * layerGf / peak);
         std::printf("MoE sub-block alone:        %.2f s, %.0f tokens/s, %.1f GFLOP/s = %.0f%% of GEMM peak\n", moeS,
                     T / moeS, moeGf, 100.0 * moeGf / peak);
+        const double attnGf = attnFlops / attnS / 1e9;
+        std::printf("attention sub-block alone:  %.2f s, %.0f tokens/s, %.1f GFLOP/s = %.0f%% of GEMM peak\n", attnS,
+                    T / attnS, attnGf, 100.0 * attnGf / peak);
     }
     return 0;
 }

@@ -55,7 +55,10 @@ struct ModelConfig {
     QkNorm qkNorm = QkNorm::None;
     std::optional<double> clipQkv; ///< OLMoE
     std::optional<int64_t> bosTokenId;
-    std::optional<int64_t> eosTokenId;
+    std::optional<int64_t> eosTokenId; ///< the first one when config.json lists several
+    std::optional<int64_t> slidingWindow; ///< set only when the model would use it (ignored: full attention)
+    /// Things the user should know that are not errors, one sentence each (e.g. an ignored sliding window).
+    std::vector<std::string> notes;
 
     bool isMoe() const { return numExperts > 0; }
     bool isMoeLayer(int64_t layer) const;
@@ -98,8 +101,23 @@ struct LinearInfo {
 };
 
 /// Every linear of the decoder layers, in layer order, attention first, then router, experts
-/// (by index, gate/up/down), shared expert, dense MLP. Excludes embeddings and lm_head.
+/// (by index, gate/up/down), shared expert (gate/up/down, then Qwen2-MoE's shared_expert_gate),
+/// dense MLP. Excludes embeddings and lm_head.
 std::vector<LinearInfo> listLinears(const ModelConfig& cfg);
+
+/// One tensor the checkpoint must hold, with its full name (".weight" / ".bias" included).
+struct TensorSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+};
+
+/// Every tensor the architecture needs: model.embed_tokens, then per layer the norms, q/k norms and
+/// each linear's weight (and bias), then model.norm and lm_head (omitted when tie_word_embeddings).
+std::vector<TensorSpec> expectedTensors(const ModelConfig& cfg);
+
+/// The MoE layers (moe = true) or the dense ones (false) written as ranges, e.g. "1-27" or "0,47";
+/// "" if none.
+std::string layerRanges(const ModelConfig& cfg, bool moe);
 
 /// Parameter count implied by the config (embeddings, lm_head unless tied, norms, linears).
 int64_t parameterCount(const ModelConfig& cfg);
