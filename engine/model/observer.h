@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 namespace moewb {
 
@@ -23,6 +24,13 @@ public:
                          const at::Tensor& weights) {}
     /// Hidden states [N, H] entering and leaving one part of decoder block `layer` (residual included).
     virtual void block(int64_t layer, BlockPart part, const at::Tensor& in, const at::Tensor& out) {}
+    /// Called before batch `batch` goes through decoder layer `layer`: `sequences` are the indices
+    /// (into Model::run's input) of the sequences in the batch, in row order; every hook call that
+    /// follows until the next beginBatch concerns these tokens, flattened row-major ([b, T] → N).
+    /// Batches reach every layer in the same order, streaming or not.
+    virtual void beginBatch(int64_t layer, int64_t batch, const std::vector<size_t>& sequences) {}
+    /// Called once after the last batch has left the last layer.
+    virtual void finish() {}
     /// Whether linearInput should be called (it costs a flatten per linear).
     virtual bool wantsLinearInputs() const { return false; }
 };

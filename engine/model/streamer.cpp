@@ -88,6 +88,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
             for (size_t bi = 0; bi < batches.size(); ++bi) {
                 report(progress, "forward", l * int64_t(batches.size()) + int64_t(bi), steps,
                        "layer " + std::to_string(l + 1) + "/" + std::to_string(L));
+                if (obs)
+                    obs->beginBatch(l, int64_t(bi), batches[bi].members);
                 batches[bi].hidden = decoderLayer(cfg, w, batches[bi].hidden, rope, obs);
             }
         }
@@ -98,9 +100,13 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         for (size_t bi = 0; bi < batches.size(); ++bi)
             for (int64_t l = 0; l < L; ++l) {
                 report(progress, "forward", int64_t(bi) * L + l, steps);
+                if (obs)
+                    obs->beginBatch(l, int64_t(bi), batches[bi].members);
                 batches[bi].hidden = decoderLayer(cfg, layers[size_t(l)], batches[bi].hidden, rope, obs);
             }
     }
+    if (obs)
+        obs->finish();
     report(progress, "forward", steps, steps, "lm_head");
 
     const OuterWeights outer{at::Tensor(),

@@ -17,8 +17,11 @@ namespace {
 // fp32 forward vs float64 reference on O(1)-scaled random weights: measured max abs diff is
 // ~1e-5; the bound leaves room for BLAS summation order.
 constexpr double kMaxAbsDiffF32 = 2e-4;
-// bf16 compute (weights stored in bf16) vs the float64 reference on the same bf16 weights.
-constexpr double kMaxMeanAbsDiffBf16 = 0.05;
+// bf16 compute (weights stored in bf16) vs the float64 reference on the same bf16 weights:
+// bf16 keeps 8 mantissa bits (relative rounding 2^-9 ≈ 0.2%) at every op of 3 layers; measured
+// mean |diff| ≈ 0.07 on logits of scale ~8, and the next-token argmax must mostly agree.
+constexpr double kMaxMeanAbsDiffBf16 = 0.15;
+constexpr double kMinArgmaxAgreementBf16 = 0.9;
 
 at::Tensor randomIds(int64_t b, int64_t t, int64_t vocab, uint64_t seed)
 {
@@ -131,9 +134,12 @@ private slots:
         QVERIFY((model.logits(ids, f32) - ref).abs().max().item<double>() < kMaxAbsDiffF32);
         StreamOptions bf16;
         bf16.dtype = at::kBFloat16;
-        const double meanDiff = (model.logits(ids, bf16) - ref).abs().mean().item<double>();
-        qInfo("bf16 compute: mean |logit diff| = %.3g", meanDiff);
+        const at::Tensor got = model.logits(ids, bf16);
+        const double meanDiff = (got - ref).abs().mean().item<double>();
+        const double agree = got.argmax(-1).eq(ref.argmax(-1)).to(at::kDouble).mean().item<double>();
+        qInfo("bf16 compute: mean |logit diff| = %.3g, argmax agreement %.2f", meanDiff, agree);
         QVERIFY(meanDiff < kMaxMeanAbsDiffBf16);
+        QVERIFY(agree >= kMinArgmaxAgreementBf16);
     }
 
     void missingTensorIsNamed()
@@ -143,8 +149,8 @@ private slots:
         // Rewrite the checkpoint without one tensor using the reference's own writer.
         runPython({"-c",
                    "import sys; sys.path.insert(0, sys.argv[1]); import safetensors_np as s; "
-                   "t = s.load_file(sys.argv[2]); del t['model.layers.1.self_attn.k_proj.weight']; "
-                   "s.save_file(t, sys.argv[2])",
+                   "t, d, m = s.load(sys.argv[2]); del t['model.layers.1.self_attn.k_proj.weight']; "
+                   "s.save(sys.argv[2], t, d, m)",
                    sourcePath("tests/reference"), dir + "/model.safetensors"});
         const Model model(dir.toStdString());
         StreamOptions opt;
