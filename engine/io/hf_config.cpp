@@ -330,10 +330,8 @@ void checkSilu(const Keys& k)
 void noteSlidingWindow(ModelConfig& c, int64_t window)
 {
     c.slidingWindow = window;
-    c.notes.push_back(detail::concat("sliding_window ", window,
-                                     " is ignored: moewb attends over the whole context (identical results for "
-                                     "sequences of at most ",
-                                     window, " tokens)"));
+    c.notes.push_back(detail::concat("sliding_window ", window, ": each token attends to at most the ", window,
+                                     " most recent tokens"));
 }
 
 } // namespace

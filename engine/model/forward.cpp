@@ -121,7 +121,9 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
         v = v.repeat_interleave(nh / nkv, 1);
     }
     const double scale = 1.0 / std::sqrt(double(hd));
-    const at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
+    at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
+    if (cfg.slidingWindow && *cfg.slidingWindow < T) // Mistral-style: keys with i - j >= window are masked
+        mask = mask + at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).tril(-*cfg.slidingWindow);
     // Scores are scaled, masked and soft-maxed in fp32 (HF scales in the model dtype, then
     // soft-maxes in fp32; skipping that one bf16 rounding is slightly more accurate and much faster
     // on the CPU). Chunks of heads of one sequence bound the [heads, T, T] score tensor to ~64 MB.

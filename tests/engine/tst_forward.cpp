@@ -142,6 +142,31 @@ private slots:
         QVERIFY(agree >= kMinArgmaxAgreementBf16);
     }
 
+    void slidingWindowMatchesReference()
+    {
+        QTemporaryDir tmp;
+        const QString dir = generate(tmp, "mistral");
+        runPython({"-c",
+                   "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['sliding_window'] = 4; "
+                   "json.dump(c, open(p, 'w'))",
+                   dir + "/config.json"});
+        const Model model(dir.toStdString());
+        QCOMPARE(model.config().slidingWindow.value_or(-1), int64_t(4));
+        const at::Tensor ids = randomIds(2, 13, model.config().vocabSize, 8);
+        const at::Tensor ref = referenceLogits(dir, ids, tmp.path());
+        StreamOptions opt;
+        const at::Tensor got = model.logits(ids, opt);
+        QVERIFY((got - ref).abs().max().item<double>() < kMaxAbsDiffF32);
+        // The window matters: positions past it differ from full attention.
+        runPython({"-c",
+                   "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['sliding_window'] = None; "
+                   "json.dump(c, open(p, 'w'))",
+                   dir + "/config.json"});
+        const at::Tensor full = Model(dir.toStdString()).logits(ids, opt);
+        QVERIFY(at::equal(full.narrow(1, 0, 4), got.narrow(1, 0, 4)));
+        QVERIFY((full.narrow(1, 4, 9) - got.narrow(1, 4, 9)).abs().max().item<double>() > 1e-3);
+    }
+
     void missingTensorIsNamed()
     {
         QTemporaryDir tmp;

@@ -5,7 +5,8 @@
     /usr/bin/python3 tests/reference/reference_forward.py MODEL_DIR IDS_FILE OUT_FILE
                      [--dump-routing ROUTING_JSON] [--allow-unused]
 
-IDS_FILE : JSON array of arrays of token ids (a batch of equal-length sequences), e.g. [[1,2,3],[4,5,6]].
+IDS_FILE : JSON array of arrays of token ids (a batch of equal-length sequences), e.g. [[1,2,3],[4,5,6]]
+           (a flat array [1,2,3] is accepted as a batch of one).
 OUT_FILE : raw little-endian float32 logits [B, T, V] (C order); sidecar OUT_FILE.json = {"shape": [B, T, V]}.
 --dump-routing : JSON {"layers": [{"layer": i, "top_k": k, "num_experts": E, "experts": [B][T][k] ints,
                  "weights": [B][T][k] floats, "probs": [B][T][E] floats}, ...]} for every MoE layer (dense
@@ -319,6 +320,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     with open(a.ids_file, "r", encoding="utf-8") as f:
         ids = json.load(f)
+    if isinstance(ids, list) and ids and all(isinstance(r, int) for r in ids):
+        ids = [ids]  # convenience: a flat array is a batch of one
     if not isinstance(ids, list) or not ids or not all(isinstance(r, list) for r in ids):
         raise SystemExit("IDS_FILE must be a JSON array of arrays of token ids")
     if len({len(r) for r in ids}) != 1:

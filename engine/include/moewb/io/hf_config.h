@@ -56,7 +56,7 @@ struct ModelConfig {
     std::optional<double> clipQkv; ///< OLMoE
     std::optional<int64_t> bosTokenId;
     std::optional<int64_t> eosTokenId; ///< the first one when config.json lists several
-    std::optional<int64_t> slidingWindow; ///< set only when the model would use it (ignored: full attention)
+    std::optional<int64_t> slidingWindow; ///< set only when the model uses it: keys j with i - j >= window are masked
     /// Things the user should know that are not errors, one sentence each (e.g. an ignored sliding window).
     std::vector<std::string> notes;
 
