@@ -3,6 +3,8 @@
 
 #include "model/streamer.h"
 #include "moewb/core/error.h"
+#include "moewb/io/hf_config.h"
+#include "moewb/io/safetensors.h"
 #include "moewb/io/tokenizer.h"
 #include "moewb/model/runtime.h"
 
@@ -81,6 +83,9 @@ PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vect
 PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::string& textFile,
                                         const PerplexityOptions& opt, const ProgressFn& progress)
 {
+    // Validate the model (config.json, safetensors headers) before spending time on tokenization.
+    loadConfig(modelDir);
+    Checkpoint::open(modelDir);
     std::ifstream in(textFile, std::ios::binary);
     if (!in)
         throw IoError(textFile, "cannot open text file");

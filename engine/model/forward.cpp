@@ -149,6 +149,8 @@ at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Ten
                            cfg.denseLinear(layer, "down"), h, -1, obs);
 
     const int64_t N = h.size(0), E = cfg.numExperts, K = cfg.topK;
+    if (obs)
+        obs->moeInput(w, h);
     const at::Tensor logits = observedLinear(w, cfg.routerName(layer), h, -1, obs); // [N, E] model dtype
     const at::Tensor probs = at::softmax(logits.to(at::kFloat), -1);
     auto [topW, topI] = at::topk(probs, K, -1, /*largest=*/true, /*sorted=*/true);

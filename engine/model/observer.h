@@ -12,6 +12,8 @@ namespace moewb {
 
 enum class BlockPart { Attention, Mlp, Whole };
 
+struct LayerWeights;
+
 class ForwardObserver {
 public:
     virtual ~ForwardObserver() = default;
@@ -29,6 +31,12 @@ public:
     /// follows until the next beginBatch concerns these tokens, flattened row-major ([b, T] → N).
     /// Batches reach every layer in the same order, streaming or not.
     virtual void beginBatch(int64_t layer, int64_t batch, const std::vector<size_t>& sequences) {}
+    /// Input h [N, H] of a MoE layer's router and experts (after post_attention_layernorm), with the
+    /// layer's weights, so an observer can run experts the router did not choose (correlation probe).
+    virtual void moeInput(const LayerWeights& w, const at::Tensor& h) {}
+    /// Called once per decoder layer right after its weights were loaded, before any batch passes
+    /// it (weight-only statistics such as outlier scores; streaming or not).
+    virtual void layerLoaded(const LayerWeights& w) {}
     /// Called once after the last batch has left the last layer.
     virtual void finish() {}
     /// Whether linearInput should be called (it costs a flatten per linear).

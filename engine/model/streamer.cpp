@@ -85,6 +85,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
             report(progress, "forward", l * int64_t(batches.size()), steps,
                    "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (loading)");
             const LayerWeights w = loadLayerWeights(cfg, m_ckpt, l, opt.dtype);
+            if (obs)
+                obs->layerLoaded(w);
             for (size_t bi = 0; bi < batches.size(); ++bi) {
                 report(progress, "forward", l * int64_t(batches.size()) + int64_t(bi), steps,
                        "layer " + std::to_string(l + 1) + "/" + std::to_string(L));
@@ -95,8 +97,11 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         }
     } else {
         std::vector<LayerWeights> layers;
-        for (int64_t l = 0; l < L; ++l)
+        for (int64_t l = 0; l < L; ++l) {
             layers.push_back(loadLayerWeights(cfg, m_ckpt, l, opt.dtype));
+            if (obs)
+                obs->layerLoaded(layers.back());
+        }
         for (size_t bi = 0; bi < batches.size(); ++bi)
             for (int64_t l = 0; l < L; ++l) {
                 report(progress, "forward", int64_t(bi) * L + l, steps);

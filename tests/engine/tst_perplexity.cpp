@@ -2,6 +2,7 @@
 // Perplexity: the window rule (hand-computed), NLL against the NumPy reference, and the CLI.
 #include "moewb/core/error.h"
 #include "moewb/eval/perplexity.h"
+#include "moewb/io/tokenizer.h"
 #include "testutil.h"
 
 #include <QTemporaryDir>
@@ -127,16 +128,25 @@ private slots:
         QTemporaryDir tmp;
         const QString dir = makeModel(tmp, "mixtral");
         const QString text = tmp.path() + "/text.txt";
-        writeAll(text, "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs on.\n"
-                       "int main(void) { return 0; }\n");
+        const QByteArray content = "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs on.\n"
+                                   "int main(void) { return 0; }\n";
+        writeAll(text, content);
         const CliRun r = runCli(moewbCli(), {"eval", dir, "--ppl", text, "--ctx", "16", "--stride", "8",
                                              "--dtype", "f32"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QStringList lines = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
         QVERIFY(!lines.isEmpty() && lines.last().startsWith("perplexity: "));
         const double ppl = lines.last().mid(12).toDouble();
-        // A random 3-layer model over a ~300-token vocabulary: close to uniform, far from 1.
-        QVERIFY2(ppl > 50 && ppl < 2000, qPrintable(lines.last()));
+        // Same text through the tokenizer and the engine API: the CLI adds nothing of its own.
+        const auto ids = Tokenizer::load(dir.toStdString())->encode(content.toStdString());
+        PerplexityOptions opt;
+        opt.ctx = 16;
+        opt.stride = 8;
+        opt.dtype = "f32";
+        const PerplexityResult api = evaluatePerplexity(dir.toStdString(), ids, opt);
+        QVERIFY2(std::abs(ppl - api.perplexity) < 1e-3 * api.perplexity, qPrintable(lines.last()));
+        // A random model is confidently wrong: far worse than uniform over its 297 tokens.
+        QVERIFY(ppl > 297);
     }
 
     void cliErrorsAreOneLine()
@@ -145,6 +155,9 @@ private slots:
         const CliRun missing = runCli(moewbCli(), {"eval", tmp.path() + "/nope", "--ppl", "/dev/null"});
         QCOMPARE(missing.exitCode, 1);
         QVERIFY2(missing.err.startsWith("moewb: error: ") && missing.err.count('\n') == 1, missing.err.constData());
+        const CliRun noText = runCli(moewbCli(), {"eval", makeModel(tmp, "llama"), "--ppl", tmp.path() + "/none.txt"});
+        QCOMPARE(noText.exitCode, 1);
+        QVERIFY2(noText.err.contains("moewb: error: ") && noText.err.contains("none.txt"), noText.err.constData());
         QVERIFY(missing.err.contains("nope"));
         const CliRun usage = runCli(moewbCli(), {"eval"});
         QCOMPARE(usage.exitCode, 2);

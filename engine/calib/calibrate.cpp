@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+#include "calib/calibrator.h"
+
+#include "moewb/core/error.h"
+#include "moewb/core/version.h"
+#include "moewb/model/runtime.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+namespace moewb {
+
+namespace {
+
+const char* dtypeString(at::ScalarType t)
+{
+    switch (t) {
+    case at::kBFloat16:
+        return "bfloat16";
+    case at::kHalf:
+        return "float16";
+    case at::kDouble:
+        return "float64";
+    default:
+        return "float32";
+    }
+}
+
+std::string utcNow()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+/// Appends "N tok/s" to Model::run's "layer i/n" message; terminalProgress adds the ETA.
+ProgressFn withThroughput(const ProgressFn& inner, int64_t numTokens)
+{
+    if (!inner)
+        return inner;
+    const auto start = std::chrono::steady_clock::now();
+    return [inner, numTokens, start](const Progress& p) {
+        Progress q = p;
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (p.total > 0 && p.done > 0 && secs > 0) {
+            // A step is one batch through one layer: done/total of the whole model's work.
+            const double tokPerSec = double(numTokens) * double(p.done) / double(p.total) / secs;
+            char buf[64];
+            std::snprintf(buf, sizeof buf, ", %.0f tok/s", tokPerSec);
+            q.message += buf;
+        }
+        return inner(q);
+    };
+}
+
+} // namespace
+
+TokenLayout layoutOf(const std::vector<at::Tensor>& sequences)
+{
+    TokenLayout l;
+    int64_t off = 0;
+    for (const auto& s : sequences) {
+        l.offset.push_back(off);
+        l.length.push_back(s.size(0));
+        off += s.size(0);
+    }
+    return l;
+}
+
+CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& sequences, const TokenLayout& layout,
+                          const CalibrateOptions& opt, ForwardObserver* extra, const ProgressFn& progress)
+{
+    MOEWB_CHECK(opt.maxBatchTokens > 0, "--batch-tokens", "must be positive");
+    MOEWB_CHECK(opt.probeTokens >= 0, "--probe-tokens", "must not be negative");
+    const ModelConfig& cfg = model.config();
+    const std::vector<LinearInfo> linears = listLinears(cfg);
+
+    CalibStats st;
+    st.numLayers = cfg.numLayers;
+    st.hiddenSize = cfg.hiddenSize;
+    st.layers.resize(size_t(cfg.numLayers));
+    for (int64_t l = 0; l < cfg.numLayers; ++l) {
+        st.layers[size_t(l)].layer = l;
+        st.layers[size_t(l)].isMoe = cfg.isMoeLayer(l);
+    }
+    for (const LinearInfo& li : linears) {
+        LinearStats s;
+        s.name = li.name;
+        s.layer = li.layer;
+        s.expert = li.expert;
+        s.role = linearRoleName(li.role);
+        s.inFeatures = li.inFeatures;
+        s.outFeatures = li.outFeatures;
+        s.outlierScore = std::numeric_limits<float>::quiet_NaN();
+        st.linears.push_back(std::move(s));
+    }
+
+    RoutingObserver routing(cfg, layout);
+    BlockCosineObserver cosine(cfg.numLayers);
+    LinearStatsObserver acts(linears);
+    OutlierObserver outliers(linears, model.checkpoint(), st.outlier.eps);
+    CorrelationProbe probe(cfg, layout, opt.probeTokens);
+    FanoutObserver all;
+    all.add(&routing);
+    all.add(&cosine);
+    if (opt.activations)
+        all.add(&acts);
+    if (opt.outlierScores)
+        all.add(&outliers);
+    if (opt.probeTokens > 0 && cfg.isMoe())
+        all.add(&probe);
+    all.add(extra);
+
+    StreamOptions so;
+    so.dtype = computeDtype(cfg, opt.dtype);
+    so.maxBatchTokens = opt.maxBatchTokens;
+    so.streaming = opt.streaming;
+    int64_t numTokens = 0;
+    for (const auto& s : sequences)
+        numTokens += s.size(0);
+    // The logits are not needed; Model::run computes them anyway (cheap next to the layers).
+    model.run(sequences, so, [](size_t, const at::Tensor&) {}, &all, withThroughput(progress, numTokens));
+
+    routing.fill(st.layers);
+    cosine.fill(st.layers);
+    if (opt.activations)
+        acts.fill(st.linears);
+    if (opt.outlierScores)
+        outliers.fill(st.linears);
+    if (opt.probeTokens > 0 && cfg.isMoe())
+        probe.fill(st.layers);
+    st.provenance.numTokens = numTokens;
+    st.provenance.computeDtype = dtypeString(so.dtype);
+    st.provenance.device = "cpu";
+    return st;
+}
+
+CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& tokens, const CalibrateOptions& opt,
+                           const ProgressFn& progress)
+{
+    initRuntime(false);
+    const std::vector<CalibWindow> windows
+        = calibWindows(int64_t(tokens.ids.size()), opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
+    const Model model(modelDir);
+
+    const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(tokens.ids)).to(at::kLong);
+    std::vector<at::Tensor> seqs;
+    for (const auto& w : windows)
+        seqs.push_back(all.slice(0, w.begin, w.end));
+    TokenLayout layout = layoutOf(seqs);
+    const bool haveDomains = !tokens.domains.empty();
+    layout.numDomains = int64_t(tokens.domains.size());
+    std::vector<int64_t> domainCounts(tokens.domains.size(), 0);
+    if (haveDomains)
+        for (const auto& w : windows)
+            for (int64_t t = w.begin; t < w.end; ++t) {
+                const int32_t d = tokens.domain[size_t(t)];
+                layout.domain.push_back(d);
+                domainCounts[size_t(d)] += 1;
+            }
+
+    CalibStats st = runCalibration(model, seqs, layout, opt, nullptr, progress);
+
+    StatsProvenance& p = st.provenance;
+    const ModelConfig& cfg = model.config();
+    p.modelPath = modelDir;
+    p.architecture = cfg.architecture;
+    p.modelType = cfg.modelType;
+    p.dataFiles = tokens.files;
+    p.numSamples = int64_t(windows.size());
+    p.seqLen = opt.seqLen;
+    p.seed = opt.seed;
+    p.randomWindows = opt.randomWindows;
+    p.domains = tokens.domains;
+    p.domainTokenCounts = domainCounts;
+    p.toolVersion = version();
+    p.created = opt.created.empty() ? utcNow() : opt.created;
+
+    std::string names;
+    for (const auto& f : tokens.files)
+        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
+    p.dataDescription = (opt.randomWindows ? std::to_string(windows.size()) + " random windows (seed "
+                                                 + std::to_string(opt.seed) + ") of "
+                                           : "first " + std::to_string(windows.size()) + " windows of ")
+        + std::to_string(opt.seqLen) + " tokens of " + names
+        + (haveDomains ? " (" + std::to_string(tokens.domains.size()) + " domains)" : "");
+
+    nlohmann::json j;
+    nlohmann::json data = nlohmann::json::array();
+    for (const auto& d : opt.data)
+        data.push_back({{"path", d.path}, {"domain", d.domain}});
+    j["data"] = data;
+    j["samples"] = opt.samples;
+    j["seq_len"] = opt.seqLen;
+    j["seed"] = opt.seed;
+    j["random_windows"] = opt.randomWindows;
+    j["probe_tokens"] = opt.probeTokens;
+    j["dtype"] = opt.dtype;
+    j["streaming"] = opt.streaming;
+    j["max_batch_tokens"] = opt.maxBatchTokens;
+    j["activations"] = opt.activations;
+    j["outlier_scores"] = opt.outlierScores;
+    p.optionsJson = j.dump();
+    return st;
+}
+
+CalibStats calibrate(const std::string& modelDir, const CalibrateOptions& opt, const TokenizeFn& tokenize,
+                     const ProgressFn& progress)
+{
+    MOEWB_CHECK(opt.samples > 0, "--samples", "must be a positive integer, got ", opt.samples);
+    MOEWB_CHECK(opt.seqLen > 0, "--seq-len", "must be a positive integer, got ", opt.seqLen);
+    // Config first: a bad model directory is reported before any data is read.
+    (void)loadConfig(modelDir);
+    const CalibTokens tokens = loadCalibData(opt.data, tokenize);
+    return calibrateTokens(modelDir, tokens, opt, progress);
+}
+
+std::vector<std::string> deadExpertNames(const std::string& modelDir, const CalibStats& stats)
+{
+    const ModelConfig cfg = loadConfig(modelDir);
+    std::vector<std::string> out;
+    for (const LayerStats& l : stats.layers) {
+        if (!l.isMoe)
+            continue;
+        for (int64_t e : l.router.deadExperts) {
+            std::string n = cfg.expertLinear(l.layer, e, "gate");
+            out.push_back(n.substr(0, n.rfind('.')));
+        }
+    }
+    return out;
+}
+
+} // namespace moewb
