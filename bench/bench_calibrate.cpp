@@ -3,8 +3,8 @@
 // run on the same data, on a synthetic mid-size Mixtral-shaped checkpoint (bf16, hidden 1024,
 // 8 experts of width 2816, top-2, 4 layers, ~0.3 GB), written once to DIR and reused.
 //
-//   bench_calibrate [DIR=/tmp/moewb-calib-model] [SAMPLES=16] [SEQ_LEN=512]
-// Prints the best of 3 wall times (runs interleaved) of: the plain forward; calibration without
+//   bench_calibrate [DIR=/tmp/moewb-calib-model] [SAMPLES=16] [SEQ_LEN=512] [REPS=3]
+// Prints the best of REPS wall times (runs interleaved) of: the plain forward; calibration without
 // the correlation probe (routing, block cosine, activations, outlier scores); the same without
 // outlier scores; and the probe's extra cost on its own. Goal: calibration / plain ≤ 1.15.
 #include "calib/calibrator.h"
@@ -101,7 +101,8 @@ int main(int argc, char** argv)
     probe.probeTokens = 256;
 
     double plain = 1e30, calib = 1e30, calibNoOut = 1e30, calibProbe = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {
+    const int reps = argc > 4 ? std::atoi(argv[4]) : 3;
+    for (int rep = 0; rep < reps; ++rep) {
         plain = std::min(plain, seconds([&] { model.run(seqs, so, [](size_t, const at::Tensor&) {}); }));
         calib = std::min(calib, seconds([&] { runCalibration(model, seqs, layout, base); }));
         calibNoOut = std::min(calibNoOut, seconds([&] { runCalibration(model, seqs, layout, noOutlier); }));
