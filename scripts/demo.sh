@@ -18,8 +18,16 @@ if [ ! -f "$MODEL/config.json" ]; then
   fi
 fi
 TEXT="${MOEWB_DEMO_TEXT:-/usr/share/common-licenses/GPL-3}"
+CODE="$ROOT/engine/model/forward.cpp"
+OUT="$BUILD/demo"
+mkdir -p "$OUT"
 
 echo "== moewb info $MODEL"
 "$MOEWB" info "$MODEL"
 echo "== moewb eval $MODEL --ppl $TEXT"
 "$MOEWB" eval "$MODEL" --ppl "$TEXT" --ctx 256 --stride 128
+echo "== moewb calibrate (two labelled domains) -> $OUT/stats.h5"
+"$MOEWB" calibrate "$MODEL" --domain licence="$TEXT" --domain code="$CODE" \
+  --samples 128 --seq-len 256 --seed 0 --out "$OUT/stats.h5"
+echo "== moewb stats show $OUT/stats.h5"
+"$MOEWB" stats show "$OUT/stats.h5"
