@@ -125,7 +125,7 @@ CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& seq
     for (const auto& s : sequences)
         numTokens += s.size(0);
     // The logits are not needed; Model::run computes them anyway (cheap next to the layers).
-    model.run(sequences, so, [](size_t, const at::Tensor&) {}, &all, withThroughput(progress, numTokens));
+    model.run(sequences, so, LogitsSink(), &all, withThroughput(progress, numTokens));
 
     routing.fill(st.layers);
     cosine.fill(st.layers);

@@ -113,6 +113,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     if (obs)
         obs->finish();
     report(progress, "forward", steps, steps, "lm_head");
+    if (!sink)
+        return; // hidden states only (calibration): skip the final norm and the lm_head GEMM
 
     const OuterWeights outer{at::Tensor(),
                              loadTensorShaped(m_ckpt, "model.norm.weight", {cfg.hiddenSize}, opt.dtype),

@@ -37,7 +37,7 @@ public:
     const std::string& dir() const { return m_dir; }
 
     /// Runs `sequences` (each a 1-D int64 tensor of token ids) through the model and hands the
-    /// logits of each to `sink`. The observer (optional) sees every layer's hook points.
+    /// logits of each to `sink` (an empty sink skips the final norm and lm_head). The observer (optional) sees every layer's hook points.
     void run(const std::vector<at::Tensor>& sequences, const StreamOptions& opt, const LogitsSink& sink,
              ForwardObserver* obs = nullptr, const ProgressFn& progress = {}) const;
 
