@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// Scorers used by the bit-allocation strategies (#7, ALGORITHMS.md A/H6-H7, C.2). Pure functions:
+// the torch ones take a weight tensor, the rest read CalibStats only.
+#pragma once
+
+#include "moewb/calib/stats.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace moewb {
+
+/// Pearson kurtosis E[(w-mu)^4] / sigma^4 (population moments, not excess: a Gaussian gives 3) of
+/// all elements, in double. Heavy-tailed weights (outliers) score high. NaN for a constant tensor.
+double weightKurtosis(const at::Tensor& w);
+
+/// Activation-aware weight score: mean_ij |W_ij| * sqrt(E[x_j^2]) for W [out, in] and the input
+/// channel second moments actSqMean [in] (AWQ/Wanda-style salience). Empty actSqMean = all ones.
+double activationAwareScore(const at::Tensor& w, const std::vector<float>& actSqMean);
+
+/// MoE block scorer (A/H7, the measured, non-learned version): per decoder layer the mean cosine
+/// between the MoE part's input and output (BlockCosine::mlp); NaN for dense layers. Lower cosine =
+/// the block changes its input more = more important.
+std::vector<double> moeBlockCosine(const CalibStats& stats);
+
+/// MoQa-style expert significance (C.2, our operationalisation): for each expert j of the layer,
+///   usage_j = expertTokens_j / router tokens
+///   sensitivity_j = sum over the expert's linears of mean_c actSqMean_c (input energy, diag(H)/2),
+///                   1 when activations were not recorded
+///   redundancy_j = 1 - 0.5 * max(0, max_{i != j} corr_ij) (1 without a correlation matrix): an
+///                  expert whose output another expert reproduces matters less
+///   S_j = usage_j * sensitivity_j * redundancy_j / sum_j' (same), so sum_j S_j = 1 (all 0 if every
+///   numerator is 0). Empty for a dense layer.
+std::vector<double> moqaSignificance(const CalibStats& stats, int64_t layer);
+
+} // namespace moewb
