@@ -35,4 +35,18 @@ std::vector<double> moeBlockCosine(const CalibStats& stats);
 ///   numerator is 0). Empty for a dense layer.
 std::vector<double> moqaSignificance(const CalibStats& stats, int64_t layer);
 
+/// Fuzzy c-means on scalars (ALGORITHMS.md C.4, MoQa/DynaMo Algorithm 1). Deterministic: centres
+/// start at the (k + 0.5)/c quantiles of the sorted values instead of random memberships.
+struct FuzzyClusters {
+    std::vector<double> centres;     ///< [c], descending (cluster 0 = most significant = most bits)
+    std::vector<double> memberships; ///< [n x c] row-major, rows sum to 1
+    std::vector<int> assign;         ///< [n] hard cluster per value
+};
+/// Iterates v_k = sum_i u_ik^m x_i / sum_i u_ik^m and u_ik = 1 / sum_j (|x_i - v_k| / |x_i - v_j|)^(2/(m-1))
+/// until max |dU| < eps (or maxIter). Hard assignment is argmax_k u_ik, except the
+/// "low-precision-first" rule: when the two largest memberships of a value are within `margin` and
+/// belong to adjacent clusters, the value goes to the less significant one.
+FuzzyClusters fuzzyCMeans(const std::vector<double>& x, int c = 4, double m = 2.0, double eps = 1e-9,
+                          int maxIter = 300, double margin = 0.1);
+
 } // namespace moewb

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <QDir>
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -84,6 +85,8 @@ private slots:
         // Atomic write: nothing but the plan is left in the directory.
         const QStringList left = QDir(m_tmp.path()).entryList({"plan.json*"}, QDir::Files);
         QCOMPARE(left, QStringList{"plan.json"});
+        QVERIFY_THROWS_EXCEPTION(IoError, savePlan(p, m_tmp.filePath("no/such/dir/plan.json").toStdString()));
+        QVERIFY_THROWS_EXCEPTION(IoError, loadPlan(m_tmp.filePath("missing.json").toStdString()));
         // Defaults only: everything else takes its default value.
         const Plan d = parsePlanJson("{\"format\":\"moewb-plan\",\"version\":1}", "mem");
         QCOMPARE(d.defaults.bits, int64_t(4));
@@ -270,6 +273,36 @@ private slots:
         if (pattern == 0)
             QVERIFY(ex.dynamic.size() < all.size() / 3);
         QVERIFY(dynamicToJson(ex).find("\"-:") != std::string::npos);
+    }
+
+    void cli()
+    {
+        if (!QFileInfo::exists(moewbCli()))
+            QSKIP("moewb CLI not built");
+        const QString out = m_tmp.filePath("cli-plan.json");
+        CliRun r = runCli(moewbCli(), {"plan", m_ds, "--strategy", "attn-ffn", "--bits", "2.5", "--out", out});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QVERIFY(r.out.contains("average bits"));
+        const Plan p = loadPlan(out.toStdString());
+        QCOMPARE(p.provenance.strategy, std::string("attn-ffn"));
+        QCOMPARE(p.provenance.modelPath, m_ds.toStdString());
+        QVERIFY(p.provenance.achievedBytes <= p.provenance.targetBytes);
+        r = runCli(moewbCli(), {"plan", "show", out, "--dynamic"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QVERIFY(r.out.contains("model size"));
+        QVERIFY(r.out.contains("\"dynamic\""));
+        // Usage errors → 2; a strategy that needs stats without them → 2; no shared experts → 1.
+        QCOMPARE(runCli(moewbCli(), {"plan", m_ds, "--strategy", "nope", "--bits", "3", "--out", out}).exitCode, 2);
+        QCOMPARE(runCli(moewbCli(), {"plan", m_ds, "--strategy", "frequency", "--bits", "3", "--out", out}).exitCode, 2);
+        r = runCli(moewbCli(), {"plan", m_mx, "--strategy", "shared", "--bits", "3", "--out", out});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY(r.err.contains("has no shared experts"));
+        // An invalid plan: one line naming the file and the JSON path.
+        const QString bad = m_tmp.filePath("bad.json");
+        writeAll(bad, "{\"format\":\"moewb-plan\",\"version\":1,\"defaults\":{\"bits\":5}}");
+        r = runCli(moewbCli(), {"plan", "show", bad, "--model", m_ds});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("$.defaults.bits: 5 not in {2,3,4,8,16}"), r.err.constData());
     }
 
 private:

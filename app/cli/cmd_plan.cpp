@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+// moewb plan MODEL_DIR --stats stats.h5 --strategy NAME --bits B --out plan.json   (#7)
+// moewb plan show plan.json [--model MODEL_DIR] [--dynamic]
+#include "cli_common.h"
+
+#include "moewb/alloc/allocate.h"
+#include "moewb/alloc/plan.h"
+#include "moewb/io/hf_config.h"
+#include "moewb/io/stats_h5.h"
+
+#include <QFileInfo>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+
+namespace moewb::cli {
+namespace {
+
+std::string utcNow()
+{
+    const std::time_t t = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return buf;
+}
+
+void printSizeLine(const PlanSize& s)
+{
+    std::printf("average bits %.4f (with scales/zeros/g_idx %.4f), quantizable weights %lld\n", s.averageBits,
+                s.effectiveBits, (long long)s.quantParams);
+    std::printf("model size %lld bytes = %.3f GB (%.3f GiB)\n", (long long)s.modelBytes, double(s.modelBytes) / 1e9,
+                double(s.modelBytes) / double(1ull << 30));
+}
+
+// "2:40 4:24": how many linears (or experts) at each width.
+std::string histogram(const std::map<int64_t, int64_t>& h)
+{
+    std::string s;
+    for (const auto& [b, n] : h)
+        s += (s.empty() ? "" : " ") + std::to_string(b) + ":" + std::to_string(n);
+    return s.empty() ? "-" : s;
+}
+
+int runShow(const QStringList& args)
+{
+    QCommandLineParser p;
+    p.setApplicationDescription(QStringLiteral(
+        "Print a plan: per layer the attention/MLP widths and the experts per width, the average bits and the "
+        "size of the quantized model (GPTQ storage: packed weights, fp16 scales, packed zeros, g_idx)."));
+    p.addHelpOption();
+    p.addPositionalArgument(QStringLiteral("PLAN"), QStringLiteral("plan.json"));
+    p.addOption({QStringLiteral("model"), QStringLiteral("Model directory (default: the one the plan records)."),
+                 QStringLiteral("DIR")});
+    p.addOption({QStringLiteral("experts"), QStringLiteral("Also list every expert's width, one row per MoE layer.")});
+    p.addOption({QStringLiteral("dynamic"), QStringLiteral("Print the GPTQModel quantize_config (bits, group_size, "
+                                                           "sym, desc_act, dynamic) the plan exports to.")});
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    if (p.positionalArguments().size() != 1) {
+        std::fprintf(stderr, "moewb plan show: usage error: expected exactly one PLAN file\n");
+        return ExitUsage;
+    }
+    const std::string planPath = toStd(p.positionalArguments()[0]);
+    return guarded([&] {
+        const Plan plan = loadPlan(planPath);
+        std::string model = toStd(p.value(QStringLiteral("model")));
+        if (model.empty())
+            model = plan.provenance.modelPath;
+        if (model.empty())
+            throw InputError(planPath, "the plan records no model directory; give --model DIR");
+        const ModelConfig cfg = loadConfig(model);
+        validatePlan(plan, cfg, planPath);
+        const std::vector<PlanEntry> es = expandPlan(plan, cfg);
+        const PlanProvenance& pv = plan.provenance;
+        std::printf("plan %s for %s (%s)\n", planPath.c_str(), model.c_str(), cfg.architecture.c_str());
+        if (!pv.strategy.empty())
+            std::printf("strategy %s%s%s, target %s\n", pv.strategy.c_str(), pv.params.empty() ? "" : " ",
+                        pv.params.c_str(),
+                        pv.targetBits > 0 ? (std::to_string(pv.targetBits) + " bits").c_str()
+                                          : (std::to_string(pv.targetBytes) + " bytes").c_str());
+        std::printf("defaults: %lld bits, group %lld, %s, %s%s; %zu rules, %zu overrides, activations %lld bits\n",
+                    (long long)plan.defaults.bits, (long long)plan.defaults.groupSize,
+                    plan.defaults.sym ? "sym" : "asym", plan.defaults.method.c_str(),
+                    plan.defaults.actOrder ? ", act-order" : "", plan.rules.size(), plan.overrides.size(),
+                    (long long)plan.activationBits);
+        if (!plan.droppedExperts.empty() || !plan.droppedLayers.empty() || !plan.droppedBlocks.empty())
+            std::printf("dropped: %zu experts, %zu MoE layers, %zu blocks\n", plan.droppedExperts.size(),
+                        plan.droppedLayers.size(), plan.droppedBlocks.size());
+
+        std::printf("\n%5s %-5s %-9s %-9s %-22s %8s %10s\n", "layer", "kind", "attn", "mlp", "experts (bits:count)",
+                    "avg", "MB");
+        for (int64_t l = 0; l < cfg.numLayers; ++l) {
+            std::map<int64_t, int64_t> attn, mlp, experts;
+            std::map<int64_t, int64_t> expertBits; // expert → bits of its down projection
+            double bitSum = 0, params = 0;
+            int64_t bytes = 0;
+            for (const PlanEntry& e : es) {
+                if (e.layer != l || e.dropped)
+                    continue;
+                const double n = double(e.inFeatures * e.outFeatures);
+                bitSum += double(e.bits) * n;
+                params += n;
+                bytes += gptqLinearBytes(e.inFeatures, e.outFeatures, e.bits, e.groupSize);
+                if (e.role == LinearRole::Q || e.role == LinearRole::K || e.role == LinearRole::V || e.role == LinearRole::O)
+                    attn[e.bits]++;
+                else if (e.expert < 0)
+                    mlp[e.bits]++;
+                else if (e.role == LinearRole::ExpertDown)
+                    experts[e.bits]++, expertBits[e.expert] = e.bits;
+            }
+            auto range = [](const std::map<int64_t, int64_t>& h) {
+                if (h.empty())
+                    return std::string("-");
+                const int64_t lo = h.begin()->first, hi = h.rbegin()->first;
+                return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
+            };
+            std::printf("%5lld %-5s %-9s %-9s %-22s %8.3f %10.3f\n", (long long)l, cfg.isMoeLayer(l) ? "moe" : "dense",
+                        range(attn).c_str(), range(mlp).c_str(), histogram(experts).c_str(),
+                        params > 0 ? bitSum / params : 0.0, double(bytes) / 1e6);
+            if (p.isSet(QStringLiteral("experts")) && !expertBits.empty()) {
+                std::printf("      experts:");
+                for (const auto& [e, b] : expertBits)
+                    std::printf(" %lld", (long long)b);
+                std::printf("\n");
+            }
+        }
+        std::printf("\n");
+        printSizeLine(planSize(es, cfg));
+        if (p.isSet(QStringLiteral("dynamic"))) {
+            const GptqExport ex = exportGptqDynamic(es, listLinears(cfg));
+            std::printf("\nGPTQModel config: bits %lld, group_size %lld, sym %s, desc_act %s\n\"dynamic\": %s\n",
+                        (long long)ex.bits, (long long)ex.groupSize, ex.sym ? "true" : "false",
+                        ex.actOrder ? "true" : "false", dynamicToJson(ex).c_str());
+        }
+        return ExitOk;
+    });
+}
+
+int runPlan(const QStringList& args)
+{
+    if (args.size() >= 2 && args[1] == QLatin1String("show")) {
+        QStringList sub = args.mid(2);
+        sub.prepend(QStringLiteral("moewb plan show"));
+        return runShow(sub);
+    }
+    QCommandLineParser p;
+    std::string strategies;
+    for (const StrategyInfo& s : allocStrategies())
+        strategies += std::string("\n  ") + s.name + ": " + s.description;
+    p.setApplicationDescription(QString::fromStdString(
+        "Choose a bit-width for every linear of a MoE model under a size budget and write an editable plan "
+        "(docs/plan-format.md). `moewb plan show PLAN` prints one. The budget is in real GPTQ bytes: --bits B means "
+        "the size of the model with every quantizable linear at B bits (scales, zeros and g_idx included, "
+        "interpolated between integer widths); embeddings, lm_head, norms and routers stay bf16.\n"
+        "Strategies:" + strategies));
+    p.addHelpOption();
+    p.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory"));
+    p.addOption({QStringLiteral("stats"), QStringLiteral("Calibration statistics from moewb calibrate (needed by "
+                                                         "frequency, outlier, block, moqa, budget)."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("strategy"), QStringLiteral("Allocation strategy (see above)."), QStringLiteral("NAME")});
+    p.addOption({QStringLiteral("bits"), QStringLiteral("Target average bit-width in [2, 16]."), QStringLiteral("B")});
+    p.addOption({QStringLiteral("bytes"), QStringLiteral("Target whole-model size in bytes (instead of --bits)."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("group-size"), QStringLiteral("GPTQ group size, -1 = per output channel (default 128)."),
+                 QStringLiteral("G"), QStringLiteral("128")});
+    p.addOption({QStringLiteral("asym"), QStringLiteral("Asymmetric quantization in the plan defaults (default sym).")});
+    p.addOption({QStringLiteral("method"), QStringLiteral("Quantizer the plan asks for: gptq (default) or rtn."),
+                 QStringLiteral("M"), QStringLiteral("gptq")});
+    p.addOption({QStringLiteral("seed"), QStringLiteral("Seed of the random strategy (default 0)."), QStringLiteral("S"), QStringLiteral("0")});
+    p.addOption({QStringLiteral("k"), QStringLiteral("first-k / block: raise exactly the first/best K MoE blocks."), QStringLiteral("K")});
+    p.addOption({QStringLiteral("top-p"), QStringLiteral("outlier: raise the top fraction P of linears."), QStringLiteral("P")});
+    p.addOption({QStringLiteral("per-layer"), QStringLiteral("frequency / random / moqa: raise N experts in every MoE layer."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
+                                                          "size), else measured and written here."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("out"), QStringLiteral("Output plan file."), QStringLiteral("FILE")});
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    auto usage = [&](const std::string& msg) {
+        std::fprintf(stderr, "moewb plan: usage error: %s\n", msg.c_str());
+        return int(ExitUsage);
+    };
+    if (p.positionalArguments().size() != 1)
+        return usage("expected exactly one MODEL_DIR (or: moewb plan show PLAN)");
+    if (!p.isSet(QStringLiteral("out")))
+        return usage("--out FILE is required");
+    if (!p.isSet(QStringLiteral("strategy")))
+        return usage("--strategy NAME is required");
+    if (p.isSet(QStringLiteral("bits")) == p.isSet(QStringLiteral("bytes")))
+        return usage("give exactly one of --bits B and --bytes N");
+
+    AllocOptions opt;
+    opt.strategy = toStd(p.value(QStringLiteral("strategy")));
+    bool known = false;
+    for (const StrategyInfo& s : allocStrategies())
+        known = known || opt.strategy == s.name;
+    if (!known)
+        return usage("unknown strategy '" + opt.strategy + "' (see --help)");
+    bool ok = true;
+    if (p.isSet(QStringLiteral("bits"))) {
+        opt.targetBits = p.value(QStringLiteral("bits")).toDouble(&ok);
+        if (!ok || opt.targetBits < 2.0 || opt.targetBits > 16.0)
+            return usage("--bits must be a number in [2, 16]");
+    } else {
+        opt.targetBytes = p.value(QStringLiteral("bytes")).toLongLong(&ok);
+        if (!ok || opt.targetBytes <= 0)
+            return usage("--bytes must be a positive integer");
+    }
+    opt.groupSize = p.value(QStringLiteral("group-size")).toLongLong(&ok);
+    if (!ok || !isValidGroupSize(opt.groupSize))
+        return usage("--group-size must be -1 or a positive multiple of 16");
+    opt.sym = !p.isSet(QStringLiteral("asym"));
+    opt.method = toStd(p.value(QStringLiteral("method")));
+    if (opt.method != "gptq" && opt.method != "rtn")
+        return usage("--method must be gptq or rtn");
+    opt.seed = p.value(QStringLiteral("seed")).toULongLong(&ok);
+    if (!ok)
+        return usage("--seed must be a non-negative integer");
+    if (p.isSet(QStringLiteral("k"))) {
+        opt.k = p.value(QStringLiteral("k")).toLongLong(&ok);
+        if (!ok || opt.k < 0)
+            return usage("--k must be a non-negative integer");
+    }
+    if (p.isSet(QStringLiteral("top-p"))) {
+        opt.topP = p.value(QStringLiteral("top-p")).toDouble(&ok);
+        if (!ok || opt.topP < 0 || opt.topP > 1)
+            return usage("--top-p must be in [0, 1]");
+    }
+    if (p.isSet(QStringLiteral("per-layer"))) {
+        opt.perLayer = p.value(QStringLiteral("per-layer")).toLongLong(&ok);
+        if (!ok || opt.perLayer < 0)
+            return usage("--per-layer must be a non-negative integer");
+    }
+    const bool needsStats = opt.strategy == "frequency" || opt.strategy == "outlier" || opt.strategy == "block"
+        || opt.strategy == "moqa" || opt.strategy == "budget";
+    if (needsStats && !p.isSet(QStringLiteral("stats")))
+        return usage("strategy '" + opt.strategy + "' needs --stats FILE");
+    const std::string model = toStd(p.positionalArguments()[0]);
+    const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
+    const std::string out = toStd(p.value(QStringLiteral("out")));
+    const std::string errorsPath = toStd(p.value(QStringLiteral("errors")));
+
+    return guarded([&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        const ModelConfig cfg = loadConfig(model);
+        CalibStats stats;
+        if (!statsPath.empty())
+            stats = readStats(statsPath);
+        AllocResult r;
+        if (opt.strategy == "budget") {
+            ErrorTable table;
+            const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
+            if (cached) {
+                table = loadErrorTable(errorsPath);
+                std::printf("read quantization errors from %s\n", errorsPath.c_str());
+            } else {
+                table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress());
+                if (!errorsPath.empty()) {
+                    saveErrorTable(table, errorsPath);
+                    std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
+                }
+            }
+            const auto ts = std::chrono::steady_clock::now();
+            r = allocateBudget(cfg, table, opt);
+            std::printf("solved in %.1f ms\n",
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count());
+        } else {
+            r = allocate(cfg, stats, opt);
+        }
+        Plan plan = planFromAllocation(r, opt);
+        plan.provenance.modelPath = model;
+        plan.provenance.statsPath = statsPath;
+        plan.provenance.architecture = cfg.architecture;
+        plan.provenance.created = utcNow();
+        savePlan(plan, out);
+        for (const std::string& n : r.notes)
+            std::printf("%s\n", n.c_str());
+        std::printf("budget %lld bytes (%.3f GB)\n", (long long)r.budgetBytes, double(r.budgetBytes) / 1e9);
+        printSizeLine(r.size);
+        std::map<int64_t, int64_t> h;
+        for (const PlanEntry& e : r.entries)
+            h[e.bits]++;
+        std::printf("linears per width: %s\n", histogram(h).c_str());
+        std::printf("wrote %s in %.2f s\n", out.c_str(),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        return ExitOk;
+    });
+}
+
+const CommandRegistrar reg({"plan", "choose per-linear bit-widths under a budget; 'plan show' prints a plan", runPlan});
+
+} // namespace
+} // namespace moewb::cli
