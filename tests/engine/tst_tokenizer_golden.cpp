@@ -80,7 +80,7 @@ private slots:
     {
         QTest::addColumn<QString>("patch");
         QTest::addColumn<QString>("named");
-        QTest::newRow("normalizer") << R"("normalizer": {"type": "NFKD"})" << "NFKD";
+        QTest::newRow("normalizer") << R"("normalizer": {"type": "BertNormalizer"})" << "BertNormalizer";
         QTest::newRow("pre_tokenizer") << R"("pre_tokenizer": {"type": "BertPreTokenizer"})" << "BertPreTokenizer";
         QTest::newRow("decoder") << R"("decoder": {"type": "WordPiece"})" << "WordPiece";
         QTest::newRow("post_processor") << R"("post_processor": {"type": "BertProcessing"})" << "BertProcessing";
