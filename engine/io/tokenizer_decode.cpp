@@ -141,16 +141,17 @@ public:
             std::string& t = tokens[i];
             std::string r;
             r.reserve(t.size());
+            // As HF: in the first token every replacement is dropped (not only a leading one).
+            const bool drop = i == 0 && stripFirst;
             for (size_t k = 0; k < t.size();) {
                 if (t.compare(k, replacement.size(), replacement) == 0) {
-                    r += ' ';
+                    if (!drop)
+                        r += ' ';
                     k += replacement.size();
                 } else {
                     r += t[k++];
                 }
             }
-            if (i == 0 && stripFirst && !r.empty() && r[0] == ' ')
-                r.erase(0, 1);
             t.swap(r);
         }
     }
