@@ -335,7 +335,7 @@ private slots:
 
     void preTokenizers()
     {
-        QString vocab = R"("1":0,"2":1,"3":2,"12":3,"123":4,"a":5,"▁":6,"▁a":7,"Ġ":8,"Ġa":9,"b":10,"▁b":11)";
+        QString vocab = R"("1":0,"2":1,"3":2,"12":3,"123":4,"a":5,"▁":6,"▁a":7,"Ġ":8,"Ġa":9,"b":10,"▁b":11,"▁▁":12)";
         const QString model = "{\"type\":\"BPE\",\"vocab\":{" + vocab + "},\"merges\":[[\"1\",\"2\"],[\"12\",\"3\"],[\"▁\",\"a\"],[\"Ġ\",\"a\"],[\"▁\",\"b\"]]}";
         QCOMPARE(tiny(model, R"("pre_tokenizer":{"type":"Digits","individual_digits":true})")->encode("123a"), Ids({0, 1, 2, 5}));
         QCOMPARE(tiny(model, R"("pre_tokenizer":{"type":"Digits","individual_digits":false})")->encode("123a"), Ids({4, 5}));
@@ -344,6 +344,8 @@ private slots:
                                        "decoder":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true})");
         QCOMPARE(ms->encode("a b"), Ids({7, 11}));
         QCOMPARE(ms->decode(ms->encode("a b")), std::string("a b"));
+        // As HF's Metaspace decoder: every ▁ of the first token is dropped, not just one.
+        QCOMPARE(ms->decode({12, 7}), std::string(" a"));
         // prepend_scheme "first": only at the start of the input, not after an added token.
         const auto first = tiny(model, R"("pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false},
                                          "added_tokens":[{"id":20,"content":"<x>","special":true,"normalized":false}])");
