@@ -6,6 +6,7 @@
 // The checkpoint is written once (streaming, tensor by tensor) and reused; the measurement runs
 // in a fresh child process so that writing it does not count.
 #include "model/streamer.h"
+#include "moewb/io/hf_config.h"
 #include "moewb/io/safetensors.h"
 #include "moewb/model/runtime.h"
 
@@ -29,33 +30,17 @@ constexpr int64_t H = 4096, I = 14336, E = 8, L = 4, V = 32000, KV = 1024;
 void writeModel(const std::string& dir)
 {
     fs::create_directories(dir);
-    std::ofstream(dir + "/config.json") << R"({"architectures":["MixtralForCausalLM"],"model_type":"mixtral",
+    const std::string config = R"({"architectures":["MixtralForCausalLM"],"model_type":"mixtral",
  "hidden_size":4096,"intermediate_size":14336,"num_hidden_layers":4,"num_attention_heads":32,
  "num_key_value_heads":8,"num_local_experts":8,"num_experts_per_tok":2,"rms_norm_eps":1e-5,
  "rope_theta":1000000.0,"vocab_size":32000,"max_position_embeddings":32768,"tie_word_embeddings":false,
  "hidden_act":"silu","torch_dtype":"bfloat16"})";
-    std::vector<std::pair<std::string, std::vector<int64_t>>> specs{{"model.embed_tokens.weight", {V, H}},
-                                                                   {"model.norm.weight", {H}},
-                                                                   {"lm_head.weight", {V, H}}};
-    for (int64_t l = 0; l < L; ++l) {
-        const std::string p = "model.layers." + std::to_string(l);
-        specs.push_back({p + ".input_layernorm.weight", {H}});
-        specs.push_back({p + ".post_attention_layernorm.weight", {H}});
-        specs.push_back({p + ".self_attn.q_proj.weight", {H, H}});
-        specs.push_back({p + ".self_attn.k_proj.weight", {KV, H}});
-        specs.push_back({p + ".self_attn.v_proj.weight", {KV, H}});
-        specs.push_back({p + ".self_attn.o_proj.weight", {H, H}});
-        specs.push_back({p + ".block_sparse_moe.gate.weight", {E, H}});
-        for (int64_t e = 0; e < E; ++e) {
-            const std::string x = p + ".block_sparse_moe.experts." + std::to_string(e);
-            specs.push_back({x + ".w1.weight", {I, H}});
-            specs.push_back({x + ".w3.weight", {I, H}});
-            specs.push_back({x + ".w2.weight", {H, I}});
-        }
-    }
+    std::ofstream(dir + "/config.json") << config;
+    // Every tensor the architecture needs, named and shaped by config.json (as the loader expects).
+    const std::vector<TensorSpec> specs = expectedTensors(parseConfigJson(config, dir + "/config.json"));
     SafetensorsWriter w(dir + "/model.safetensors");
-    for (const auto& [n, s] : specs)
-        w.declare(n, DType::BF16, s);
+    for (const TensorSpec& t : specs)
+        w.declare(t.name, DType::BF16, t.shape);
     for (const auto& [n, s] : specs) {
         const bool norm = s.size() == 1;
         const at::Tensor t = norm ? at::ones(s, at::kBFloat16) : (at::randn(s) * 0.02).to(at::kBFloat16);

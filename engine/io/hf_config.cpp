@@ -609,9 +609,10 @@ const char* linearRoleName(LinearRole r)
     return "?";
 }
 
-std::vector<LinearInfo> listLinears(const ModelConfig& cfg)
+namespace {
+
+void appendLayerLinears(const ModelConfig& cfg, int64_t l, std::vector<LinearInfo>& out)
 {
-    std::vector<LinearInfo> out;
     const int64_t h = cfg.hiddenSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
     auto add = [&](std::string name, int64_t layer, int64_t expert, LinearRole role, int64_t in, int64_t outF,
                    bool bias = false) {
@@ -623,27 +624,63 @@ std::vector<LinearInfo> listLinears(const ModelConfig& cfg)
         add(nameOf("up"), layer, expert, u, h, width);
         add(nameOf("down"), layer, expert, d, width, h);
     };
-    for (int64_t l = 0; l < cfg.numLayers; ++l) {
-        add(cfg.attnLinear(l, "q_proj"), l, -1, LinearRole::Q, h, qDim, cfg.attentionBias);
-        add(cfg.attnLinear(l, "k_proj"), l, -1, LinearRole::K, h, kvDim, cfg.attentionBias);
-        add(cfg.attnLinear(l, "v_proj"), l, -1, LinearRole::V, h, kvDim, cfg.attentionBias);
-        add(cfg.attnLinear(l, "o_proj"), l, -1, LinearRole::O, qDim, h, cfg.oProjBias);
-        if (cfg.isMoeLayer(l)) {
-            add(cfg.routerName(l), l, -1, LinearRole::Router, h, cfg.numExperts);
-            for (int64_t e = 0; e < cfg.numExperts; ++e)
-                mlp(l, e, cfg.moeIntermediateSize, LinearRole::ExpertGate, LinearRole::ExpertUp,
-                    LinearRole::ExpertDown, [&](const char* r) { return cfg.expertLinear(l, e, r); });
-            if (cfg.hasSharedExpert()) {
-                mlp(l, -1, cfg.sharedIntermediateSize, LinearRole::SharedGateProj, LinearRole::SharedUp,
-                    LinearRole::SharedDown, [&](const char* r) { return cfg.sharedLinear(l, r); });
-                if (cfg.sharedExpertGate)
-                    add(cfg.sharedGateName(l), l, -1, LinearRole::SharedGate, h, 1);
-            }
-        } else {
-            mlp(l, -1, cfg.intermediateSize, LinearRole::DenseGate, LinearRole::DenseUp, LinearRole::DenseDown,
-                [&](const char* r) { return cfg.denseLinear(l, r); });
+    add(cfg.attnLinear(l, "q_proj"), l, -1, LinearRole::Q, h, qDim, cfg.attentionBias);
+    add(cfg.attnLinear(l, "k_proj"), l, -1, LinearRole::K, h, kvDim, cfg.attentionBias);
+    add(cfg.attnLinear(l, "v_proj"), l, -1, LinearRole::V, h, kvDim, cfg.attentionBias);
+    add(cfg.attnLinear(l, "o_proj"), l, -1, LinearRole::O, qDim, h, cfg.oProjBias);
+    if (cfg.isMoeLayer(l)) {
+        add(cfg.routerName(l), l, -1, LinearRole::Router, h, cfg.numExperts);
+        for (int64_t e = 0; e < cfg.numExperts; ++e)
+            mlp(l, e, cfg.moeIntermediateSize, LinearRole::ExpertGate, LinearRole::ExpertUp,
+                LinearRole::ExpertDown, [&](const char* r) { return cfg.expertLinear(l, e, r); });
+        if (cfg.hasSharedExpert()) {
+            mlp(l, -1, cfg.sharedIntermediateSize, LinearRole::SharedGateProj, LinearRole::SharedUp,
+                LinearRole::SharedDown, [&](const char* r) { return cfg.sharedLinear(l, r); });
+            if (cfg.sharedExpertGate)
+                add(cfg.sharedGateName(l), l, -1, LinearRole::SharedGate, h, 1);
         }
+    } else {
+        mlp(l, -1, cfg.intermediateSize, LinearRole::DenseGate, LinearRole::DenseUp, LinearRole::DenseDown,
+            [&](const char* r) { return cfg.denseLinear(l, r); });
     }
+}
+
+void appendLayerTensors(const ModelConfig& cfg, int64_t l, std::vector<TensorSpec>& out)
+{
+    const int64_t h = cfg.hiddenSize;
+    const std::string p = cfg.layerPrefix(l);
+    out.push_back({p + ".input_layernorm.weight", {h}});
+    out.push_back({p + ".post_attention_layernorm.weight", {h}});
+    if (cfg.qkNorm == QkNorm::PerHead) {
+        out.push_back({p + ".self_attn.q_norm.weight", {cfg.headDim}});
+        out.push_back({p + ".self_attn.k_norm.weight", {cfg.headDim}});
+    } else if (cfg.qkNorm == QkNorm::Whole) {
+        out.push_back({p + ".self_attn.q_norm.weight", {cfg.numHeads * cfg.headDim}});
+        out.push_back({p + ".self_attn.k_norm.weight", {cfg.numKvHeads * cfg.headDim}});
+    }
+    std::vector<LinearInfo> lin;
+    appendLayerLinears(cfg, l, lin);
+    for (const LinearInfo& li : lin) {
+        out.push_back({li.name + ".weight", {li.outFeatures, li.inFeatures}});
+        if (li.hasBias)
+            out.push_back({li.name + ".bias", {li.outFeatures}});
+    }
+}
+
+} // namespace
+
+std::vector<LinearInfo> listLinears(const ModelConfig& cfg)
+{
+    std::vector<LinearInfo> out;
+    for (int64_t l = 0; l < cfg.numLayers; ++l)
+        appendLayerLinears(cfg, l, out);
+    return out;
+}
+
+std::vector<TensorSpec> layerTensors(const ModelConfig& cfg, int64_t layer)
+{
+    std::vector<TensorSpec> out;
+    appendLayerTensors(cfg, layer, out);
     return out;
 }
 
@@ -652,26 +689,8 @@ std::vector<TensorSpec> expectedTensors(const ModelConfig& cfg)
     std::vector<TensorSpec> out;
     const int64_t h = cfg.hiddenSize;
     out.push_back({"model.embed_tokens.weight", {cfg.vocabSize, h}});
-    const std::vector<LinearInfo> lin = listLinears(cfg);
-    size_t next = 0;
-    for (int64_t l = 0; l < cfg.numLayers; ++l) {
-        const std::string p = cfg.layerPrefix(l);
-        out.push_back({p + ".input_layernorm.weight", {h}});
-        out.push_back({p + ".post_attention_layernorm.weight", {h}});
-        if (cfg.qkNorm == QkNorm::PerHead) {
-            out.push_back({p + ".self_attn.q_norm.weight", {cfg.headDim}});
-            out.push_back({p + ".self_attn.k_norm.weight", {cfg.headDim}});
-        } else if (cfg.qkNorm == QkNorm::Whole) {
-            out.push_back({p + ".self_attn.q_norm.weight", {cfg.numHeads * cfg.headDim}});
-            out.push_back({p + ".self_attn.k_norm.weight", {cfg.numKvHeads * cfg.headDim}});
-        }
-        for (; next < lin.size() && lin[next].layer == l; ++next) {
-            const LinearInfo& li = lin[next];
-            out.push_back({li.name + ".weight", {li.outFeatures, li.inFeatures}});
-            if (li.hasBias)
-                out.push_back({li.name + ".bias", {li.outFeatures}});
-        }
-    }
+    for (int64_t l = 0; l < cfg.numLayers; ++l)
+        appendLayerTensors(cfg, l, out);
     out.push_back({"model.norm.weight", {h}});
     if (!cfg.tieWordEmbeddings)
         out.push_back({"lm_head.weight", {cfg.vocabSize, h}});

@@ -210,7 +210,7 @@ at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at:
     return x2;
 }
 
-at::Tensor finalLogits(const ModelConfig& cfg, const OuterWeights& o, const at::Tensor& hidden)
+at::Tensor finalLogits(const ModelConfig& cfg, const HeadWeights& o, const at::Tensor& hidden)
 {
     return at::linear(rmsNorm(hidden, o.norm, cfg.rmsNormEps), o.lmHead).to(at::kFloat);
 }

@@ -39,6 +39,6 @@ at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at:
                         ForwardObserver* obs);
 
 /// Final norm and lm_head: hidden [B, T, H] → logits [B, T, V] in fp32.
-at::Tensor finalLogits(const ModelConfig& cfg, const OuterWeights& o, const at::Tensor& hidden);
+at::Tensor finalLogits(const ModelConfig& cfg, const HeadWeights& o, const at::Tensor& hidden);
 
 } // namespace moewb

@@ -63,8 +63,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     const RopeTables rope = ropeTables(cfg, maxLen, opt.dtype);
 
     {
-        const at::Tensor embed = loadTensorShaped(m_ckpt, "model.embed_tokens.weight",
-                                                  {cfg.vocabSize, cfg.hiddenSize}, opt.dtype);
+        const at::Tensor embed = loadEmbedding(cfg, m_ckpt, opt.dtype);
         for (auto& b : batches) {
             std::vector<at::Tensor> ids;
             for (size_t i : b.members) {
@@ -116,13 +115,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     if (!sink)
         return; // hidden states only (calibration): skip the final norm and the lm_head GEMM
 
-    const OuterWeights outer{at::Tensor(),
-                             loadTensorShaped(m_ckpt, "model.norm.weight", {cfg.hiddenSize}, opt.dtype),
-                             loadTensorShaped(m_ckpt,
-                                              cfg.tieWordEmbeddings && !m_ckpt.has("lm_head.weight")
-                                                  ? "model.embed_tokens.weight"
-                                                  : "lm_head.weight",
-                                              {cfg.vocabSize, cfg.hiddenSize}, opt.dtype)};
+    const HeadWeights outer = loadHeadWeights(cfg, m_ckpt, opt.dtype);
     for (auto& b : batches) {
         for (size_t j = 0; j < b.members.size(); ++j)
             sink(b.members[j], finalLogits(cfg, outer, b.hidden[int64_t(j)]));

@@ -85,80 +85,27 @@ int64_t LayerWeights::bytes() const
     return n;
 }
 
-namespace {
-struct LayerLoader {
-    const ModelConfig& cfg;
-    const Checkpoint& ckpt;
-    at::ScalarType dtype;
-    LayerWeights& out;
-
-    void add(const std::string& name, std::vector<int64_t> shape)
-    {
-        out.tensors[name] = loadTensorShaped(ckpt, name, std::move(shape), dtype);
-    }
-    void linear(const std::string& base, int64_t outF, int64_t inF, bool bias)
-    {
-        add(base + ".weight", {outF, inF});
-        if (bias)
-            add(base + ".bias", {outF});
-    }
-    void mlp(const std::string& gate, const std::string& up, const std::string& down, int64_t width)
-    {
-        const int64_t h = cfg.hiddenSize;
-        linear(gate, width, h, false);
-        linear(up, width, h, false);
-        linear(down, h, width, false);
-    }
-};
-} // namespace
-
 LayerWeights loadLayerWeights(const ModelConfig& cfg, const Checkpoint& ckpt, int64_t layer, at::ScalarType dtype)
 {
     LayerWeights w;
     w.layer = layer;
-    LayerLoader L{cfg, ckpt, dtype, w};
-    const int64_t h = cfg.hiddenSize, hd = cfg.headDim;
-    const std::string p = cfg.layerPrefix(layer);
-    L.add(p + ".input_layernorm.weight", {h});
-    L.add(p + ".post_attention_layernorm.weight", {h});
-    L.linear(cfg.attnLinear(layer, "q_proj"), cfg.numHeads * hd, h, cfg.attentionBias);
-    L.linear(cfg.attnLinear(layer, "k_proj"), cfg.numKvHeads * hd, h, cfg.attentionBias);
-    L.linear(cfg.attnLinear(layer, "v_proj"), cfg.numKvHeads * hd, h, cfg.attentionBias);
-    L.linear(cfg.attnLinear(layer, "o_proj"), h, cfg.numHeads * hd, cfg.oProjBias);
-    if (cfg.qkNorm == QkNorm::PerHead) {
-        L.add(p + ".self_attn.q_norm.weight", {hd});
-        L.add(p + ".self_attn.k_norm.weight", {hd});
-    } else if (cfg.qkNorm == QkNorm::Whole) {
-        L.add(p + ".self_attn.q_norm.weight", {cfg.numHeads * hd});
-        L.add(p + ".self_attn.k_norm.weight", {cfg.numKvHeads * hd});
-    }
-    if (cfg.isMoeLayer(layer)) {
-        L.linear(cfg.routerName(layer), cfg.numExperts, h, false);
-        for (int64_t e = 0; e < cfg.numExperts; ++e)
-            L.mlp(cfg.expertLinear(layer, e, "gate"), cfg.expertLinear(layer, e, "up"),
-                  cfg.expertLinear(layer, e, "down"), cfg.moeIntermediateSize);
-        if (cfg.hasSharedExpert()) {
-            L.mlp(cfg.sharedLinear(layer, "gate"), cfg.sharedLinear(layer, "up"), cfg.sharedLinear(layer, "down"),
-                  cfg.sharedIntermediateSize);
-            if (cfg.sharedExpertGate)
-                L.linear(cfg.sharedGateName(layer), 1, h, false);
-        }
-    } else {
-        L.mlp(cfg.denseLinear(layer, "gate"), cfg.denseLinear(layer, "up"), cfg.denseLinear(layer, "down"),
-              cfg.intermediateSize);
-    }
+    for (TensorSpec& spec : layerTensors(cfg, layer))
+        w.tensors[spec.name] = loadTensorShaped(ckpt, spec.name, std::move(spec.shape), dtype);
     return w;
 }
 
-OuterWeights loadOuterWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype)
+at::Tensor loadEmbedding(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype)
 {
-    OuterWeights o;
-    o.embed = loadTensorShaped(ckpt, "model.embed_tokens.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
+    return loadTensorShaped(ckpt, "model.embed_tokens.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
+}
+
+HeadWeights loadHeadWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype)
+{
+    HeadWeights o;
     o.norm = loadTensorShaped(ckpt, "model.norm.weight", {cfg.hiddenSize}, dtype);
-    if (cfg.tieWordEmbeddings && !ckpt.has("lm_head.weight"))
-        o.lmHead = o.embed;
-    else
-        o.lmHead = loadTensorShaped(ckpt, "lm_head.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
+    o.lmHead = cfg.tieWordEmbeddings && !ckpt.has("lm_head.weight")
+        ? loadEmbedding(cfg, ckpt, dtype)
+        : loadTensorShaped(ckpt, "lm_head.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
     return o;
 }
 

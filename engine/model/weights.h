@@ -37,12 +37,14 @@ struct LayerWeights {
 LayerWeights loadLayerWeights(const ModelConfig& cfg, const Checkpoint& ckpt, int64_t layer,
                               at::ScalarType dtype);
 
-/// Embedding, final norm and lm_head (tied: the embedding matrix).
-struct OuterWeights {
-    at::Tensor embed;  ///< [V, H]
+/// The token embedding [V, H]. Loaded on its own so the streamer can free it after the lookup.
+at::Tensor loadEmbedding(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype);
+
+/// Final norm and lm_head (tied: the embedding matrix), loaded only after the last layer.
+struct HeadWeights {
     at::Tensor norm;   ///< [H]
     at::Tensor lmHead; ///< [V, H]
 };
-OuterWeights loadOuterWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype);
+HeadWeights loadHeadWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype);
 
 } // namespace moewb

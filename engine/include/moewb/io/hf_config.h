@@ -114,6 +114,8 @@ struct TensorSpec {
 /// Every tensor the architecture needs: model.embed_tokens, then per layer the norms, q/k norms and
 /// each linear's weight (and bias), then model.norm and lm_head (omitted when tie_word_embeddings).
 std::vector<TensorSpec> expectedTensors(const ModelConfig& cfg);
+/// The tensors of decoder layer `layer` only, in the order expectedTensors lists them.
+std::vector<TensorSpec> layerTensors(const ModelConfig& cfg, int64_t layer);
 
 /// The MoE layers (moe = true) or the dense ones (false) written as ranges, e.g. "1-27" or "0,47";
 /// "" if none.
