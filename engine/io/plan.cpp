@@ -634,6 +634,21 @@ GptqExport exportGptqDynamic(const std::vector<PlanEntry>& entries, const std::v
     for (const auto& [k, tails] : s2)
         s3[{std::get<0>(k), std::get<1>(k), std::get<3>(k), std::get<4>(k), tails}].push_back(std::get<2>(k));
 
+    // A "+:" rule carries only the fields that differ from the global settings.
+    auto positiveRule = [&ex](std::string key, const Setting& st) {
+        const auto& [bits, group, sym, actOrder] = st;
+        DynamicRule r;
+        r.key = std::move(key);
+        if (bits != ex.bits)
+            r.set.bits = bits;
+        if (group != ex.groupSize)
+            r.set.groupSize = group;
+        if (sym != ex.sym)
+            r.set.sym = sym;
+        if (actOrder != ex.actOrder)
+            r.set.actOrder = actOrder;
+        return r;
+    };
     for (const auto& [k, layers] : s3) {
         const auto& [st, head, mid, experts, tails] = k;
         std::string re = escapeRegex(head) + intAlternation(layers, false) + escapeRegex(mid);
@@ -643,37 +658,10 @@ GptqExport exportGptqDynamic(const std::vector<PlanEntry>& entries, const std::v
             re += intAlternation(ev, experts == allExperts) + "\\.";
         }
         re += alternation(tails) + "$";
-        DynamicRule r;
-        const auto& [bits, group, sym, actOrder] = st;
-        if (bits < 0) {
-            r.key = "-:" + re;
-        } else {
-            r.key = "+:" + re;
-            if (bits != ex.bits)
-                r.set.bits = bits;
-            if (group != ex.groupSize)
-                r.set.groupSize = group;
-            if (sym != ex.sym)
-                r.set.sym = sym;
-            if (actOrder != ex.actOrder)
-                r.set.actOrder = actOrder;
-        }
-        ex.dynamic.push_back(std::move(r));
+        ex.dynamic.push_back(std::get<0>(st) < 0 ? DynamicRule{"-:" + re, {}} : positiveRule("+:" + re, st));
     }
-    for (const auto& [k, layers] : wholeLayers) {
-        const auto& [bits, group, sym, actOrder] = k.first;
-        DynamicRule r;
-        r.key = "+:" + escapeRegex(k.second) + intAlternation(layers, false) + "\\.";
-        if (bits != ex.bits)
-            r.set.bits = bits;
-        if (group != ex.groupSize)
-            r.set.groupSize = group;
-        if (sym != ex.sym)
-            r.set.sym = sym;
-        if (actOrder != ex.actOrder)
-            r.set.actOrder = actOrder;
-        ex.dynamic.push_back(std::move(r));
-    }
+    for (const auto& [k, layers] : wholeLayers)
+        ex.dynamic.push_back(positiveRule("+:" + escapeRegex(k.second) + intAlternation(layers, false) + "\\.", k.first));
     // Negative rules first: they are what GPTQModel checks to leave a module alone.
     std::stable_partition(ex.dynamic.begin(), ex.dynamic.end(),
                           [](const DynamicRule& r) { return r.key.rfind("-:", 0) == 0; });
