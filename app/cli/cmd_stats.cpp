@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-// moewb stats show STATS.h5 [--layer L] [--top N] [--json]: a summary of a calibration stats file.
+// moewb stats show STATS.h5 [--layer L] [--top N] [--json]: a summary of a calibration stats file;
+// moewb stats specialization STATS.h5 [--json] is in stats_specialization.cpp.
 #include "cli_common.h"
+#include "stats_specialization.h"
 
 #include "moewb/io/stats_h5.h"
 
@@ -204,14 +206,20 @@ void printLayer(const CalibStats& s, const LayerStats& l)
 
 int runStats(const QStringList& args)
 {
+    if (args.size() >= 2 && args[1] == QLatin1String("specialization"))
+        return runStatsSpecialization(QStringList{args[0] + QStringLiteral(" specialization")} + args.mid(2));
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Inspect a calibration statistics file (stats.h5, see docs/stats-schema.md).\n"
         "  show STATS.h5   provenance, per-layer expert usage (most/least used, dead experts), block\n"
         "                  cosine similarities and the linears with the highest weight outlier scores.\n"
-        "                  With --layer L: every expert of that layer and its linears' outlier scores."));
+        "                  With --layer L: every expert of that layer and its linears' outlier scores.\n"
+        "  specialization STATS.h5 [--json]\n"
+        "                  routing specialization by domain: mutual information between domain and\n"
+        "                  expert choice per MoE layer, per-domain expert entropy, top-k share and\n"
+        "                  most specific expert (see 'moewb stats specialization --help')."));
     p.addHelpOption();
-    p.addPositionalArgument(QStringLiteral("ACTION"), QStringLiteral("show"));
+    p.addPositionalArgument(QStringLiteral("ACTION"), QStringLiteral("show or specialization"));
     p.addPositionalArgument(QStringLiteral("STATS"), QStringLiteral("stats.h5 written by moewb calibrate"));
     p.addOption({QStringLiteral("layer"), QStringLiteral("Show one decoder layer in full."), QStringLiteral("L")});
     p.addOption({QStringLiteral("top"),
@@ -222,7 +230,7 @@ int runStats(const QStringList& args)
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     const QStringList pos = p.positionalArguments();
     if (pos.size() != 2 || pos[0] != QLatin1String("show")) {
-        std::fprintf(stderr, "moewb stats: usage error: expected 'show STATS.h5'\n\n%s", qPrintable(p.helpText()));
+        std::fprintf(stderr, "moewb stats: usage error: expected 'show STATS.h5' or 'specialization STATS.h5'\n\n%s", qPrintable(p.helpText()));
         return ExitUsage;
     }
     bool ok = false;
@@ -307,7 +315,7 @@ int runStats(const QStringList& args)
     });
 }
 
-const CommandRegistrar reg({"stats", "inspect a calibration stats file (show STATS.h5 [--layer L])", runStats});
+const CommandRegistrar reg({"stats", "inspect a calibration stats file (show STATS.h5 [--layer L] | specialization STATS.h5)", runStats});
 
 } // namespace
 } // namespace moewb::cli
