@@ -2,6 +2,11 @@
 #include "quant/rtn.h"
 
 #include "moewb/core/error.h"
+#include "quant/grid.h"
+
+#include <ATen/Parallel.h>
+
+#include <limits>
 
 namespace moewb {
 
@@ -11,36 +16,41 @@ RtnResult rtnQuantize(const at::Tensor& w, int64_t bits, int64_t groupSize, bool
     MOEWB_CHECK(bits >= 1 && bits <= 16, "rtnQuantize", "bits ", bits, " out of range");
     const int64_t n = w.size(0), k = w.size(1);
     const int64_t g = (groupSize <= 0 || groupSize > k) ? k : groupSize;
-    const int64_t groups = (k + g - 1) / g;
-    const double maxq = double((int64_t(1) << bits) - 1);
+    const int64_t groups = k > 0 ? (k + g - 1) / g : 0;
+    const float maxq = float((int64_t(1) << bits) - 1);
     const at::Tensor x = w.to(at::kFloat).contiguous();
+    MOEWB_CHECK(x.numel() == 0 || at::isfinite(x).all().item<bool>(), "rtnQuantize", "weight contains NaN or Inf");
 
-    // Pad to whole groups with zeros: zeros never move min(0, .)/max(0, .), so the grid of a short
-    // last group is exactly that of its real columns.
-    at::Tensor xp = x;
-    if (groups * g != k)
-        xp = at::constant_pad_nd(x, {0, groups * g - k}, 0.0);
-    const at::Tensor xg = xp.view({n, groups, g});
-    at::Tensor xmin = at::clamp_max(std::get<0>(xg.min(2)), 0.0);
-    at::Tensor xmax = at::clamp_min(std::get<0>(xg.max(2)), 0.0);
-    if (sym) {
-        xmax = at::maximum(xmin.abs(), xmax);
-        xmin = at::where(xmin < 0, -xmax, xmin);
-    }
-    const at::Tensor bothZero = (xmin == 0) & (xmax == 0);
-    xmin = at::where(bothZero, at::full_like(xmin, -1.0), xmin);
-    xmax = at::where(bothZero, at::full_like(xmax, 1.0), xmax);
-    const at::Tensor scale = (xmax - xmin) / maxq;
-    const at::Tensor zero = sym ? at::full_like(scale, double(int64_t(1) << (bits - 1))) : at::round(-xmin / scale);
-
-    const at::Tensor s3 = scale.unsqueeze(2), z3 = zero.unsqueeze(2);
-    const at::Tensor q = at::clamp(at::round(xg / s3) + z3, 0.0, maxq);
-    const at::Tensor deq = s3 * (q - z3);
     RtnResult r;
-    r.dequant = deq.view({n, groups * g}).narrow(1, 0, k).contiguous();
-    r.q = q.view({n, groups * g}).narrow(1, 0, k).to(at::kInt).contiguous();
-    r.scales = scale;
-    r.zeros = zero;
+    r.dequant = at::empty({n, k}, at::kFloat);
+    r.q = at::empty({n, k}, at::kInt);
+    r.scales = at::empty({n, groups}, at::kFloat);
+    r.zeros = at::empty({n, groups}, at::kFloat);
+    const float* px = x.data_ptr<float>();
+    float* pd = r.dequant.data_ptr<float>();
+    int32_t* pq = r.q.data_ptr<int32_t>();
+    float* ps = r.scales.data_ptr<float>();
+    float* pz = r.zeros.data_ptr<float>();
+    at::parallel_for(0, n, std::max<int64_t>(1, 65536 / std::max<int64_t>(k, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t row = r0; row < r1; ++row)
+            for (int64_t gi = 0; gi < groups; ++gi) {
+                const int64_t c0 = gi * g, c1 = std::min(k, c0 + g);
+                const float* xr = px + row * k;
+                float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+                for (int64_t c = c0; c < c1; ++c) {
+                    lo = std::min(lo, xr[c]);
+                    hi = std::max(hi, xr[c]);
+                }
+                const Grid<float> grid = gridFromRange(lo, hi, bits, sym);
+                ps[row * groups + gi] = grid.scale;
+                pz[row * groups + gi] = grid.zero;
+                for (int64_t c = c0; c < c1; ++c) {
+                    const float q = quantCode(xr[c], grid.scale, grid.zero, maxq);
+                    pq[row * k + c] = int32_t(q);
+                    pd[row * k + c] = dequantCode(q, grid.scale, grid.zero);
+                }
+            }
+    });
     return r;
 }
 

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// GPTQ (Frantar et al. 2022) for one linear, on the grid of rtn.h (FORMATS.md §3.4), and the
+// Hessian accumulator its callers fill from calibration activations.
+#pragma once
+
+#include "moewb/core/progress.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace moewb {
+
+struct GptqOptions {
+    int64_t bits = 4;          ///< 1..16 (GPTQ checkpoints: 2, 3, 4, 8)
+    int64_t groupSize = 128;   ///< -1 (or >= in_features): one group per row
+    bool sym = true;
+    bool actOrder = false;     ///< desc_act: columns in order of decreasing diag(H) (stable for ties)
+    bool staticGroups = false; ///< group grids fixed from the unpermuted (dead-zeroed) weight before any
+                               ///< update, g_idx = i / G (as AutoGPTQ, also honoured without actOrder)
+    double dampPercent = 0.01; ///< damping λ = dampPercent · mean(diag H), added to the diagonal; >= 0
+    int64_t blockSize = 128;   ///< columns per lazy-batch update block (the result does not depend on it
+                               ///< beyond float rounding)
+    bool float64 = false;      ///< compute everything in float64 (≈2x slower): for tests and checks
+};
+
+struct GptqResult {
+    at::Tensor dequant;  ///< [out, in] float32 (float64 with opt.float64): scale·(q − zero), original order
+    at::Tensor q;        ///< [out, in] int32 codes in [0, 2^bits - 1], original column order
+    at::Tensor scales;   ///< [out, groups] float32 (float64 with opt.float64)
+    at::Tensor zeros;    ///< [out, groups] float32 (float64 with opt.float64), integer-valued
+    at::Tensor gIdx;     ///< [in] int32: group of each input column (i / G unless actOrder && !staticGroups,
+                         ///< then the group of the column's position in quantization order, FORMATS.md §3.4)
+    double dampUsed = 0; ///< the damping fraction finally used (opt.dampPercent, or ×10 per failed Cholesky)
+    double dampLambda = 0; ///< the absolute λ added to diag(H): dampUsed · mean(diag H)
+    double loss = 0;     ///< the GPTQ objective as GPTQ reports it: ½ Σ_rows Σ_i err_i² / [U]_ii² with U the
+                         ///< upper Cholesky factor of H_damped⁻¹; equals ½ tr((W − Q) H_damped (W − Q)ᵀ)
+                         ///< (W with dead columns zeroed)
+    double seconds = 0;       ///< wall time of the call
+    double secondsFactor = 0; ///< of which preparing and factoring H
+};
+
+/// Running X^T X over calibration rows: float32 GEMMs (addmm per batch) into a float32 partial sum
+/// that is folded into a float64 total every 4096 rows (≈ 12·in² bytes once it has folded).
+/// H = (2 / n) Σ x xᵀ as GPTQ defines it (the scale does not change the result, only `loss`).
+class HessianAccumulator {
+public:
+    explicit HessianAccumulator(int64_t inFeatures);
+    /// x [rows, in] or [..., in] (any float dtype). Rows with all zeros still count towards n.
+    void add(const at::Tensor& x);
+    int64_t rows() const { return m_rows; }
+    int64_t inFeatures() const { return m_in; }
+    /// [in, in] float32, exactly symmetric: (2 / rows) Σ x xᵀ; all zeros when no rows were added.
+    at::Tensor hessian() const;
+
+private:
+    void fold();
+
+    int64_t m_in;
+    int64_t m_rows = 0;
+    int64_t m_pending = 0; // rows in m_sum not yet folded into m_sum64
+    at::Tensor m_sum; // [in, in] float32 running sum (added to in float32 per batch, folded to float64)
+    at::Tensor m_sum64;
+};
+
+/// Quantizes W [out, in] given H [in, in] (any float dtypes). Dead input columns (H_ii == 0) get
+/// H_ii = 1 and their weights zeroed, as GPTQ does. Throws InputError on shape mismatch, invalid
+/// options or non-finite input, Cancelled when `progress` asks to stop (checked once per block).
+///
+/// Rows are independent given H: linears that share an input (q/k/v, gate/up) may be quantized in
+/// one call on their concatenated weights, which factors H once, with identical results.
+///
+/// Note [GPTQ without H⁻¹]: GPTQ needs U, the upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU). We never
+/// form H⁻¹: with H = V Vᵀ, V upper (the Cholesky factor of the row/column-reversed H, reversed
+/// back), U = V⁻¹, and GPTQ's updates w_j -= Σ_{c<j} err_c U_cj become
+/// w_j = W0_j + Σ_{c<j} (W0_c − Q_c) · V_cj / V_jj. Same result in exact arithmetic, one Cholesky
+/// instead of three factorisations (about 4x less work on H).
+GptqResult gptqQuantize(const at::Tensor& w, const at::Tensor& h, const GptqOptions& opt,
+                        const ProgressFn& progress = {});
+
+} // namespace moewb
