@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+// Applying a plan to a model (#8): GPTQ / RTN per linear, one decoder layer at a time, with the
+// calibration inputs of each layer taken from the already-quantized layers before it. Torch-free
+// API for the CLI and the GUI; the layer loop lives in engine/quant/quantize_model.cpp.
+//
+// Per decoder layer (true-sequential, as GPTQ's reference scripts do):
+//   [q, k, v] → [o_proj] → [gate, up of every routed expert, the shared expert, the dense MLP]
+//   → [down of all of them]. Before each group the block's forward runs over every calibration
+//   sequence with the linears quantized so far, collecting H = (2/n) Σ x xᵀ of each linear of the
+//   group from its actual input rows (a routed expert sees only the tokens routed to it). After the
+//   last group the fully quantized block produces the hidden states the next layer starts from.
+//
+// Fallback (routed experts only): a GPTQ linear of an expert that received fewer than
+// minExpertTokens calibration tokens is quantized with RTN (same bits, group size, sym) instead:
+// its Hessian has rank ≤ tokens, and GPTQ's error feedback would fit those few tokens rather than
+// the expert's real input distribution. The report names every such linear with its token count.
+//
+// Never quantized: routers, Qwen2-MoE's shared_expert_gate, embeddings, lm_head, norms; bits 16 =
+// left as stored. Plans that drop experts/layers/blocks are refused (trimming comes with #10).
+#pragma once
+
+#include "moewb/alloc/plan.h"
+#include "moewb/calib/calibrate.h"
+#include "moewb/core/progress.h"
+#include "moewb/io/safetensors.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace moewb {
+
+constexpr int64_t kDefaultMinExpertTokens = 32;
+
+struct QuantizeOptions {
+    std::string planPath = "plan";     ///< names the plan in error messages
+    double damp = 0.01;                ///< GPTQ damping: λ = damp · mean(diag H)
+    int64_t minExpertTokens = kDefaultMinExpertTokens; ///< below this, a routed expert's GPTQ linears fall back to RTN
+    std::string dtype = "auto";        ///< compute dtype of the calibration forward: auto | bf16 | f32
+    int64_t maxBatchTokens = 8192;     ///< sequences are batched (same length only) up to this many tokens
+    int64_t blockSize = 128;           ///< GPTQ lazy-batch block
+    /// Hessians held at once (estimated 12·in² bytes each); a group that needs more is collected in
+    /// several forward passes over the calibration data. Results do not depend on it.
+    int64_t maxHessianBytes = int64_t(8) << 30;
+};
+
+/// What happened to one quantizable linear.
+struct LinearQuantResult {
+    std::string name;          ///< tensor name without ".weight"
+    int64_t layer = -1;
+    int64_t expert = -1;       ///< routed expert, -1 otherwise
+    std::string role;          ///< linearRoleName()
+    int64_t bits = 16;
+    int64_t groupSize = 128;
+    bool sym = true;
+    bool actOrder = false;
+    std::string planMethod;    ///< "gptq" | "rtn" as the plan asks
+    std::string method;        ///< what ran: "gptq" | "rtn" | "none" (bits 16)
+    std::string fallback;      ///< "" or why a GPTQ linear was quantized with RTN
+    int64_t tokens = -1;       ///< calibration rows that reached it (-1: not collected)
+    double relError = -1;      ///< tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) of the stored weight; -1 without a Hessian
+    double dampUsed = -1;      ///< GPTQ damping fraction finally used (raised when Cholesky failed); -1 for RTN
+    double dampLambda = -1;    ///< the absolute λ GPTQ added to diag(H); -1 for RTN
+    double seconds = 0;        ///< time of the quantizer itself (not the forward passes)
+};
+
+struct FallbackExpert {
+    int64_t layer = 0;
+    int64_t expert = 0;
+    int64_t tokens = 0;
+    std::string reason;
+};
+
+struct QuantizeReport {
+    std::vector<LinearQuantResult> linears; ///< listLinears() order, quantizable linears only
+    std::vector<FallbackExpert> fallbackExperts;
+    std::string architecture;
+    std::string computeDtype;
+    int64_t calibSequences = 0;
+    int64_t calibTokens = 0;
+    double damp = 0.01;
+    int64_t minExpertTokens = kDefaultMinExpertTokens;
+    double seconds = 0;          ///< whole run
+    double meanRelError = -1;    ///< over linears with a relative error; -1 if none
+    std::string calibDescription;
+    std::string toolVersion;
+};
+
+/// Receives each quantized linear's weight in the dtype the checkpoint stores it in.
+using QuantizedWeightSink = std::function<void(const std::string& tensorName, DType dtype,
+                                               const std::vector<int64_t>& shape, const void* data,
+                                               uint64_t nbytes)>;
+
+/// Refuses what `quantize` cannot apply yet: dropped experts/layers/blocks (trimming, #10).
+/// Also runs validatePlan. InputError names opt.planPath.
+void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
+
+/// The layer loop. sequences: calibration token ids (may be empty when no linear uses GPTQ: RTN
+/// then runs without any forward pass and no error is measured). Every linear with bits < 16 is
+/// handed to sink exactly once, layer by layer. Cancellation via progress (Cancelled).
+QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
+                             const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
+                             const QuantizedWeightSink& sink, const ProgressFn& progress = {});
+
+/// Calibration windows as quantizeModel wants them (loadCalibData + calibWindows).
+std::vector<std::vector<int32_t>> calibSequences(const CalibTokens& tokens, int64_t samples, int64_t seqLen,
+                                                 bool randomWindows, int64_t seed);
+
+/// `--format fake`: quantizeModel into a new HF-layout directory outDir: config.json, tokenizer
+/// and generation files copied; model.safetensors with each quantized linear replaced by its
+/// dequantized weight (the tensor's own dtype) and every other tensor bit-identical;
+/// moewb_plan.json (the plan) and moewb_quant_report.json. Built in outDir.tmp.<pid> and renamed
+/// at the end: an error or a cancel leaves nothing. outDir existing is an InputError unless force
+/// (then it is replaced once the new one is complete).
+QuantizeReport quantizeToFakeDir(const std::string& modelDir, const Plan& plan,
+                                 const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
+                                 const std::string& outDir, bool force, const std::string& calibDescription = {},
+                                 const ProgressFn& progress = {});
+
+/// moewb_quant_report.json.
+std::string reportToJson(const QuantizeReport& r);
+
+} // namespace moewb

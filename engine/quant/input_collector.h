@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// ForwardObserver that accumulates the Hessian of selected linears' inputs during a calibration
+// pass. Linears that share one input (q/k/v; an MLP's gate/up) share one accumulator, keyed by the
+// name of the linear whose linearInput call carries it (q_proj; the gate projection). With a cancel
+// poll set it also checks for cancellation at every linear, so that a stop request does not wait
+// for a whole batch to pass a whole layer.
+#pragma once
+
+#include "model/observer.h"
+#include "moewb/core/error.h"
+#include "quant/gptq.h"
+
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+
+namespace moewb {
+
+class InputCollector : public ForwardObserver {
+public:
+    HessianAccumulator& want(const std::string& key, int64_t inFeatures)
+    {
+        return m_acc.emplace(std::piecewise_construct, std::forward_as_tuple(key), std::forward_as_tuple(inFeatures))
+            .first->second;
+    }
+    const HessianAccumulator& at(const std::string& key) const { return m_acc.at(key); }
+    /// poll returns false to cancel: linearInput then throws Cancelled.
+    void setCancelPoll(std::function<bool()> poll) { m_poll = std::move(poll); }
+    bool wantsLinearInputs() const override { return !m_acc.empty() || bool(m_poll); }
+    void linearInput(int64_t, int64_t, const std::string& name, const at::Tensor& x) override
+    {
+        if (m_poll && !m_poll())
+            throw Cancelled();
+        auto it = m_acc.find(name);
+        if (it != m_acc.end())
+            it->second.add(x);
+    }
+
+private:
+    std::map<std::string, HessianAccumulator> m_acc;
+    std::function<bool()> m_poll;
+};
+
+} // namespace moewb

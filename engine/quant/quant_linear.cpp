@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+#include "quant/quant_linear.h"
+
+#include "moewb/core/error.h"
+#include "quant/gptq.h"
+#include "quant/rtn.h"
+
+#include <chrono>
+#include <map>
+#include <tuple>
+
+namespace moewb {
+
+double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& h)
+{
+    const at::Tensor hf = h.to(at::kFloat);
+    const at::Tensor w32 = w.to(at::kFloat);
+    const at::Tensor dw = wq.to(at::kFloat) - w32;
+    const double num = (dw.mm(hf) * dw).sum(at::kDouble).item<double>();
+    const double den = (w32.mm(hf) * w32).sum(at::kDouble).item<double>();
+    return den > 0 ? num / den : -1.0;
+}
+
+std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens)
+{
+    if (entry.method != "gptq" || entry.expert < 0)
+        return {};
+    if (tokens <= 0)
+        return "no routed calibration tokens";
+    if (tokens < minExpertTokens)
+        return std::to_string(tokens) + " routed tokens < min-expert-tokens " + std::to_string(minExpertTokens);
+    return {};
+}
+
+std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
+                                             int64_t tokens, const QuantizeOptions& opt,
+                                             const std::function<bool()>& cancel)
+{
+    using clock = std::chrono::steady_clock;
+    std::vector<QuantizedLinear> out(linears.size());
+    std::vector<at::Tensor> dequant(linears.size());
+    // GPTQ linears grouped by settings: (bits, group, sym, act order) → indices.
+    std::map<std::tuple<int64_t, int64_t, bool, bool>, std::vector<size_t>> gptqSets;
+    for (size_t i = 0; i < linears.size(); ++i) {
+        const PlanEntry& e = *linears[i].entry;
+        MOEWB_ASSERT(e.bits < 16);
+        LinearQuantResult& r = out[i].result;
+        r.name = e.name;
+        r.layer = e.layer;
+        r.expert = e.expert;
+        r.role = linearRoleName(e.role);
+        r.bits = e.bits;
+        r.groupSize = e.groupSize;
+        r.sym = e.sym;
+        r.actOrder = e.actOrder;
+        r.planMethod = e.method;
+        r.tokens = h.defined() ? tokens : -1;
+        MOEWB_CHECK(e.method == "gptq" || e.method == "rtn", e.name, "unknown method '", e.method, "'");
+        r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens);
+        if (e.method == "gptq" && r.fallback.empty()) {
+            MOEWB_CHECK(h.defined(), e.name, "method gptq needs calibration data");
+            gptqSets[{e.bits, e.groupSize, e.sym, e.actOrder}].push_back(i);
+        } else {
+            const auto t0 = clock::now();
+            dequant[i] = rtnQuantize(linears[i].weight, e.bits, e.groupSize, e.sym).dequant;
+            r.method = "rtn";
+            r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        }
+    }
+    ProgressFn poll;
+    if (cancel)
+        poll = [&cancel](const Progress&) { return cancel(); };
+    for (const auto& [key, idx] : gptqSets) {
+        GptqOptions g;
+        std::tie(g.bits, g.groupSize, g.sym, g.actOrder) = key;
+        g.dampPercent = opt.damp;
+        g.blockSize = opt.blockSize;
+        std::vector<at::Tensor> ws;
+        int64_t rows = 0;
+        for (size_t i : idx) {
+            ws.push_back(linears[i].weight);
+            rows += linears[i].weight.size(0);
+        }
+        const auto t0 = clock::now();
+        const GptqResult res = gptqQuantize(ws.size() == 1 ? ws[0] : at::cat(ws), h, g, poll);
+        const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+        int64_t row = 0;
+        for (size_t i : idx) {
+            const int64_t n = linears[i].weight.size(0);
+            dequant[i] = res.dequant.narrow(0, row, n);
+            row += n;
+            LinearQuantResult& r = out[i].result;
+            r.method = "gptq";
+            r.dampUsed = res.dampUsed;
+            r.dampLambda = res.dampLambda;
+            r.seconds = secs * double(n) / double(rows); // the shared call, split by rows
+        }
+    }
+    for (size_t i = 0; i < linears.size(); ++i) {
+        out[i].stored = dequant[i].to(linears[i].storeDtype).contiguous();
+        if (h.defined() && tokens > 0)
+            out[i].result.relError = relativeOutputError(linears[i].weight, out[i].stored, h);
+    }
+    return out;
+}
+
+} // namespace moewb

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+// Quantizing linears as the plan says (GPTQ, RTN or the documented RTN fallback of routed experts
+// with too few calibration tokens), and the relative output error of the result.
+#pragma once
+
+#include "moewb/alloc/plan.h"
+#include "moewb/quant/quantize.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace moewb {
+
+struct QuantizedLinear {
+    at::Tensor stored;        ///< [out, in] the dequantized weight in the checkpoint's dtype of this tensor
+    LinearQuantResult result; ///< method, fallback, tokens, relative error, damp, seconds
+};
+
+/// One linear to quantize: its plan entry, original weight [out, in] (float32) and stored dtype.
+struct LinearInput {
+    const PlanEntry* entry = nullptr;
+    at::Tensor weight;
+    at::ScalarType storeDtype = at::kFloat;
+};
+
+/// Linears that share one input and so one Hessian h [in, in] (undefined when no calibration data
+/// was collected; tokens = the rows that built it). Every entry must have bits < 16. GPTQ linears
+/// with identical settings run as one gptqQuantize call on their stacked rows (rows are independent
+/// given H: same result, H factored once). GPTQ without a Hessian is an InputError naming the
+/// linear. `cancel` is polled inside GPTQ (once per block): returning false throws Cancelled.
+std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
+                                             int64_t tokens, const QuantizeOptions& opt,
+                                             const std::function<bool()>& cancel = {});
+
+/// tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) with ΔW = wq − w (float32 GEMMs, double sums); -1 when the
+/// denominator is not positive.
+double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& h);
+
+/// The fallback decision alone: "" when a GPTQ linear may use GPTQ, else the reason.
+std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens);
+
+} // namespace moewb

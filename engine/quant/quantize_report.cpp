@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// moewb_quant_report.json (docs/cli.md, "quantize").
+#include "moewb/quant/quantize.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <tuple>
+
+namespace moewb {
+
+std::string reportToJson(const QuantizeReport& r)
+{
+    using ojson = nlohmann::ordered_json;
+    auto orNull = [](double v) { return v < 0 ? ojson(nullptr) : ojson(v); };
+
+    ojson linears = ojson::array();
+    std::map<std::tuple<std::string, int64_t>, int64_t> byMethodBits; // → linears
+    for (const LinearQuantResult& l : r.linears) {
+        ojson j;
+        j["name"] = l.name;
+        j["layer"] = l.layer;
+        j["expert"] = l.expert < 0 ? ojson(nullptr) : ojson(l.expert);
+        j["role"] = l.role;
+        j["bits"] = l.bits;
+        j["group_size"] = l.groupSize;
+        j["sym"] = l.sym;
+        j["act_order"] = l.actOrder;
+        j["plan_method"] = l.planMethod;
+        j["method"] = l.method;
+        j["fallback"] = l.fallback.empty() ? ojson(nullptr) : ojson(l.fallback);
+        j["tokens"] = l.tokens < 0 ? ojson(nullptr) : ojson(l.tokens);
+        j["rel_error"] = orNull(l.relError);
+        j["damp"] = orNull(l.dampUsed);
+        j["damp_lambda"] = orNull(l.dampLambda);
+        j["seconds"] = l.seconds;
+        linears.push_back(std::move(j));
+        byMethodBits[{l.method, l.bits}] += 1;
+    }
+    ojson methods = ojson::array();
+    for (const auto& [k, c] : byMethodBits)
+        methods.push_back({{"method", std::get<0>(k)}, {"bits", std::get<1>(k)}, {"linears", c}});
+    ojson fallbacks = ojson::array();
+    for (const FallbackExpert& f : r.fallbackExperts)
+        fallbacks.push_back({{"layer", f.layer}, {"expert", f.expert}, {"tokens", f.tokens}, {"reason", f.reason}});
+
+    ojson j;
+    j["format"] = "moewb-quant-report";
+    j["version"] = 1;
+    j["output_format"] = "fake";
+    j["architecture"] = r.architecture;
+    j["tool_version"] = r.toolVersion;
+    j["compute_dtype"] = r.computeDtype;
+    j["calibration"] = {{"sequences", r.calibSequences}, {"tokens", r.calibTokens}, {"description", r.calibDescription}};
+    j["options"] = {{"damp", r.damp}, {"min_expert_tokens", r.minExpertTokens},
+                    {"expert_fallback", "rtn"}};
+    j["totals"] = {{"linears", int64_t(r.linears.size())}, {"by_method_bits", methods},
+                   {"fallback_experts", fallbacks}, {"mean_rel_error", orNull(r.meanRelError)},
+                   {"seconds", r.seconds}};
+    j["linears"] = linears;
+    return j.dump(1);
+}
+
+} // namespace moewb
