@@ -58,6 +58,7 @@ PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vect
     so.dtype = computeDtype(cfg, opt.dtype);
     so.maxBatchTokens = opt.maxBatchTokens;
     so.streaming = opt.streaming;
+    so.activationBits = opt.activationBits;
     std::vector<double> nll(windows.size(), 0.0);
     model.run(seqs, so,
               [&](size_t i, const at::Tensor& logits) {

@@ -2,6 +2,7 @@
 #include "model/forward.h"
 
 #include "moewb/core/error.h"
+#include "quant/actquant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -57,6 +58,14 @@ at::Tensor biasOf(const LayerWeights& w, const std::string& base)
     return w.opt(base + ".bias");
 }
 
+/// Input of a quantizable linear as the linear sees it: fake-quantized per token when the layer
+/// runs with activationBits < 16 (routers, shared_expert_gate and lm_head never are).
+at::Tensor linearInput(const LayerWeights& w, const at::Tensor& x)
+{
+    return w.activationBits < 16 ? fakeQuantActivations(x, w.activationBits) : x;
+}
+
+/// x is used as given: callers pass linearInput(w, x) for quantizable linears.
 at::Tensor observedLinear(const LayerWeights& w, const std::string& base, const at::Tensor& x, int64_t expert,
                           ForwardObserver* obs)
 {
@@ -66,16 +75,20 @@ at::Tensor observedLinear(const LayerWeights& w, const std::string& base, const 
     return b.defined() ? at::linear(x, weightOf(w, base), b) : at::linear(x, weightOf(w, base));
 }
 
-/// SwiGLU with observer calls on each of its three linears.
+/// SwiGLU with observer calls on each of its three linears (and activation fake-quantization).
 at::Tensor observedMlp(const LayerWeights& w, const std::string& gate, const std::string& up, const std::string& down,
                        const at::Tensor& x, int64_t expert, ForwardObserver* obs)
 {
-    if (!(obs && obs->wantsLinearInputs()))
+    const bool observe = obs && obs->wantsLinearInputs();
+    if (!observe && w.activationBits >= 16)
         return swiglu(x, weightOf(w, gate), weightOf(w, up), weightOf(w, down));
-    const at::Tensor act = at::silu(observedLinear(w, gate, x, expert, nullptr)) * at::linear(x, weightOf(w, up));
-    obs->linearInput(w.layer, expert, gate, x);
-    obs->linearInput(w.layer, expert, up, x);
-    return observedLinear(w, down, act, expert, obs);
+    const at::Tensor xq = linearInput(w, x);
+    const at::Tensor act = at::silu(at::linear(xq, weightOf(w, gate))) * at::linear(xq, weightOf(w, up));
+    if (observe) {
+        obs->linearInput(w.layer, expert, gate, xq);
+        obs->linearInput(w.layer, expert, up, xq);
+    }
+    return observedLinear(w, down, linearInput(w, act), expert, obs);
 }
 
 } // namespace
@@ -87,14 +100,15 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
     const int64_t B = h.size(0), T = h.size(1), nh = cfg.numHeads, nkv = cfg.numKvHeads, hd = cfg.headDim;
     const std::string p = cfg.layerPrefix(layer);
 
+    const at::Tensor hq = linearInput(w, h); // q, k and v share one (per-token) quantized input
     if (obs && obs->wantsLinearInputs()) {
-        const at::Tensor flat = h.reshape({-1, h.size(-1)});
+        const at::Tensor flat = hq.reshape({-1, hq.size(-1)});
         for (const char* proj : {"q_proj", "k_proj", "v_proj"})
             obs->linearInput(layer, -1, cfg.attnLinear(layer, proj), flat);
     }
-    at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), h, -1, nullptr);
-    at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), h, -1, nullptr);
-    at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), h, -1, nullptr);
+    at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), hq, -1, nullptr);
+    at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), hq, -1, nullptr);
+    at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), hq, -1, nullptr);
     if (cfg.qkNorm == QkNorm::Whole) {
         q = rmsNorm(q, w.get(p + ".self_attn.q_norm.weight"), cfg.rmsNormEps);
         k = rmsNorm(k, w.get(p + ".self_attn.k_norm.weight"), cfg.rmsNormEps);
@@ -138,7 +152,7 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
             ctxHeads[b].narrow(0, h0, n).copy_(at::matmul(probs, v[b].narrow(0, h0, n)));
         }
     const at::Tensor ctx = ctxHeads.transpose(1, 2).reshape({B, T, nh * hd});
-    return observedLinear(w, cfg.attnLinear(layer, "o_proj"), ctx, -1, obs);
+    return observedLinear(w, cfg.attnLinear(layer, "o_proj"), linearInput(w, ctx), -1, obs);
 }
 
 at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, ForwardObserver* obs)

@@ -24,6 +24,7 @@ struct StreamOptions {
     at::ScalarType dtype = at::kFloat;
     int64_t maxBatchTokens = 8192; ///< sequences are batched (same length only) up to this many tokens
     bool streaming = true;         ///< false: load all layers first, then run each batch through all layers
+    int64_t activationBits = 16;   ///< < 16: fake-quantize the inputs of quantizable linears per token (LayerWeights)
 };
 
 /// Called with each sequence's final logits [T, V] (fp32), in input order of completion.

@@ -25,6 +25,7 @@ struct PerplexityOptions {
     std::string dtype = "auto";   ///< auto | bf16 | f32
     int64_t maxBatchTokens = 8192;
     bool streaming = true;
+    int64_t activationBits = 16;  ///< < 16: per-token activation fake-quantization (StreamOptions)
 };
 
 struct PerplexityResult {
