@@ -15,5 +15,8 @@ if command -v npm >/dev/null 2>&1 && [ "$need_npm" = 1 ]; then
     || echo "test: warning: npm install in tests/tokenizer failed; golden rows of those tokenizers will be skipped" >&2
 fi
 export QT_QPA_PLATFORM=offscreen
+# ctest runs nproc tests at once: one libtorch thread each, or OpenMP threads oversubscribe the
+# cores and spin (5-14x slower on the 2-core machine).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 cd "$BUILD"
 ctest --output-on-failure -j "$(nproc)" "$@"

@@ -14,11 +14,11 @@ DATA=(--tokenizer "$ROOT/datasets/tokenizer/tokenizer.json" --data "$ROOT/datase
 
 if [[ "$WHICH" == mixtral || "$WHICH" == all ]]; then
   "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/mixtral-8e.json" "${DATA[@]}" \
-    --steps 320 --batch 8 --seq-len 256 --lr 4e-3 --warmup 20 --snapshot-every 40 --aux-coef 0.01 \
+    --steps 800 --batch 8 --seq-len 256 --lr 4e-3 --warmup 30 --snapshot-every 100 --aux-coef 0.01 \
     --out "$OUT/moewb-mixtral-8e"
 fi
 if [[ "$WHICH" == qwen2moe || "$WHICH" == all ]]; then
   "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/qwen2moe-16e.json" "${DATA[@]}" \
-    --steps 320 --batch 8 --seq-len 256 --lr 4e-3 --warmup 20 --snapshot-every 40 --aux-coef 0.01 \
+    --steps 800 --batch 8 --seq-len 256 --lr 4e-3 --warmup 30 --snapshot-every 100 --aux-coef 0.01 \
     --out "$OUT/moewb-qwen2moe-16e"
 fi

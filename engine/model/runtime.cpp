@@ -64,7 +64,10 @@ RuntimeInfo initRuntime(bool measureGemm)
         info.gemmGflops = measureGflops();
         info.blasLibrary = mappedBlas();
         // An optimized BLAS reaches tens of GFLOP/s per core here; the reference BLAS stays near 2-5.
-        info.slowBlas = info.gemmGflops < 8.0 * info.threads;
+        // Only when the mapped library is not a known optimized one: a busy machine also measures slow.
+        const bool optimized = info.blasLibrary.find("openblas") != std::string::npos
+            || info.blasLibrary.find("mkl") != std::string::npos || info.blasLibrary.find("blis") != std::string::npos;
+        info.slowBlas = !optimized && info.gemmGflops < 8.0 * info.threads;
         if (info.slowBlas)
             info.warning = "warning: fp32 GEMM runs at " + std::to_string(int(info.gemmGflops))
                 + " GFLOP/s, which suggests a reference BLAS (" + (info.blasLibrary.empty() ? "unknown" : info.blasLibrary)
@@ -72,6 +75,21 @@ RuntimeInfo initRuntime(bool measureGemm)
         measured = true;
     }
     return info;
+}
+
+bool cpuHasFastBf16()
+{
+    static const bool fast = [] {
+        if (const char* env = std::getenv("MOEWB_FAST_BF16"))
+            return std::string(env) == "1";
+        std::ifstream info("/proc/cpuinfo");
+        std::string line;
+        while (std::getline(info, line))
+            if (line.rfind("flags", 0) == 0)
+                return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+        return false;
+    }();
+    return fast;
 }
 
 } // namespace moewb

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "model/streamer.h"
 
+#include "moewb/model/runtime.h"
+
 #include "moewb/core/error.h"
 
 #include <algorithm>
@@ -11,8 +13,11 @@ namespace moewb {
 at::ScalarType computeDtype(const ModelConfig& cfg, const std::string& request)
 {
     std::string r = request;
-    if (r == "auto" || r.empty())
+    if (r == "auto" || r.empty()) {
         r = cfg.torchDtype.empty() ? "float32" : cfg.torchDtype;
+        if ((r == "bfloat16" || r == "bf16") && !cpuHasFastBf16())
+            r = "float32"; // emulated bf16 GEMMs are ~20x slower than fp32 on such CPUs
+    }
     if (r == "bfloat16" || r == "bf16")
         return at::kBFloat16;
     // fp16 GEMMs have no fast CPU path in libtorch: run half-precision checkpoints in fp32.
@@ -83,7 +88,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         for (int64_t l = 0; l < L; ++l) {
             report(progress, "forward", l * int64_t(batches.size()), steps,
                    "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (loading)");
-            const LayerWeights w = loadLayerWeights(cfg, m_ckpt, l, opt.dtype);
+            LayerWeights w = loadLayerWeights(cfg, m_ckpt, l, opt.dtype);
+            w.activationBits = opt.activationBits;
             if (obs)
                 obs->layerLoaded(w);
             for (size_t bi = 0; bi < batches.size(); ++bi) {
@@ -98,6 +104,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         std::vector<LayerWeights> layers;
         for (int64_t l = 0; l < L; ++l) {
             layers.push_back(loadLayerWeights(cfg, m_ckpt, l, opt.dtype));
+            layers.back().activationBits = opt.activationBits;
             if (obs)
                 obs->layerLoaded(layers.back());
         }

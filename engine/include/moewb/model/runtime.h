@@ -18,4 +18,9 @@ struct RuntimeInfo {
 /// measureGemm, times a small fp32 GEMM. Safe to call more than once (measures only once).
 RuntimeInfo initRuntime(bool measureGemm = true);
 
+/// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo). Without it
+/// libtorch's bf16 GEMMs are emulated and ~20x slower than fp32, so "auto" computes bf16 checkpoints
+/// in fp32 (the bf16 weights are upcast exactly). MOEWB_FAST_BF16=0/1 overrides the detection.
+bool cpuHasFastBf16();
+
 } // namespace moewb

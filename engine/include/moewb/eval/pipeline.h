@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// The loop a user runs over and over, in one call: calibrate → plan (one or more strategies at one
+// or more budgets) → quantize (fake-quant) → evaluate, with the unquantized model evaluated first
+// on the same perplexity texts and tasks, so every row of the comparison is measured the same way.
+// Torch-free API (the CLI and the GUI call it); each step is the engine function the matching
+// subcommand uses, so the pipeline's numbers equal those of running the steps by hand.
+#pragma once
+
+#include "moewb/calib/calibrate.h"
+#include "moewb/core/progress.h"
+#include "moewb/eval/tasks.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moewb {
+
+struct PipelineOptions {
+    std::string modelDir;
+    std::string workDir;                 ///< stats.h5, plans, quantized models, results.json
+    std::vector<CalibDataSpec> calibData;
+    int64_t samples = 64;
+    int64_t seqLen = 512;
+    int64_t seed = 0;
+    bool randomWindows = true;
+    std::vector<std::string> strategies{"uniform"};
+    std::vector<double> bits{4.0};       ///< average bits per quantizable weight, one row per strategy × bits
+    int64_t groupSize = 128;
+    bool sym = true;
+    std::string method = "gptq";
+    double damp = 0.01;
+    int64_t minExpertTokens = 32;
+    std::vector<std::string> pplFiles;   ///< UTF-8 texts
+    std::vector<std::string> taskFiles;  ///< lm-eval-harness style JSONL
+    int64_t taskLimit = 0;               ///< items per task (0: all)
+    int64_t ctx = 0;                     ///< perplexity window (0: the model's, at most 2048)
+    std::string dtype = "auto";
+    int64_t activationBits = 16;         ///< also applied to the quantized models' evaluation
+    bool keepModels = false;             ///< keep each quantized model directory in workDir
+};
+
+struct PipelineRow {
+    std::string label;        ///< "baseline" or "<strategy>@<bits>"
+    std::string strategy;     ///< "" for the baseline
+    double targetBits = 16.0;
+    double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage)
+    int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
+    std::vector<double> ppl;  ///< per pplFiles entry
+    std::vector<TaskMetrics> tasks; ///< overall metrics per taskFiles entry
+    double meanRelError = -1; ///< quantize report; -1 for the baseline
+    int64_t fallbackExperts = 0;
+    double seconds = 0;       ///< plan + quantize + evaluate for this row
+    std::string planPath, modelPath;
+};
+
+struct PipelineResult {
+    std::vector<PipelineRow> rows; ///< baseline first
+    std::vector<std::string> taskNames;
+    std::string statsPath, resultsPath;
+    double seconds = 0;
+};
+
+/// Runs everything; writes workDir/results.json (atomic) at the end. InputError for bad options
+/// (unknown strategy, no calibration data), Cancelled via progress.
+PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress = {});
+
+/// results.json text.
+std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResult& r);
+
+} // namespace moewb

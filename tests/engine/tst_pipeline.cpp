@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// moewb pipeline: its numbers must equal those of running calibrate → plan → quantize → eval by
+// hand with the same settings (the pipeline is only composition), plus its errors.
+#include "testutil.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+using namespace moewb::test;
+
+namespace {
+
+QByteArray sampleText(int words, uint32_t seed)
+{
+    static const char* vocab[] = {"the", "model", "expert", "router", "token", "layer", "quantize", "bits",
+                                  "weight", "of", "and", "a", "to", "in", "is", "with", "for", "on", "that", "by"};
+    QByteArray out;
+    uint32_t s = seed;
+    for (int i = 0; i < words; ++i) {
+        s = s * 1664525u + 1013904223u;
+        out += vocab[(s >> 10) % 20];
+        out += (i % 13 == 12) ? ".\n" : " ";
+    }
+    return out;
+}
+
+double pplOf(const QByteArray& json)
+{
+    return QJsonDocument::fromJson(json).object()["perplexity"].toDouble();
+}
+
+} // namespace
+
+class TestPipeline : public QObject {
+    Q_OBJECT
+private slots:
+    void equalsTheStepsRunByHand()
+    {
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        const QString model = tmp.path() + "/model";
+        runPython({sourcePath("tests/reference/gen_random_model.py"), "mixtral", model, "--seed", "3"});
+        writeAll(tmp.path() + "/calib.txt", sampleText(3000, 1));
+        writeAll(tmp.path() + "/eval.txt", sampleText(800, 2));
+        const QString work = tmp.path() + "/work";
+        const CliRun run = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--strategy",
+                                               "uniform,frequency", "--bits", "3", "--method", "rtn", "--samples", "4",
+                                               "--seq-len", "32", "--seed", "0", "--ppl", tmp.path() + "/eval.txt",
+                                               "--dtype", "f32", "--work", work, "--keep-models"});
+        QVERIFY2(run.exitCode == 0, run.err.constData());
+        QVERIFY(run.out.contains("| baseline |"));
+        QVERIFY(run.out.contains("| frequency@3 |"));
+
+        const QJsonObject res = QJsonDocument::fromJson(readAll(work + "/results.json")).object();
+        const QJsonArray rows = res["rows"].toArray();
+        QCOMPARE(rows.size(), 3);
+        QCOMPARE(rows[0].toObject()["label"].toString(), QStringLiteral("baseline"));
+        QCOMPARE(rows[1].toObject()["label"].toString(), QStringLiteral("uniform@3"));
+        QCOMPARE(rows[2].toObject()["label"].toString(), QStringLiteral("frequency@3"));
+        QCOMPARE(rows[1].toObject()["average_bits"].toDouble(), 3.0);
+        auto rowPpl = [&](int i) { return rows[i].toObject()["perplexity"].toObject()["eval.txt"].toDouble(); };
+
+        // Baseline = moewb eval on the original model.
+        const CliRun base = runCli(moewbCli(), {"eval", model, "--ppl", tmp.path() + "/eval.txt", "--dtype", "f32", "--json"});
+        QVERIFY2(base.exitCode == 0, base.err.constData());
+        QCOMPARE(rowPpl(0), pplOf(base.out));
+
+        // frequency@3 = calibrate + plan + quantize + eval by hand.
+        const QStringList calibArgs = {"--samples", "4", "--seq-len", "32", "--random-windows", "--seed", "0"};
+        CliRun c = runCli(moewbCli(), QStringList{"calibrate", model, "--data", tmp.path() + "/calib.txt", "--dtype", "f32",
+                                                  "--out", tmp.path() + "/s.h5"} + calibArgs);
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        c = runCli(moewbCli(), {"plan", model, "--stats", tmp.path() + "/s.h5", "--strategy", "frequency", "--bits", "3",
+                                "--method", "rtn", "--out", tmp.path() + "/p.json"});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        const QJsonObject mine = QJsonDocument::fromJson(readAll(tmp.path() + "/p.json")).object();
+        const QJsonObject theirs = QJsonDocument::fromJson(readAll(work + "/plan-frequency-3.json")).object();
+        QCOMPARE(theirs["defaults"], mine["defaults"]);
+        QCOMPARE(theirs["overrides"], mine["overrides"]);
+        c = runCli(moewbCli(), QStringList{"quantize", model, "--plan", tmp.path() + "/p.json", "--calib",
+                                           tmp.path() + "/calib.txt", "--dtype", "f32", "--out", tmp.path() + "/q"} + calibArgs);
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        QCOMPARE(readAll(tmp.path() + "/q/model.safetensors"), readAll(work + "/model-frequency-3/model.safetensors"));
+        c = runCli(moewbCli(), {"eval", tmp.path() + "/q", "--ppl", tmp.path() + "/eval.txt", "--dtype", "f32", "--json"});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        QCOMPARE(rowPpl(2), pplOf(c.out));
+        // 3-bit RTN of a random model must cost something.
+        QVERIFY(rowPpl(1) != rowPpl(0));
+    }
+
+    void errors()
+    {
+        QTemporaryDir tmp;
+        const QString model = tmp.path() + "/model";
+        runPython({sourcePath("tests/reference/gen_random_model.py"), "mixtral", model, "--seed", "3"});
+        writeAll(tmp.path() + "/calib.txt", sampleText(500, 1));
+        CliRun r = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--strategy", "nope"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY(r.err.contains("unknown strategy 'nope'"));
+        r = runCli(moewbCli(), {"pipeline", model});
+        QCOMPARE(r.exitCode, 2);
+        r = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--ppl", tmp.path() + "/missing.txt",
+                                "--work", tmp.path() + "/w"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY(r.err.contains("missing.txt"));
+        QVERIFY(!QFile::exists(tmp.path() + "/w/results.json"));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestPipeline)
+#include "tst_pipeline.moc"
