@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the main job on the demo model.
-# Until the trained demo checkpoints land in datasets/ (issue 5), the demo model is a small
-# random Mixtral-style checkpoint generated here by tests/reference/gen_random_model.py:
-# its perplexity is that of an untrained model, but every stage runs on a real HF layout.
+# Sets everything up (scripts/setup.sh) and runs the main job on the bundled demo MoE model
+# (datasets/models/moewb-mixtral-8e, trained here, docs/models.md): calibrate on the six-domain
+# calibration split, allocate 3 bits on average with three strategies, quantize each with GPTQ,
+# and evaluate perplexity and the demo zero-shot tasks before and after, in one comparison table;
+# then show how the experts are used (routing summary and specialization by domain).
+# MOEWB_DEMO_MODEL=DIR runs it on another model; MOEWB_DEMO_QUICK=1 uses fewer tokens.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${MOEWB_BUILD_DIR:-$ROOT/build}"
 bash "$ROOT/scripts/setup.sh"
 MOEWB="$BUILD/app/cli/moewb"
 
-MODEL="$ROOT/datasets/demo-mixtral"
-if [ ! -f "$MODEL/config.json" ]; then
-  MODEL="$BUILD/demo/random-mixtral"
-  if [ ! -f "$MODEL/config.json" ]; then
-    echo "demo: generating a random Mixtral-style checkpoint in $MODEL"
-    /usr/bin/python3 "$ROOT/tests/reference/gen_random_model.py" mixtral "$MODEL" --seed 1 --dtype bf16
-  fi
-fi
-TEXT="${MOEWB_DEMO_TEXT:-/usr/share/common-licenses/GPL-3}"
-CODE="$ROOT/engine/model/forward.cpp"
+MODEL="${MOEWB_DEMO_MODEL:-$ROOT/datasets/models/moewb-mixtral-8e}"
 OUT="$BUILD/demo"
 mkdir -p "$OUT"
+EVAL_BYTES=12000 TASK_LIMIT=150 SAMPLES=64
+if [ "${MOEWB_DEMO_QUICK:-0}" = 1 ]; then EVAL_BYTES=3000 TASK_LIMIT=30 SAMPLES=16; fi
+
+# Held-out text: the first EVAL_BYTES bytes of every domain's evaluation file, cut at a line end.
+EVAL="$OUT/eval-mixed.txt"
+: > "$EVAL"
+for f in "$ROOT"/datasets/corpus/eval/*.txt; do
+  head -c "$EVAL_BYTES" "$f" | sed '$d' >> "$EVAL"
+  printf '\n' >> "$EVAL"
+done
 
 echo "== moewb info $MODEL"
 "$MOEWB" info "$MODEL"
-echo "== moewb eval $MODEL --ppl $TEXT"
-"$MOEWB" eval "$MODEL" --ppl "$TEXT" --ctx 256 --stride 128
-echo "== moewb calibrate (two labelled domains) -> $OUT/stats.h5"
-"$MOEWB" calibrate "$MODEL" --domain licence="$TEXT" --domain code="$CODE" \
-  --samples 128 --seq-len 256 --seed 0 --out "$OUT/stats.h5"
-echo "== moewb stats show $OUT/stats.h5"
-"$MOEWB" stats show "$OUT/stats.h5"
-echo "== moewb plan (expert-usage frequency strategy, 3.0 bits on average) -> $OUT/plan.json"
-"$MOEWB" plan "$MODEL" --stats "$OUT/stats.h5" --strategy frequency --bits 3 --out "$OUT/plan.json"
-"$MOEWB" plan show "$OUT/plan.json" --model "$MODEL"
+echo
+echo "== moewb pipeline: calibrate -> plan (uniform / frequency / budget at 3 bits) -> GPTQ -> evaluate"
+"$MOEWB" pipeline "$MODEL" --calib "$ROOT/datasets/corpus/calib.jsonl" --samples "$SAMPLES" --seq-len 256 \
+  --strategy uniform,frequency,budget --bits 3 --method gptq --group-size 128 \
+  --ppl "$EVAL" --tasks "$ROOT/datasets/tasks/demo_hellaswag.jsonl" \
+  --tasks "$ROOT/datasets/tasks/demo_winogrande.jsonl" --tasks "$ROOT/datasets/tasks/demo_lambada.jsonl" \
+  --task-limit "$TASK_LIMIT" --work "$OUT/pipeline"
+echo
+echo "== moewb stats show (routing of the calibration run)"
+"$MOEWB" stats show "$OUT/pipeline/stats.h5"
+echo
+echo "== moewb stats specialization (how strongly each domain's tokens prefer particular experts)"
+"$MOEWB" stats specialization "$OUT/pipeline/stats.h5"
+echo
+echo "== moewb plan show (the frequency plan: more bits for the most used experts)"
+"$MOEWB" plan show "$OUT/pipeline/plan-frequency-3.json" --model "$MODEL"
