@@ -3,6 +3,8 @@
 // multiple-choice tasks, a table on stdout and (--out) a results JSON.
 #include "cli_common.h"
 
+#include "moewb/core/atomic_file.h"
+
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
 #include "moewb/eval/perplexity.h"
@@ -46,24 +48,6 @@ int64_t planActivationBits(const std::string& modelDir)
     const int64_t b = j["activation_bits"].get<int64_t>();
     MOEWB_CHECK(b >= 2 && b <= 16, path, "$.activation_bits ", b, " is not between 2 and 16");
     return b;
-}
-
-void writeAtomically(const std::string& path, const std::string& text)
-{
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f)
-        throw IoError(tmp, "cannot create");
-    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0
-        && ::fsync(::fileno(f)) == 0;
-    if (std::fclose(f) != 0 || !ok) {
-        std::remove(tmp.c_str());
-        throw IoError(tmp, "write failed");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw IoError(path, "cannot rename the temporary file over it");
-    }
 }
 
 json metricsJson(const TaskMetrics& m)
@@ -226,7 +210,7 @@ int runEval(const QStringList& args)
         j["tasks_seconds"] = tr.seconds;
         j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (p.isSet(QStringLiteral("out")))
-            writeAtomically(toStd(p.value(QStringLiteral("out"))), j.dump(2) + "\n");
+            writeFileAtomically(toStd(p.value(QStringLiteral("out"))), j.dump(2) + "\n");
 
         if (legacy && p.isSet(QStringLiteral("json"))) {
             const PerplexityResult& r = ppls[0].second;

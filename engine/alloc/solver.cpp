@@ -2,6 +2,7 @@
 // Multiple-choice knapsack for the budget strategy, and the error table around it.
 #include "moewb/alloc/allocate.h"
 
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 
 #include <nlohmann/json.hpp>
@@ -234,19 +235,7 @@ void saveErrorTable(const ErrorTable& t, const std::string& path)
     j["linears"] = nlohmann::ordered_json::array();
     for (const LinearErrors& l : t.linears)
         j["linears"].push_back({{"name", l.name}, {"bytes", l.bytes}, {"error", l.error}});
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << j.dump() << "\n";
-        if (!f) {
-            std::remove(tmp.c_str());
-            throw IoError(tmp, "write failed");
-        }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw IoError(path, "cannot rename the temporary file over it");
-    }
+    writeFileAtomically(path, j.dump() + "\n");
 }
 
 ErrorTable loadErrorTable(const std::string& path)

@@ -4,6 +4,7 @@
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/alloc/plan.h"
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
 #include "moewb/eval/perplexity.h"
@@ -77,24 +78,6 @@ bool strategyKnown(const std::string& name)
         if (name == s.name)
             return true;
     return false;
-}
-
-void writeFileAtomic(const std::string& path, const std::string& text)
-{
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text;
-        out.close();
-        if (!out)
-            throw IoError(tmp, "write failed");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        fs::remove(tmp, ec);
-        throw IoError(path, "rename failed");
-    }
 }
 
 } // namespace
@@ -218,7 +201,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
 
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
-    writeFileAtomic(result.resultsPath, pipelineResultToJson(opt, result));
+    writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
     return result;
 }
 

@@ -21,6 +21,21 @@ double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::
     return den > 0 ? num / den : -1.0;
 }
 
+LinearQuantResult planResult(const PlanEntry& e)
+{
+    LinearQuantResult r;
+    r.name = e.name;
+    r.layer = e.layer;
+    r.expert = e.expert;
+    r.role = linearRoleName(e.role);
+    r.bits = e.bits;
+    r.groupSize = e.groupSize;
+    r.sym = e.sym;
+    r.actOrder = e.actOrder;
+    r.planMethod = e.method;
+    return r;
+}
+
 std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens)
 {
     if (entry.method != "gptq" || entry.expert < 0)
@@ -45,15 +60,7 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         const PlanEntry& e = *linears[i].entry;
         MOEWB_ASSERT(e.bits < 16);
         LinearQuantResult& r = out[i].result;
-        r.name = e.name;
-        r.layer = e.layer;
-        r.expert = e.expert;
-        r.role = linearRoleName(e.role);
-        r.bits = e.bits;
-        r.groupSize = e.groupSize;
-        r.sym = e.sym;
-        r.actOrder = e.actOrder;
-        r.planMethod = e.method;
+        r = planResult(e);
         r.tokens = h.defined() ? tokens : -1;
         MOEWB_CHECK(e.method == "gptq" || e.method == "rtn", e.name, "unknown method '", e.method, "'");
         r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens);

@@ -40,6 +40,9 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
 double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& h);
 
 /// The fallback decision alone: "" when a GPTQ linear may use GPTQ, else the reason.
+/// The report row of a plan entry before anything ran: identity and the settings the plan asks for.
+LinearQuantResult planResult(const PlanEntry& entry);
+
 std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens);
 
 } // namespace moewb

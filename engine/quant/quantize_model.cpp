@@ -339,15 +339,7 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
         if (it != results.end()) {
             r = it->second;
         } else {
-            r.name = e.name;
-            r.layer = e.layer;
-            r.expert = e.expert;
-            r.role = linearRoleName(e.role);
-            r.bits = e.bits;
-            r.groupSize = e.groupSize;
-            r.sym = e.sym;
-            r.actOrder = e.actOrder;
-            r.planMethod = e.method;
+            r = planResult(e);
             r.method = "none";
         }
         if (r.relError >= 0) {
