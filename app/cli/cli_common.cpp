@@ -15,7 +15,10 @@ namespace moewb::cli {
 namespace {
 std::atomic<int> g_interrupts{0};
 
-void onSigint(int)
+/// SIGINT (Ctrl-C), SIGTERM (kill, job schedulers, systemd) and SIGHUP (closed terminal) all ask the
+/// running operation to stop at its next progress check; it unwinds, removing its temporary output,
+/// and the command exits 130. A second signal exits at once.
+void onInterrupt(int)
 {
     if (g_interrupts.fetch_add(1) >= 1)
         _exit(ExitCancelled);
@@ -30,7 +33,11 @@ std::vector<Command>& commandTable()
 
 void installInterruptHandler()
 {
-    std::signal(SIGINT, onSigint);
+    struct sigaction sa {};
+    sa.sa_handler = onInterrupt;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        sigaction(sig, &sa, nullptr);
 }
 
 std::string toStd(const QString& s)

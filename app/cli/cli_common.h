@@ -14,10 +14,10 @@
 namespace moewb::cli {
 
 /// A ProgressFn that draws "stage [####    ] done/total message ETA" on stderr (only when stderr is
-/// a terminal, otherwise one line per stage change) and returns false after SIGINT.
+/// a terminal, otherwise one line per stage change) and returns false after SIGINT/SIGTERM/SIGHUP.
 ProgressFn terminalProgress();
 
-/// Installs the SIGINT handler used by terminalProgress(); a second Ctrl-C exits at once.
+/// Installs the SIGINT/SIGTERM/SIGHUP handler used by terminalProgress(); a second signal exits at once.
 void installInterruptHandler();
 
 /// Runs body, mapping moewb::Cancelled → 130, moewb::Error / std::exception → "moewb: error: ..." and 1.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moewb eval MODEL_DIR [--ppl FILE]... [--tasks FILE]...: perplexity over text files and zero-shot
 // multiple-choice tasks, a table on stdout and (--out) a results JSON.
+#include "calib_options.h"
 #include "cli_common.h"
 
 #include "moewb/core/atomic_file.h"
@@ -11,12 +12,14 @@
 #include "moewb/eval/tasks.h"
 #include "moewb/io/hf_config.h"
 #include "moewb/model/runtime.h"
+#include "moewb/quant/quantize.h"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -25,6 +28,41 @@ namespace moewb::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+/// The fake-quantized model `eval --plan` evaluates: built under $TMPDIR, removed when done, failed
+/// or cancelled.
+class ScratchModel {
+public:
+    ScratchModel()
+        : m_path(fs::temp_directory_path() / ("moewb-eval-" + std::to_string(::getpid())))
+    {
+    }
+    ~ScratchModel()
+    {
+        std::error_code ec;
+        fs::remove_all(m_path, ec);
+    }
+    ScratchModel(const ScratchModel&) = delete;
+    ScratchModel& operator=(const ScratchModel&) = delete;
+    std::string path() const { return m_path.string(); }
+
+private:
+    fs::path m_path;
+};
+
+json quantSummaryJson(const QuantizeReport& r, const std::string& planPath)
+{
+    json byMethod = json::object();
+    for (const LinearQuantResult& l : r.linears)
+        byMethod[l.method] = byMethod.value(l.method, 0) + 1;
+    json fb = json::array();
+    for (const FallbackExpert& f : r.fallbackExperts)
+        fb.push_back({{"layer", f.layer}, {"expert", f.expert}, {"tokens", f.tokens}, {"reason", f.reason}});
+    return {{"plan", planPath}, {"calibration", r.calibDescription}, {"linears_by_method", byMethod},
+            {"mean_rel_error", r.meanRelError >= 0 ? json(r.meanRelError) : json(nullptr)},
+            {"fallback_experts", fb}, {"seconds", r.seconds}};
+}
 
 /// activation_bits of MODEL_DIR/moewb_plan.json (written by `moewb quantize`), 16 when absent.
 int64_t planActivationBits(const std::string& modelDir)
@@ -117,7 +155,10 @@ int runEval(const QStringList& args)
         "and their standard errors per task and per domain; all task files run in one pass over the model.\n"
         "With one --ppl and no --tasks prints 'perplexity: VALUE' (or --json); otherwise a table. --out writes the "
         "results JSON. If MODEL_DIR has a moewb_plan.json with activation_bits < 16, activations are fake-quantized "
-        "to that many bits unless --act-bits is given."));
+        "to that many bits unless --act-bits is given.\n"
+        "--plan FILE evaluates MODEL_DIR quantized by the plan without keeping it: the plan is applied as by "
+        "'moewb quantize --format fake' (GPTQ needs --calib/--domain data) into a scratch directory under $TMPDIR "
+        "(as large as the model), which is removed afterwards; the plan's activation_bits apply."));
     p.addHelpOption();
     p.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory"));
     p.addOption({QStringLiteral("ppl"), QStringLiteral("Text file to measure perplexity on (repeatable)."), QStringLiteral("FILE")});
@@ -132,6 +173,8 @@ int runEval(const QStringList& args)
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("no-stream"), QStringLiteral("Load all layers at once instead of streaming one layer at a time.")});
     p.addOption({QStringLiteral("json"), QStringLiteral("Print the results JSON instead of the table.")});
+    p.addOption({QStringLiteral("plan"), QStringLiteral("Quantize MODEL_DIR with this plan on the fly, then evaluate."), QStringLiteral("FILE")});
+    addCalibOptions(p, 128, 2048);
     if (!parseOrUsage(p, args))
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     const QStringList pplFiles = p.values(QStringLiteral("ppl")), taskFiles = p.values(QStringLiteral("tasks"));
@@ -163,15 +206,34 @@ int runEval(const QStringList& args)
         || !intOpt("max-length", topt.maxLength, 2, big) || !intOpt("act-bits", actBits, 2, 16))
         return ExitUsage;
     topt.maxBatchTokens = popt.maxBatchTokens;
+    const std::optional<CalibCliOptions> calib = readCalibOptions(p, "eval");
+    if (!calib)
+        return ExitUsage;
+    const bool withPlan = p.isSet(QStringLiteral("plan"));
+    if (!withPlan && !calib->data.empty()) {
+        std::fprintf(stderr, "moewb eval: usage error: --calib/--domain are only used with --plan\n");
+        return ExitUsage;
+    }
     const bool legacy = pplFiles.size() == 1 && taskFiles.isEmpty();
 
     return guarded([&] {
         const auto t0 = std::chrono::steady_clock::now();
-        const std::string model = toStd(p.positionalArguments()[0]);
+        const std::string sourceModel = toStd(p.positionalArguments()[0]);
+        std::string model = sourceModel;
+        std::optional<Plan> plan;
+        if (withPlan) {
+            plan = loadPlan(toStd(p.value(QStringLiteral("plan"))));
+            checkPlanForQuantize(*plan, loadConfig(model), toStd(p.value(QStringLiteral("plan"))));
+        }
         std::string bitsSource = "default";
         if (p.isSet(QStringLiteral("act-bits"))) {
             bitsSource = "option";
-        } else if (const int64_t b = planActivationBits(model); b < 16) {
+        } else if (plan && plan->activationBits < 16) {
+            actBits = plan->activationBits;
+            bitsSource = "plan";
+            std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (the plan's activation_bits)\n",
+                         (long long)actBits);
+        } else if (const int64_t b = withPlan ? 16 : planActivationBits(model); b < 16) {
             actBits = b;
             bitsSource = "moewb_plan.json";
             std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (moewb_plan.json)\n", (long long)actBits);
@@ -186,6 +248,27 @@ int runEval(const QStringList& args)
         const RuntimeInfo rt = initRuntime(true);
         if (rt.slowBlas)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+        std::optional<ScratchModel> scratch;
+        json quantJson;
+        if (plan) {
+            const std::string planPath = toStd(p.value(QStringLiteral("plan")));
+            const CalibSequences cs = loadCalibSequences(*calib, sourceModel);
+            QuantizeOptions qo;
+            qo.planPath = planPath;
+            qo.damp = calib->damp;
+            qo.minExpertTokens = calib->minExpertTokens;
+            qo.dtype = popt.dtype;
+            if (p.isSet(QStringLiteral("batch-tokens")))
+                qo.maxBatchTokens = popt.maxBatchTokens;
+            scratch.emplace();
+            const QuantizeReport qr = quantizeToFakeDir(sourceModel, *plan, cs.sequences, qo, scratch->path(), false,
+                                                        cs.description, terminalProgress());
+            quantJson = quantSummaryJson(qr, planPath);
+            std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n",
+                         planPath.c_str(), qr.seconds,
+                         qr.meanRelError >= 0 ? fmt("%.4g", qr.meanRelError).c_str() : "n/a");
+            model = scratch->path();
+        }
         std::vector<std::pair<std::string, PerplexityResult>> ppls;
         for (const QString& f : pplFiles)
             ppls.emplace_back(toStd(f), evaluatePerplexityFile(model, toStd(f), popt, terminalProgress()));
@@ -193,8 +276,10 @@ int runEval(const QStringList& args)
         if (!sets.empty())
             tr = evaluateTasks(model, sets, topt, terminalProgress());
 
-        json j = {{"model", model}, {"tool_version", version()}, {"dtype", popt.dtype},
+        json j = {{"model", sourceModel}, {"tool_version", version()}, {"dtype", popt.dtype},
                   {"activation_bits", actBits}, {"activation_bits_source", bitsSource}};
+        if (plan)
+            j["quantization"] = quantJson;
         json tasks = json::array(), pj = json::array();
         for (const TaskResult& t : tr.tasks)
             tasks.push_back(taskJson(t));

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // moewb quantize MODEL --plan plan.json --out DIR [--format fake] [--calib FILE | --domain NAME=FILE ...] (#8).
+#include "calib_options.h"
 #include "cli_common.h"
 
 #include "moewb/alloc/plan.h"
@@ -50,14 +51,7 @@ int runQuantize(const QStringList& args)
     p.addOption({QStringLiteral("plan"), QStringLiteral("Plan file (moewb plan)."), QStringLiteral("FILE")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output directory (must not exist unless --force)."), QStringLiteral("DIR")});
     p.addOption({QStringLiteral("format"), QStringLiteral("Output format: fake (dequantized weights in HF layout)."), QStringLiteral("F"), QStringLiteral("fake")});
-    p.addOption({{QStringLiteral("calib"), QStringLiteral("data")}, QStringLiteral("Calibration file (repeatable): text, JSONL or token ids."), QStringLiteral("FILE")});
-    p.addOption({QStringLiteral("domain"), QStringLiteral("Calibration file labelled with domain NAME (repeatable)."), QStringLiteral("NAME=FILE")});
-    p.addOption({QStringLiteral("samples"), QStringLiteral("Calibration windows (default 128)."), QStringLiteral("N"), QStringLiteral("128")});
-    p.addOption({QStringLiteral("seq-len"), QStringLiteral("Window length in tokens (default 2048)."), QStringLiteral("T"), QStringLiteral("2048")});
-    p.addOption({QStringLiteral("random-windows"), QStringLiteral("Draw windows at random positions with --seed.")});
-    p.addOption({QStringLiteral("seed"), QStringLiteral("Seed of --random-windows (default 0)."), QStringLiteral("S"), QStringLiteral("0")});
-    p.addOption({QStringLiteral("damp"), QStringLiteral("GPTQ damping, fraction of mean(diag H) (default 0.01)."), QStringLiteral("X"), QStringLiteral("0.01")});
-    p.addOption({QStringLiteral("min-expert-tokens"), QStringLiteral("Routed experts with fewer calibration tokens use RTN instead of GPTQ (default 32)."), QStringLiteral("N"), QString::number(kDefaultMinExpertTokens)});
+    addCalibOptions(p, 128, 2048);
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype of the calibration forward: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N"), QStringLiteral("8192")});
     p.addOption({QStringLiteral("force"), QStringLiteral("Replace DIR if it exists.")});
@@ -82,35 +76,17 @@ int runQuantize(const QStringList& args)
     if (format != "fake")
         return usage("--format must be fake (gptq and gguf come with issue #9), got '" + format + "'");
 
-    std::vector<CalibDataSpec> data;
-    for (const QString& f : p.values(QStringLiteral("calib")))
-        data.push_back({toStd(f), ""});
-    for (const QString& d : p.values(QStringLiteral("domain"))) {
-        const int eq = d.indexOf(QLatin1Char('='));
-        if (eq <= 0 || eq == d.size() - 1)
-            return usage("--domain expects NAME=FILE, got '" + toStd(d) + "'");
-        data.push_back({toStd(d.mid(eq + 1)), toStd(d.left(eq))});
-    }
-    auto intOpt = [&](const char* name, int64_t& out, int64_t min) {
-        bool ok = false;
-        out = p.value(QLatin1String(name)).toLongLong(&ok);
-        if (!ok || out < min) {
-            usage(std::string("--") + name + (min > 0 ? " must be a positive integer" : " must be a non-negative integer"));
-            return false;
-        }
-        return true;
-    };
-    int64_t samples = 0, seqLen = 0, seed = 0;
-    QuantizeOptions opt;
-    if (!intOpt("samples", samples, 1) || !intOpt("seq-len", seqLen, 1) || !intOpt("seed", seed, 0)
-        || !intOpt("min-expert-tokens", opt.minExpertTokens, 0) || !intOpt("batch-tokens", opt.maxBatchTokens, 1))
+    const std::optional<CalibCliOptions> calib = readCalibOptions(p, "quantize");
+    if (!calib)
         return ExitUsage;
+    QuantizeOptions opt;
+    opt.damp = calib->damp;
+    opt.minExpertTokens = calib->minExpertTokens;
     bool ok = false;
-    opt.damp = p.value(QStringLiteral("damp")).toDouble(&ok);
-    if (!ok || !(opt.damp > 0 && opt.damp < 1))
-        return usage("--damp must be a number in (0, 1)");
+    opt.maxBatchTokens = p.value(QStringLiteral("batch-tokens")).toLongLong(&ok);
+    if (!ok || opt.maxBatchTokens < 1)
+        return usage("--batch-tokens must be a positive integer");
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
-    const bool randomWindows = p.isSet(QStringLiteral("random-windows"));
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string planPath = toStd(p.value(QStringLiteral("plan")));
     const std::string out = toStd(p.value(QStringLiteral("out")));
@@ -122,21 +98,9 @@ int runQuantize(const QStringList& args)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
         const Plan plan = loadPlan(planPath);
         checkPlanForQuantize(plan, loadConfig(model), planPath); // fail before reading calibration data
-        std::vector<std::vector<int32_t>> seqs;
-        std::string description = "none";
-        if (!data.empty()) {
-            const CalibTokens tokens = loadCalibData(data, modelTokenizer(model));
-            seqs = calibSequences(tokens, samples, seqLen, randomWindows, seed);
-            std::string names;
-            for (const auto& f : tokens.files)
-                names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
-            description = (randomWindows ? std::to_string(seqs.size()) + " random windows (seed "
-                                                + std::to_string(seed) + ") of "
-                                          : "first " + std::to_string(seqs.size()) + " windows of ")
-                + std::to_string(seqLen) + " tokens of " + names;
-        }
-        const QuantizeReport r = quantizeToFakeDir(model, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
-                                                   description, terminalProgress());
+        const CalibSequences cs = loadCalibSequences(*calib, model);
+        const QuantizeReport r = quantizeToFakeDir(model, plan, cs.sequences, opt, out, p.isSet(QStringLiteral("force")),
+                                                   cs.description, terminalProgress());
         printSummary(r);
         std::printf("wrote %s\n", out.c_str());
         return ExitOk;

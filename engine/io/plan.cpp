@@ -41,7 +41,7 @@ bool isQuantizableRole(LinearRole role)
 bool operator==(const QuantSettings& a, const QuantSettings& b)
 {
     return a.bits == b.bits && a.groupSize == b.groupSize && a.sym == b.sym && a.method == b.method
-        && a.actOrder == b.actOrder;
+        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups;
 }
 
 static bool operator==(const PlanProvenance& a, const PlanProvenance& b)
@@ -56,7 +56,7 @@ bool operator==(const Plan& a, const Plan& b)
 {
     auto sameDefaults = [](const PlanDefaults& x, const PlanDefaults& y) {
         return x.bits == y.bits && x.groupSize == y.groupSize && x.sym == y.sym && x.method == y.method
-            && x.actOrder == y.actOrder;
+            && x.actOrder == y.actOrder && x.staticGroups == y.staticGroups;
     };
     if (a.rules.size() != b.rules.size())
         return false;
@@ -139,9 +139,9 @@ struct Parser {
     QuantSettings settings(const ojson& obj, const std::string& path, bool allowMatch) const
     {
         if (allowMatch)
-            onlyKeys(obj, path, {"match", "bits", "group_size", "sym", "method", "act_order"});
+            onlyKeys(obj, path, {"match", "bits", "group_size", "sym", "method", "act_order", "static_groups"});
         else
-            onlyKeys(obj, path, {"bits", "group_size", "sym", "method", "act_order"});
+            onlyKeys(obj, path, {"bits", "group_size", "sym", "method", "act_order", "static_groups"});
         QuantSettings s;
         if (obj.contains("bits"))
             s.bits = bits(obj["bits"], path + ".bits");
@@ -153,6 +153,8 @@ struct Parser {
             s.method = method(obj["method"], path + ".method");
         if (obj.contains("act_order"))
             s.actOrder = boolean(obj["act_order"], path + ".act_order");
+        if (obj.contains("static_groups"))
+            s.staticGroups = boolean(obj["static_groups"], path + ".static_groups");
         return s;
     }
 };
@@ -170,6 +172,8 @@ ojson settingsJson(const QuantSettings& s)
         o["method"] = *s.method;
     if (s.actOrder)
         o["act_order"] = *s.actOrder;
+    if (s.staticGroups)
+        o["static_groups"] = *s.staticGroups;
     return o;
 }
 
@@ -196,7 +200,7 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
                    + std::to_string(kPlanFormatVersion) + ")");
     if (j.contains("defaults")) {
         const ojson& d = j["defaults"];
-        p.onlyKeys(d, "$.defaults", {"bits", "group_size", "sym", "method", "act_order"});
+        p.onlyKeys(d, "$.defaults", {"bits", "group_size", "sym", "method", "act_order", "static_groups"});
         if (d.contains("bits"))
             plan.defaults.bits = p.bits(d["bits"], "$.defaults.bits");
         if (d.contains("group_size"))
@@ -207,6 +211,8 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
             plan.defaults.method = p.method(d["method"], "$.defaults.method");
         if (d.contains("act_order"))
             plan.defaults.actOrder = p.boolean(d["act_order"], "$.defaults.act_order");
+        if (d.contains("static_groups"))
+            plan.defaults.staticGroups = p.boolean(d["static_groups"], "$.defaults.static_groups");
     }
     if (j.contains("rules")) {
         if (!j["rules"].is_array())
@@ -316,6 +322,8 @@ std::string planToJson(const Plan& plan)
     const PlanDefaults& d = plan.defaults;
     j["defaults"] = {{"bits", d.bits}, {"group_size", d.groupSize}, {"sym", d.sym}, {"method", d.method},
                      {"act_order", d.actOrder}};
+    if (d.staticGroups) // written only when set, so plans without it stay byte-identical
+        j["defaults"]["static_groups"] = true;
     j["rules"] = ojson::array();
     for (const PlanRule& r : plan.rules) {
         ojson o = {{"match", r.match}};
@@ -392,6 +400,8 @@ static void applySettings(PlanEntry& e, const QuantSettings& s)
         e.method = *s.method;
     if (s.actOrder)
         e.actOrder = *s.actOrder;
+    if (s.staticGroups)
+        e.staticGroups = *s.staticGroups;
 }
 
 std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
@@ -421,6 +431,7 @@ std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
         e.sym = plan.defaults.sym;
         e.method = plan.defaults.method;
         e.actOrder = plan.defaults.actOrder;
+        e.staticGroups = plan.defaults.staticGroups;
         for (size_t r = 0; r < res.size(); ++r)
             if (std::regex_match(li.name, res[r]))
                 applySettings(e, plan.rules[r].set);

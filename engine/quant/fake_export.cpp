@@ -103,11 +103,10 @@ QuantizeReport quantizeToFakeDir(const std::string& modelDir, const Plan& plan,
     }
     writer.begin();
     std::set<std::string> written;
-    auto sink = [&](const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data,
-                    uint64_t nbytes) {
-        const TensorInfo& info = ckpt.info(name);
-        MOEWB_ASSERT(info.dtype == dtype && info.shape == shape && written.insert(name).second);
-        writer.write(name, data, nbytes);
+    auto sink = [&](const QuantizedWeight& w) {
+        const TensorInfo& info = ckpt.info(w.tensorName);
+        MOEWB_ASSERT(info.dtype == w.dtype && info.shape == w.shape && written.insert(w.tensorName).second);
+        writer.write(w.tensorName, w.data, w.nbytes);
     };
     QuantizeReport rep = quantizeModel(modelDir, plan, sequences, opt, sink, progress);
     rep.calibDescription = calibDescription;

@@ -21,6 +21,21 @@ double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::
     return den > 0 ? num / den : -1.0;
 }
 
+at::Tensor dequantHalfScales(const at::Tensor& q, const at::Tensor& scales, const at::Tensor& zeros,
+                             const at::Tensor& gIdx)
+{
+    const at::Tensor idx = gIdx.to(at::kLong);
+    const at::Tensor s = scales.to(at::kHalf).to(at::kFloat).index_select(1, idx);
+    const at::Tensor z = zeros.to(at::kFloat).index_select(1, idx);
+    return s * (q.to(at::kFloat) - z);
+}
+
+at::Tensor naturalGroupIndex(int64_t inFeatures, int64_t groupSize)
+{
+    const int64_t g = (groupSize <= 0 || groupSize > inFeatures) ? std::max<int64_t>(inFeatures, 1) : groupSize;
+    return at::arange(inFeatures, at::kInt).div(g, "floor").to(at::kInt);
+}
+
 LinearQuantResult planResult(const PlanEntry& e)
 {
     LinearQuantResult r;
@@ -32,6 +47,7 @@ LinearQuantResult planResult(const PlanEntry& e)
     r.groupSize = e.groupSize;
     r.sym = e.sym;
     r.actOrder = e.actOrder;
+    r.staticGroups = e.staticGroups;
     r.planMethod = e.method;
     return r;
 }
@@ -53,9 +69,8 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
 {
     using clock = std::chrono::steady_clock;
     std::vector<QuantizedLinear> out(linears.size());
-    std::vector<at::Tensor> dequant(linears.size());
-    // GPTQ linears grouped by settings: (bits, group, sym, act order) → indices.
-    std::map<std::tuple<int64_t, int64_t, bool, bool>, std::vector<size_t>> gptqSets;
+    // GPTQ linears grouped by settings: (bits, group, sym, act order, static groups) → indices.
+    std::map<std::tuple<int64_t, int64_t, bool, bool, bool>, std::vector<size_t>> gptqSets;
     for (size_t i = 0; i < linears.size(); ++i) {
         const PlanEntry& e = *linears[i].entry;
         MOEWB_ASSERT(e.bits < 16);
@@ -66,10 +81,14 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens);
         if (e.method == "gptq" && r.fallback.empty()) {
             MOEWB_CHECK(h.defined(), e.name, "method gptq needs calibration data");
-            gptqSets[{e.bits, e.groupSize, e.sym, e.actOrder}].push_back(i);
+            gptqSets[{e.bits, e.groupSize, e.sym, e.actOrder, e.staticGroups}].push_back(i);
         } else {
             const auto t0 = clock::now();
-            dequant[i] = rtnQuantize(linears[i].weight, e.bits, e.groupSize, e.sym).dequant;
+            RtnResult rtn = rtnQuantize(linears[i].weight, e.bits, e.groupSize, e.sym);
+            out[i].q = std::move(rtn.q);
+            out[i].scales = std::move(rtn.scales);
+            out[i].zeros = std::move(rtn.zeros);
+            out[i].gIdx = naturalGroupIndex(linears[i].weight.size(1), e.groupSize);
             r.method = "rtn";
             r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
         }
@@ -79,7 +98,7 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         poll = [&cancel](const Progress&) { return cancel(); };
     for (const auto& [key, idx] : gptqSets) {
         GptqOptions g;
-        std::tie(g.bits, g.groupSize, g.sym, g.actOrder) = key;
+        std::tie(g.bits, g.groupSize, g.sym, g.actOrder, g.staticGroups) = key;
         g.dampPercent = opt.damp;
         g.blockSize = opt.blockSize;
         std::vector<at::Tensor> ws;
@@ -94,7 +113,10 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         int64_t row = 0;
         for (size_t i : idx) {
             const int64_t n = linears[i].weight.size(0);
-            dequant[i] = res.dequant.narrow(0, row, n);
+            out[i].q = res.q.narrow(0, row, n).to(at::kInt).contiguous();
+            out[i].scales = res.scales.narrow(0, row, n).to(at::kFloat).contiguous();
+            out[i].zeros = res.zeros.narrow(0, row, n).to(at::kFloat).contiguous();
+            out[i].gIdx = res.gIdx;
             row += n;
             LinearQuantResult& r = out[i].result;
             r.method = "gptq";
@@ -104,7 +126,9 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         }
     }
     for (size_t i = 0; i < linears.size(); ++i) {
-        out[i].stored = dequant[i].to(linears[i].storeDtype).contiguous();
+        QuantizedLinear& ql = out[i];
+        ql.scales = ql.scales.to(at::kHalf).to(at::kFloat).contiguous(); // what the checkpoint can hold
+        ql.stored = dequantHalfScales(ql.q, ql.scales, ql.zeros, ql.gIdx).to(linears[i].storeDtype).contiguous();
         if (h.defined() && tokens > 0)
             out[i].result.relError = relativeOutputError(linears[i].weight, out[i].stored, h);
     }

@@ -15,7 +15,11 @@
 namespace moewb {
 
 struct QuantizedLinear {
-    at::Tensor stored;        ///< [out, in] the dequantized weight in the checkpoint's dtype of this tensor
+    at::Tensor stored;        ///< [out, in] float(fp16(scale))·(q − zero) in the checkpoint's dtype of this tensor
+    at::Tensor q;             ///< [out, in] int32 codes, original column order
+    at::Tensor scales;        ///< [out, groups] float32, rounded to fp16 (as GPTQ checkpoints store them)
+    at::Tensor zeros;         ///< [out, groups] float32, integer-valued
+    at::Tensor gIdx;          ///< [in] int32 group of each input column
     LinearQuantResult result; ///< method, fallback, tokens, relative error, damp, seconds
 };
 
@@ -34,6 +38,14 @@ struct LinearInput {
 std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
                                              int64_t tokens, const QuantizeOptions& opt,
                                              const std::function<bool()>& cancel = {});
+
+/// float(fp16(scales))[:, gIdx] · (q − zeros[:, gIdx]) in float32: what a GPTQ kernel computes from
+/// a checkpoint holding q, fp16 scales and zeros. scales/zeros [out, groups], q [out, in], gIdx [in].
+at::Tensor dequantHalfScales(const at::Tensor& q, const at::Tensor& scales, const at::Tensor& zeros,
+                             const at::Tensor& gIdx);
+
+/// g_idx of natural group order: column c → c / groupSize (-1 or >= in: all 0).
+at::Tensor naturalGroupIndex(int64_t inFeatures, int64_t groupSize);
 
 /// tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) with ΔW = wq − w (float32 GEMMs, double sums); -1 when the
 /// denominator is not positive.

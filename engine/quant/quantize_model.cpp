@@ -274,8 +274,21 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                 for (size_t i = 0; i < q.size(); ++i) {
                     const PlanEntry& e = *users[i];
                     const std::string tensor = e.name + ".weight";
-                    sink(tensor, ckpt.info(tensor).dtype, {e.outFeatures, e.inFeatures}, q[i].stored.data_ptr(),
-                         uint64_t(q[i].stored.nbytes()));
+                    QuantizedWeight qw;
+                    qw.entry = &e;
+                    qw.tensorName = tensor;
+                    qw.dtype = ckpt.info(tensor).dtype;
+                    qw.shape = {e.outFeatures, e.inFeatures};
+                    qw.data = q[i].stored.data_ptr();
+                    qw.nbytes = uint64_t(q[i].stored.nbytes());
+                    MOEWB_ASSERT(q[i].q.is_contiguous() && q[i].scales.is_contiguous() && q[i].zeros.is_contiguous()
+                                 && q[i].gIdx.is_contiguous() && q[i].gIdx.scalar_type() == at::kInt);
+                    qw.q = q[i].q.data_ptr<int32_t>();
+                    qw.scales = q[i].scales.data_ptr<float>();
+                    qw.zeros = q[i].zeros.data_ptr<float>();
+                    qw.gIdx = q[i].gIdx.data_ptr<int32_t>();
+                    qw.groups = q[i].scales.size(1);
+                    sink(qw);
                     if (calib)
                         pending.emplace_back(tensor, q[i].stored);
                     results[e.name] = std::move(q[i].result);

@@ -26,6 +26,8 @@ std::string reportToJson(const QuantizeReport& r)
         j["group_size"] = l.groupSize;
         j["sym"] = l.sym;
         j["act_order"] = l.actOrder;
+        if (l.staticGroups)
+            j["static_groups"] = true;
         j["plan_method"] = l.planMethod;
         j["method"] = l.method;
         j["fallback"] = l.fallback.empty() ? ojson(nullptr) : ojson(l.fallback);

@@ -618,12 +618,21 @@ private slots:
         }
     }
 
-    // (e) Ctrl-C during the forward: exit 130 and no stats file (nor a temporary one).
+    // (e) Ctrl-C (or kill / a closed terminal) during the forward: exit 130 and no stats file (nor a
+    // temporary one).
+    void cliInterrupt_data()
+    {
+        QTest::addColumn<int>("sig");
+        QTest::newRow("SIGINT") << int(SIGINT);
+        QTest::newRow("SIGTERM") << int(SIGTERM);
+        QTest::newRow("SIGHUP") << int(SIGHUP);
+    }
     void cliInterrupt()
     {
+        QFETCH(int, sig);
         if (!QFileInfo(moewbCli()).isExecutable())
             QSKIP("moewb binary not built");
-        const QString dir = generate(m_tmp.path(), "mixtral", {}, "cli-interrupt");
+        const QString dir = generate(m_tmp.path(), "mixtral", {}, "cli-interrupt-" + QString::number(sig));
         QJsonArray ids;
         for (int i = 0; i < 400000; ++i)
             ids.append((i * 37 + 11) % 290);
@@ -639,7 +648,7 @@ private slots:
             err += p.readAllStandardError();
         }
         QVERIFY2(p.state() == QProcess::Running, "finished before it could be interrupted");
-        ::kill(pid_t(p.processId()), SIGINT);
+        ::kill(pid_t(p.processId()), sig);
         QVERIFY(p.waitForFinished(60000));
         QCOMPARE(p.exitCode(), 130);
         QVERIFY(!QFileInfo::exists(out));

@@ -25,6 +25,7 @@ Plan fullPlan()
     PlanRule r1;
     r1.match = ".*\\.self_attn\\..*";
     r1.set.bits = 8;
+    r1.set.staticGroups = true;
     PlanRule r2;
     r2.match = ".*\\.experts\\.1\\..*";
     r2.set.groupSize = -1;
@@ -92,6 +93,14 @@ private slots:
         QCOMPARE(d.defaults.bits, int64_t(4));
         QCOMPARE(d.defaults.groupSize, int64_t(128));
         QCOMPARE(d.activationBits, int64_t(16));
+        // static_groups: read from defaults, written only when set (older plans stay byte-identical).
+        QVERIFY(!d.defaults.staticGroups);
+        QVERIFY(planToJson(d).find("static_groups") == std::string::npos);
+        const Plan sg = parsePlanJson(R"({"format":"moewb-plan","version":1,"defaults":{"static_groups":true}})", "mem");
+        QVERIFY(sg.defaults.staticGroups);
+        QVERIFY(parsePlanJson(planToJson(sg), "mem") == sg);
+        QVERIFY(errorOf([] { parsePlanJson(R"({"format":"moewb-plan","version":1,"defaults":{"static_groups":1}})", "p.json"); })
+                    .find("$.defaults.static_groups") != std::string::npos);
     }
 
     void validationErrors_data()
@@ -171,6 +180,7 @@ private slots:
             QCOMPARE(e.sym, exp1);
             QCOMPARE(e.method, exp1 ? std::string("gptq") : std::string("rtn"));
             QCOMPARE(e.actOrder, !exp1);
+            QCOMPARE(e.staticGroups, attn);
             const bool dropped = e.layer == 2 || (e.layer == 3 && !attn) || (e.layer == 1 && e.expert == 2);
             QCOMPARE(e.dropped, dropped);
         }

@@ -11,6 +11,7 @@
 #include "moewb/io/safetensors.h"
 #include "moewb/quant/quantize.h"
 #include "quant/gptq.h"
+#include "quant/quant_linear.h"
 #include "quant/rtn.h"
 #include "testutil.h"
 
@@ -198,6 +199,13 @@ void writeRoutedModel(const QString& dir)
     w.commit();
 }
 
+/// What `quantize` stores for an RTN linear: the RTN grid with fp16 scales, as a GPTQ kernel computes it.
+at::Tensor rtnStored(const at::Tensor& w, int64_t bits, int64_t groupSize, bool sym)
+{
+    const RtnResult r = rtnQuantize(w, bits, groupSize, sym);
+    return dequantHalfScales(r.q, r.scales, r.zeros, naturalGroupIndex(w.size(1), groupSize));
+}
+
 } // namespace
 
 class TestQuantize : public QObject {
@@ -216,6 +224,25 @@ private slots:
         m_mixtral = generate(m_tmp.path(), "mixtral", {"--tiny"}, "mixtral");
         m_mixtralBf16 = generate(m_tmp.path(), "mixtral", {"--tiny", "--dtype", "bf16"}, "mixtral-bf16");
         m_qwen = generate(m_tmp.path(), "qwen2_moe", {"--tiny", "--dtype", "bf16"}, "qwen2_moe");
+    }
+
+    // The stored weight is float(fp16(scale)) · (q − zero): hand-computed values.
+    void dequantUsesHalfScales()
+    {
+        // fp16(0.1) = 0.0999755859375 (1638/16384), fp16(1/3) = 0.333251953125 (1365/4096).
+        const at::Tensor q = at::tensor({3, 0, 7, 1}, at::kInt).reshape({2, 2});
+        const at::Tensor scales = at::tensor({0.1f, 1.0f / 3.0f}, at::kFloat).reshape({2, 1});
+        const at::Tensor zeros = at::tensor({1.0f, 4.0f}, at::kFloat).reshape({2, 1});
+        const at::Tensor w = dequantHalfScales(q, scales, zeros, naturalGroupIndex(2, -1));
+        const float s0 = 1638.0f / 16384.0f, s1 = 1365.0f / 4096.0f;
+        const std::vector<float> expect = {2 * s0, -1 * s0, 3 * s1, -3 * s1};
+        for (int i = 0; i < 4; ++i)
+            QCOMPARE(w.reshape({4})[i].item<float>(), expect[size_t(i)]);
+        // g_idx picks the group of each column
+        const at::Tensor g = naturalGroupIndex(5, 2);
+        QCOMPARE(g.sizes().vec(), std::vector<int64_t>{5});
+        const std::vector<int32_t> gi(g.data_ptr<int32_t>(), g.data_ptr<int32_t>() + 5);
+        QCOMPARE(gi, (std::vector<int32_t>{0, 0, 1, 1, 2}));
     }
 
     // (a) every linear at 16 bits: the output is the input, tensor for tensor.
@@ -282,7 +309,7 @@ private slots:
                 continue;
             }
             const at::Tensor orig = loadTensor(in, n, at::kFloat);
-            const at::Tensor expect = rtnQuantize(orig, e.bits, e.groupSize, e.sym).dequant.to(toScalarType(in.info(n).dtype));
+            const at::Tensor expect = rtnStored(orig, e.bits, e.groupSize, e.sym).to(toScalarType(in.info(n).dtype));
             const at::Tensor got = loadTensor(a, n);
             QVERIFY2(at::equal(got, expect), n.c_str());
             QVERIFY2(!at::equal(got, loadTensor(in, n)), n.c_str()); // quantization changed something
@@ -392,7 +419,7 @@ private slots:
                     QCOMPARE(int64_t(o["tokens"].toInt()), counts.at({l, e}));
                     if (fallback) {
                         const at::Tensor orig = loadTensor(in, n + ".weight", at::kFloat);
-                        QVERIFY(at::equal(loadTensor(q, n + ".weight"), rtnQuantize(orig, 4, 16, true).dequant));
+                        QVERIFY(at::equal(loadTensor(q, n + ".weight"), rtnStored(orig, 4, 16, true)));
                     }
                 }
         QVERIFY(QString::fromStdString(r.fallbackExperts[0].reason).contains("min-expert-tokens 8"));
@@ -409,18 +436,22 @@ private slots:
     void gptqMatchesIndependentInputs_data()
     {
         QTest::addColumn<bool>("actOrder");
-        QTest::newRow("plain") << false;
-        QTest::newRow("act_order") << true;
+        QTest::addColumn<bool>("staticGroups");
+        QTest::newRow("plain") << false << false;
+        QTest::newRow("act_order") << true << false;
+        QTest::newRow("act_order+static_groups") << true << true;
     }
     void gptqMatchesIndependentInputs()
     {
         QFETCH(bool, actOrder);
+        QFETCH(bool, staticGroups);
         const std::string src = m_mixtral.toStdString();
         const ModelConfig cfg = loadConfig(src);
         const auto seqs = randomSeqs(4, 16, 290, 4);
         const QString out = freshOut();
         const Plan plan = planFrom(planJson(std::string(R"({"bits": 3, "group_size": 16, "method": "gptq", "act_order": )")
-                                            + (actOrder ? "true" : "false") + "}"));
+                                            + (actOrder ? "true" : "false") + ", \"static_groups\": "
+                                            + (staticGroups ? "true" : "false") + "}"));
         quantizeToFakeDir(src, plan, seqs, {}, out.toStdString(), false);
         const Checkpoint in = Checkpoint::open(src), q = Checkpoint::open(out.toStdString());
 
@@ -428,6 +459,7 @@ private slots:
         g.bits = 3;
         g.groupSize = 16;
         g.actOrder = actOrder;
+        g.staticGroups = staticGroups;
         g.dampPercent = 0.01;
         at::Tensor h;
         auto check = [&](const std::string& name, const std::vector<at::Tensor>& batches) {
@@ -436,7 +468,8 @@ private slots:
                 acc.add(b);
             h = acc.hessian();
             const at::Tensor w = loadTensor(in, name + ".weight", at::kFloat);
-            const at::Tensor expect = gptqQuantize(w, h, g).dequant;
+            const GptqResult res = gptqQuantize(w, h, g);
+            const at::Tensor expect = dequantHalfScales(res.q, res.scales, res.zeros, res.gIdx);
             const at::Tensor got = loadTensor(q, name + ".weight", at::kFloat);
             const double mismatch = (got != expect).to(at::kDouble).mean().item<double>();
             qInfo("%s: %.4f of the entries differ", name.c_str(), mismatch);
@@ -513,6 +546,28 @@ private slots:
         const CliRun ev = runCli(moewbCli(), {"eval", out, "--ppl", text, "--ctx", "32"});
         QVERIFY2(ev.exitCode == 0, ev.err.constData());
         QVERIFY(ev.out.contains("perplexity:"));
+
+        // `eval --plan` quantizes on the fly with the same settings: the same perplexity to the last
+        // digit, and its scratch model under $TMPDIR is gone afterwards.
+        const QString scratchRoot = m_tmp.path() + "/scratch";
+        QVERIFY(QDir().mkpath(scratchRoot));
+        const QByteArray oldTmp = qgetenv("TMPDIR");
+        qputenv("TMPDIR", scratchRoot.toUtf8());
+        const CliRun evp = runCli(moewbCli(), {"eval", m_qwen, "--plan", plan, "--calib", text, "--samples", "4",
+                                               "--seq-len", "32", "--min-expert-tokens", "4", "--ppl", text, "--ctx", "32"});
+        qputenv("TMPDIR", oldTmp);
+        QVERIFY2(evp.exitCode == 0, evp.err.constData());
+        auto pplLine = [](const QByteArray& o) {
+            for (const QByteArray& l : o.split('\n'))
+                if (l.startsWith("perplexity:"))
+                    return l;
+            return QByteArray();
+        };
+        QVERIFY(!pplLine(ev.out).isEmpty());
+        QCOMPARE(pplLine(evp.out), pplLine(ev.out));
+        QCOMPARE(QDir(scratchRoot).entryList(QDir::NoDotAndDotDot | QDir::AllEntries).size(), 0);
+        // --calib without --plan is a usage error
+        QCOMPARE(runCli(moewbCli(), {"eval", m_qwen, "--calib", text, "--ppl", text}).exitCode, 2);
 
         const auto seqs = randomSeqs(2, 10, 290, 7);
         const QString ids = m_tmp.path() + "/e-ids.json";

@@ -31,6 +31,9 @@ struct QuantSettings {
     std::optional<bool> sym;
     std::optional<std::string> method; ///< "rtn" | "gptq"
     std::optional<bool> actOrder;
+    /// With act order: fix every group's grid from the original weight before any GPTQ update,
+    /// g_idx = column / group size (AutoGPTQ's static_groups). Changes only how GPTQ runs.
+    std::optional<bool> staticGroups;
 };
 
 struct PlanDefaults {
@@ -39,6 +42,7 @@ struct PlanDefaults {
     bool sym = true;
     std::string method = "gptq";
     bool actOrder = false;
+    bool staticGroups = false;
 };
 
 /// Ordered regex rule: applies to every linear whose whole name matches `match` (ECMAScript).
@@ -114,6 +118,7 @@ struct PlanEntry {
     bool sym = true;
     std::string method = "gptq";
     bool actOrder = false;
+    bool staticGroups = false;
     bool dropped = false; ///< belongs to a dropped expert, layer or block
 };
 

@@ -55,6 +55,7 @@ struct LinearQuantResult {
     int64_t groupSize = 128;
     bool sym = true;
     bool actOrder = false;
+    bool staticGroups = false;
     std::string planMethod;    ///< "gptq" | "rtn" as the plan asks
     std::string method;        ///< what ran: "gptq" | "rtn" | "none" (bits 16)
     std::string fallback;      ///< "" or why a GPTQ linear was quantized with RTN
@@ -87,10 +88,28 @@ struct QuantizeReport {
     std::string toolVersion;
 };
 
-/// Receives each quantized linear's weight in the dtype the checkpoint stores it in.
-using QuantizedWeightSink = std::function<void(const std::string& tensorName, DType dtype,
-                                               const std::vector<int64_t>& shape, const void* data,
-                                               uint64_t nbytes)>;
+/// One quantized linear as the writers (fake, GPTQ, GGUF) receive it; pointers valid during the
+/// sink call only. The integer grid is FORMATS.md §3.4's, in the original column order:
+/// w'[r][c] = scales[r][gIdx[c]] · (q[r][c] − zeros[r][gIdx[c]]). Scales are already rounded to
+/// fp16 (as GPTQ checkpoints store them), so `data` is exactly what a GPTQ kernel computes from the
+/// packed tensors, rounded to the checkpoint dtype.
+struct QuantizedWeight {
+    const PlanEntry* entry = nullptr; ///< name, layer, expert, role, shape, bits, group size, sym, act order
+    std::string tensorName;           ///< entry->name + ".weight"
+    DType dtype = DType::BF16;        ///< the checkpoint's dtype of this tensor (and of `data`)
+    std::vector<int64_t> shape;       ///< {out, in}
+    const void* data = nullptr;       ///< dequantized weight [out, in] in dtype
+    uint64_t nbytes = 0;
+    const int32_t* q = nullptr;       ///< [out * in] codes in [0, 2^bits − 1]
+    const float* scales = nullptr;    ///< [out * groups], fp16-representable
+    const float* zeros = nullptr;     ///< [out * groups], integer-valued
+    const int32_t* gIdx = nullptr;    ///< [in] group of each input column (i / G unless act order
+                                      ///< without static groups, FORMATS.md §3.4)
+    int64_t groups = 0;
+};
+
+/// Receives each quantized linear, layer by layer, exactly once.
+using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 
 /// Refuses what `quantize` cannot apply yet: dropped experts/layers/blocks (trimming, #10).
 /// Also runs validatePlan. InputError names opt.planPath.
