@@ -286,7 +286,8 @@ void OutlierObserver::layerLoaded(const LayerWeights& w)
             continue;
         const std::string name = m_linears[i].name + ".weight";
         const at::Tensor& loaded = w.get(name);
-        const at::ScalarType stored = toScalarType(m_ckpt.info(name).dtype);
+        // A GPTQ checkpoint has no X.weight (loadTensor dequantizes X.qweight to float32).
+        const at::ScalarType stored = m_ckpt.has(name) ? toScalarType(m_ckpt.info(name).dtype) : at::kFloat;
         // The loaded copy holds the stored values exactly unless it was narrowed.
         const bool exact = loaded.scalar_type() == stored || loaded.scalar_type() == at::kFloat
             || loaded.scalar_type() == at::kDouble;

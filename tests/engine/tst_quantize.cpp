@@ -623,13 +623,20 @@ private slots:
         QVERIFY(QFileInfo::exists(m_mixtral + "/model.safetensors"));
         QCOMPARE(QDir(m_tmp.path()).entryList({"*.tmp.*", "*.old.*"}), QStringList());
 
-        // CLI exit codes: 1 for --format gptq (a later issue), 2 for usage.
+        // CLI exit codes: 1 for a plan that names a linear the model lacks, 2 for usage (unknown format,
+        // missing --plan).
         const QString plan = m_tmp.path() + "/plan-f.json";
         writeAll(plan, QByteArray::fromStdString(planJson(R"({"bits": 4, "method": "rtn", "group_size": 16})")));
+        const QString badPlan = m_tmp.path() + "/plan-f-bad.json";
+        writeAll(badPlan, QByteArray::fromStdString(planJson(R"({"bits": 4, "method": "rtn", "group_size": 16})", "[]",
+                                                             R"(, "overrides": {"model.layers.99.self_attn.q_proj": {"bits": 8}})")));
         const QString out2 = freshOut();
-        CliRun r = runCli(moewbCli(), {"quantize", m_mixtral, "--plan", plan, "--out", out2, "--format", "gptq"});
+        CliRun r = runCli(moewbCli(), {"quantize", m_mixtral, "--plan", plan, "--out", out2, "--format", "bogus"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY(!QFileInfo::exists(out2));
+        r = runCli(moewbCli(), {"quantize", m_mixtral, "--plan", badPlan, "--out", out2});
         QCOMPARE(r.exitCode, 1);
-        QVERIFY2(r.err.contains("issue #9"), r.err.constData());
+        QVERIFY2(r.err.contains("plan-f-bad.json") && r.err.trimmed().count('\n') == 0, r.err.constData());
         QVERIFY(!QFileInfo::exists(out2));
         r = runCli(moewbCli(), {"quantize", m_mixtral, "--out", out2});
         QCOMPARE(r.exitCode, 2);

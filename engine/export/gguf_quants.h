@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// ggml tensor types for the GGUF export (docs/export-gguf.md, FORMATS.md §4.2): fp16 / bf16
+// conversion, Q8_0 / Q4_0 / Q4_1 blocks packed from a GPTQ integer grid (exact path) or from
+// floats (ggml's quantize_row_*_ref rules), and dequantization. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace moewb::gguf {
+
+/// ggml_type ids (FORMATS.md §4.1). Only the ones moewb writes have names below; the reader knows
+/// the sizes of the other common ones (ggmlTypeKnown).
+enum class GgmlType : uint32_t {
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+    I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
+};
+
+bool ggmlTypeKnown(uint32_t id);          ///< block size and type size are known
+const char* ggmlTypeName(GgmlType t);     ///< "Q4_0"; "type<N>" for unnamed ids
+int64_t ggmlBlockSize(GgmlType t);        ///< elements per block (1 for float types)
+int64_t ggmlTypeSize(GgmlType t);         ///< bytes per block
+bool ggmlCanDequantize(GgmlType t);       ///< F32, F16, BF16, Q4_0, Q4_1, Q8_0
+/// Bytes of a row of n elements (n % blockSize == 0).
+int64_t ggmlRowBytes(GgmlType t, int64_t n);
+/// Parses "f16", "bf16", "f32" (case-insensitive); InputError naming `where` otherwise.
+GgmlType floatTypeFromName(const std::string& name, const std::string& where);
+
+uint16_t fp32ToFp16(float f); ///< round to nearest even, overflow → ±inf (as F16C / ggml)
+float fp16ToFp32(uint16_t h);
+uint16_t fp32ToBf16(float f); ///< round to nearest even, NaN kept quiet (ggml_compute_fp32_to_bf16)
+float bf16ToFp32(uint16_t h);
+
+/// Encodes n floats (n % blockSize == 0) as type t: F32/F16/BF16 by conversion, Q8_0/Q4_0/Q4_1
+/// by ggml's reference quantizers (quantize_row_q8_0_ref / q4_0_ref / q4_1_ref).
+void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n);
+
+/// Decodes n elements of type t (ggmlCanDequantize) into floats, as ggml's dequantize_row_*.
+void dequantizeRow(GgmlType t, const uint8_t* in, float* out, int64_t n);
+
+/// One row of a GPTQ grid (FORMATS.md §3.4): w[c] = scales[gIdx[c]] · (q[c] − zeros[gIdx[c]]).
+struct GridRow {
+    const int32_t* q = nullptr;     ///< [n]
+    const float* scales = nullptr;  ///< [groups]
+    const float* zeros = nullptr;   ///< [groups]
+    const int32_t* gIdx = nullptr;  ///< [n]
+};
+
+struct PackStats {
+    int64_t gridBlocks = 0;     ///< blocks whose codes are the grid's (d = scale)
+    int64_t requantBlocks = 0;  ///< blocks re-quantized from the grid's float values (ggml rule)
+};
+
+/// Encodes one grid row of n elements as type t. Q8_0 / Q4_0 / Q4_1: a block whose 32 columns
+/// share one group and whose codes fit the type is stored with d = scale and the grid codes
+/// (Q8_0: q − zero; Q4_0: q − zero + 8; Q4_1: q with m = −scale·zero rounded to fp16), so its
+/// dequantized values are exactly scale·(q − zero) (Q4_1: up to the rounding of m); any other
+/// block is quantized from its float values with the reference rule. Float types: the grid's
+/// values converted. Counts go to stats.
+void packGridRow(GgmlType t, const GridRow& g, uint8_t* out, int64_t n, PackStats& stats);
+
+} // namespace moewb::gguf

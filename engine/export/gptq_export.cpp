@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: MIT
+// `quantize --format gptq`: the output directory (moewb/export/gptq.h quantizeToGptqDir) and the
+// reading side of quantization_config (readGptqConfig).
+#include "moewb/export/gptq.h"
+
+#include "export/gptq_pack.h"
+#include "export/output_dir.h"
+#include "moewb/core/error.h"
+#include "moewb/core/version.h"
+#include "moewb/io/hf_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+namespace moewb {
+
+namespace {
+
+std::string readText(const fs::path& p)
+{
+    std::ifstream f(p, std::ios::binary);
+    if (!f)
+        throw IoError(p.string(), "cannot read file");
+    std::ostringstream os;
+    os << f.rdbuf();
+    return os.str();
+}
+
+ojson parseJsonFile(const fs::path& p)
+{
+    try {
+        return ojson::parse(readText(p));
+    } catch (const nlohmann::json::exception& e) {
+        throw InputError(p.string(), std::string("invalid JSON (") + e.what() + ")");
+    }
+}
+
+std::string gb(double bytes)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+    return buf;
+}
+
+/// Sequential-quantization step of a role (modules_in_block_to_quantize's outer list).
+int roleStep(LinearRole r)
+{
+    switch (r) {
+    case LinearRole::Q:
+    case LinearRole::K:
+    case LinearRole::V: return 0;
+    case LinearRole::O: return 1;
+    case LinearRole::ExpertDown:
+    case LinearRole::SharedDown:
+    case LinearRole::DenseDown: return 3;
+    default: return 2;
+    }
+}
+
+/// One tensor of the output checkpoint.
+struct OutTensor {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+    uint64_t nbytes = 0;
+    size_t shard = 0;
+};
+
+uint64_t byteSize(DType d, const std::vector<int64_t>& shape)
+{
+    uint64_t n = uint64_t(dtypeBytes(d));
+    for (int64_t s : shape)
+        n *= uint64_t(s);
+    return n;
+}
+
+std::string shardName(size_t i, size_t n)
+{
+    if (n == 1)
+        return "model.safetensors";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, n);
+    return buf;
+}
+
+bool endsWith(const std::string& s, const std::string& suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+} // namespace
+
+std::string gptqQuantizationConfigJson(const std::vector<PlanEntry>& entries, const ModelConfig& cfg,
+                                       const QuantizeOptions& opt, const std::string& checkpointFormat)
+{
+    const GptqExport ex = exportGptqDynamic(entries, listLinears(cfg));
+    bool staticGroups = false;
+    std::vector<std::vector<std::string>> steps(4);
+    std::set<std::string> seen;
+    for (const PlanEntry& e : entries) {
+        if (e.dropped || e.bits >= 16)
+            continue;
+        staticGroups = staticGroups || (e.actOrder && e.staticGroups);
+        // Module path inside its decoder block: "model.layers.3.mlp.experts.0.up_proj" → "mlp.experts.0.up_proj".
+        const std::string prefix = cfg.layerPrefix(e.layer) + ".";
+        const std::string suffix = e.name.rfind(prefix, 0) == 0 ? e.name.substr(prefix.size()) : e.name;
+        if (seen.insert(suffix).second)
+            steps[size_t(roleStep(e.role))].push_back(suffix);
+    }
+    ojson inBlock = ojson::array();
+    for (const auto& s : steps)
+        if (!s.empty())
+            inBlock.push_back(s);
+
+    const std::string tool = std::string("moewb:") + version();
+    ojson q = ojson::object();
+    q["quant_method"] = "gptq";
+    q["bits"] = ex.bits;
+    q["group_size"] = ex.groupSize;
+    q["desc_act"] = ex.actOrder;
+    q["sym"] = ex.sym;
+    q["static_groups"] = staticGroups;
+    q["true_sequential"] = true;
+    q["damp_percent"] = opt.damp;
+    q["lm_head"] = false;
+    q["checkpoint_format"] = checkpointFormat;
+    q["pack_dtype"] = "int32";
+    q["modules_in_block_to_quantize"] = inBlock;
+    q["dynamic"] = ojson::parse(dynamicToJson(ex));
+    q["meta"] = ojson{{"quantizer", ojson::array({tool})},
+                      {"damp_percent", opt.damp},
+                      {"true_sequential", true},
+                      {"static_groups", staticGroups}};
+    return q.dump(2);
+}
+
+std::optional<GptqCheckpointConfig> readGptqConfig(const std::string& modelDir)
+{
+    const fs::path dir(modelDir);
+    ojson q;
+    fs::path where;
+    std::error_code ec;
+    if (fs::is_regular_file(dir / "config.json", ec)) {
+        const ojson c = parseJsonFile(dir / "config.json");
+        if (c.is_object() && c.contains("quantization_config") && c["quantization_config"].is_object()) {
+            q = c["quantization_config"];
+            where = dir / "config.json";
+        }
+    }
+    if (q.is_null() && fs::is_regular_file(dir / "quantize_config.json", ec)) {
+        q = parseJsonFile(dir / "quantize_config.json");
+        where = dir / "quantize_config.json";
+        MOEWB_CHECK(q.is_object(), where.string(), "not a JSON object");
+        if (!q.contains("quant_method"))
+            q["quant_method"] = "gptq";
+    }
+    if (q.is_null() || !q.contains("quant_method") || q["quant_method"] != "gptq")
+        return std::nullopt;
+
+    const std::string w = where.string();
+    auto intField = [&](const ojson& o, std::initializer_list<const char*> keys, int64_t def, const std::string& path) {
+        for (const char* k : keys)
+            if (o.contains(k)) {
+                MOEWB_CHECK(o[k].is_number_integer(), w, path, k, " must be an integer");
+                return o[k].get<int64_t>();
+            }
+        return def;
+    };
+    auto boolField = [&](const ojson& o, const char* k, bool def, const std::string& path) {
+        if (!o.contains(k))
+            return def;
+        MOEWB_CHECK(o[k].is_boolean(), w, path, k, " must be true or false");
+        return o[k].get<bool>();
+    };
+    GptqCheckpointConfig r;
+    r.settings.bits = intField(q, {"bits", "w_bit", "wbits"}, 4, "quantization_config.");
+    r.settings.groupSize = intField(q, {"group_size", "q_group_size"}, 128, "quantization_config.");
+    r.settings.sym = boolField(q, "sym", true, "quantization_config.");
+    r.settings.actOrder = boolField(q, "desc_act", false, "quantization_config.");
+    r.lmHead = boolField(q, "lm_head", false, "quantization_config.");
+    for (const char* k : {"checkpoint_format", "format"})
+        if (q.contains(k)) {
+            MOEWB_CHECK(q[k].is_string(), w, "quantization_config.", k, " must be a string");
+            r.checkpointFormat = q[k].get<std::string>();
+            break;
+        }
+    if (q.contains("dynamic") && !q["dynamic"].is_null()) {
+        MOEWB_CHECK(q["dynamic"].is_object(), w, "quantization_config.dynamic must be an object");
+        for (const auto& [key, val] : q["dynamic"].items()) {
+            const std::string path = "quantization_config.dynamic[\"" + key + "\"].";
+            MOEWB_CHECK(val.is_object(), w, path, " must be an object");
+            DynamicRule rule;
+            rule.key = key;
+            if (val.contains("bits"))
+                rule.set.bits = intField(val, {"bits"}, 0, path);
+            if (val.contains("group_size"))
+                rule.set.groupSize = intField(val, {"group_size"}, 0, path);
+            if (val.contains("sym"))
+                rule.set.sym = boolField(val, "sym", true, path);
+            if (val.contains("desc_act"))
+                rule.set.actOrder = boolField(val, "desc_act", false, path);
+            r.settings.dynamic.push_back(std::move(rule));
+        }
+    }
+    return r;
+}
+
+GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan,
+                                   const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
+                                   const std::string& outDir, bool force, const std::string& calibDescription,
+                                   const ProgressFn& progress, const GptqExportOptions& gopt)
+{
+    const gptq::ZeroFormat fmt = gptq::zeroFormatFromName(gopt.checkpointFormat, "--checkpoint-format");
+    MOEWB_CHECK(gopt.maxShardBytes > 0, "--max-shard-size", "must be positive");
+    const ModelConfig cfg = loadConfig(modelDir);
+    checkPlanForQuantize(plan, cfg, opt.planPath);
+    const std::vector<PlanEntry> entries = expandPlan(plan, cfg);
+    std::map<std::string, const PlanEntry*> quantized; // tensor name ("….weight") → entry
+    for (const PlanEntry& e : entries)
+        if (!e.dropped && e.bits < 16)
+            quantized[e.name + ".weight"] = &e;
+    MOEWB_CHECK(!quantized.empty(), opt.planPath,
+                "the plan leaves every linear at 16 bits: there is nothing to store as GPTQ (use --format fake)");
+
+    const Checkpoint ckpt = Checkpoint::open(modelDir);
+    const std::vector<std::string> names = ckpt.names();
+    for (const std::string& n : names)
+        MOEWB_CHECK(!endsWith(n, ".qweight"), ckpt.fileOf(n).path(),
+                    "holds GPTQ tensors ('", n, "'): quantize the unquantized model instead");
+
+    // Every output tensor with its shape, known before anything is quantized (the writers need
+    // their headers first). A quantized linear's four tensors take the place of its weight.
+    std::vector<OutTensor> tensors;
+    for (const std::string& n : names) {
+        const TensorInfo& info = ckpt.info(n);
+        auto it = quantized.find(n);
+        if (it == quantized.end()) {
+            tensors.push_back({n, info.dtype, info.shape, info.nbytes(), 0});
+            continue;
+        }
+        const PlanEntry& e = *it->second;
+        MOEWB_CHECK(info.shape == (std::vector<int64_t>{e.outFeatures, e.inFeatures}), ckpt.fileOf(n).path(),
+                    "tensor '", n, "' does not have the shape config.json implies");
+        const int64_t groups = gptq::groupCount(e.inFeatures, e.groupSize);
+        const std::string base = e.name;
+        const std::vector<std::tuple<std::string, DType, std::vector<int64_t>>> parts = {
+            {".g_idx", DType::I32, {e.inFeatures}},
+            {".qweight", DType::I32, gptq::qweightShape(e.inFeatures, e.outFeatures, e.bits)},
+            {".qzeros", DType::I32, gptq::qzerosShape(e.outFeatures, groups, e.bits)},
+            {".scales", DType::F16, gptq::scalesShape(e.outFeatures, groups)}};
+        for (const auto& [suffix, dt, shape] : parts)
+            tensors.push_back({base + suffix, dt, shape, byteSize(dt, shape), 0});
+    }
+    // Shards: fill in name order; a new shard starts when the next tensor would overflow this one.
+    size_t nShards = 1;
+    uint64_t inShard = 0, total = 0;
+    for (OutTensor& t : tensors) {
+        if (inShard > 0 && inShard + t.nbytes > uint64_t(gopt.maxShardBytes)) {
+            ++nShards;
+            inShard = 0;
+        }
+        t.shard = nShards - 1;
+        inShard += t.nbytes;
+        total += t.nbytes;
+    }
+
+    const fs::path tmpPath = prepareOutputDir(modelDir, outDir, force);
+    TempDir tmp(tmpPath);
+    {
+        // Tensors, headers (generously 256 bytes per tensor), the companion files and the JSON we add.
+        uint64_t need = total + 256 * tensors.size() + (uint64_t(1) << 20);
+        for (const auto& entry : fs::directory_iterator(modelDir))
+            if (entry.is_regular_file() && isCompanionFile(entry.path()))
+                need += entry.file_size();
+        const int64_t avail = freeDiskBytes(tmpPath);
+        if (avail >= 0 && uint64_t(avail) < need)
+            throw IoError(tmpPath.parent_path().string(), "not enough free disk space: the GPTQ checkpoint needs "
+                                                              + gb(double(need)) + ", " + gb(double(avail))
+                                                              + " are available");
+    }
+    copyCompanionFiles(modelDir, tmpPath);
+
+    std::vector<std::unique_ptr<SafetensorsWriter>> writers;
+    for (size_t i = 0; i < nShards; ++i)
+        writers.push_back(std::make_unique<SafetensorsWriter>((tmpPath / shardName(i, nShards)).string()));
+    std::map<std::string, const OutTensor*> where;
+    for (const OutTensor& t : tensors) {
+        writers[t.shard]->declare(t.name, t.dtype, t.shape);
+        where[t.name] = &t;
+    }
+    for (auto& w : writers)
+        w->begin();
+    auto put = [&](const std::string& name, const void* data, uint64_t nbytes) {
+        const OutTensor* t = where.at(name);
+        MOEWB_ASSERT(t->nbytes == nbytes);
+        writers[t->shard]->write(name, data, nbytes);
+    };
+
+    GptqExportResult res;
+    res.checkpointFormat = gptq::zeroFormatName(fmt);
+    std::set<std::string> written;
+    auto sink = [&](const QuantizedWeight& w) {
+        auto it = quantized.find(w.tensorName);
+        MOEWB_ASSERT(it != quantized.end() && written.insert(w.tensorName).second);
+        const PlanEntry& e = *it->second;
+        MOEWB_ASSERT(w.shape == (std::vector<int64_t>{e.outFeatures, e.inFeatures}) && w.q && w.scales && w.zeros
+                     && w.gIdx && w.groups == gptq::groupCount(e.inFeatures, e.groupSize));
+        const gptq::PackedLinear p = gptq::packLinear(w.q, w.scales, w.zeros, w.gIdx, e.outFeatures, e.inFeatures,
+                                                      w.groups, e.bits, fmt, e.name, &res.wrappedZeros);
+        put(e.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
+        put(e.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
+        put(e.name + ".scales", p.scales.data(), p.scales.size() * 2);
+        put(e.name + ".g_idx", p.gIdx.data(), p.gIdx.size() * 4);
+    };
+    res.report = quantizeModel(modelDir, plan, sequences, opt, sink, progress);
+    res.report.calibDescription = calibDescription;
+    for (const auto& [n, e] : quantized)
+        MOEWB_CHECK(written.count(n), n, "the quantizer did not produce this linear");
+
+    // Everything not quantized: the checkpoint's bytes unchanged.
+    int64_t i = 0;
+    for (const std::string& n : names) {
+        report(progress, "write", i++, int64_t(names.size()), n);
+        if (quantized.count(n))
+            continue;
+        put(n, ckpt.data(n), ckpt.info(n).nbytes());
+        ckpt.release(n);
+    }
+    for (auto& w : writers)
+        w->commit();
+    report(progress, "write", int64_t(names.size()), int64_t(names.size()));
+
+    if (nShards > 1) {
+        ojson index;
+        index["metadata"] = ojson{{"total_size", total}};
+        ojson map = ojson::object();
+        std::map<std::string, std::string> sorted;
+        for (const OutTensor& t : tensors)
+            sorted[t.name] = shardName(t.shard, nShards);
+        for (const auto& [n, f] : sorted)
+            map[n] = f;
+        index["weight_map"] = map;
+        writeTextFile(tmpPath / "model.safetensors.index.json", index.dump(2) + "\n");
+    }
+
+    // config.json as the model has it, plus quantization_config; the same dict in quantize_config.json.
+    const std::string qcText = gptqQuantizationConfigJson(entries, cfg, opt, res.checkpointFormat);
+    ojson config = parseJsonFile(fs::path(modelDir) / "config.json");
+    config["quantization_config"] = ojson::parse(qcText);
+    writeTextFile(tmpPath / "config.json", config.dump(2) + "\n");
+    writeTextFile(tmpPath / "quantize_config.json", qcText + "\n");
+    savePlan(plan, (tmpPath / "moewb_plan.json").string());
+    writeTextFile(tmpPath / "moewb_quant_report.json", reportToJson(res.report) + "\n");
+
+    res.bytesOnDisk = directoryBytes(tmpPath);
+    res.tensorBytes = total;
+    res.shards = int64_t(nShards);
+    res.quantizedLinears = int64_t(quantized.size());
+    publishOutputDir(tmpPath, outDir);
+    tmp.release();
+    return res;
+}
+
+} // namespace moewb
