@@ -470,6 +470,10 @@ ModelConfig parseConfigJson(const std::string& jsonText, const std::string& wher
             k.fail(detail::concat("mlp_only_layers lists layer ", l, ", outside 0..", c.numLayers - 1,
                                   " (num_hidden_layers ", c.numLayers, ")"));
     }
+    c.droppedMoeLayers = k.intList("moewb_dropped_moe_layers"); // written by `moewb trim` (Layer Drop)
+    for (int64_t l : c.droppedMoeLayers)
+        if (!c.isMoeLayer(l))
+            k.fail(detail::concat("moewb_dropped_moe_layers lists layer ", l, ", which is not a MoE layer"));
     if (c.isMoe()) {
         bool any = false;
         for (int64_t l = 0; l < c.numLayers && !any; ++l)
@@ -505,6 +509,11 @@ ModelConfig loadConfig(const std::string& pathOrDir)
 }
 
 // ---- layer kinds and tensor names ---------------------------------------------------------------
+
+bool ModelConfig::isMoeDropped(int64_t layer) const
+{
+    return std::find(droppedMoeLayers.begin(), droppedMoeLayers.end(), layer) != droppedMoeLayers.end();
+}
 
 bool ModelConfig::isMoeLayer(int64_t layer) const
 {

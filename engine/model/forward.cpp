@@ -213,6 +213,10 @@ at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at:
     const int64_t H = x.size(-1);
     const at::Tensor h1 = rmsNorm(x, w.get(p + ".input_layernorm.weight"), cfg.rmsNormEps);
     const at::Tensor x1 = x + attention(cfg, w, h1, rope, obs);
+    // Layer Drop (moewb trim): the MoE sub-layer's down_proj weights are zero, so it adds exactly 0;
+    // skipped unless an observer wants to see it (calibration then records it like any layer).
+    if (!obs && cfg.isMoeDropped(w.layer))
+        return x1;
     const at::Tensor h2 = rmsNorm(x1, w.get(p + ".post_attention_layernorm.weight"), cfg.rmsNormEps);
     const at::Tensor x2 = x1 + mlpBlock(cfg, w, h2.reshape({-1, H}), obs).view(x.sizes());
     if (obs) {

@@ -46,6 +46,10 @@ struct ModelConfig {
     int64_t moeLayerFreq = 1;       ///< DeepSeek
     int64_t decoderSparseStep = 1;  ///< Qwen
     std::vector<int64_t> mlpOnlyLayers;
+    /// MoE sub-layers removed by `moewb trim` (Layer Drop): moewb-specific config.json key
+    /// "moewb_dropped_moe_layers". Their routed (and shared) experts' down_proj are zero, so HF loaders
+    /// compute h + 0; moewb's forward skips the sub-layer (docs/trimming.md).
+    std::vector<int64_t> droppedMoeLayers;
 
     double rmsNormEps = 1e-6;
     double ropeTheta = 10000.0;
@@ -62,6 +66,7 @@ struct ModelConfig {
 
     bool isMoe() const { return numExperts > 0; }
     bool isMoeLayer(int64_t layer) const;
+    bool isMoeDropped(int64_t layer) const; ///< listed in droppedMoeLayers
     bool hasSharedExpert() const { return sharedIntermediateSize > 0; }
 
     // Tensor names (without ".weight"), following each architecture's HF checkpoint layout.
