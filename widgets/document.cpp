@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+#include "document.h"
+
+#include "selection.h"
+
+#include "moewb/io/stats_h5.h"
+
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <exception>
+#include <utility>
+
+namespace moewb {
+
+namespace {
+// No exception may leave a QtConcurrent task (STYLE.md lesson 4): it becomes the message.
+QString currentExceptionMessage()
+{
+    try {
+        throw;
+    } catch (const std::bad_alloc&) {
+        return QStringLiteral("out of memory");
+    } catch (const std::exception& e) {
+        return QString::fromStdString(e.what());
+    } catch (...) {
+        return QStringLiteral("unknown error");
+    }
+}
+} // namespace
+
+Document::Document(QObject* parent)
+    : QObject(parent)
+    , m_selection(new Selection(this))
+{
+    connect(&m_modelWatcher, &QFutureWatcherBase::finished, this, [this] {
+        if (m_modelWatcher.isCanceled())
+            return;
+        const auto result = m_modelWatcher.result();
+        const QString dir = m_pendingModelDir;
+        emit loadingChanged(isLoading());
+        if (result.value)
+            setModel(result.value, dir);
+        else
+            emit loadFailed(QStringLiteral("model"), dir, result.error);
+    });
+    connect(&m_statsWatcher, &QFutureWatcherBase::finished, this, [this] {
+        if (m_statsWatcher.isCanceled())
+            return;
+        const auto result = m_statsWatcher.result();
+        const QString path = m_pendingStatsPath;
+        emit loadingChanged(isLoading());
+        if (result.value)
+            setStats(result.value, path);
+        else
+            emit loadFailed(QStringLiteral("stats"), path, result.error);
+    });
+}
+
+Document::~Document()
+{
+    m_modelWatcher.waitForFinished();
+    m_statsWatcher.waitForFinished();
+}
+
+bool Document::isLoading() const
+{
+    return m_modelWatcher.isRunning() || m_statsWatcher.isRunning();
+}
+
+void Document::openModel(const QString& dir)
+{
+    // QFutureWatcher::setFuture drops the signals of the future it watched before, so a newer
+    // request supersedes a running one (whose result is then discarded).
+    m_pendingModelDir = dir;
+    const std::string path = dir.toStdString();
+    m_modelWatcher.setFuture(QtConcurrent::run([path]() -> Loaded<ModelConfig> {
+        try {
+            return {std::make_shared<const ModelConfig>(loadConfig(path)), {}};
+        } catch (...) {
+            return {nullptr, currentExceptionMessage()};
+        }
+    }));
+    emit loadingChanged(true);
+}
+
+void Document::openStats(const QString& statsPath)
+{
+    m_pendingStatsPath = statsPath;
+    const std::string path = statsPath.toStdString();
+    m_statsWatcher.setFuture(QtConcurrent::run([path]() -> Loaded<CalibStats> {
+        try {
+            return {std::make_shared<const CalibStats>(readStats(path)), {}};
+        } catch (...) {
+            return {nullptr, currentExceptionMessage()};
+        }
+    }));
+    emit loadingChanged(true);
+}
+
+void Document::setModel(std::shared_ptr<const ModelConfig> config, const QString& dir)
+{
+    const std::shared_ptr<const ModelConfig> old = std::exchange(m_config, std::move(config));
+    m_modelDir = dir;
+    m_selection->clear();
+    emit modelChanged();
+}
+
+void Document::setStats(std::shared_ptr<const CalibStats> stats, const QString& path)
+{
+    // Views still hold pointers into the old stats until they handle statsChanged(): keep them
+    // alive until then (the selection change below already reaches the views).
+    const std::shared_ptr<const CalibStats> old = std::exchange(m_stats, std::move(stats));
+    m_statsPath = path;
+    m_selection->clear();
+    emit statsChanged();
+}
+
+void Document::closeAll()
+{
+    setModel(nullptr, {});
+    setStats(nullptr, {});
+}
+
+QString Document::summary() const
+{
+    QStringList parts;
+    if (m_config) {
+        const ModelConfig& c = *m_config;
+        QString s = QStringLiteral("%1, %2 layers").arg(QString::fromStdString(c.architecture)).arg(c.numLayers);
+        if (c.isMoe())
+            s += QStringLiteral(", %1 experts top-%2").arg(c.numExperts).arg(c.topK);
+        if (c.hasSharedExpert())
+            s += QStringLiteral(" + shared");
+        parts << s;
+    }
+    if (m_stats) {
+        const StatsProvenance& p = m_stats->provenance;
+        QString s = QStringLiteral("stats: %1 tokens").arg(p.numTokens);
+        if (!p.domains.empty())
+            s += QStringLiteral(", %1 domains").arg(p.domains.size());
+        const int64_t dead = m_stats->totalDeadExperts();
+        s += QStringLiteral(", %1 dead experts").arg(dead);
+        parts << s;
+    }
+    if (m_config && m_stats
+        && (m_stats->numLayers != m_config->numLayers || m_stats->provenance.architecture != m_config->architecture))
+        parts << tr("⚠ the stats were computed on a different model (%1, %2 layers)")
+                     .arg(QString::fromStdString(m_stats->provenance.architecture))
+                     .arg(m_stats->numLayers);
+    return parts.isEmpty() ? tr("No model or stats open") : parts.join(QStringLiteral(" · "));
+}
+
+} // namespace moewb

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// The open workbench document: a model directory's config.json and a stats.h5 file, both loaded
+// off the GUI thread (QtConcurrent), plus the selection all views share. Views read the values
+// through config()/stats() and redraw on modelChanged()/statsChanged().
+#pragma once
+
+#include "moewb/calib/stats.h"
+#include "moewb/io/hf_config.h"
+
+#include <QFutureWatcher>
+#include <QObject>
+#include <QString>
+
+#include <memory>
+
+namespace moewb {
+
+class Selection;
+
+class Document : public QObject {
+    Q_OBJECT
+public:
+    explicit Document(QObject* parent = nullptr);
+    ~Document() override; ///< waits for loads still running
+
+    const ModelConfig* config() const { return m_config.get(); } ///< nullptr: no model open
+    const CalibStats* stats() const { return m_stats.get(); }    ///< nullptr: no stats open
+    QString modelDir() const { return m_modelDir; }
+    QString statsPath() const { return m_statsPath; }
+    Selection* selection() const { return m_selection; }
+    bool isLoading() const;
+
+    /// Start loading; the result arrives as modelChanged()/statsChanged() or loadFailed(). A newer
+    /// request of the same kind supersedes an older one still running.
+    void openModel(const QString& dir);
+    void openStats(const QString& path);
+
+    /// Install already loaded values (the asynchronous loads end here; tests use it directly).
+    void setModel(std::shared_ptr<const ModelConfig> config, const QString& dir);
+    void setStats(std::shared_ptr<const CalibStats> stats, const QString& path);
+    void closeAll();
+
+    /// One line for the status bar, e.g. "Mixtral, 4 layers, 8 experts top-2 · stats: 8192 tokens, 3 domains".
+    QString summary() const;
+
+signals:
+    void modelChanged();
+    void statsChanged();
+    void loadingChanged(bool loading);
+    /// what: "model" or "stats"; message: the engine's one-line error.
+    void loadFailed(const QString& what, const QString& path, const QString& message);
+
+private:
+    template <typename T>
+    struct Loaded {
+        std::shared_ptr<const T> value;
+        QString error;
+    };
+    QFutureWatcher<Loaded<ModelConfig>> m_modelWatcher;
+    QFutureWatcher<Loaded<CalibStats>> m_statsWatcher;
+    QString m_pendingModelDir;
+    QString m_pendingStatsPath;
+
+    std::shared_ptr<const ModelConfig> m_config;
+    std::shared_ptr<const CalibStats> m_stats;
+    QString m_modelDir;
+    QString m_statsPath;
+    Selection* m_selection;
+};
+
+} // namespace moewb

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+#include "views/routingheatmapview.h"
+
+#include "appresources.h"
+#include "document.h"
+#include "plot/matrixplot.h"
+#include "selection.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace moewb {
+
+RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
+    : PlotPanel(parent)
+    , m_document(document)
+    , m_plot(new MatrixPlot(this))
+    , m_metricBox(new QComboBox(this))
+    , m_domainBox(new QComboBox(this))
+    , m_colorBox(new QComboBox(this))
+    , m_sortBox(new QCheckBox(tr("Sort by value"), this))
+    , m_deadLabel(new QLabel(this))
+{
+    for (const RoutingMetricInfo& info : routingMetrics()) {
+        m_metricBox->addItem(tr(info.name), int(info.metric));
+        m_metricBox->setItemData(m_metricBox->count() - 1, QString::fromUtf8(info.formula), Qt::ToolTipRole);
+    }
+    m_domainBox->setToolTip(tr("Domain for the domain share"));
+    m_colorBox->addItem(tr("Auto colours"), -1);
+    m_colorBox->addItem(QStringLiteral("viridis"), int(ColorMap::Viridis));
+    m_colorBox->addItem(QStringLiteral("magma"), int(ColorMap::Magma));
+    m_colorBox->addItem(tr("diverging"), int(ColorMap::Diverging));
+    m_sortBox->setToolTip(tr("Order the expert columns by the selected layer's value (descending)"));
+
+    toolRow()->addWidget(new QLabel(tr("Metric:"), this));
+    toolRow()->addWidget(m_metricBox);
+    toolRow()->addWidget(m_domainBox);
+    toolRow()->addWidget(m_colorBox);
+    toolRow()->addWidget(m_sortBox);
+    toolRow()->addWidget(m_deadLabel);
+    finishToolRow();
+    contentLayout()->addWidget(m_plot);
+
+    m_plot->setAxisTitles(tr("expert"), tr("layer"));
+    m_plot->setTooltipProvider([this](int row, int col) { return tooltip(row, col); });
+    connect(m_plot, &MatrixPlot::cellClicked, this, &RoutingHeatmapView::onCellClicked);
+    connect(m_metricBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this] { setMetric(RoutingMetric(m_metricBox->currentData().toInt()), m_domainBox->currentIndex()); });
+    connect(m_domainBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int d) { setMetric(m_metric, d); });
+    connect(m_colorBox, qOverload<int>(&QComboBox::currentIndexChanged), this, &RoutingHeatmapView::redraw);
+    connect(m_sortBox, &QCheckBox::toggled, this, &RoutingHeatmapView::setSortedByValue);
+    connect(m_document, &Document::statsChanged, this, &RoutingHeatmapView::rebuild);
+    connect(m_document->selection(), &Selection::changed, this, &RoutingHeatmapView::followSelection);
+    rebuild();
+}
+
+RoutingHeatmapView::~RoutingHeatmapView() = default;
+
+QCustomPlot* RoutingHeatmapView::plot() const
+{
+    return m_plot;
+}
+
+void RoutingHeatmapView::setMetric(RoutingMetric metric, int domain)
+{
+    const CalibStats* stats = m_document->stats();
+    const int domains = stats ? int(stats->provenance.domains.size()) : 0;
+    if (metric == RoutingMetric::DomainShare && domains > 0)
+        domain = std::clamp(domain, 0, domains - 1);
+    m_metric = metric;
+    m_domain = domain;
+    {
+        const QSignalBlocker block1(m_metricBox), block2(m_domainBox);
+        m_metricBox->setCurrentIndex(m_metricBox->findData(int(metric)));
+        if (domain >= 0 && domain < m_domainBox->count())
+            m_domainBox->setCurrentIndex(domain);
+    }
+    m_domainBox->setVisible(metric == RoutingMetric::DomainShare);
+    redraw();
+}
+
+void RoutingHeatmapView::setSortedByValue(bool sorted)
+{
+    m_sorted = sorted;
+    const QSignalBlocker block(m_sortBox);
+    m_sortBox->setChecked(sorted);
+    redraw();
+}
+
+void RoutingHeatmapView::rebuild()
+{
+    const CalibStats* stats = m_document->stats();
+    {
+        const QSignalBlocker block(m_domainBox);
+        m_domainBox->clear();
+        if (stats)
+            for (const std::string& d : stats->provenance.domains)
+                m_domainBox->addItem(QString::fromStdString(d));
+    }
+    const bool hasDomains = stats && !stats->provenance.domains.empty();
+    const int domainIndex = m_metricBox->findData(int(RoutingMetric::DomainShare));
+    const QVariant flags = hasDomains ? QVariant(int(Qt::ItemIsSelectable | Qt::ItemIsEnabled)) : QVariant(0);
+    m_metricBox->setItemData(domainIndex, flags, Qt::UserRole - 1); // item flags: disabled without domains
+    if (!hasDomains && m_metric == RoutingMetric::DomainShare)
+        m_metric = RoutingMetric::TokenShare;
+    setMetric(m_metric, hasDomains ? std::max(m_domain, 0) : -1);
+}
+
+void RoutingHeatmapView::redraw()
+{
+    const CalibStats* stats = m_document->stats();
+    m_matrix = stats ? routingMatrix(*stats, m_metric, m_domain) : RoutingMatrix {};
+    const int rows = int(m_matrix.layers.size());
+    const int cols = int(m_matrix.experts);
+    m_columnOrder.resize(size_t(cols));
+    std::iota(m_columnOrder.begin(), m_columnOrder.end(), int64_t(0));
+    m_sortRow = -1;
+    if (m_sorted && rows > 0) {
+        const int sel = rowOfLayer(m_document->selection()->layer());
+        m_sortRow = sel >= 0 ? sel : 0;
+        const size_t row = size_t(m_sortRow);
+        m_columnOrder = sortedOrder(std::vector<double>(m_matrix.values.begin() + row * cols,
+                                                        m_matrix.values.begin() + (row + 1) * cols));
+    }
+    std::vector<double> values(size_t(rows) * size_t(cols));
+    QStringList rowLabels, colLabels;
+    std::vector<QPoint> dead;
+    for (int r = 0; r < rows; ++r) {
+        rowLabels << QString::number(m_matrix.layers[size_t(r)]);
+        const RouterStats& router = stats->layers[size_t(m_matrix.layers[size_t(r)])].router;
+        for (int c = 0; c < cols; ++c) {
+            const int64_t e = m_columnOrder[size_t(c)];
+            values[size_t(r) * size_t(cols) + size_t(c)] = m_matrix.at(size_t(r), e);
+            if (std::binary_search(router.deadExperts.begin(), router.deadExperts.end(), e))
+                dead.push_back(QPoint(c, r));
+        }
+    }
+    for (int c = 0; c < cols; ++c)
+        colLabels << QString::number(m_columnOrder[size_t(c)]);
+
+    const RoutingMetricInfo& info = routingMetricInfo(m_metric);
+    const int colour = m_colorBox->currentData().toInt();
+    const ColorMap map = colour >= 0 ? ColorMap(colour) : info.diverging ? ColorMap::Diverging : ColorMap::Viridis;
+    m_plot->setGradient(colorGradient(map));
+    if (info.diverging) { // centre 0 so that "uniform" is the neutral colour
+        double extent = 0;
+        for (double v : values)
+            if (!std::isnan(v))
+                extent = std::max(extent, std::abs(v));
+        m_plot->setValueRange(-std::max(extent, 1e-9), std::max(extent, 1e-9));
+    } else {
+        m_plot->setValueRange(1, 0); // fit the data
+    }
+    QString title = tr(info.name);
+    if (m_metric == RoutingMetric::DomainShare && stats && m_domain >= 0)
+        title += QStringLiteral(" (%1)").arg(QString::fromStdString(stats->provenance.domains[size_t(m_domain)]));
+    m_plot->setValueTitle(title);
+    m_plot->setMarkedCells(dead);
+    m_deadLabel->setText(dead.empty() ? QString()
+                                      : tr("<span style='color:#e61e1e'>✕</span> never routed: %1").arg(dead.size()));
+    m_plot->setMatrix(rows, cols, std::move(values), rowLabels, colLabels);
+    followSelection();
+}
+
+int RoutingHeatmapView::rowOfLayer(int layer) const
+{
+    const auto it = std::find(m_matrix.layers.begin(), m_matrix.layers.end(), int64_t(layer));
+    return it == m_matrix.layers.end() ? -1 : int(it - m_matrix.layers.begin());
+}
+
+int RoutingHeatmapView::expertAtColumn(int col) const
+{
+    return col >= 0 && col < int(m_columnOrder.size()) ? int(m_columnOrder[size_t(col)]) : -1;
+}
+
+QPoint RoutingHeatmapView::cellCenter(int layer, int expert) const
+{
+    const auto it = std::find(m_columnOrder.begin(), m_columnOrder.end(), int64_t(expert));
+    const int row = rowOfLayer(layer);
+    if (row < 0 || it == m_columnOrder.end())
+        return {-1, -1};
+    return m_plot->cellCenter(row, int(it - m_columnOrder.begin()));
+}
+
+void RoutingHeatmapView::followSelection()
+{
+    const Selection* s = m_document->selection();
+    const int row = rowOfLayer(s->layer());
+    if (m_sorted && row >= 0 && row != m_sortRow) {
+        redraw(); // the column order follows the selected layer; redraw() ends here again
+        return;
+    }
+    int col = -1;
+    if (row >= 0 && s->expert() >= 0) {
+        const auto it = std::find(m_columnOrder.begin(), m_columnOrder.end(), int64_t(s->expert()));
+        col = it == m_columnOrder.end() ? -1 : int(it - m_columnOrder.begin());
+    }
+    if (row < 0)
+        m_plot->setHighlight(-1, -1);
+    else
+        m_plot->setHighlight(row, col); // col -1: the whole layer row
+}
+
+void RoutingHeatmapView::onCellClicked(int row, int col)
+{
+    if (row < 0 || row >= int(m_matrix.layers.size()))
+        return;
+    m_document->selection()->select(int(m_matrix.layers[size_t(row)]), expertAtColumn(col));
+}
+
+QString RoutingHeatmapView::tooltip(int row, int col) const
+{
+    const CalibStats* stats = m_document->stats();
+    const int expert = expertAtColumn(col);
+    if (!stats || row < 0 || row >= int(m_matrix.layers.size()) || expert < 0)
+        return {};
+    const int layer = int(m_matrix.layers[size_t(row)]);
+    const RouterStats& r = stats->layers[size_t(layer)].router;
+    if (expert >= r.numExperts)
+        return tr("Layer %1 has %2 experts").arg(layer).arg(r.numExperts);
+    const size_t e = size_t(expert);
+    QString text = tr("<b>Layer %1, expert %2</b><br>%3: %4<br>tokens routed: %5 of %6 (top-%7)<br>"
+                      "top-1: %8<br>routing-weight mass: %9<br>router probability mass: %10")
+                       .arg(layer)
+                       .arg(expert)
+                       .arg(tr(routingMetricInfo(m_metric).name))
+                       .arg(m_matrix.at(size_t(row), expert), 0, 'g', 6)
+                       .arg(r.expertTokens[e])
+                       .arg(r.tokens)
+                       .arg(r.topK)
+                       .arg(r.expertTop1[e])
+                       .arg(r.expertWeightMass[e], 0, 'g', 6)
+                       .arg(r.expertProbMass[e], 0, 'g', 6);
+    for (int64_t d = 0; d < r.domainTokens.rows; ++d)
+        text += tr("<br>%1: %2 tokens")
+                    .arg(QString::fromStdString(stats->provenance.domains[size_t(d)]))
+                    .arg(r.domainTokens.at(d, expert));
+    if (r.expertTokens[e] == 0)
+        text += tr("<br><font color=red>never routed (dead)</font>");
+    return text;
+}
+
+CsvTable RoutingHeatmapView::csvTable() const
+{
+    CsvTable table;
+    const CalibStats* stats = m_document->stats();
+    table.header << QStringLiteral("layer") << QStringLiteral("expert") << QStringLiteral("expert_tokens")
+                 << QStringLiteral("expert_top1") << QStringLiteral("expert_weight_mass")
+                 << QStringLiteral("expert_prob_mass") << QStringLiteral("router_tokens") << QStringLiteral("top_k");
+    if (stats)
+        for (const std::string& d : stats->provenance.domains)
+            table.header << QStringLiteral("domain_tokens:") + QString::fromStdString(d);
+    table.header << QStringLiteral("dead") << QString::fromUtf8(routingMetricInfo(m_metric).name);
+    if (!stats)
+        return table;
+    for (size_t row = 0; row < m_matrix.layers.size(); ++row) {
+        const int64_t layer = m_matrix.layers[row];
+        const RouterStats& r = stats->layers[size_t(layer)].router;
+        for (int64_t e = 0; e < r.numExperts; ++e) {
+            QStringList line;
+            line << csvNumber(layer) << csvNumber(e) << csvNumber(r.expertTokens[size_t(e)])
+                 << csvNumber(r.expertTop1[size_t(e)]) << csvNumber(r.expertWeightMass[size_t(e)])
+                 << csvNumber(r.expertProbMass[size_t(e)]) << csvNumber(r.tokens) << csvNumber(r.topK);
+            for (int64_t d = 0; d < r.domainTokens.rows; ++d)
+                line << csvNumber(r.domainTokens.at(d, e));
+            line << (r.expertTokens[size_t(e)] == 0 ? QStringLiteral("1") : QStringLiteral("0"))
+                 << csvNumber(m_matrix.at(row, e));
+            table.rows << line;
+        }
+    }
+    return table;
+}
+
+} // namespace moewb
