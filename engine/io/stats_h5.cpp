@@ -94,10 +94,14 @@ struct H5Of<float> {
     static constexpr const char* name = "float32";
 };
 
-H5::StrType utf8Type()
+/// Fixed-length UTF-8, NUL-padded, `width` bytes (>= 1). format_version 2 stores every string so:
+/// variable-length strings live in HDF5's global heap, which libhdf5 1.10 reads without bounds
+/// checks (a corrupt heap crashed H5HG_read under the fuzzer, docs/robustness.md).
+H5::StrType utf8Type(size_t width)
 {
-    H5::StrType t(H5::PredType::C_S1, H5T_VARIABLE);
+    H5::StrType t(H5::PredType::C_S1, std::max<size_t>(width, 1));
     t.setCset(H5T_CSET_UTF8);
+    t.setStrpad(H5T_STR_NULLPAD);
     return t;
 }
 
@@ -169,9 +173,11 @@ H5::Group makeGroup(const H5::H5Location& parent, const std::string& name)
 
 void putStr(H5::H5Object& obj, const char* name, const std::string& v)
 {
-    const H5::StrType t = utf8Type();
+    const H5::StrType t = utf8Type(v.size());
     H5::Attribute a = obj.createAttribute(name, t, H5::DataSpace(H5S_SCALAR));
-    a.write(t, v);
+    std::vector<char> buf(std::max<size_t>(v.size(), 1), '\0');
+    std::copy(v.begin(), v.end(), buf.begin());
+    a.write(t, buf.data());
 }
 
 template <typename T>
@@ -205,15 +211,17 @@ void putMatrix(H5::Group& g, const char* name, const Matrix<T>& m)
 
 void putStrings(H5::Group& g, const char* name, const std::vector<std::string>& v)
 {
-    std::vector<const char*> ptrs;
-    ptrs.reserve(v.size());
+    size_t width = 1;
     for (const std::string& s : v)
-        ptrs.push_back(s.c_str());
+        width = std::max(width, s.size());
+    std::vector<char> buf(v.size() * width, '\0');
+    for (size_t i = 0; i < v.size(); ++i)
+        std::copy(v[i].begin(), v[i].end(), buf.begin() + std::ptrdiff_t(i * width));
     const hsize_t n = v.size();
-    const H5::StrType t = utf8Type();
+    const H5::StrType t = utf8Type(width);
     H5::DataSet ds = g.createDataSet(name, t, H5::DataSpace(1, &n), datasetProps());
     if (n > 0)
-        ds.write(ptrs.data(), t);
+        ds.write(buf.data(), t);
 }
 
 template <typename T, typename F>
@@ -447,10 +455,25 @@ public:
     std::string str(const Loc& loc, const char* name) const
     {
         H5::Attribute a = attr(loc, name, H5T_STRING, "a string");
-        std::string v;
-        a.read(a.getStrType(), v);
-        return v;
+        const H5::StrType t = a.getStrType();
+        if (t.isVariableStr()) {
+            if (!m_allowVariableStrings)
+                fail("attribute '" + std::string(name) + "' on " + loc.path
+                     + " is a variable-length string (format_version 2 stores fixed-length strings)");
+            std::string v;
+            a.read(t, v);
+            return v;
+        }
+        const size_t w = t.getSize();
+        if (w == 0 || w > (size_t(1) << 20))
+            fail("attribute '" + std::string(name) + "' on " + loc.path + " has an invalid string size");
+        std::vector<char> raw(w, '\0');
+        a.read(t, raw.data());
+        return std::string(raw.data(), strnlen(raw.data(), w));
     }
+
+    /// format_version 1 files stored variable-length strings; later versions must not.
+    void allowVariableStrings(bool allow) { m_allowVariableStrings = allow; }
 
     H5::DataSet dataset(const Loc& loc, const char* name, H5T_class_t cls, const char* typeName,
                         const Dims& expect) const
@@ -519,6 +542,9 @@ public:
             return out;
         const H5::StrType t = ds.getStrType();
         if (t.isVariableStr()) {
+            if (!m_allowVariableStrings)
+                fail("dataset " + child(loc.path, name)
+                     + " holds variable-length strings (format_version 2 stores fixed-length strings)");
             std::vector<char*> ptrs(n, nullptr);
             ds.read(ptrs.data(), t);
             for (size_t i = 0; i < n; ++i)
@@ -541,6 +567,7 @@ public:
 
 private:
     std::string m_file;
+    bool m_allowVariableStrings = false;
 };
 
 // Opens the file, telling "not HDF5" and "truncated" apart from other failures.
@@ -579,7 +606,7 @@ H5::H5File openForRead(const std::string& path)
     }
 }
 
-CalibStats readAll(const Reader& rd, H5::H5File& file)
+CalibStats readAll(Reader& rd, H5::H5File& file)
 {
     CalibStats s;
     const Loc root{file.openGroup("/"), "/"};
@@ -591,9 +618,10 @@ CalibStats readAll(const Reader& rd, H5::H5File& file)
     if (version > kStatsFormatVersion)
         rd.fail("format_version " + std::to_string(version) + " is newer than this moewb ("
                 + std::to_string(kStatsFormatVersion) + ")");
-    if (version != kStatsFormatVersion)
+    if (version < kStatsOldestFormatVersion)
         rd.fail("format_version " + std::to_string(version) + " is not supported by this moewb ("
-                + std::to_string(kStatsFormatVersion) + ")");
+                + std::to_string(kStatsOldestFormatVersion) + " to " + std::to_string(kStatsFormatVersion) + ")");
+    rd.allowVariableStrings(version == 1);
 
     StatsProvenance& p = s.provenance;
     p.toolVersion = rd.str(root, h5::kToolVersion);
@@ -843,7 +871,7 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
 CalibStats readStats(const std::string& path)
 {
     silenceHdf5();
-    const Reader rd(path);
+    Reader rd(path);
     try {
         H5::H5File file = openForRead(path);
         CalibStats s = readAll(rd, file);

@@ -80,8 +80,33 @@ def mutate(path, action):
     with h5py.File(path, "r+") as f:
         if action == "version99":
             f.attrs["format_version"] = np.int64(99)
-        elif action == "version2":
-            f.attrs["format_version"] = np.int64(2)
+        elif action == "version3":
+            f.attrs["format_version"] = np.int64(3)
+        elif action == "vlenstrings":
+            # a version-2 file must not hold variable-length strings
+            names = [x.decode() for x in f["linears/name"][()]]
+            del f["linears/name"]
+            f.create_dataset("linears/name", data=names, dtype=h5py.string_dtype())
+        elif action == "asv1":
+            # what moewb wrote before format_version 2: every string variable-length
+            f.attrs["format_version"] = np.int64(1)
+
+            def convert(name, obj):
+                for k, v in list(obj.attrs.items()):
+                    if isinstance(v, (bytes, np.bytes_)):
+                        obj.attrs.create(k, v.decode(), dtype=h5py.string_dtype())
+                if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "S":
+                    vals = [x.decode() for x in obj[()]]
+                    parent, leaf = obj.parent, name.rsplit("/", 1)[-1]
+                    del parent[leaf]
+                    parent.create_dataset(leaf, data=vals, dtype=h5py.string_dtype(), shape=(len(vals),))
+            for k, v in list(f.attrs.items()):
+                if isinstance(v, (bytes, np.bytes_)):
+                    f.attrs.create(k, v.decode(), dtype=h5py.string_dtype())
+            names = []
+            f.visit(names.append)
+            for n in names:
+                convert(n, f[n])
         elif action == "version0":
             f.attrs["format_version"] = np.int64(0)
         elif action == "noversion":

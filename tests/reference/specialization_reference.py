@@ -54,7 +54,7 @@ def layer_metrics(n, k):
 
 def main():
     with h5py.File(sys.argv[1], "r") as f:
-        assert f.attrs["format_version"] == 1
+        assert f.attrs["format_version"] in (1, 2)
         domains = [s.decode() if isinstance(s, bytes) else s for s in f["data/domains"][()]]
         layers = []
         for i in range(int(f.attrs["num_layers"])):

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 // stats.h5: the calibration statistics file (CalibStats, calib/stats.h) in HDF5.
 //
-// Layout, format_version 1. Users' view with units and h5py snippets: docs/stats-schema.md.
+// Layout, format_version 2. Users' view with units and h5py snippets: docs/stats-schema.md.
 // Every name below is a constant in namespace moewb::h5 so the writer, the reader, the CLI and
 // the tests cannot drift apart. Integers are int64 little-endian, "f64"/"f32" IEEE floats, "str"
 // a variable-length UTF-8 string. Every dataset is contiguous and uncompressed (readable by any
 // HDF5 build, sliceable by offset). A value of NaN means "not measured".
 //
 //  1. Root group "/", attributes:
-//       format_version  int64  kStatsFormatVersion. Read first; a reader refuses other values.
+//       format_version  int64  kStatsFormatVersion. Read first; a reader refuses newer or older than kStatsOldestFormatVersion.
 //       format          str    "moewb-stats"
 //       tool_version, created (UTC ISO 8601), model_path, architecture, model_type,
 //       data_description, compute_dtype, device, options_json             str
@@ -48,7 +48,10 @@
 
 namespace moewb {
 
-constexpr int64_t kStatsFormatVersion = 1;
+constexpr int64_t kStatsFormatVersion = 2;
+/// Oldest version the reader accepts. 1 differs from 2 only in storing strings variable-length
+/// (2: fixed-length UTF-8, NUL-padded, so reading never touches HDF5's global heap).
+constexpr int64_t kStatsOldestFormatVersion = 1;
 
 namespace h5 {
 // 1. root
