@@ -457,12 +457,8 @@ public:
         H5::Attribute a = attr(loc, name, H5T_STRING, "a string");
         const H5::StrType t = a.getStrType();
         if (t.isVariableStr()) {
-            if (!m_allowVariableStrings)
-                fail("attribute '" + std::string(name) + "' on " + loc.path
-                     + " is a variable-length string (format_version 2 stores fixed-length strings)");
-            std::string v;
-            a.read(t, v);
-            return v;
+            fail("attribute '" + std::string(name) + "' on " + loc.path
+                 + " is a variable-length string (format_version 2 stores fixed-length strings)");
         }
         const size_t w = t.getSize();
         if (w == 0 || w > (size_t(1) << 20))
@@ -471,9 +467,6 @@ public:
         a.read(t, raw.data());
         return std::string(raw.data(), strnlen(raw.data(), w));
     }
-
-    /// format_version 1 files stored variable-length strings; later versions must not.
-    void allowVariableStrings(bool allow) { m_allowVariableStrings = allow; }
 
     H5::DataSet dataset(const Loc& loc, const char* name, H5T_class_t cls, const char* typeName,
                         const Dims& expect) const
@@ -542,14 +535,10 @@ public:
             return out;
         const H5::StrType t = ds.getStrType();
         if (t.isVariableStr()) {
-            if (!m_allowVariableStrings)
-                fail("dataset " + child(loc.path, name)
-                     + " holds variable-length strings (format_version 2 stores fixed-length strings)");
-            std::vector<char*> ptrs(n, nullptr);
-            ds.read(ptrs.data(), t);
-            for (size_t i = 0; i < n; ++i)
-                out[i] = ptrs[i] ? ptrs[i] : "";
-            H5::DataSet::vlenReclaim(ptrs.data(), t, ds.getSpace());
+            // Never read: variable-length strings live in HDF5's global heap, which libhdf5 1.10
+            // reads without bounds checks.
+            fail("dataset " + child(loc.path, name)
+                 + " holds variable-length strings (format_version 2 stores fixed-length strings)");
         } else {
             // Fixed-length strings (h5py's "S" arrays): NUL-padded.
             const size_t w = t.getSize();
@@ -567,7 +556,6 @@ public:
 
 private:
     std::string m_file;
-    bool m_allowVariableStrings = false;
 };
 
 // Opens the file, telling "not HDF5" and "truncated" apart from other failures.
@@ -606,7 +594,7 @@ H5::H5File openForRead(const std::string& path)
     }
 }
 
-CalibStats readAll(Reader& rd, H5::H5File& file)
+CalibStats readAll(const Reader& rd, H5::H5File& file)
 {
     CalibStats s;
     const Loc root{file.openGroup("/"), "/"};
@@ -618,10 +606,12 @@ CalibStats readAll(Reader& rd, H5::H5File& file)
     if (version > kStatsFormatVersion)
         rd.fail("format_version " + std::to_string(version) + " is newer than this moewb ("
                 + std::to_string(kStatsFormatVersion) + ")");
-    if (version < kStatsOldestFormatVersion)
+    if (version == 1)
+        rd.fail("format_version 1 is no longer read (its variable-length strings can crash libhdf5 on a damaged "
+                "file); run moewb calibrate again to write format_version 2");
+    if (version != kStatsFormatVersion)
         rd.fail("format_version " + std::to_string(version) + " is not supported by this moewb ("
-                + std::to_string(kStatsOldestFormatVersion) + " to " + std::to_string(kStatsFormatVersion) + ")");
-    rd.allowVariableStrings(version == 1);
+                + std::to_string(kStatsFormatVersion) + ")");
 
     StatsProvenance& p = s.provenance;
     p.toolVersion = rd.str(root, h5::kToolVersion);

@@ -445,7 +445,8 @@ private Q_SLOTS:
         QTest::addColumn<QString>("message");
         QTest::newRow("newer version") << "version3" << "format_version 3 is newer than this moewb (2)";
         QTest::newRow("version 99") << "version99" << "format_version 99 is newer than this moewb (2)";
-        QTest::newRow("version 0") << "version0" << "format_version 0 is not supported by this moewb (1 to 2)";
+        QTest::newRow("version 0") << "version0" << "format_version 0 is not supported by this moewb (2)";
+        QTest::newRow("version 1") << "asv1" << "format_version 1 is no longer read";
         QTest::newRow("variable-length strings in version 2") << "vlenstrings"
                                                                << "dataset /linears/name holds variable-length strings";
         QTest::newRow("no version") << "noversion" << "not a moewb stats file (no format_version attribute)";
@@ -467,16 +468,6 @@ private Q_SLOTS:
         QVERIFY2(err.startsWith(file + QStringLiteral(": ")), qPrintable(err));
         QVERIFY2(err.contains(message), qPrintable(err));
         QVERIFY2(!err.contains(QLatin1Char('\n')), qPrintable(err));
-    }
-
-    // format_version 1 files (variable-length strings) still read, to the same statistics.
-    void readsVersion1()
-    {
-        const CalibStats st = makeStats(Shape{});
-        const QString file = path(QStringLiteral("v1.h5"));
-        writeStats(st, s(file));
-        test::runPython({script(), QStringLiteral("mutate"), file, QStringLiteral("asv1")});
-        QVERIFY(readStats(s(file)) == st);
     }
 
     void inconsistentStructRefused()

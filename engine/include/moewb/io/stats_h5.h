@@ -8,7 +8,7 @@
 // HDF5 build, sliceable by offset). A value of NaN means "not measured".
 //
 //  1. Root group "/", attributes:
-//       format_version  int64  kStatsFormatVersion. Read first; a reader refuses newer or older than kStatsOldestFormatVersion.
+//       format_version  int64  kStatsFormatVersion. Read first; a reader refuses other values.
 //       format          str    "moewb-stats"
 //       tool_version, created (UTC ISO 8601), model_path, architecture, model_type,
 //       data_description, compute_dtype, device, options_json             str
@@ -48,10 +48,9 @@
 
 namespace moewb {
 
+/// 2: every string fixed-length UTF-8, NUL-padded, so reading never touches HDF5's global heap.
+/// Version 1 (variable-length strings) is refused with a message to recalibrate.
 constexpr int64_t kStatsFormatVersion = 2;
-/// Oldest version the reader accepts. 1 differs from 2 only in storing strings variable-length
-/// (2: fixed-length UTF-8, NUL-padded, so reading never touches HDF5's global heap).
-constexpr int64_t kStatsOldestFormatVersion = 1;
 
 namespace h5 {
 // 1. root
