@@ -570,7 +570,17 @@ H5::H5File openForRead(const std::string& path)
     if (isH5 <= 0)
         throw InputError(path, "not an HDF5 file");
     try {
-        return H5::H5File(path, H5F_ACC_RDONLY);
+        H5::H5File file(path, H5F_ACC_RDONLY);
+        // Only the checksummed layout moewb writes (superblock v2+, object headers v2) is read:
+        // libhdf5 parses the unchecksummed v0/v1 structures without bounds checks.
+        H5F_info2_t info {};
+        if (H5Fget_info2(file.getId(), &info) < 0)
+            throw InputError(path, "cannot read the HDF5 superblock");
+        if (info.super.version < 2)
+            throw InputError(path, "HDF5 superblock version " + std::to_string(info.super.version)
+                                       + " has no metadata checksums; moewb stats files use version 2 or later "
+                                         "(run moewb calibrate again)");
+        return file;
     } catch (const H5::Exception& e) {
         const std::string inner = innermostHdf5Error();
         // HDF5 compares the end-of-file address in the superblock with the real size.
@@ -834,7 +844,12 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
         {
             H5::FileCreatPropList fcpl;
             H5Pset_obj_track_times(fcpl.getId(), false); // the root group; Note [Deterministic files]
-            H5::H5File file(tmp, H5F_ACC_TRUNC, fcpl);
+            // HDF5 1.10 file format (superblock v3, object header v2): every metadata block carries a
+            // checksum that libhdf5 verifies on read, so a damaged header is an error, not a parse of
+            // garbage (the older layout crashed libhdf5 under the fuzzer, docs/robustness.md).
+            H5::FileAccPropList fapl;
+            H5Pset_libver_bounds(fapl.getId(), H5F_LIBVER_V110, H5F_LIBVER_V110);
+            H5::H5File file(tmp, H5F_ACC_TRUNC, fcpl, fapl);
             writeRoot(file, stats);
             report(progress, "write stats", ++step, steps, "provenance");
             H5::Group layers = makeGroup(file, h5::kLayersGroup);
