@@ -3,6 +3,7 @@
 // multiple-choice tasks, a table on stdout and (--out) a results JSON.
 #include "calib_options.h"
 #include "cli_common.h"
+#include "quantize_source.h"
 
 #include "moewb/core/atomic_file.h"
 
@@ -221,9 +222,11 @@ int runEval(const QStringList& args)
         const std::string sourceModel = toStd(p.positionalArguments()[0]);
         std::string model = sourceModel;
         std::optional<Plan> plan;
+        std::optional<QuantizeSource> source; // trims first when the plan drops structure
         if (withPlan) {
-            plan = loadPlan(toStd(p.value(QStringLiteral("plan"))));
-            checkPlanForQuantize(*plan, loadConfig(model), toStd(p.value(QStringLiteral("plan"))));
+            source.emplace(model, loadPlan(toStd(p.value(QStringLiteral("plan")))), toStd(p.value(QStringLiteral("plan"))),
+                           terminalProgress());
+            plan = source->plan();
         }
         std::string bitsSource = "default";
         if (p.isSet(QStringLiteral("act-bits"))) {
@@ -261,8 +264,8 @@ int runEval(const QStringList& args)
             if (p.isSet(QStringLiteral("batch-tokens")))
                 qo.maxBatchTokens = popt.maxBatchTokens;
             scratch.emplace();
-            const QuantizeReport qr = quantizeToFakeDir(sourceModel, *plan, cs.sequences, qo, scratch->path(), false,
-                                                        cs.description, terminalProgress());
+            const QuantizeReport qr = quantizeToFakeDir(source->modelDir(), *plan, cs.sequences, qo, scratch->path(),
+                                                        false, cs.description, terminalProgress());
             quantJson = quantSummaryJson(qr, planPath);
             std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n",
                          planPath.c_str(), qr.seconds,

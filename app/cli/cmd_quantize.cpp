@@ -2,9 +2,11 @@
 // moewb quantize MODEL --plan plan.json --out DIR [--format fake|gptq|gguf] [--calib FILE | --domain NAME=FILE ...] (#8, #9).
 #include "calib_options.h"
 #include "cli_common.h"
+#include "quantize_source.h"
 
 #include "moewb/alloc/plan.h"
 #include "moewb/calib/calibrate.h"
+#include "moewb/core/error.h"
 #include "moewb/export/gguf.h"
 #include "moewb/export/gptq.h"
 #include "moewb/model/runtime.h"
@@ -148,13 +150,30 @@ int runQuantize(const QStringList& args)
         const RuntimeInfo rt = initRuntime(true);
         if (rt.slowBlas)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
-        const Plan plan = loadPlan(planPath);
-        checkPlanForQuantize(plan, loadConfig(model), planPath); // fail before reading calibration data
+        {
+            std::error_code ec;
+            if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
+                throw InputError(out, "is the input model directory; choose another --out");
+        }
+        // Validates the plan before calibration data is read; trims first when the plan drops
+        // experts, MoE layers or blocks.
+        const QuantizeSource source(model, loadPlan(planPath), planPath, terminalProgress());
+        const Plan& plan = source.plan();
+        const std::string& srcModel = source.modelDir();
+        if (source.trimmed()) {
+            const TrimReport& t = source.trimReport();
+            std::fprintf(stderr, "moewb: trimmed first as the plan says: %lld -> %lld layers, %lld -> %lld experts per MoE "
+                                 "layer, %lld -> %lld parameters\n",
+                         (long long)t.layersBefore, (long long)t.layersAfter, (long long)t.expertsBefore,
+                         (long long)t.expertsAfter, (long long)t.paramsBefore, (long long)t.paramsAfter);
+            for (const std::string& n : t.notes)
+                std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
+        }
         const CalibSequences cs = loadCalibSequences(*calib, model);
         const std::vector<std::vector<int32_t>>& seqs = cs.sequences;
         const std::string& description = cs.description;
         if (format == "gguf") {
-            const GgufExportResult g = quantizeToGguf(model, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
+            const GgufExportResult g = quantizeToGguf(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                       description, terminalProgress(), ggufOpt);
             printSummary(g.quant);
             for (const std::string& n : g.notes)
@@ -166,7 +185,7 @@ int runQuantize(const QStringList& args)
             return ExitOk;
         }
         if (format == "gptq") {
-            const GptqExportResult g = quantizeToGptqDir(model, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
+            const GptqExportResult g = quantizeToGptqDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                          description, terminalProgress(), gopt);
             printSummary(g.report);
             if (g.wrappedZeros > 0)
@@ -180,7 +199,7 @@ int runQuantize(const QStringList& args)
                         (long long)g.shards, g.shards == 1 ? "" : "s");
             return ExitOk;
         }
-        const QuantizeReport r = quantizeToFakeDir(model, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
+        const QuantizeReport r = quantizeToFakeDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                    description, terminalProgress());
         printSummary(r);
         std::printf("wrote %s\n", out.c_str());

@@ -501,6 +501,42 @@ private slots:
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("routed to 2") && r.err.trimmed().count('\n') == 0, r.err.constData());
     }
+
+    // One plan that trims and quantizes: `quantize` (and `eval --plan`) trim into a scratch dir and
+    // quantize the trimmed model with the re-indexed plan. Same bytes as trimming, then quantizing
+    // the trimmed model with the same settings; the scratch dir is gone afterwards.
+    void quantizeWithDrops()
+    {
+        const QString dir = generate(m_tmp.path(), "mixtral", "qd");
+        const std::string settings = R"("defaults": {"bits": 4, "group_size": 16, "method": "rtn"}, )"
+                                     R"("rules": [{"match": ".*self_attn.*", "bits": 8}])";
+        const QString plan = m_tmp.path() + "/qd-plan.json", plain = m_tmp.path() + "/qd-plain.json";
+        writeAll(plan, QByteArray::fromStdString(R"({"format": "moewb-plan", "version": 1, )" + settings
+                                                 + R"(, "drop": {"experts": [[0, 1], [1, 1], [2, 1]], "blocks": [1]}})"));
+        writeAll(plain, QByteArray::fromStdString(R"({"format": "moewb-plan", "version": 1, )" + settings + "}"));
+        const QString scratchRoot = m_tmp.path() + "/qd-scratch";
+        QVERIFY(QDir().mkpath(scratchRoot));
+        const QByteArray oldTmp = qgetenv("TMPDIR");
+        qputenv("TMPDIR", scratchRoot.toUtf8());
+        const CliRun q = runCli(moewbCli(), {"quantize", dir, "--plan", plan, "--out", m_tmp.path() + "/qd-a"});
+        qputenv("TMPDIR", oldTmp);
+        QVERIFY2(q.exitCode == 0, q.err.constData());
+        QVERIFY(q.err.contains("trimmed first"));
+        QCOMPARE(QDir(scratchRoot).entryList(QDir::NoDotAndDotDot | QDir::AllEntries).size(), 0);
+
+        CliRun r = runCli(moewbCli(), {"trim", dir, "--plan", plan, "--out", m_tmp.path() + "/qd-t"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        r = runCli(moewbCli(), {"quantize", m_tmp.path() + "/qd-t", "--plan", plain, "--out", m_tmp.path() + "/qd-b"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QCOMPARE(readAll(m_tmp.path() + "/qd-a/model.safetensors"), readAll(m_tmp.path() + "/qd-b/model.safetensors"));
+        QCOMPARE(readJson(m_tmp.path() + "/qd-a/config.json"), readJson(m_tmp.path() + "/qd-b/config.json"));
+        QCOMPARE(readJson(m_tmp.path() + "/qd-a/config.json")["num_local_experts"].toInt(), 7);
+        QCOMPARE(readJson(m_tmp.path() + "/qd-a/config.json")["num_hidden_layers"].toInt(), 2);
+        // --out may not be the input model, even with --force
+        r = runCli(moewbCli(), {"quantize", dir, "--plan", plan, "--out", dir, "--force"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY(QFileInfo::exists(dir + "/model.safetensors"));
+    }
 };
 
 QTEST_APPLESS_MAIN(TestTrim)

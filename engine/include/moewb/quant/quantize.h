@@ -16,7 +16,8 @@
 // the expert's real input distribution. The report names every such linear with its token count.
 //
 // Never quantized: routers, Qwen2-MoE's shared_expert_gate, embeddings, lm_head, norms; bits 16 =
-// left as stored. Plans that drop experts/layers/blocks are refused (trimming comes with #10).
+// left as stored. Plans that drop experts/layers/blocks are refused here: the CLI trims first
+// (moewb/trim/trim.h trimCheckpoint + planForTrimmed) and quantizes the trimmed model.
 #pragma once
 
 #include "moewb/alloc/plan.h"
@@ -111,7 +112,8 @@ struct QuantizedWeight {
 /// Receives each quantized linear, layer by layer, exactly once.
 using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 
-/// Refuses what `quantize` cannot apply yet: dropped experts/layers/blocks (trimming, #10).
+/// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (the CLI trims
+/// first, app/cli/quantize_source.h).
 /// Also runs validatePlan. InputError names opt.planPath.
 void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
 
