@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
   dirs=("$work" "$seeds")
   [ -d "$regress" ] && dirs+=("$regress")
   if ! "$BUILD/$t" "${dirs[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
-      -max_len=65536 -timeout=10 -artifact_prefix="$BUILD/crashes/$t-" -print_final_stats=1 \
+      -max_len=131072 -timeout=10 -artifact_prefix="$BUILD/crashes/$t-" -print_final_stats=1 \
       >"$BUILD/$t.log" 2>&1; then
     echo "fuzz: $t FOUND A PROBLEM (log: $BUILD/$t.log, input in $BUILD/crashes/)"
     grep -E "ERROR|fuzz:|SUMMARY" "$BUILD/$t.log" | head -5 || true

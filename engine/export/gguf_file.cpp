@@ -4,6 +4,8 @@
 
 #include "moewb/core/error.h"
 
+#include <cstdint>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -43,6 +45,29 @@ const char* valueTypeName(ValueType t)
 }
 
 namespace {
+
+/// A name read from the file as it may appear in a one-line error message: control bytes and
+/// bytes >= 0x7f are written as \xNN, and long names are cut (found by fuzz_gguf: a key holding
+/// a newline split the message).
+std::string shown(const std::string& s)
+{
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (size_t i = 0; i < s.size() && out.size() < 200; ++i) {
+        const unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch >= 0x7f) {
+            out += "\\x";
+            out += hex[ch >> 4];
+            out += hex[ch & 15];
+        } else {
+            out += char(ch);
+        }
+    }
+    if (out.size() >= 200)
+        out += "...";
+    return out;
+}
+
 bool isUnsigned(ValueType t)
 {
     return t == ValueType::UINT8 || t == ValueType::UINT16 || t == ValueType::UINT32 || t == ValueType::UINT64;
@@ -432,28 +457,31 @@ Value readValue(Cursor& c, ValueType t, const std::string& key, const std::strin
     case ValueType::BOOL: {
         const uint8_t b = c.get<uint8_t>("value");
         if (b > 1)
-            throw InputError(path, "metadata '" + key + "': bool value " + std::to_string(b) + " is not 0 or 1");
+            throw InputError(path, "metadata '" + shown(key) + "': bool value " + std::to_string(b) + " is not 0 or 1");
         v.b = b != 0;
         break;
     }
     case ValueType::STRING: v.s = c.str("string value"); break;
     case ValueType::ARRAY: {
         if (depth > 0)
-            throw InputError(path, "metadata '" + key + "': nested arrays are not supported");
+            throw InputError(path, "metadata '" + shown(key) + "': nested arrays are not supported");
         const uint32_t et = c.get<uint32_t>("array type");
         if (et > uint32_t(ValueType::FLOAT64))
-            throw InputError(path, "metadata '" + key + "': unknown array element type " + std::to_string(et));
+            throw InputError(path, "metadata '" + shown(key) + "': unknown array element type " + std::to_string(et));
         v.arrayType = ValueType(et);
         const uint64_t n = c.get<uint64_t>("array length");
         const int eb = scalarBytes(v.arrayType);
-        c.need(eb ? n * uint64_t(eb) : n * 8, "array"); // strings need at least their 8-byte length
+        const uint64_t per = eb ? uint64_t(eb) : 8; // strings need at least their 8-byte length
+        if (n > UINT64_MAX / per) // n · per would wrap around (found by fuzz_gguf)
+            throw InputError(path, "metadata '" + shown(key) + "': array length " + std::to_string(n) + " is impossible");
+        c.need(n * per, "array");
         v.items.reserve(size_t(n));
         for (uint64_t k = 0; k < n; ++k)
             v.items.push_back(readValue(c, v.arrayType, key, path, depth + 1));
         break;
     }
     default:
-        throw InputError(path, "metadata '" + key + "': unknown value type " + std::to_string(uint32_t(t)));
+        throw InputError(path, "metadata '" + shown(key) + "': unknown value type " + std::to_string(uint32_t(t)));
     }
     return v;
 }
@@ -515,10 +543,10 @@ File read(const std::string& path)
     for (uint64_t k = 0; k < nKv; ++k) {
         std::string key = c.str("metadata key");
         if (!keys.insert(key).second)
-            throw InputError(path, "duplicate metadata key '" + key + "'");
+            throw InputError(path, "duplicate metadata key '" + shown(key) + "'");
         const uint32_t t = c.get<uint32_t>("value type");
         if (t > uint32_t(ValueType::FLOAT64))
-            throw InputError(path, "metadata '" + key + "': unknown value type " + std::to_string(t));
+            throw InputError(path, "metadata '" + shown(key) + "': unknown value type " + std::to_string(t));
         Value v = readValue(c, ValueType(t), key, path, 0);
         out.kv.emplace_back(std::move(key), std::move(v));
     }
@@ -532,24 +560,24 @@ File read(const std::string& path)
         TensorEntry t;
         t.name = c.str("tensor name");
         if (t.name.size() >= 64)
-            throw InputError(path, "tensor name '" + t.name.substr(0, 64) + "…' longer than 63 bytes");
+            throw InputError(path, "tensor name '" + shown(t.name.substr(0, 64)) + "…' longer than 63 bytes");
         if (!names.insert(t.name).second)
-            throw InputError(path, "duplicate tensor '" + t.name + "'");
+            throw InputError(path, "duplicate tensor '" + shown(t.name) + "'");
         const uint32_t nd = c.get<uint32_t>("tensor dims");
         if (nd == 0 || nd > 4)
-            throw InputError(path, "tensor '" + t.name + "': " + std::to_string(nd) + " dimensions (1 to 4 allowed)");
+            throw InputError(path, "tensor '" + shown(t.name) + "': " + std::to_string(nd) + " dimensions (1 to 4 allowed)");
         for (uint32_t j = 0; j < nd; ++j) {
             const uint64_t e = c.get<uint64_t>("tensor shape");
             if (e == 0 || e > (uint64_t(1) << 40))
-                throw InputError(path, "tensor '" + t.name + "': bad dimension " + std::to_string(e));
+                throw InputError(path, "tensor '" + shown(t.name) + "': bad dimension " + std::to_string(e));
             t.ne.push_back(int64_t(e));
         }
         const uint32_t ty = c.get<uint32_t>("tensor type");
         if (!ggmlTypeKnown(ty))
-            throw InputError(path, "tensor '" + t.name + "': unknown ggml type " + std::to_string(ty));
+            throw InputError(path, "tensor '" + shown(t.name) + "': unknown ggml type " + std::to_string(ty));
         t.type = GgmlType(ty);
         if (t.ne[0] % ggmlBlockSize(t.type) != 0)
-            throw InputError(path, "tensor '" + t.name + "': ne[0] = " + std::to_string(t.ne[0])
+            throw InputError(path, "tensor '" + shown(t.name) + "': ne[0] = " + std::to_string(t.ne[0])
                                        + " is not a multiple of the " + ggmlTypeName(t.type) + " block size "
                                        + std::to_string(ggmlBlockSize(t.type)));
         t.offset = c.get<uint64_t>("tensor offset");
@@ -557,7 +585,7 @@ File read(const std::string& path)
         for (uint32_t j = 1; j < nd; ++j)
             nb *= t.ne[j];
         if (nb > (long double)out.fileSize)
-            throw InputError(path, "tensor '" + t.name + "': size exceeds the file");
+            throw InputError(path, "tensor '" + shown(t.name) + "': size exceeds the file");
         t.nbytes = uint64_t(nb);
         out.tensors.push_back(std::move(t));
     }
@@ -565,12 +593,12 @@ File read(const std::string& path)
     uint64_t expected = 0;
     for (const TensorEntry& t : out.tensors) {
         if (t.offset != expected)
-            throw InputError(path, "tensor '" + t.name + "' has offset " + std::to_string(t.offset) + ", expected "
+            throw InputError(path, "tensor '" + shown(t.name) + "' has offset " + std::to_string(t.offset) + ", expected "
                                        + std::to_string(expected)
                                        + " (tensors must be contiguous, each padded to the alignment "
                                        + std::to_string(out.alignment) + ")");
         if (out.dataOffset + t.offset + t.nbytes > out.fileSize)
-            throw InputError(path, "truncated file: tensor '" + t.name + "' ends at byte "
+            throw InputError(path, "truncated file: tensor '" + shown(t.name) + "' ends at byte "
                                        + std::to_string(out.dataOffset + t.offset + t.nbytes) + ", the file has "
                                        + std::to_string(out.fileSize));
         expected = alignUp(t.offset + t.nbytes, out.alignment);
@@ -588,14 +616,14 @@ std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t)
     std::vector<uint8_t> out(static_cast<size_t>(t.nbytes));
     if (::fseeko(fp.get(), off_t(f.dataOffset + t.offset), SEEK_SET) != 0
         || std::fread(out.data(), 1, out.size(), fp.get()) != out.size())
-        throw IoError(f.path, "cannot read tensor '" + t.name + "' (truncated?)");
+        throw IoError(f.path, "cannot read tensor '" + shown(t.name) + "' (truncated?)");
     return out;
 }
 
 std::vector<float> readTensorF32(const File& f, const TensorEntry& t)
 {
     if (!ggmlCanDequantize(t.type))
-        throw InputError(f.path, "tensor '" + t.name + "': cannot dequantize type " + ggmlTypeName(t.type));
+        throw InputError(f.path, "tensor '" + shown(t.name) + "': cannot dequantize type " + ggmlTypeName(t.type));
     const std::vector<uint8_t> bytes = readTensorBytes(f, t);
     std::vector<float> out(static_cast<size_t>(t.numel()));
     const int64_t rows = t.numel() / t.ne[0];
