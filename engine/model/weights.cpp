@@ -257,27 +257,42 @@ int64_t LayerWeights::bytes() const
     return n;
 }
 
+/// Weights the forward runs on must be finite: a NaN or Inf would silently poison every statistic
+/// and perplexity downstream. InputError naming the checkpoint and the tensor.
+static at::Tensor finite(const Checkpoint& ckpt, const std::string& name, at::Tensor t)
+{
+    if (t.numel() > 0 && t.is_floating_point() && !at::isfinite(t).all().item<bool>()) {
+        const int64_t nan = at::isnan(t).sum().item<int64_t>();
+        const int64_t inf = at::isinf(t).sum().item<int64_t>();
+        throw InputError(ckpt.dir(), "tensor '" + name + "' contains " + std::to_string(nan) + " NaN and "
+                                         + std::to_string(inf) + " Inf values");
+    }
+    return t;
+}
+
 LayerWeights loadLayerWeights(const ModelConfig& cfg, const Checkpoint& ckpt, int64_t layer, at::ScalarType dtype)
 {
     LayerWeights w;
     w.layer = layer;
     for (TensorSpec& spec : layerTensors(cfg, layer))
-        w.tensors[spec.name] = loadTensorShaped(ckpt, spec.name, std::move(spec.shape), dtype);
+        w.tensors[spec.name] = finite(ckpt, spec.name, loadTensorShaped(ckpt, spec.name, std::move(spec.shape), dtype));
     return w;
 }
 
 at::Tensor loadEmbedding(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype)
 {
-    return loadTensorShaped(ckpt, "model.embed_tokens.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
+    return finite(ckpt, "model.embed_tokens.weight",
+                  loadTensorShaped(ckpt, "model.embed_tokens.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype));
 }
 
 HeadWeights loadHeadWeights(const ModelConfig& cfg, const Checkpoint& ckpt, at::ScalarType dtype)
 {
     HeadWeights o;
-    o.norm = loadTensorShaped(ckpt, "model.norm.weight", {cfg.hiddenSize}, dtype);
+    o.norm = finite(ckpt, "model.norm.weight", loadTensorShaped(ckpt, "model.norm.weight", {cfg.hiddenSize}, dtype));
     o.lmHead = cfg.tieWordEmbeddings && !ckpt.has("lm_head.weight")
         ? loadEmbedding(cfg, ckpt, dtype)
-        : loadTensorShaped(ckpt, "lm_head.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype);
+        : finite(ckpt, "lm_head.weight",
+                 loadTensorShaped(ckpt, "lm_head.weight", {cfg.vocabSize, cfg.hiddenSize}, dtype));
     return o;
 }
 

@@ -30,6 +30,7 @@
 
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <set>
 
 using namespace moewb;
@@ -500,6 +501,33 @@ private slots:
         r = runCli(moewbCli(), {"trim", dir, "--stats", stats, "--keep-experts", "1", "--dry-run"});
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("routed to 2") && r.err.trimmed().count('\n') == 0, r.err.constData());
+    }
+
+    // NaN/Inf in a weight is reported with the tensor's name, not carried into statistics (#13).
+    void nonFiniteWeightIsNamed()
+    {
+        const QString gen = generate(m_tmp.path(), "mixtral", "nan-gen");
+        const QString dir = m_tmp.path() + "/nan";
+        const std::string bad = "model.layers.1.block_sparse_moe.experts.2.w3.weight";
+        rewriteModel(gen, dir, [&](const std::string& n, at::Tensor& t) {
+            if (n == bad) {
+                t.view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+                t.view({-1})[7] = std::numeric_limits<float>::infinity();
+            }
+        });
+        writeAll(m_tmp.path() + "/nan.txt", QByteArray("the quick brown fox jumps over the lazy dog. ").repeated(20));
+        const CliRun r = runCli(moewbCli(), {"eval", dir, "--ppl", m_tmp.path() + "/nan.txt", "--ctx", "32"});
+        QCOMPARE(r.exitCode, 1);
+        // the last stderr line (after the progress lines) is the whole error
+        QVERIFY2(r.err.trimmed().split('\n').last().startsWith("moewb: error: ")
+                     && r.err.trimmed().split('\n').last().endsWith(
+                         QByteArray::fromStdString("tensor '" + bad + "' contains 1 NaN and 1 Inf values")),
+                 r.err.constData());
+        const CliRun c = runCli(moewbCli(), {"calibrate", dir, "--data", m_tmp.path() + "/nan.txt", "--samples", "2",
+                                             "--seq-len", "16", "--out", m_tmp.path() + "/nan.h5"});
+        QCOMPARE(c.exitCode, 1);
+        QVERIFY2(c.err.contains(QByteArray::fromStdString(bad)), c.err.constData());
+        QVERIFY(!QFileInfo::exists(m_tmp.path() + "/nan.h5"));
     }
 
     // One plan that trims and quantizes: `quantize` (and `eval --plan`) trim into a scratch dir and
