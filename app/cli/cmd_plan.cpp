@@ -3,6 +3,8 @@
 // moewb plan show plan.json [--model MODEL_DIR] [--dynamic]
 #include "cli_common.h"
 
+#include "moewb/core/timestamp.h"
+
 #include "moewb/alloc/allocate.h"
 #include "moewb/alloc/plan.h"
 #include "moewb/io/hf_config.h"
@@ -13,20 +15,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <set>
 
 namespace moewb::cli {
 namespace {
-
-std::string utcNow()
-{
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
 
 void printSizeLine(const PlanSize& s)
 {
@@ -273,7 +266,7 @@ int runPlan(const QStringList& args)
         plan.provenance.modelPath = model;
         plan.provenance.statsPath = statsPath;
         plan.provenance.architecture = cfg.architecture;
-        plan.provenance.created = utcNow();
+        plan.provenance.created = utcTimestamp();
         savePlan(plan, out);
         for (const std::string& n : r.notes)
             std::printf("%s\n", n.c_str());

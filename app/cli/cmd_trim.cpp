@@ -3,6 +3,8 @@
 // moewb trim MODEL_DIR --plan plan.json --out DIR                                               (#10)
 #include "cli_common.h"
 
+#include "moewb/core/timestamp.h"
+
 #include "moewb/alloc/plan.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/io/hf_config.h"
@@ -11,19 +13,10 @@
 #include "moewb/trim/trim.h"
 
 #include <cstdio>
-#include <ctime>
 #include <string>
 
 namespace moewb::cli {
 namespace {
-
-std::string utcNow()
-{
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
 
 std::string dropSummary(const Plan& plan)
 {
@@ -149,7 +142,7 @@ int runTrim(const QStringList& args)
                 params += (params.empty() ? "" : " ") + std::string("drop_blocks=") + std::to_string(dropBlocks);
             pv.params = params;
             pv.toolVersion = MOEWB_VERSION;
-            pv.created = utcNow();
+            pv.created = utcTimestamp();
         }
         std::printf("drop: %s\n", dropSummary(plan).c_str());
         const TrimLayout layout = trimLayout(cfg, plan, where); // every refusal before anything is written

@@ -2,13 +2,13 @@
 #include "calib/calibrator.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/timestamp.h"
 #include "moewb/core/version.h"
 #include "moewb/model/runtime.h"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 
 namespace moewb {
@@ -27,16 +27,6 @@ const char* dtypeString(at::ScalarType t)
     default:
         return "float32";
     }
-}
-
-std::string utcNow()
-{
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 /// Appends "N tok/s" to Model::run's "layer i/n" message; terminalProgress adds the ETA.
@@ -180,7 +170,7 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     p.domains = tokens.domains;
     p.domainTokenCounts = domainCounts;
     p.toolVersion = version();
-    p.created = opt.created.empty() ? utcNow() : opt.created;
+    p.created = opt.created.empty() ? utcTimestamp() : opt.created;
 
     std::string names;
     for (const auto& f : tokens.files)

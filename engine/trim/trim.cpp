@@ -127,6 +127,28 @@ void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stat
     plan.droppedExperts.insert(plan.droppedExperts.end(), drops.begin(), drops.end());
 }
 
+/// The n candidate layers whose `score` (a BlockCosine similarity) is highest — the most redundant
+/// first, ties broken towards deeper layers — in ascending order. Layer and Block Drop share it.
+static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vector<int64_t>& candidates,
+                                        double BlockCosine::*score, int64_t n)
+{
+    std::vector<std::pair<double, int64_t>> s;
+    for (int64_t l : candidates) {
+        const LayerStats& ls = stats.layers[size_t(l)];
+        if (ls.cosine.tokens <= 0)
+            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
+        s.emplace_back(ls.cosine.*score, l);
+    }
+    std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : a.second > b.second;
+    });
+    std::vector<int64_t> drop;
+    for (int64_t i = 0; i < n; ++i)
+        drop.push_back(s[size_t(i)].second);
+    sortUnique(drop);
+    return drop;
+}
+
 void selectLayerDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n)
 {
     const std::string where = "--drop-layers";
@@ -137,20 +159,7 @@ void selectLayerDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats
         throw InputError(where, detail::concat("cannot drop ", n, " MoE layers: the model has ", layers.size(),
                                                layers.empty() ? " (a dense model)" : ""));
     checkStatsMatch(cfg, stats, "--stats");
-    std::vector<std::pair<double, int64_t>> s; // highest similarity first; ties: deeper first
-    for (int64_t l : layers) {
-        const LayerStats& ls = stats.layers[size_t(l)];
-        if (ls.cosine.tokens <= 0)
-            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
-        s.emplace_back(ls.cosine.mlp, l);
-    }
-    std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : a.second > b.second;
-    });
-    std::vector<int64_t> drop;
-    for (int64_t i = 0; i < n; ++i)
-        drop.push_back(s[size_t(i)].second);
-    sortUnique(drop);
+    const std::vector<int64_t> drop = mostSimilar(stats, layers, &BlockCosine::mlp, n);
     plan.droppedLayers.insert(plan.droppedLayers.end(), drop.begin(), drop.end());
 }
 
@@ -163,20 +172,10 @@ void selectBlockDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats
         throw InputError(where, detail::concat("cannot drop ", n, " blocks: the model has ", cfg.numLayers,
                                                " and at least one must stay"));
     checkStatsMatch(cfg, stats, "--stats");
-    std::vector<std::pair<double, int64_t>> s;
-    for (int64_t l = 0; l < cfg.numLayers; ++l) {
-        const LayerStats& ls = stats.layers[size_t(l)];
-        if (ls.cosine.tokens <= 0)
-            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
-        s.emplace_back(ls.cosine.block, l);
-    }
-    std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : a.second > b.second;
-    });
-    std::vector<int64_t> drop;
-    for (int64_t i = 0; i < n; ++i)
-        drop.push_back(s[size_t(i)].second);
-    sortUnique(drop);
+    std::vector<int64_t> all(size_t(cfg.numLayers));
+    for (int64_t l = 0; l < cfg.numLayers; ++l)
+        all[size_t(l)] = l;
+    const std::vector<int64_t> drop = mostSimilar(stats, all, &BlockCosine::block, n);
     plan.droppedBlocks.insert(plan.droppedBlocks.end(), drop.begin(), drop.end());
 }
 
