@@ -50,8 +50,15 @@ Bpe::Bpe(const json& model, const std::string& where)
         maxId = std::max(maxId, int32_t(id));
     }
     m_idToTok.assign(size_t(maxId + 1), std::string());
-    for (auto it = vocab.begin(); it != vocab.end(); ++it)
-        m_idToTok[size_t(it.value().get<int32_t>())] = it.key();
+    std::vector<bool> seen(size_t(maxId + 1), false);
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+        const auto id = size_t(it.value().get<int32_t>());
+        if (seen[id])
+            throw InputError(m_where, "vocab id " + std::to_string(id) + " is given to both '" + m_idToTok[id]
+                                          + "' and '" + it.key() + "'");
+        seen[id] = true;
+        m_idToTok[id] = it.key();
+    }
     m_vocab.reserve(m_idToTok.size());
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
         const auto id = it.value().get<int32_t>();

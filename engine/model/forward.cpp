@@ -206,6 +206,23 @@ at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Ten
     return out;
 }
 
+namespace {
+/// Activations must stay finite: a NaN or Inf (an overflow in the compute dtype with finite weights,
+/// or a degenerate norm) would otherwise flow silently into routing statistics, Hessians and
+/// perplexities. NonFiniteActivation naming the module whose output went non-finite.
+void requireFinite(const at::Tensor& t, const std::string& module)
+{
+    if (at::isfinite(t).all().item<bool>())
+        return;
+    const int64_t nan = at::isnan(t).sum().item<int64_t>();
+    const int64_t inf = at::isinf(t).sum().item<int64_t>();
+    throw NonFiniteActivation(module, "output has " + std::to_string(nan) + " NaN and " + std::to_string(inf)
+                                   + " Inf values out of " + std::to_string(t.numel()) + " (computed in "
+                                   + std::string(c10::toString(t.scalar_type()))
+                                   + "; the weights are finite, so the activations overflowed)");
+}
+} // namespace
+
 at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
                         ForwardObserver* obs)
 {
@@ -213,12 +230,14 @@ at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at:
     const int64_t H = x.size(-1);
     const at::Tensor h1 = rmsNorm(x, w.get(p + ".input_layernorm.weight"), cfg.rmsNormEps);
     const at::Tensor x1 = x + attention(cfg, w, h1, rope, obs);
+    requireFinite(x1, p + ".self_attn");
     // Layer Drop (moewb trim): the MoE sub-layer's down_proj weights are zero, so it adds exactly 0;
     // skipped unless an observer wants to see it (calibration then records it like any layer).
     if (!obs && cfg.isMoeDropped(w.layer))
         return x1;
     const at::Tensor h2 = rmsNorm(x1, w.get(p + ".post_attention_layernorm.weight"), cfg.rmsNormEps);
     const at::Tensor x2 = x1 + mlpBlock(cfg, w, h2.reshape({-1, H}), obs).view(x.sizes());
+    requireFinite(x2, p + (cfg.arch == Arch::Mixtral ? ".block_sparse_moe" : ".mlp"));
     if (obs) {
         const at::Tensor f0 = x.reshape({-1, H}), f1 = x1.reshape({-1, H}), f2 = x2.reshape({-1, H});
         obs->block(w.layer, BlockPart::Attention, f0, f1);

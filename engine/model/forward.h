@@ -7,6 +7,8 @@
 #include "model/weights.h"
 #include "moewb/io/hf_config.h"
 
+#include "moewb/core/error.h"
+
 #include <ATen/ATen.h>
 
 namespace moewb {
@@ -34,7 +36,16 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
 /// experts with each architecture's exact router. h [N, H] → [N, H].
 at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, ForwardObserver* obs);
 
+/// A sub-block's output went NaN/Inf although its weights are finite (activations overflowed the
+/// compute dtype). what() = "<module>: output has N NaN and M Inf values ..."; callers that know
+/// the model directory rethrow it with the directory in front.
+class NonFiniteActivation : public Error {
+public:
+    using Error::Error;
+};
+
 /// One decoder block: x + attn(norm(x)), then + mlp(norm(.)). x [B, T, H] → [B, T, H].
+/// Throws NonFiniteActivation when the attention or MLP output is not finite.
 at::Tensor decoderLayer(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& x, const RopeTables& rope,
                         ForwardObserver* obs);
 

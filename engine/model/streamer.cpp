@@ -82,6 +82,14 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         }
     }
 
+    // Non-finite activations name the module; put the model directory in front (one line).
+    const auto layer = [&](const LayerWeights& w, const at::Tensor& hidden) {
+        try {
+            return decoderLayer(cfg, w, hidden, rope, obs);
+        } catch (const NonFiniteActivation& e) {
+            throw NonFiniteActivation(m_dir, e.what());
+        }
+    };
     const int64_t L = cfg.numLayers;
     const int64_t steps = L * int64_t(batches.size());
     if (opt.streaming) {
@@ -97,7 +105,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
                        "layer " + std::to_string(l + 1) + "/" + std::to_string(L));
                 if (obs)
                     obs->beginBatch(l, int64_t(bi), batches[bi].members);
-                batches[bi].hidden = decoderLayer(cfg, w, batches[bi].hidden, rope, obs);
+                batches[bi].hidden = layer(w, batches[bi].hidden);
             }
         }
     } else {
@@ -113,7 +121,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
                 report(progress, "forward", int64_t(bi) * L + l, steps);
                 if (obs)
                     obs->beginBatch(l, int64_t(bi), batches[bi].members);
-                batches[bi].hidden = decoderLayer(cfg, layers[size_t(l)], batches[bi].hidden, rope, obs);
+                batches[bi].hidden = layer(layers[size_t(l)], batches[bi].hidden);
             }
     }
     if (obs)

@@ -228,6 +228,9 @@ at::Tensor loadTensorShaped(const Checkpoint& ckpt, const std::string& name, std
     if (isGptqWeight(ckpt, name))
         return loadGptqWeight(ckpt, name.substr(0, name.size() - 7), &shape, target);
     const TensorInfo& info = ckpt.info(name);
+    if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16 && info.dtype != DType::F64)
+        throw InputError(ckpt.fileOf(name).path(), "tensor '" + name + "' has dtype " + dtypeName(info.dtype)
+                                                       + "; weights must be F32, F16, BF16 or F64");
     if (info.shape != shape)
         throw InputError(ckpt.fileOf(name).path(),
                          "tensor '" + name + "' has shape " + shapeString(info.shape) + ", expected "

@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Writes the malformed-input corpus of tests/data/bad/ (issue #13).
+
+Every file (or model directory) here is broken in exactly one way; MANIFEST.json says how each one
+is opened by tst_bad_inputs and which words the one-line error must contain. The files are
+committed; rerun this script (/usr/bin/python3 tests/data/bad/make_bad.py) after changing it.
+Deterministic: fixed seeds, no timestamps.
+"""
+import json
+import os
+import shutil
+import struct
+import sys
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+FUZZ = os.path.join(REPO, "tests", "fuzz")
+
+
+def out(*parts):
+    p = os.path.join(HERE, *parts)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    return p
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# ---------------------------------------------------------------------------------------- safetensors
+DT = {"F32": (np.float32, 4), "BF16": (None, 2), "F16": (np.float16, 2), "I32": (np.int32, 4)}
+
+
+def safetensors_bytes(tensors, header_extra=None, raw_header=None):
+    """tensors: list of (name, dtype, shape, bytes). Returns the file bytes (8-aligned header)."""
+    header, blobs, off = {}, [], 0
+    for name, dtype, shape, data in tensors:
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    if header_extra:
+        header.update(header_extra)
+    h = raw_header if raw_header is not None else json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32).tobytes()
+
+
+def make_safetensors():
+    rng = np.random.default_rng(1)
+    w = f32(rng.standard_normal((4, 4)))
+    good = [("w", "F32", (4, 4), w)]
+    full = safetensors_bytes(good)
+    write(out("safetensors", "truncated.safetensors"), full[:-10])
+    write(out("safetensors", "empty.safetensors"), b"")
+    write(out("safetensors", "header_length_huge.safetensors"), struct.pack("<Q", 1 << 62) + full[8:])
+    write(out("safetensors", "header_length_beyond_file.safetensors"), struct.pack("<Q", 4096) + full[8:])
+    write(out("safetensors", "header_not_json.safetensors"), safetensors_bytes([], raw_header=b"{\"w\": [1, 2,"))
+    write(out("safetensors", "unknown_dtype.safetensors"), safetensors_bytes([("w", "Q7", (4, 4), w)]))
+    write(out("safetensors", "shape_size_mismatch.safetensors"), safetensors_bytes([("w", "F32", (4, 5), w)]))
+    # two tensors whose byte ranges overlap
+    h = {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+         "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}
+    write(out("safetensors", "overlapping_offsets.safetensors"),
+          safetensors_bytes([], raw_header=json.dumps(h).encode()) + f32(np.zeros(6)))
+    h = {"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}
+    write(out("safetensors", "reversed_offsets.safetensors"),
+          safetensors_bytes([], raw_header=json.dumps(h).encode()) + f32(np.zeros(4)))
+    raw = b'{"w\xff\xfe":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}}'
+    write(out("safetensors", "invalid_utf8_name.safetensors"), safetensors_bytes([], raw_header=raw) + w)
+    deep = b'{"__metadata__":{"x":' + b"[" * 20000 + b"]" * 20000 + b"}}"
+    write(out("safetensors", "deeply_nested_header.safetensors"), safetensors_bytes([], raw_header=deep))
+    h = {"w": {"dtype": "F32", "shape": [-4, 4], "data_offsets": [0, 64]}}
+    write(out("safetensors", "negative_shape.safetensors"), safetensors_bytes([], raw_header=json.dumps(h).encode()) + w)
+
+
+# ---------------------------------------------------------------------------------------- config.json
+def base_config():
+    return {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "vocab_size": 32,
+            "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "head_dim": 4, "hidden_act": "silu", "max_position_embeddings": 64,
+            "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "num_local_experts": 4, "num_experts_per_tok": 2,
+            "tie_word_embeddings": False, "torch_dtype": "float32"}
+
+
+def make_configs():
+    c = base_config()
+    write(out("config", "truncated.json"), json.dumps(c)[:70])
+    x = dict(c, architectures=["GPT2LMHeadModel"], model_type="gpt2")
+    write(out("config", "unknown_architecture.json"), json.dumps(x))
+    x = dict(c)
+    del x["hidden_size"]
+    write(out("config", "missing_hidden_size.json"), json.dumps(x))
+    write(out("config", "negative_experts.json"), json.dumps(dict(c, num_local_experts=-1)))
+    write(out("config", "top_k_above_experts.json"), json.dumps(dict(c, num_experts_per_tok=9)))
+    write(out("config", "wrong_type.json"), json.dumps(dict(c, hidden_size="big")))
+    write(out("config", "invalid_utf8.json"), json.dumps(c).replace('"mixtral"', '"mix\udcfftral"', 1)
+          .encode("utf-8", "surrogateescape"))
+    write(out("config", "deeply_nested.json"), '{"model_type":' + "[" * 20000 + "]" * 20000 + "}")
+    write(out("config", "heads_do_not_divide.json"), json.dumps(dict(c, num_attention_heads=3, num_key_value_heads=2)))
+
+
+# ---------------------------------------------------------------------------------------- plan
+def make_plans():
+    base = {"format": "moewb-plan", "version": 1,
+            "defaults": {"bits": 4, "group_size": 128, "sym": True, "method": "gptq"}}
+    write(out("plan", "truncated.json"), json.dumps(base)[:30])
+    write(out("plan", "invalid_regex.json"), json.dumps(dict(base, rules=[{"match": "model.layers.(", "bits": 8}])))
+    write(out("plan", "unknown_key.json"), json.dumps(dict(base, defualts={"bits": 3})))
+    write(out("plan", "bits_5.json"), json.dumps(dict(base, defaults={"bits": 5})))
+    write(out("plan", "group_size_100.json"), json.dumps(dict(base, defaults={"bits": 4, "group_size": 100})))
+    write(out("plan", "future_version.json"), json.dumps(dict(base, version=99)))
+    write(out("plan", "deeply_nested.json"), '{"format":"moewb-plan","version":1,"rules":' + "[" * 20000 + "]" * 20000 + "}")
+    write(out("plan", "not_an_object.json"), "[1, 2, 3]")
+    write(out("plan", "invalid_utf8.json"), b'{"format":"moewb-plan","version":1,"rules":[{"match":"\xff\xfe","bits":8}]}')
+
+
+# ---------------------------------------------------------------------------------------- tokenizer.json
+def make_tokenizers():
+    vocab = {"a": 0, "b": 1, "ab": 2}
+    tok = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+           "post_processor": None, "decoder": None,
+           "model": {"type": "BPE", "vocab": vocab, "merges": ["a b"], "unk_token": None}}
+    write(out("tokenizer", "truncated.json"), json.dumps(tok)[:60])
+    t = json.loads(json.dumps(tok))
+    t["model"]["type"] = "Foo"
+    write(out("tokenizer", "unknown_model_type.json"), json.dumps(t))
+    t = json.loads(json.dumps(tok))
+    t["model"]["merges"] = ["a c"]
+    write(out("tokenizer", "merge_of_unknown_token.json"), json.dumps(t))
+    write(out("tokenizer", "invalid_utf8.json"), json.dumps(tok).replace('"ab"', '"a\udcff"', 1)
+          .encode("utf-8", "surrogateescape"))
+    t = json.loads(json.dumps(tok))
+    t["model"]["vocab"] = {"a": 0, "b": 0, "ab": 2}
+    write(out("tokenizer", "duplicate_id.json"), json.dumps(t))
+
+
+# ---------------------------------------------------------------------------------------- stats.h5
+def make_stats():
+    src = os.path.join(FUZZ, "corpus", "fuzz_stats", "tiny.h5")
+    good = open(src, "rb").read()
+    write(out("stats", "not_hdf5.h5"), b"this is not an HDF5 file\n" * 4)
+    write(out("stats", "truncated.h5"), good[: len(good) // 2])
+    p = out("stats", "missing_dataset.h5")
+    shutil.copyfile(src, p)
+    with h5py.File(p, "r+") as f:
+        victim = None
+        def find(name, obj):
+            nonlocal victim
+            if victim is None and isinstance(obj, h5py.Dataset) and name.endswith("counts"):
+                victim = name
+        f.visititems(find)
+        assert victim, "tiny.h5 has no *counts dataset"
+        del f[victim]
+    print("stats/missing_dataset.h5: removed", victim)
+    p = out("stats", "wrong_dataset_type.h5")
+    shutil.copyfile(src, p)
+    with h5py.File(p, "r+") as f:
+        victim = None
+        def find2(name, obj):
+            nonlocal victim
+            if victim is None and isinstance(obj, h5py.Dataset) and obj.dtype.kind in "iu" and obj.ndim >= 1:
+                victim = name
+        f.visititems(find2)
+        data = f[victim][...]
+        del f[victim]
+        f.create_dataset(victim, data=data.astype(np.float32) + 0.5)
+    print("stats/wrong_dataset_type.h5: float", victim)
+    v1 = os.path.join(FUZZ, "regress", "fuzz_stats", "fuzz_stats-crash-994c46fcbf12377933578493e5e7936864a1c472")
+    shutil.copyfile(v1, out("stats", "format_version_1.h5"))
+
+
+# ---------------------------------------------------------------------------------------- GGUF
+def make_gguf():
+    good = open(os.path.join(FUZZ, "corpus", "fuzz_gguf", "tiny.gguf"), "rb").read()
+    write(out("gguf", "bad_magic.gguf"), b"GGML" + good[4:])
+    write(out("gguf", "truncated.gguf"), good[: len(good) // 2])
+    write(out("gguf", "version_99.gguf"), good[:4] + struct.pack("<I", 99) + good[8:])
+    # header claiming 2^40 tensors
+    write(out("gguf", "huge_tensor_count.gguf"), good[:8] + struct.pack("<Q", 1 << 40) + good[16:])
+
+
+# ---------------------------------------------------------------------------------------- model dirs
+def model_tensors(cfg, rng):
+    H, I, V, E = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_local_experts"]
+    D = cfg["head_dim"]
+    nq, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    t = {"model.embed_tokens.weight": rng.standard_normal((V, H)) * 0.5}
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}"
+        t[p + ".input_layernorm.weight"] = np.ones(H)
+        t[p + ".post_attention_layernorm.weight"] = np.ones(H)
+        t[p + ".self_attn.q_proj.weight"] = rng.standard_normal((nq * D, H)) * 0.3
+        t[p + ".self_attn.k_proj.weight"] = rng.standard_normal((nkv * D, H)) * 0.3
+        t[p + ".self_attn.v_proj.weight"] = rng.standard_normal((nkv * D, H)) * 0.3
+        t[p + ".self_attn.o_proj.weight"] = rng.standard_normal((H, nq * D)) * 0.3
+        t[p + ".block_sparse_moe.gate.weight"] = rng.standard_normal((E, H)) * 0.3
+        for e in range(E):
+            q = f"{p}.block_sparse_moe.experts.{e}"
+            t[q + ".w1.weight"] = rng.standard_normal((I, H)) * 0.3
+            t[q + ".w2.weight"] = rng.standard_normal((H, I)) * 0.3
+            t[q + ".w3.weight"] = rng.standard_normal((I, H)) * 0.3
+    t["model.norm.weight"] = np.ones(H)
+    t["lm_head.weight"] = rng.standard_normal((V, H)) * 0.3
+    return {k: np.asarray(v, dtype=np.float32) for k, v in t.items()}
+
+
+def write_model(name, cfg, tensors, dtypes=None, files=None):
+    d = out("model", name, "config.json")
+    d = os.path.dirname(d)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    if cfg is not None:
+        write(os.path.join(d, "config.json"), json.dumps(cfg, indent=1))
+    dtypes = dtypes or {}
+    entries = []
+    for k in sorted(tensors):
+        a = tensors[k]
+        dt = dtypes.get(k, "F32")
+        data = a.astype(np.int32).tobytes() if dt == "I32" else a.astype(np.float32).tobytes()
+        entries.append((k, dt, a.shape, data))
+    if files is None:
+        write(os.path.join(d, "model.safetensors"), safetensors_bytes(entries))
+    else:
+        files(d, entries)
+
+
+def make_models():
+    cfg = base_config()
+    good = model_tensors(cfg, np.random.default_rng(7))
+    t = dict(good)
+    del t["model.layers.1.block_sparse_moe.experts.2.w3.weight"]
+    write_model("missing_tensor", cfg, t)
+    write_model("wrong_dtype", cfg, good, dtypes={"model.layers.0.self_attn.k_proj.weight": "I32"})
+    t = dict(good)
+    t["model.layers.0.self_attn.q_proj.weight"] = good["model.layers.0.self_attn.q_proj.weight"][:, :6]
+    write_model("wrong_shape", cfg, t)
+    t = dict(good)
+    w = good["model.layers.1.block_sparse_moe.experts.0.w1.weight"].copy()
+    w[3, 2] = np.nan
+    t["model.layers.1.block_sparse_moe.experts.0.w1.weight"] = w
+    write_model("nan_weight", cfg, t)
+    t = dict(good)
+    w = good["model.layers.0.self_attn.v_proj.weight"].copy()
+    w[0, 0] = np.inf
+    w[1, 1] = -np.inf
+    t["model.layers.0.self_attn.v_proj.weight"] = w
+    write_model("inf_weight", cfg, t)
+    # finite weights whose products overflow fp32: every routed expert's down projection in layer 0
+    t = dict(good)
+    for e in range(cfg["num_local_experts"]):
+        k = f"model.layers.0.block_sparse_moe.experts.{e}.w2.weight"
+        t[k] = np.full_like(good[k], 3e38)
+    write_model("overflowing_activations", cfg, t)
+    write_model("no_config", None, good)
+
+    def sharded_missing(d, entries):
+        half = len(entries) // 2
+        index = {"metadata": {"total_size": 0}, "weight_map": {}}
+        for i, (k, *_rest) in enumerate(entries):
+            index["weight_map"][k] = "model-00001-of-00002.safetensors" if i < half else "model-00002-of-00002.safetensors"
+        write(os.path.join(d, "model-00001-of-00002.safetensors"), safetensors_bytes(entries[:half]))
+        write(os.path.join(d, "model.safetensors.index.json"), json.dumps(index, indent=1))
+    write_model("missing_shard", cfg, good, files=sharded_missing)
+
+    def truncated_shard(d, entries):
+        b = safetensors_bytes(entries)
+        write(os.path.join(d, "model.safetensors"), b[: len(b) - 100])
+    write_model("truncated_weights", cfg, good, files=truncated_shard)
+
+
+def main():
+    make_safetensors()
+    make_configs()
+    make_plans()
+    make_tokenizers()
+    make_stats()
+    make_gguf()
+    make_models()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
