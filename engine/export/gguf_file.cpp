@@ -2,6 +2,7 @@
 // GGUF v3 writer and reader (FORMATS.md §4.1; ggml gguf.cpp's validation rules).
 #include "gguf_file.h"
 
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 
 #include <cstdint>
@@ -288,6 +289,7 @@ Writer::Writer(std::string path, uint32_t alignment)
 {
     MOEWB_ASSERT(alignment >= 8 && alignment % 8 == 0);
     d->path = std::move(path);
+    removeStaleTemporaries(d->path);
     d->tmp = d->path + ".tmp." + std::to_string(::getpid());
     d->alignment = alignment;
     if (alignment != kDefaultAlignment)

@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 #include "export/output_dir.h"
 
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 
 #include <fstream>
 #include <set>
 #include <system_error>
+#include <vector>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -37,11 +44,35 @@ bool isCompanionFile(const fs::path& p)
     return names.count(n) > 0 || p.extension() == ".py";
 }
 
+
+void removeStaleOutputs(const fs::path& out)
+{
+    removeStaleTemporaries(out.string()); // half-written outputs of killed runs
+    std::error_code ec;
+    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    const std::string base = out.filename().string();
+    std::vector<fs::path> oldDirs;
+    for (const auto& e : fs::directory_iterator(parent, ec)) {
+        const long oldPid = pidSuffix(e.path().filename().string(), base + ".old.");
+        if (oldPid > 0 && !processAlive(oldPid))
+            oldDirs.push_back(e.path());
+    }
+    // A run killed between moving the previous output aside and renaming the new one in (only
+    // possible where the file system cannot exchange two names atomically): put it back.
+    for (const auto& d : oldDirs) {
+        if (!fs::exists(out, ec))
+            fs::rename(d, out, ec);
+        else
+            fs::remove_all(d, ec);
+    }
+}
+
 fs::path prepareOutputDir(const std::string& modelDir, const std::string& outDir, bool force)
 {
     MOEWB_CHECK(!outDir.empty(), "--out", "no output directory given");
     const fs::path out = fs::path(outDir).lexically_normal();
     std::error_code ec;
+    removeStaleOutputs(out);
     if (fs::exists(out, ec)) {
         MOEWB_CHECK(force, outDir, "already exists (use --force to replace it)");
         MOEWB_CHECK(!fs::equivalent(out, modelDir, ec), outDir, "is the input model directory");
@@ -69,13 +100,17 @@ void copyCompanionFiles(const std::string& modelDir, const fs::path& dir)
 
 void writeTextFile(const fs::path& p, const std::string& text)
 {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    std::FILE* f = std::fopen(p.c_str(), "wb");
     if (!f)
-        throw IoError(p.string(), "cannot create file");
-    f << text;
-    f.flush();
-    if (!f)
-        throw IoError(p.string(), "write failed");
+        throw IoError(p.string(), std::string("cannot create file (") + std::strerror(errno) + ")");
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0;
+    int err = ok ? 0 : errno;
+    if (std::fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok)
+        throw IoError(p.string(), std::string("write failed (") + std::strerror(err) + ")");
 }
 
 void publishOutputDir(const fs::path& tmpPath, const std::string& outDir)
@@ -83,6 +118,15 @@ void publishOutputDir(const fs::path& tmpPath, const std::string& outDir)
     const fs::path out = fs::path(outDir).lexically_normal();
     std::error_code ec;
     if (fs::exists(out, ec)) {
+        // Swap the complete new directory and the previous output in one step: at every instant
+        // <out> is one of the two, whole (a kill -9 here cannot leave it missing or half-written).
+        if (::renameat2(AT_FDCWD, tmpPath.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+            fs::remove_all(tmpPath, ec); // now the previous output
+            return;
+        }
+        if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+            throw IoError(outDir, std::string("cannot replace it with ") + tmpPath.string() + " ("
+                                      + std::strerror(errno) + ")");
         const fs::path old = out.string() + ".old." + std::to_string(::getpid());
         fs::rename(out, old, ec);
         if (ec)

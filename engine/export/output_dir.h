@@ -27,6 +27,10 @@ private:
 /// config, tokenizer files, and remote-code modules (*.py, e.g. DeepSeek's modeling_deepseek.py).
 bool isCompanionFile(const std::filesystem::path& p);
 
+/// Removes what killed runs left next to outDir: <out>.tmp.<pid> directories of processes that no
+/// longer exist, and puts back an <out>.old.<pid> when <out> itself is missing.
+void removeStaleOutputs(const std::filesystem::path& outDir);
+
 /// Checks outDir against force and modelDir (InputError: exists without force, is the input model,
 /// is not a directory) and creates the empty temporary directory <outDir>.tmp.<pid>.
 std::filesystem::path prepareOutputDir(const std::string& modelDir, const std::string& outDir, bool force);
@@ -37,7 +41,9 @@ void copyCompanionFiles(const std::string& modelDir, const std::filesystem::path
 /// Writes text to p (IoError naming p).
 void writeTextFile(const std::filesystem::path& p, const std::string& text);
 
-/// Renames tmp over outDir (an existing outDir is moved aside first and removed afterwards).
+/// Renames tmp over outDir. An existing outDir is exchanged with tmp atomically (renameat2
+/// RENAME_EXCHANGE) and then removed; where the file system cannot exchange names it is moved
+/// aside first (removeStaleOutputs restores it if the process dies in between).
 void publishOutputDir(const std::filesystem::path& tmp, const std::string& outDir);
 
 /// Bytes available to an unprivileged user on the file system holding `path`; -1 if unknown.

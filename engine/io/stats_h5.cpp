@@ -2,6 +2,7 @@
 // stats.h5 writer and reader. The layout is documented once, in moewb/io/stats_h5.h.
 #include "moewb/io/stats_h5.h"
 
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 
 #include <H5Cpp.h>
@@ -829,6 +830,7 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
 {
     validateStats(stats);
     silenceHdf5();
+    removeStaleTemporaries(path);
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
     // Creating the file ourselves first gives the OS's reason ("Permission denied") in one line
     // instead of HDF5's error stack.

@@ -11,4 +11,15 @@ namespace moewb {
 /// temporary file is removed).
 void writeFileAtomically(const std::string& path, const std::string& text);
 
+/// Removes what runs killed with SIGKILL (or a power cut) left next to path: entries named
+/// path + ".tmp.<pid>" (files or directories) whose process no longer exists. Every writer of an
+/// output calls it first, so a crash costs at most one temporary until the next run.
+void removeStaleTemporaries(const std::string& path);
+
+/// True when a process with this id exists (kill(pid, 0)).
+bool processAlive(long pid);
+
+/// The pid in a name of the form prefix + "<digits>"; -1 otherwise.
+long pidSuffix(const std::string& name, const std::string& prefix);
+
 } // namespace moewb
