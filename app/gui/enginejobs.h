@@ -9,6 +9,7 @@
 #include "results/runresult.h"
 
 #include "moewb/alloc/plan.h"
+#include "moewb/calib/calibrate.h"
 #include "moewb/calib/stats.h"
 #include "moewb/io/hf_config.h"
 

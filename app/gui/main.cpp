@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
-// moewb-gui [MODEL_DIR] [--stats FILE] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
+// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
 #include "mainwindow.h"
 
 #include "appresources.h"
 #include "document.h"
+#include "jobs/jobspanel.h"
+#include "results/resultsview.h"
+#include "session/autosave.h"
 #include "selection.h"
 #include "views/correlationview.h"
 #include "views/domainview.h"
@@ -14,6 +17,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QMessageBox>
 #include <QTimer>
 
 #include <cstdio>
@@ -46,6 +50,8 @@ int takeScreenshots(moewb::MainWindow& window, const QString& dir)
         {window.correlationView(), "correlation.png"},
         {window.outlierView(), "outliers.png"},
         {window.domainView(), "domains.png"},
+        {window.resultsView(), "results.png"},
+        {window.jobsPanel(), "jobs.png"},
     };
     for (const auto& shot : shots) {
         QWidget* w = shot.widget;
@@ -79,7 +85,7 @@ int main(int argc, char** argv)
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral(
         "The moewb workbench: routing heat map, expert correlation, domains and weight outliers of a MoE model's "
-        "calibration statistics."));
+        "calibration statistics; bit allocation, quantization, export and evaluation as background jobs."));
     parser.addHelpOption();
     parser.addVersionOption();
     parser.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory to open"),
@@ -93,6 +99,10 @@ int main(int argc, char** argv)
     const QCommandLineOption shotOption(QStringLiteral("screenshot-dir"),
                                         QStringLiteral("Load, write PNGs of the window and each view into DIR, quit."),
                                         QStringLiteral("DIR"));
+    const QCommandLineOption sessionOption(QStringLiteral("session"),
+                                           QStringLiteral("Session file to open (.moewb: model, stats, plan, results)."),
+                                           QStringLiteral("FILE"));
+    parser.addOption(sessionOption);
     parser.addOption(statsOption);
     parser.addOption(selectOption);
     parser.addOption(shotOption);
@@ -105,8 +115,21 @@ int main(int argc, char** argv)
     moewb::MainWindow window;
     const bool screenshot = parser.isSet(shotOption);
     window.setBatchMode(screenshot);
-    if (!screenshot)
+    if (!screenshot) {
         window.restoreSettings();
+        // Crash recovery: a plan autosaved by a workbench that did not close cleanly.
+        if (const auto recovery = window.startAutosave()) {
+            const QString text = QCoreApplication::translate("main", "moewb-gui did not close cleanly. Restore the plan it "
+                                                                     "autosaved at %1 (model %2)?")
+                                     .arg(recovery->saved.toLocalTime().toString(Qt::TextDate), recovery->modelDir);
+            if (QMessageBox::question(nullptr, QCoreApplication::translate("main", "Recover plan"), text) == QMessageBox::Yes)
+                window.recover(*recovery);
+            else
+                window.declineRecovery();
+        }
+    }
+    if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
+        return 1;
     if (!parser.positionalArguments().isEmpty())
         window.openModel(parser.positionalArguments().first());
     if (parser.isSet(statsOption))

@@ -135,9 +135,10 @@ void TestResults::selectingRequestsPlan()
     QVERIFY(QTest::qWaitForWindowExposed(&view));
     view.plot()->replot();
     QCOMPARE(view.plot()->graph(0)->dataCount(), 7); // F has no perplexity
-    QCOMPARE(view.plot()->graph(1)->dataCount(), 4); // the front: A, B, G, E
+    QCOMPARE(view.plot()->graph(1)->dataCount(), 5); // the front: A, B, G, E and the better, bigger baseline
     QCOMPARE(view.plot()->graph(1)->data()->at(0)->key, 100.0);
     QCOMPARE(view.plot()->graph(1)->data()->at(3)->value, 5.0);
+    QCOMPARE(view.plot()->graph(1)->data()->at(4)->value, 4.5);
 
     QSignalSpy plans(&view, &ResultsView::planRequested);
     // A click on E's point in the plot.
@@ -149,7 +150,12 @@ void TestResults::selectingRequestsPlan()
     QCOMPARE(view.selectedRow(), 4);
     QCOMPARE(view.plot()->graph(2)->dataCount(), 1); // the selection ring
     // A click on the table's row of C.
-    const QModelIndex c = view.table()->model()->index(2, 0);
+    QAbstractItemModel* shown = view.table()->model();
+    QCOMPARE(shown->index(0, 0).data().toString(), QStringLiteral("A")); // in the order the runs were made
+    QModelIndex c;
+    for (int r = 0; r < shown->rowCount(); ++r)
+        if (shown->index(r, 0).data().toString() == QLatin1String("C"))
+            c = shown->index(r, 0);
     QTest::mouseClick(view.table()->viewport(), Qt::LeftButton, {}, view.table()->visualRect(c).center());
     QCOMPARE(plans.size(), 2);
     QCOMPARE(plans.last().at(0).value<RunResult>().planJson, handRuns()[2].planJson);

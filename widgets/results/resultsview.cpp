@@ -34,6 +34,7 @@ ResultsView::ResultsView(ResultsModel* model, QWidget* parent)
     m_proxy->setSortRole(ResultsModel::SortRole);
     m_table->setModel(m_proxy);
     m_table->setSortingEnabled(true);
+    m_table->horizontalHeader()->setSortIndicator(-1, Qt::AscendingOrder); // runs in the order they were made
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setSelectionMode(QAbstractItemView::SingleSelection);
     m_table->verticalHeader()->setVisible(false);
@@ -72,11 +73,15 @@ ResultsView::ResultsView(ResultsModel* model, QWidget* parent)
     contentLayout()->addWidget(splitter);
 
     connect(m_model, &ResultsModel::runsChanged, this, &ResultsView::rebuild);
-    connect(m_table, &QAbstractItemView::clicked, this,
-            [this](const QModelIndex& index) { selectRun(m_proxy->mapToSource(index).row()); });
+    // A click moves the current row too: each run is selected (and its plan requested) once.
+    connect(m_table, &QAbstractItemView::clicked, this, [this](const QModelIndex& index) {
+        if (m_proxy->mapToSource(index).row() != m_selected)
+            selectRun(m_proxy->mapToSource(index).row());
+    });
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex& current, const QModelIndex& previous) {
-                if (previous.isValid() && current.isValid()) // keyboard moves, not the focus-in default
+                // keyboard moves and clicks, not the current row Qt sets when the table gets focus
+                if (previous.isValid() && current.isValid() && m_proxy->mapToSource(current).row() != m_selected)
                     selectRun(m_proxy->mapToSource(current).row());
             });
     connect(m_plot, &QCustomPlot::mousePress, this, &ResultsView::onPlotClick);
