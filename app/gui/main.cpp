@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
+// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--results results.json] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
 #include "mainwindow.h"
 
 #include "appresources.h"
@@ -103,6 +103,10 @@ int main(int argc, char** argv)
                                            QStringLiteral("Session file to open (.moewb: model, stats, plan, results)."),
                                            QStringLiteral("FILE"));
     parser.addOption(sessionOption);
+    const QCommandLineOption resultsOption(QStringLiteral("results"),
+                                           QStringLiteral("Import the runs of a 'moewb pipeline' results.json into the Results view."),
+                                           QStringLiteral("FILE"));
+    parser.addOption(resultsOption);
     parser.addOption(statsOption);
     parser.addOption(selectOption);
     parser.addOption(shotOption);
@@ -129,6 +133,8 @@ int main(int argc, char** argv)
         }
     }
     if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
+        return 1;
+    if (parser.isSet(resultsOption) && !window.importPipelineResults(parser.value(resultsOption)) && screenshot)
         return 1;
     if (!parser.positionalArguments().isEmpty())
         window.openModel(parser.positionalArguments().first());

@@ -7,6 +7,7 @@
 #include "jobdialogs.h"
 #include "jobs/jobrunner.h"
 #include "jobs/jobspanel.h"
+#include "results/pipelineimport.h"
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
 #include "selection.h"
@@ -180,6 +181,12 @@ void MainWindow::createActions()
     file->addAction(tr("Save sess&ion"), this, [this] { saveSessionDialog(false); })->setShortcut(QKeySequence::Save);
     file->addAction(tr("Save session &as…"), this, [this] { saveSessionDialog(true); })
         ->setShortcut(QKeySequence::SaveAs);
+    file->addAction(tr("&Import pipeline results…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Import moewb pipeline results"), {},
+                                                          tr("results.json (*.json);;All files (*)"));
+        if (!path.isEmpty())
+            importPipelineResults(path);
+    });
     file->addSeparator();
     m_recentMenu = file->addMenu(tr("&Recent files"));
     file->addSeparator();
@@ -675,6 +682,18 @@ bool MainWindow::saveSession(const QString& path)
     m_sessionPath = path;
     if (!m_batch)
         addRecent(QStringLiteral("session"), path);
+    return true;
+}
+
+bool MainWindow::importPipelineResults(const QString& path)
+{
+    try {
+        for (RunResult& r : moewb::importPipelineResults(path))
+            m_results->addRun(std::move(r));
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot import the results"), QString::fromUtf8(e.what()));
+        return false;
+    }
     return true;
 }
 

@@ -71,6 +71,8 @@ public:
     /// the one-line message and changes nothing.
     bool openSession(const QString& path);
     bool saveSession(const QString& path);
+    /// Adds the rows of a `moewb pipeline` results.json to the Results view.
+    bool importPipelineResults(const QString& path);
     QString sessionPath() const { return m_sessionPath; }
     /// Plan autosave in dir ("" = QStandardPaths::AppDataLocation/autosave); returns what an
     /// unclean exit left behind, if anything (the caller offers it, then calls recover()).

@@ -28,6 +28,7 @@
 
 #include <QApplication>
 #include <QDir>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFile>
 #include <QJsonDocument>
@@ -355,6 +356,17 @@ void TestGuiWorkflow::scriptedWorkflow()
     QCOMPARE(results->paretoRows(), (std::vector<int>{0, 1})); // smaller-but-worse and bigger-but-better
     QCOMPARE(results->data(results->index(0, ResultsModel::PerplexityColumn)).toString(),
              QString::number(row.perplexity, 'f', 4));
+
+    // MOEWB_SCREENSHOT_DIR=DIR: the Jobs panel after these real jobs, for docs/screenshots/jobs.png
+    if (const QString shots = qEnvironmentVariable("MOEWB_SCREENSHOT_DIR"); !shots.isEmpty()) {
+        QWidget* panel = window.jobsPanel();
+        panel->setParent(nullptr);
+        panel->resize(1000, 560);
+        panel->show();
+        QCoreApplication::processEvents();
+        QVERIFY(panel->grab().save(QDir(shots).filePath(QStringLiteral("jobs.png"))));
+        window.findChild<QDockWidget*>(QStringLiteral("dock.jobs"))->setWidget(panel); // back home
+    }
 
     // selecting a run loads its plan (after another edit, it comes back)
     plan->setBits(attention0, 2);

@@ -2,8 +2,11 @@
 // Results table and size-vs-perplexity plot: the Pareto front of a hand-made set of runs (worked
 // out below), the table's values, selecting a run (table row or plot point) requesting its plan,
 // and the CSV export.
+#include "results/pipelineimport.h"
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
+
+#include "moewb/alloc/plan.h"
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
@@ -60,6 +63,7 @@ private slots:
     void jsonRoundTrip();
     void selectingRequestsPlan();
     void csvExport();
+    void pipelineImport();
 };
 
 void TestResults::paretoByHand()
@@ -182,6 +186,49 @@ void TestResults::csvExport()
     QCOMPARE(lines[1], QStringLiteral("A,2.5,100000000,10,1,0.25,0.5,,,/runs/A"));
     QCOMPARE(lines[3], QStringLiteral("C,2.75,150000000,12,0,,,,,/runs/C"));
     QVERIFY(view.exportPng(dir.filePath(QStringLiteral("results.png")), 800, 500));
+}
+
+void TestResults::pipelineImport()
+{
+    // The layout `moewb pipeline` writes (engine/eval/pipeline.cpp pipelineResultToJson).
+    QTemporaryDir dir;
+    Plan plan;
+    plan.defaults.bits = 3;
+    plan.provenance.strategy = "uniform";
+    savePlan(plan, dir.filePath(QStringLiteral("plan-uniform-3.json")).toStdString());
+    const QByteArray json = R"({"tool": "moewb 0.1.0", "model": "/m", "rows": [
+      {"label": "baseline", "strategy": "", "target_bits": 16, "average_bits": 16, "model_bytes": 26000000,
+       "perplexity": {"eval.txt": 7.5}, "tasks": {"demo_hellaswag": {"n": 100, "acc": 0.31, "acc_stderr": 0.04}},
+       "plan": "", "seconds": 1},
+      {"label": "uniform@3", "strategy": "uniform", "target_bits": 3, "average_bits": 3, "model_bytes": 9000000,
+       "perplexity": {"eval.txt": 8.25}, "tasks": {"demo_hellaswag": {"n": 100, "acc": 0.29, "acc_stderr": 0.04}},
+       "plan": "plan-uniform-3.json", "seconds": 2}]})";
+    const QString path = dir.filePath(QStringLiteral("results.json"));
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(json);
+    f.close();
+    const std::vector<RunResult> runs = importPipelineResults(path);
+    QCOMPARE(runs.size(), size_t(2));
+    QCOMPARE(runs[0].label, QStringLiteral("baseline"));
+    QCOMPARE(runs[0].modelPath, QStringLiteral("/m"));
+    QCOMPARE(runs[0].perplexity, 7.5);
+    QCOMPARE(runs[0].pplFile, QStringLiteral("eval.txt"));
+    QVERIFY(runs[0].planJson.isEmpty());
+    QCOMPARE(runs[1].averageBits, 3.0);
+    QCOMPARE(runs[1].modelBytes, int64_t(9000000));
+    QCOMPARE(runs[1].taskAccuracy.value(QStringLiteral("demo_hellaswag")), 0.29);
+    QVERIFY(parsePlanJson(runs[1].planJson.toStdString(), "imported") == plan);
+    // Not a results file: one line naming it.
+    QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    f.write("{\"rows\": 3}");
+    f.close();
+    try {
+        importPipelineResults(path);
+        QFAIL("no error");
+    } catch (const std::exception& e) {
+        QCOMPARE(QString::fromUtf8(e.what()), path + QStringLiteral(": not a moewb pipeline results file: no $.rows array"));
+    }
 }
 
 QTEST_MAIN(TestResults)
