@@ -68,8 +68,9 @@ ResultsView::ResultsView(ResultsModel* model, QWidget* parent)
     auto* splitter = new QSplitter(Qt::Horizontal, this);
     splitter->addWidget(m_table);
     splitter->addWidget(m_plot);
-    splitter->setStretchFactor(0, 3);
-    splitter->setStretchFactor(1, 2);
+    splitter->setStretchFactor(0, 1);
+    splitter->setStretchFactor(1, 1);
+    splitter->setSizes({460, 540});
     contentLayout()->addWidget(splitter);
 
     connect(m_model, &ResultsModel::runsChanged, this, &ResultsView::rebuild);
@@ -111,10 +112,11 @@ void ResultsView::rebuild()
     }
     m_points->setData(x, y);
     m_front->setData(fx, fy, true); // already in size order; a front is monotone
+    // Labels on the front only: the runs behind it are often close together (their names are in
+    // the table and the tooltip).
     m_plot->clearItems();
-    for (const RunResult& r : m_model->runs()) {
-        if (!r.hasPerplexity())
-            continue;
+    for (int row : m_model->paretoRows()) {
+        const RunResult& r = m_model->run(row);
         auto* text = new QCPItemText(m_plot);
         text->position->setCoords(double(r.modelBytes) / 1e6, r.perplexity);
         text->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
@@ -122,6 +124,7 @@ void ResultsView::rebuild()
         text->setText(r.label);
         text->setClipToAxisRect(false);
     }
+    m_table->resizeColumnsToContents();
     resetZoom();
     highlight();
     m_removeButton->setEnabled(m_selected >= 0);
@@ -136,9 +139,10 @@ void ResultsView::resetZoom()
         m_plot->yAxis->setRange(0, 1);
     } else {
         QCPRange yr = m_points->getValueRange(found);
-        const double dx = std::max(xr.size() * 0.15, std::max(std::abs(xr.center()) * 0.05, 1e-3));
-        const double dy = std::max(yr.size() * 0.15, std::max(std::abs(yr.center()) * 0.05, 1e-3));
-        m_plot->xAxis->setRange(xr.lower - dx, xr.upper + 2 * dx); // room for the labels
+        // a margin around the points; a single point (size 0) gets a small window around it
+        const double dx = xr.size() > 0 ? xr.size() * 0.08 : std::max(std::abs(xr.center()) * 0.05, 1e-3);
+        const double dy = yr.size() > 0 ? yr.size() * 0.12 : std::max(std::abs(yr.center()) * 0.01, 1e-3);
+        m_plot->xAxis->setRange(xr.lower - dx, xr.upper + 3 * dx); // room for the labels
         m_plot->yAxis->setRange(yr.lower - dy, yr.upper + dy);
     }
     m_plot->replot(QCustomPlot::rpQueuedReplot);
