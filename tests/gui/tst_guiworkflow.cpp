@@ -11,6 +11,7 @@
 //    plan, byte-identical weights, perplexity) and the plan's size computed directly; selecting
 //    the run loads its plan; a session saved and reopened restores model, stats, plan and results,
 //    and a malformed session changes nothing.
+#include "jobdialogs.h"
 #include "mainwindow.h"
 
 #include "alloc/planeditmodel.h"
@@ -38,6 +39,8 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QComboBox>
+#include <QStandardItemModel>
 #include <QTimer>
 #include <QToolButton>
 #include <QUndoStack>
@@ -99,6 +102,7 @@ private slots:
     void engineErrorIsShown();
     void eventLoopRunsDuringJob();
     void scriptedWorkflow();
+    void dialogsGiveSettings();
 
 private:
     QTemporaryDir m_tmp;
@@ -402,6 +406,44 @@ void TestGuiWorkflow::scriptedWorkflow()
     QCOMPARE(reopened.resultsModel()->rowCount(), 2);
     QVERIFY(reopened.planModel()->plan() == edited);
     QCOMPARE(reopened.document()->modelDir(), kModel);
+}
+
+void TestGuiWorkflow::dialogsGiveSettings()
+{
+    // What the Jobs menu's dialogs hand to the jobs (defaults and pass-through of the window's values).
+    gui::CalibrateDialog calibrate(kModel, QStringLiteral("/out/m.stats.h5"));
+    QCOMPARE(calibrate.settings().modelDir, kModel);
+    QCOMPARE(calibrate.settings().outPath, QStringLiteral("/out/m.stats.h5"));
+    QVERIFY(calibrate.settings().samples >= 1);
+
+    gui::QuantizeDialog quantize(kModel, QStringLiteral("/out/q"), false);
+    QCOMPARE(quantize.settings().format, QStringLiteral("fake"));
+    QCOMPARE(quantize.settings().outPath, QStringLiteral("/out/q"));
+    gui::QuantizeDialog exporter(kModel, QStringLiteral("/out/q"), true);
+    QCOMPARE(exporter.settings().format, QStringLiteral("gptq"));
+    auto* format = exporter.findChild<QComboBox*>();
+    QVERIFY(format);
+    format->setCurrentIndex(1); // GGUF: the output becomes a .gguf file
+    QCOMPARE(exporter.settings().format, QStringLiteral("gguf"));
+    QCOMPARE(exporter.settings().outPath, QStringLiteral("/out/q.gguf"));
+
+    // Without stats the strategies that need them cannot be chosen.
+    gui::StrategyDialog strategy(false);
+    auto* box = strategy.findChild<QComboBox*>();
+    auto* items = qobject_cast<QStandardItemModel*>(box->model());
+    QVERIFY(items);
+    int disabled = 0;
+    for (int i = 0; i < box->count(); ++i) {
+        const QString name = box->itemData(i).toString();
+        const bool needsStats = name == QLatin1String("frequency") || name == QLatin1String("outlier")
+            || name == QLatin1String("block") || name == QLatin1String("moqa") || name == QLatin1String("budget");
+        QCOMPARE(items->item(i)->isEnabled(), !needsStats);
+        disabled += needsStats;
+    }
+    QCOMPARE(disabled, 5);
+
+    gui::EvaluateDialog evaluate(QStringLiteral("/out/q"));
+    QCOMPARE(evaluate.settings().modelDir, QStringLiteral("/out/q"));
 }
 
 QTEST_MAIN(TestGuiWorkflow)
