@@ -443,7 +443,10 @@ void MainWindow::onModelChanged()
 {
     const ModelConfig* cfg = m_document->config();
     m_plan->setModelConfig(cfg ? std::make_shared<const ModelConfig>(*cfg) : nullptr);
-    applyPendingPlan();
+    // A session's (or a recovery's) plan goes in after every other follower of modelChanged has
+    // run: the allocation editor also resets the plan model to the default plan for a new model.
+    if (!m_pendingPlanJson.isEmpty())
+        QMetaObject::invokeMethod(this, &MainWindow::applyPendingPlan, Qt::QueuedConnection);
     updateStatus();
 }
 

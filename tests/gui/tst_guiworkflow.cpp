@@ -388,6 +388,12 @@ void TestGuiWorkflow::scriptedWorkflow()
         QFile::copy(sessionFile, keep); // docs/screenshots/results.png is made from it
     MainWindow reopened;
     reopened.setBatchMode(true);
+    // Another follower of the document that resets the plan model for a new model, connected after
+    // the window's own (as the allocation editor is): the session's plan must still win.
+    connect(reopened.document(), &Document::modelChanged, &reopened, [&reopened] {
+        if (const ModelConfig* c = reopened.document()->config())
+            reopened.planModel()->setModelConfig(std::make_shared<const ModelConfig>(*c));
+    });
     QVERIFY(reopened.openSession(sessionFile));
     QVERIFY(waitForDocument(reopened.document()));
     QCOMPARE(reopened.document()->modelDir(), kModel);
