@@ -4,7 +4,14 @@
 // planSize() and hand-computed bytes of a tiny DeepSeek-shaped config; plans round-trip through the
 // plan JSON; invalid plan files leave the plan untouched; heat-map multi-selection → bulk set; the
 // item model, the gauge and the strategy panel driven by the real engine allocator.
+#include "alloc/allocationeditor.h"
+#include "alloc/allocationitemmodel.h"
+#include "alloc/bitscolors.h"
+#include "alloc/budgetgauge.h"
 #include "alloc/planeditmodel.h"
+#include "alloc/rulestablemodel.h"
+#include "alloc/strategypanel.h"
+#include "plot/matrixplot.h"
 #include "document.h"
 #include "selection.h"
 #include "statsfixture.h"
@@ -117,8 +124,16 @@ private slots:
     void sliderMergesIntoOneCommand();
     void saveLoadRoundTrip();
     void invalidPlanFileLeavesPlan();
+    void itemModelTreeAndEdits();
+    void rulesTableEdits();
+    void gaugeMatchesEngine();
+    void heatmapMultiSelectionBulkSet();
+    void strategyPanelLiveSolve();
+    void editorOpenSaveMessages();
 
 private:
+    AllocBackend engineBackend(std::shared_ptr<const ModelConfig> cfg, std::shared_ptr<const CalibStats> stats);
+
     QTemporaryDir m_dir;
     std::shared_ptr<const ModelConfig> m_cfg;
 };
@@ -438,6 +453,343 @@ void TestAllocEditor::invalidPlanFileLeavesPlan()
     QCOMPARE(changed.count(), 0);
     QCOMPARE(m.planPath(), QString());
     QVERIFY(consistent(m));
+}
+
+AllocBackend TestAllocEditor::engineBackend(std::shared_ptr<const ModelConfig> cfg,
+                                            std::shared_ptr<const CalibStats> stats)
+{
+    AllocBackend b;
+    b.strategies = allocStrategies();
+    b.solve = [cfg, stats](const AllocOptions& o) { return allocate(*cfg, *stats, o); };
+    b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
+    b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
+    return b;
+}
+
+void TestAllocEditor::itemModelTreeAndEdits()
+{
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    AllocationItemModel m(&plan);
+    using K = AllocationItemModel::NodeKind;
+    QCOMPARE(m.rowCount(), 3);
+    const QModelIndex l0 = m.index(0, 0), l1 = m.index(1, 0);
+    QCOMPARE(l0.data().toString(), QStringLiteral("layer 0 (dense)"));
+    QCOMPARE(m.rowCount(l0), 2); // attention, MLP
+    QCOMPARE(m.index(1, 0, l0).data().toString(), QStringLiteral("MLP"));
+    QCOMPARE(m.rowCount(l1), 2); // attention, MoE
+    const QModelIndex moe = m.index(1, 0, l1);
+    QCOMPARE(moe.data(AllocationItemModel::KindRole).toInt(), int(K::Moe));
+    QCOMPARE(m.rowCount(moe), 5); // 4 experts + shared; the router is not shown
+    QCOMPARE(m.index(4, 0, moe).data().toString(), QStringLiteral("shared expert"));
+    const QModelIndex ex2 = m.index(2, 0, moe);
+    QCOMPARE(ex2.data().toString(), QStringLiteral("expert 2"));
+    QCOMPARE(m.rowCount(ex2), 3);
+    QCOMPARE(m.index(2, 0, ex2).data().toString(), QStringLiteral("down_proj"));
+    QCOMPARE(m.index(2, AllocationItemModel::ShapeColumn, ex2).data().toString(), QStringLiteral("32 × 16"));
+    QCOMPARE(m.index(2, AllocationItemModel::BytesColumn, ex2).data(Qt::EditRole).toLongLong(), 400LL);
+    QCOMPARE(ex2.siblingAtColumn(AllocationItemModel::BytesColumn).data(Qt::EditRole).toLongLong(), 1248LL);
+    QCOMPARE(m.index(0, AllocationItemModel::BytesColumn).data(Qt::EditRole).toLongLong(), 4 * 720LL + 3984);
+    QCOMPARE(m.indexForExpert(1, 2), ex2);
+    QCOMPARE(m.indexFor(1, 2, QStringLiteral("model.layers.1.mlp.experts.2.down_proj")), m.index(2, 0, ex2));
+    QCOMPARE(m.entriesOf(ex2).size(), size_t(3));
+    QCOMPARE(plan.entries()[size_t(m.entriesOf(ex2)[0])].name, std::string("model.layers.1.mlp.experts.2.gate_proj"));
+
+    // Editing an aggregated row = one bulk command on every linear below it.
+    QSignalSpy changed(&m, &QAbstractItemModel::dataChanged);
+    const QModelIndex bits = ex2.siblingAtColumn(AllocationItemModel::BitsColumn);
+    QVERIFY(m.setData(bits, 8));
+    QVERIFY(changed.count() >= 1 && changed.count() <= 4); // expert, MoE, layer, top level: one per parent
+    QCOMPARE(plan.undoStack()->count(), 1);
+    for (int i : m.entriesOf(ex2))
+        QCOMPARE(plan.entries()[size_t(i)].bits, int64_t(8));
+    QCOMPARE(bits.data().toString(), QStringLiteral("8"));
+    QCOMPARE(bits.data(Qt::BackgroundRole).value<QColor>(), bitsColor(8));
+    QCOMPARE(moe.siblingAtColumn(AllocationItemModel::BitsColumn).data().toString(), QStringLiteral("mixed"));
+    QVERIFY(!moe.siblingAtColumn(AllocationItemModel::BitsColumn).data(Qt::EditRole).isValid());
+    // Weighted average of the MoE group (15 linears of 512 weights): 12 at 4 bits, expert 2's 3 at 8.
+    QCOMPARE(moe.data(AllocationItemModel::AverageBitsRole).toDouble(), (12 * 4.0 + 3 * 8.0) / 15);
+    QCOMPARE(moe.siblingAtColumn(AllocationItemModel::BitsColumn).data(Qt::BackgroundRole).value<QColor>(),
+             bitsColor((12 * 4.0 + 3 * 8.0) / 15));
+    // The whole layer row to 3 bits: one command, every linear of layer 1.
+    QVERIFY(m.setData(l1.siblingAtColumn(AllocationItemModel::BitsColumn), 3));
+    QCOMPARE(plan.undoStack()->count(), 2);
+    for (const PlanEntry& e : plan.entries())
+        QCOMPARE(e.bits, int64_t(e.layer == 1 ? 3 : 4));
+    QVERIFY(m.setData(ex2.siblingAtColumn(AllocationItemModel::SymColumn), false));
+    QCOMPARE(ex2.siblingAtColumn(AllocationItemModel::SymColumn).data().toString(), QStringLiteral("asym"));
+    QVERIFY(!m.setData(bits, 5)); // refused, message kept
+    QVERIFY(m.lastError().contains("bits 5"));
+    QCOMPARE(plan.undoStack()->count(), 3);
+
+    // Trimming check boxes: expert, MoE layer, block.
+    QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Checked));
+    QVERIFY(m.flags(ex2) & Qt::ItemIsUserCheckable);
+    QVERIFY(!(m.flags(m.index(0, 0, ex2)) & Qt::ItemIsUserCheckable));
+    QVERIFY(m.setData(ex2, Qt::Unchecked, Qt::CheckStateRole));
+    QVERIFY(plan.isExpertDropped(1, 2));
+    QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
+    QCOMPARE(ex2.siblingAtColumn(AllocationItemModel::BytesColumn).data().toString(), QStringLiteral("dropped"));
+    QVERIFY(m.setData(moe, Qt::Unchecked, Qt::CheckStateRole));
+    QVERIFY(plan.isLayerDropped(1));
+    QVERIFY(!m.index(1, 0, l0).data(Qt::CheckStateRole).isValid()); // a dense MLP cannot be layer-dropped
+    QVERIFY(m.setData(l0, Qt::Unchecked, Qt::CheckStateRole));
+    QVERIFY(plan.isBlockDropped(0));
+    QCOMPARE(plan.undoStack()->count(), 6);
+    QVERIFY(consistent(plan));
+    while (plan.undoStack()->canUndo())
+        plan.undoStack()->undo();
+    QCOMPARE(bits.data().toString(), QStringLiteral("4"));
+    QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Checked));
+
+    // A new model rebuilds the tree.
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    plan.setModelConfig(mixtral);
+    QCOMPARE(m.rowCount(), 4);
+    QCOMPARE(m.rowCount(m.index(1, 0, m.index(0, 0))), 8);
+    QCOMPARE(m.index(0, 0, m.index(0, 0, m.index(1, 0, m.index(0, 0)))).data().toString(), QStringLiteral("w1 (gate)"));
+}
+
+void TestAllocEditor::rulesTableEdits()
+{
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    RulesTableModel t(&plan);
+    QCOMPARE(t.rowCount(), 0);
+    PlanRule r;
+    r.match = R"(.*\.experts\.\d+\.down_proj)";
+    r.set.bits = 3;
+    plan.insertRule(-1, r);
+    QCOMPARE(t.rowCount(), 1);
+    QCOMPARE(t.index(0, RulesTableModel::CountColumn).data().toInt(), 8); // 2 layers x 4 experts
+    QCOMPARE(t.index(0, RulesTableModel::BitsColumn).data().toInt(), 3);
+    QCOMPARE(t.index(0, RulesTableModel::GroupSizeColumn).data().toString(), QString()); // inherited
+
+    QVERIFY(!t.setData(t.index(0, RulesTableModel::MatchColumn), QStringLiteral("([")));
+    QVERIFY2(t.lastError().contains("invalid regex"), qPrintable(t.lastError()));
+    QCOMPARE(plan.plan().rules[0].match, r.match);
+    QCOMPARE(plan.undoStack()->count(), 1);
+
+    QVERIFY(t.setData(t.index(0, RulesTableModel::MatchColumn), QStringLiteral(R"(.*\.(shared_experts|experts\.\d+)\.down_proj)")));
+    QCOMPARE(t.index(0, RulesTableModel::CountColumn).data().toInt(), 10);
+    QVERIFY(t.setData(t.index(0, RulesTableModel::GroupSizeColumn), QStringLiteral("32")));
+    QVERIFY(t.setData(t.index(0, RulesTableModel::SymColumn), QStringLiteral("asym")));
+    QVERIFY(!t.setData(t.index(0, RulesTableModel::BitsColumn), QStringLiteral("7")));
+    QVERIFY(!t.setData(t.index(0, RulesTableModel::MethodColumn), QStringLiteral("awq")));
+    QCOMPARE(plan.undoStack()->count(), 4);
+    const PlanEntry& down = plan.entries()[size_t(plan.entryIndex("model.layers.2.mlp.shared_experts.down_proj"))];
+    QCOMPARE(down.bits, int64_t(3));
+    QCOMPARE(down.groupSize, int64_t(32));
+    QCOMPARE(down.sym, false);
+    QVERIFY(t.setData(t.index(0, RulesTableModel::BitsColumn), QString())); // clear: inherit the default
+    QCOMPARE(plan.entries()[size_t(plan.entryIndex("model.layers.2.mlp.shared_experts.down_proj"))].bits, int64_t(4));
+    QVERIFY(consistent(plan));
+}
+
+// The gauge shows exactly planSize(expandPlan(plan, cfg)) and, against the engine's budget, the
+// delta; after a real strategy solve it shows the allocator's own size.
+void TestAllocEditor::gaugeMatchesEngine()
+{
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    BudgetGauge g(&plan);
+    auto check = [&] {
+        const PlanSize ref = planSize(expandPlan(plan.plan(), *m_cfg), *m_cfg);
+        QVERIFY(sameSize(g.shownSize(), ref));
+        int64_t sum = g.shownBreakdown().fixedBytes;
+        for (const KindTotals& k : g.shownBreakdown().kinds)
+            sum += k.bytes;
+        QCOMPARE(sum, ref.modelBytes);
+    };
+    check();
+    QCOMPARE(g.summaryText(), QStringLiteral("4.000 bits avg · %1 effective · 0.000 GB")
+                                  .arg(8.0 * 25104 / 33792, 0, 'f', 3));
+    QVERIFY(g.deltaText().isEmpty());
+    plan.setBits(indicesWhere(plan, [](const PlanEntry& e) { return e.expert == 1; }), 8);
+    check();
+    plan.setExpertsDropped({{2, 0}}, true);
+    check();
+    PlanRule r;
+    r.match = ".*q_proj";
+    r.set.bits = 2;
+    plan.insertRule(0, r);
+    check();
+
+    AllocOptions opt;
+    opt.targetBits = 3.0;
+    const int64_t budget = budgetBytesFor(*m_cfg, opt);
+    g.setTarget(3.0, budget);
+    QCOMPARE(g.overTarget(), plan.size().modelBytes > budget);
+    QVERIFY(g.overTarget());
+    QVERIFY2(g.deltaText().startsWith(QStringLiteral("+") + gigabytes(plan.size().modelBytes - budget) + " over"),
+             qPrintable(g.deltaText()));
+
+    // A real allocation: the gauge equals the allocator's achieved size.
+    auto stats = std::make_shared<const CalibStats>(test::fixtureStats());
+    opt.strategy = "frequency";
+    const AllocResult res = allocate(*m_cfg, *stats, opt);
+    plan.setPlan(planFromAllocation(res, opt), QStringLiteral("frequency"));
+    check();
+    QVERIFY(sameSize(g.shownSize(), res.size));
+    QVERIFY(!g.overTarget());
+    QVERIFY(g.deltaText().contains("within"));
+}
+
+void TestAllocEditor::heatmapMultiSelectionBulkSet()
+{
+    Document doc;
+    doc.setModel(std::const_pointer_cast<const ModelConfig>(m_cfg), QStringLiteral("tiny"));
+    doc.setStats(std::make_shared<const CalibStats>(test::fixtureStats()), QStringLiteral("fixture.stats.h5"));
+    RoutingHeatmapView heat(&doc);
+    PlanEditModel plan;
+    AllocationEditor editor(&doc, &plan);
+    QCOMPARE(plan.modelConfig()->numLayers, int64_t(3)); // followed the document's model
+    heat.resize(800, 500);
+    heat.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&heat));
+    MatrixPlot* plot = heat.matrixPlot();
+    plot->replot();
+
+    // plain click: one expert; ctrl+click adds; ctrl+click again removes; shift+click: rectangle
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::NoModifier, heat.cellCenter(1, 0));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 0}}));
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::ControlModifier, heat.cellCenter(2, 3));
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::ControlModifier, heat.cellCenter(1, 2));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 0}, {1, 2}, {2, 3}}));
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::ControlModifier, heat.cellCenter(1, 2));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 0}, {2, 3}}));
+    QCOMPARE(doc.selection()->layer(), 1);
+    QCOMPARE(doc.selection()->expert(), 2);
+
+    // "give these experts 8 bits": exactly their linears, one command
+    QVERIFY(editor.setBitsOnHeatmapSelection(8));
+    QCOMPARE(plan.undoStack()->count(), 1);
+    QCOMPARE(plan.undoStack()->undoText(), QStringLiteral("Set 8 bits on 2 experts of the heat map"));
+    for (const PlanEntry& e : plan.entries()) {
+        const bool chosen = (e.layer == 1 && e.expert == 0) || (e.layer == 2 && e.expert == 3);
+        QCOMPARE(e.bits, int64_t(chosen ? 8 : 4));
+    }
+
+    // shift+click from the anchor (the last plain or ctrl click: layer 1, expert 2) to (layer 2,
+    // expert 1): the rectangle layers 1-2 × experts 1-2
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::ShiftModifier, heat.cellCenter(2, 1));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 1}, {1, 2}, {2, 1}, {2, 2}}));
+    QVERIFY(editor.setBitsOnHeatmapSelection(2));
+    for (const PlanEntry& e : plan.entries()) {
+        const bool eight = (e.layer == 1 && e.expert == 0) || (e.layer == 2 && e.expert == 3);
+        QCOMPARE(e.bits, int64_t(e.expert == 1 || e.expert == 2 ? 2 : eight ? 8 : 4));
+    }
+    // ctrl+shift adds a rectangle to the selection
+    QTest::mouseClick(plot, Qt::LeftButton, Qt::ControlModifier | Qt::ShiftModifier, heat.cellCenter(1, 3));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 1}, {1, 2}, {1, 3}, {2, 1}, {2, 2}}));
+    QVERIFY(editor.setDroppedOnHeatmapSelection(true));
+    QVERIFY(plan.isExpertDropped(2, 2) && plan.isExpertDropped(1, 3) && !plan.isExpertDropped(2, 0));
+    QCOMPARE(plan.plan().droppedExperts.size(), size_t(5));
+    QVERIFY(consistent(plan));
+
+    // The tree follows the linked selection, and a tree click selects everywhere.
+    doc.selection()->select(2, 1);
+    QCOMPARE(editor.tree()->currentIndex().data().toString(), QStringLiteral("expert 1"));
+    editor.tree()->setCurrentIndex(editor.itemModel()->indexForLayer(1));
+    QCOMPARE(doc.selection()->layer(), 1);
+    QCOMPARE(doc.selection()->expert(), -1);
+
+    // With nothing selected in the heat map the bulk action says so and changes nothing.
+    doc.selection()->setExperts({});
+    const int n = plan.undoStack()->count();
+    QVERIFY(!editor.setBitsOnHeatmapSelection(8));
+    QVERIFY(editor.lastError().contains("heat map"));
+    QCOMPARE(plan.undoStack()->count(), n);
+}
+
+void TestAllocEditor::strategyPanelLiveSolve()
+{
+    auto stats = std::make_shared<const CalibStats>(test::fixtureStats());
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    BudgetGauge gauge(&plan);
+    StrategyPanel panel(&plan, engineBackend(m_cfg, stats));
+    connect(&panel, &StrategyPanel::targetChanged, &gauge, &BudgetGauge::setTarget);
+    // "budget" needs an error table: disabled without one
+    QVERIFY(panel.strategyBox()->findText("budget") >= 0);
+    QVERIFY(!panel.strategyBox()->itemData(panel.strategyBox()->findText("budget"), Qt::ToolTipRole)
+                 .toString()
+                 .isEmpty());
+    panel.setLive(false);
+    panel.setStrategy(QStringLiteral("frequency"));
+    panel.setTargetBits(3.0);
+    QCOMPARE(gauge.targetBits(), 3.0);
+    AllocOptions opt = panel.options();
+    QCOMPARE(opt.strategy, std::string("frequency"));
+    QCOMPARE(gauge.targetBytes(), budgetBytesFor(*m_cfg, opt));
+    QCOMPARE(plan.undoStack()->count(), 0); // live off: nothing solved yet
+
+    QSignalSpy solved(&panel, &StrategyPanel::solved);
+    panel.solve();
+    QVERIFY(solved.wait(10000));
+    const AllocResult ref = allocate(*m_cfg, *stats, opt);
+    QVERIFY(plan.plan() == planFromAllocation(ref, opt));
+    QVERIFY(sameEntries(plan.entries(), expandPlan(planFromAllocation(ref, opt), *m_cfg)));
+    QVERIFY(sameSize(gauge.shownSize(), ref.size));
+    QCOMPARE(plan.undoStack()->count(), 1);
+
+    // Live: a slider drag re-solves (debounced) and stays one undo step.
+    panel.setLive(true);
+    plan.setExpertsDropped({{1, 3}}, true); // trimming survives a re-solve
+    const int before = plan.undoStack()->count();
+    emit panel.slider()->sliderPressed();
+    panel.slider()->setValue(350);
+    QVERIFY(solved.wait(10000));
+    panel.slider()->setValue(250);
+    QVERIFY(solved.wait(10000));
+    while (panel.isSolving())
+        QVERIFY(solved.wait(10000));
+    QCOMPARE(plan.undoStack()->count(), before + 1);
+    opt.targetBits = 2.5;
+    Plan want = planFromAllocation(allocate(*m_cfg, *stats, opt), opt);
+    want.droppedExperts = {{1, 3}};
+    QVERIFY(plan.plan() == want);
+    QVERIFY(consistent(plan));
+    plan.undoStack()->undo(); // the whole drag at once
+    QCOMPARE(plan.undoStack()->index(), before);
+    QVERIFY(plan.isExpertDropped(1, 3));
+
+    // A solve that fails: its one-line error is shown, the plan stays.
+    panel.setLive(false);
+    const Plan kept = plan.plan();
+    AllocBackend failing = engineBackend(m_cfg, stats);
+    failing.solve = [](const AllocOptions&) -> AllocResult { throw InputError("alloc", "budget below all-2-bit"); };
+    panel.setBackend(failing);
+    QSignalSpy failed(&panel, &StrategyPanel::failed);
+    panel.solve();
+    QVERIFY(failed.wait(10000));
+    QCOMPARE(panel.message(), QStringLiteral("alloc: budget below all-2-bit"));
+    QVERIFY(plan.plan() == kept);
+}
+
+void TestAllocEditor::editorOpenSaveMessages()
+{
+    Document doc;
+    doc.setModel(std::const_pointer_cast<const ModelConfig>(m_cfg), QStringLiteral("tiny"));
+    PlanEditModel plan;
+    AllocationEditor editor(&doc, &plan);
+    QSignalSpy messages(&editor, &AllocationEditor::message);
+    const QString bad = m_dir.filePath("editor-bad.json");
+    writeFile(bad, "[]");
+    QVERIFY(!editor.openPlan(bad));
+    QCOMPARE(messages.count(), 1);
+    QVERIFY(editor.lastError().startsWith(bad));
+    QVERIFY(plan.plan() == Plan{});
+    plan.setBits({2}, 16);
+    const QString good = m_dir.filePath("editor.json");
+    QVERIFY(editor.savePlan(good));
+    QVERIFY(loadPlan(good.toStdString()) == plan.plan());
+    QVERIFY(editor.undoAction()->isEnabled());
+    editor.undoAction()->trigger();
+    QCOMPARE(plan.entries()[2].bits, int64_t(4));
+    QVERIFY(editor.openPlan(good));
+    QCOMPARE(plan.entries()[2].bits, int64_t(16));
+    QCOMPARE(editor.undoAction()->text(), QStringLiteral("&Undo Load plan editor.json"));
 }
 
 QTEST_MAIN(TestAllocEditor)

@@ -207,6 +207,7 @@ void PlanEditModel::setModelConfig(std::shared_ptr<const ModelConfig> cfg)
         m_index.emplace(m_ruleEntries[i].name, int(i));
     m_breakdown.fixedBytes = m_cfg ? fixedModelBytes(*m_cfg) : 0;
     rebuildEntries();
+    emit modelConfigChanged();
     emit planChanged();
     emit entriesChanged({}, true);
 }
