@@ -111,14 +111,13 @@ void AllocationItemModel::onEntriesChanged(const QVector<int>& changed, bool all
             return; // a new layout: rebuild() on modelConfigChanged
         for (const Node& n : m_nodes)
             n.summary.valid = false;
+        // Every value may have changed, the structure did not. One dataChanged per parent would be
+        // ~15k signals on DeepSeek-V3 (each a linear search in QTreeView); a layout change with no
+        // moved index is what views and proxies handle in one pass (re-filter, re-sort, repaint).
+        emit layoutAboutToBeChanged({}, QAbstractItemModel::NoLayoutChangeHint);
+        emit layoutChanged({}, QAbstractItemModel::NoLayoutChangeHint);
         if (!m_top.empty())
             emit dataChanged(index(0, 0), index(int(m_top.size()) - 1, ColumnCount - 1));
-        for (size_t i = 0; i < m_nodes.size(); ++i) {
-            const Node& n = m_nodes[i];
-            if (!n.children.empty())
-                emit dataChanged(indexOfNode(n.children.front(), 0),
-                                 indexOfNode(n.children.back(), ColumnCount - 1));
-        }
         return;
     }
     // parent node (-1: top) → [min row, max row] of changed children
