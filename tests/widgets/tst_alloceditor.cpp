@@ -602,7 +602,7 @@ void TestAllocEditor::gaugeMatchesEngine()
         QCOMPARE(sum, ref.modelBytes);
     };
     check();
-    QCOMPARE(g.summaryText(), QStringLiteral("4.000 bits avg · %1 effective · 0.000 GB")
+    QCOMPARE(g.summaryText(), QStringLiteral("4.000 bits avg · %1 effective · 34.26 kB")
                                   .arg(8.0 * 25104 / 33792, 0, 'f', 3));
     QVERIFY(g.deltaText().isEmpty());
     plan.setBits(indicesWhere(plan, [](const PlanEntry& e) { return e.expert == 1; }), 8);
@@ -621,7 +621,7 @@ void TestAllocEditor::gaugeMatchesEngine()
     g.setTarget(3.0, budget);
     QCOMPARE(g.overTarget(), plan.size().modelBytes > budget);
     QVERIFY(g.overTarget());
-    QVERIFY2(g.deltaText().startsWith(QStringLiteral("+") + gigabytes(plan.size().modelBytes - budget) + " over"),
+    QVERIFY2(g.deltaText().startsWith(QStringLiteral("+") + sizeText(plan.size().modelBytes - budget) + " over"),
              qPrintable(g.deltaText()));
 
     // A real allocation: the gauge equals the allocator's achieved size.

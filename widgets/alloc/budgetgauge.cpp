@@ -10,9 +10,14 @@
 
 namespace moewb {
 
-QString gigabytes(int64_t bytes)
+QString sizeText(int64_t bytes)
 {
-    return QStringLiteral("%1 GB").arg(double(bytes) / 1e9, 0, 'f', 3);
+    const double a = std::abs(double(bytes));
+    if (a >= 1e9)
+        return QStringLiteral("%1 GB").arg(double(bytes) / 1e9, 0, 'f', 3);
+    if (a >= 1e6)
+        return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 2);
+    return QStringLiteral("%1 kB").arg(double(bytes) / 1e3, 0, 'f', 2);
 }
 
 namespace {
@@ -110,7 +115,7 @@ QString BudgetGauge::summaryText() const
     return tr("%1 bits avg · %2 effective · %3")
         .arg(m_size.averageBits, 0, 'f', 3)
         .arg(m_size.effectiveBits, 0, 'f', 3)
-        .arg(gigabytes(m_size.modelBytes));
+        .arg(sizeText(m_size.modelBytes));
 }
 
 QString BudgetGauge::deltaText() const
@@ -120,9 +125,9 @@ QString BudgetGauge::deltaText() const
     const int64_t d = m_size.modelBytes - m_targetBytes;
     const QString sign = d > 0 ? QStringLiteral("+") : QString();
     return tr("%1%2 %3 the %4-bit target (%5), %6%7 bits")
-        .arg(sign, gigabytes(d), d > 0 ? tr("over") : tr("within"))
+        .arg(sign, sizeText(d), d > 0 ? tr("over") : tr("within"))
         .arg(m_targetBits, 0, 'f', 2)
-        .arg(gigabytes(m_targetBytes))
+        .arg(sizeText(m_targetBytes))
         .arg(m_size.averageBits >= m_targetBits ? QStringLiteral("+") : QString())
         .arg(m_size.averageBits - m_targetBits, 0, 'f', 3);
 }
@@ -135,11 +140,11 @@ QString BudgetGauge::breakdownText() const
         if (t.linears == 0)
             continue;
         lines << tr("%1: %2, %3 bits avg, %4 linears")
-                     .arg(tr(linearKindName(LinearKind(k))), gigabytes(t.bytes))
+                     .arg(tr(linearKindName(LinearKind(k))), sizeText(t.bytes))
                      .arg(t.averageBits(), 0, 'f', 3)
                      .arg(t.linears);
     }
-    lines << tr("fixed (bf16 embeddings, head, norms, routers): %1").arg(gigabytes(m_breakdown.fixedBytes));
+    lines << tr("fixed (bf16 embeddings, head, norms, routers): %1").arg(sizeText(m_breakdown.fixedBytes));
     return lines.join(QLatin1Char('\n'));
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Live budget gauge of the plan being edited (#12): average bits (the papers' definition), effective
-// bits (scales, zeros and g_idx included), the model size in GB (GPTQ storage + the bf16 rest), the
+// bits (scales, zeros and g_idx included), the model size (GPTQ storage + the bf16 rest), the
 // delta against the target, and a stacked bar with the breakdown attention / routed experts / shared
 // experts / dense MLP / fixed (embeddings, lm_head, norms, routers). The bar and the delta turn red
 // when the plan is over the target. Numbers come from PlanEditModel's running totals, which equal
@@ -33,7 +33,7 @@ public:
     PlanSize shownSize() const { return m_size; }
     PlanBreakdown shownBreakdown() const { return m_breakdown; }
     bool overTarget() const;
-    QString summaryText() const;   ///< "4.18 bits avg · 5.94 effective · 12.345 GB"
+    QString summaryText() const;   ///< "4.180 bits avg · 5.940 effective · 12.345 GB"
     QString deltaText() const;     ///< "+0.123 GB (+0.05 bits) over the 3.50-bit target", "" without one
     QString breakdownText() const; ///< one line per part
 
@@ -52,7 +52,7 @@ private:
     int64_t m_targetBytes = 0;
 };
 
-/// GB as the gauge prints them (10^9 bytes, three decimals).
-QString gigabytes(int64_t bytes);
+/// Bytes as the gauge prints them: GB (10^9, three decimals) from 1 GB, else MB or kB (two decimals).
+QString sizeText(int64_t bytes);
 
 } // namespace moewb

@@ -305,7 +305,7 @@ void StrategyPanel::onFinished()
                 lines << tr("%1: %2 bits avg, %3 of %4 budget")
                              .arg(QString::fromStdString(o.options.strategy))
                              .arg(o.result.size.averageBits, 0, 'f', 3)
-                             .arg(gigabytes(o.result.size.modelBytes), gigabytes(o.result.budgetBytes));
+                             .arg(sizeText(o.result.size.modelBytes), sizeText(o.result.budgetBytes));
                 for (const std::string& n : o.result.notes)
                     lines << QString::fromStdString(n);
                 m_message->setStyleSheet(QString());
