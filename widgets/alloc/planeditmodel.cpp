@@ -173,7 +173,8 @@ public:
         auto* o = dynamic_cast<const PlanCommand*>(other);
         if (!o || o->m_mergeKey != m_mergeKey)
             return false;
-        m_after = o->m_after;
+        // QUndoStack deletes `other` right after a merge: take its plan instead of copying it
+        m_after = std::move(const_cast<PlanCommand*>(o)->m_after);
         setText(o->text());
         return true;
     }
@@ -207,6 +208,7 @@ void PlanEditModel::setModelConfig(std::shared_ptr<const ModelConfig> cfg)
         m_index.emplace(m_ruleEntries[i].name, int(i));
     m_breakdown.fixedBytes = m_cfg ? fixedModelBytes(*m_cfg) : 0;
     rebuildEntries();
+    emit modelConfigChanged();
     emit planChanged();
     emit entriesChanged({}, true);
 }
@@ -254,7 +256,18 @@ void PlanEditModel::setPlanMerged(const Plan& plan, const QString& undoText, int
 void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
 {
     requireModel();
-    validatePlan(after, *m_cfg, "plan");
+    // validatePlan lists the model's linears (45k names on DeepSeek-V3): only on the error path.
+    bool known = true;
+    for (const auto& [name, s] : after.overrides)
+        known = known && entryIndex(name) >= 0;
+    for (const DroppedExpert& d : after.droppedExperts)
+        known = known && m_cfg->isMoeLayer(d.layer) && d.expert >= 0 && d.expert < m_cfg->numExperts;
+    for (int64_t l : after.droppedLayers)
+        known = known && m_cfg->isMoeLayer(l);
+    for (int64_t b : after.droppedBlocks)
+        known = known && b >= 0 && b < m_cfg->numLayers;
+    if (!known)
+        validatePlan(after, *m_cfg, "plan");
     checkSettings(QuantSettings{after.defaults.bits, after.defaults.groupSize, after.defaults.sym,
                                 after.defaults.method, {}, {}},
                   "plan: $.defaults");
@@ -316,7 +329,12 @@ bool PlanEditModel::entryDropped(const PlanEntry& e) const
 
 void PlanEditModel::rebuildEntries()
 {
-    m_entries = m_ruleEntries;
+    if (m_entries.size() != m_ruleEntries.size()) {
+        m_entries = m_ruleEntries;
+    } else {
+        for (size_t i = 0; i < m_entries.size(); ++i) // same layout: no name copies
+            resetToRules(m_entries[i], m_ruleEntries[i]);
+    }
     for (const auto& [name, s] : m_plan.overrides) {
         const int i = entryIndex(name);
         if (i >= 0)

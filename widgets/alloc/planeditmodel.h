@@ -102,6 +102,8 @@ public:
     void setBlockDropped(int64_t layer, bool dropped);
 
 signals:
+    /// setModelConfig() ran: a new layout of entries (emitted before planChanged).
+    void modelConfigChanged();
     void planChanged();
     /// After planChanged: which entries may have changed (all: every entry; then `changed` is empty).
     void entriesChanged(const QVector<int>& changed, bool all);
