@@ -24,17 +24,21 @@
 using namespace moewb;
 
 namespace {
-// Reports `steps` steps of one stage, sleeping between them; returns normally at the end.
-Job steppingJob(const QString& name, int steps, int sleepMs, std::atomic<int>* reached = nullptr)
+// Reports `steps` steps of one stage, sleeping between them; returns normally at the end. With
+// `hold`, waits after the report of step 2 until *hold is false.
+Job steppingJob(const QString& name, int steps, int sleepMs, std::atomic<int>* reached = nullptr,
+                std::atomic<bool>* hold = nullptr)
 {
     Job job;
     job.name = name;
     job.kind = QStringLiteral("test");
-    job.work = [steps, sleepMs, reached](const ProgressFn& progress) {
+    job.work = [steps, sleepMs, reached, hold](const ProgressFn& progress) {
         for (int i = 0; i <= steps; ++i) {
             report(progress, "work", i, steps, "step " + std::to_string(i));
             if (reached)
                 reached->store(i);
+            while (hold && i == 2 && hold->load())
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
             std::this_thread::sleep_for(std::chrono::milliseconds(sleepMs));
         }
         JobResult r;
@@ -64,17 +68,21 @@ void TestJobs::progressReachesPanel()
     JobsPanel panel(&runner);
     QSignalSpy progress(&runner, &JobRunner::progress);
     QSignalSpy finished(&runner, &JobRunner::finished);
-    const int id = runner.submit(steppingJob(QStringLiteral("count"), 4, 120));
+    std::atomic<bool> hold{true};
+    const int id = runner.submit(steppingJob(QStringLiteral("count"), 4, 120, nullptr, &hold));
     QCOMPARE(id, 1);
     QCOMPARE(panel.stateText(id), QStringLiteral("running"));
-    // Half-way: the panel shows the stage, done/total and the percentage of the last report.
+    // Held after step 2: the panel shows the stage, done/total and the percentage of that report.
     QTRY_VERIFY_WITH_TIMEOUT(progress.size() >= 3, 10000);
     const QList<QVariant> last = progress.last();
     QCOMPARE(last.at(1).toString(), QStringLiteral("work"));
+    QCOMPARE(last.at(2).toLongLong(), qint64(2));
     QCOMPARE(last.at(3).toLongLong(), qint64(4));
-    const qint64 done = last.at(2).toLongLong();
-    QCOMPARE(panel.percent(id), int(done * 100 / 4));
-    QVERIFY2(panel.stageText(id).startsWith(QStringLiteral("work %1/4 — step %1").arg(done)), qPrintable(panel.stageText(id)));
+    QCOMPARE(panel.percent(id), 50);
+    QCOMPARE(panel.stageText(id), QStringLiteral("work 2/4 — step 2"));
+    QVERIFY2(panel.etaText(id).endsWith(QStringLiteral(" s")), qPrintable(panel.etaText(id))); // a rate is known
+    QCOMPARE(panel.stateText(id), QStringLiteral("running"));
+    hold.store(false);
     QVERIFY(runner.waitForIdle(10000));
     QCOMPARE(finished.size(), 1);
     QCOMPARE(finished.first().at(0).toInt(), id);
