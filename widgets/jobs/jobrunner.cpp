@@ -38,6 +38,9 @@ JobRunner::JobRunner(QObject* parent)
     qRegisterMetaType<moewb::JobResult>();
     qRegisterMetaType<moewb::JobState>();
     m_pool.setMaxThreadCount(1);
+    // One long-lived worker: per-thread runtime settings made by the first job (libtorch's OpenMP
+    // thread count, set once by the engine's initRuntime) hold for every later job.
+    m_pool.setExpiryTimeout(-1);
     connect(&m_watcher, &QFutureWatcherBase::finished, this, &JobRunner::onWorkerFinished);
 }
 
