@@ -43,19 +43,21 @@ int takeScreenshots(moewb::MainWindow& window, const QString& dir)
     const struct {
         QWidget* widget;
         const char* name;
+        int width = 1000;
     } shots[] = {
         {&window, "main-window.png"},
         {window.heatmapView(), "routing-heatmap.png"},
         {window.correlationView(), "correlation.png"},
         {window.outlierView(), "outliers.png"},
         {window.domainView(), "domains.png"},
-        {window.resultsView(), "results.png"}, // with --results or --session; jobs.png: tests/gui (MOEWB_SCREENSHOT_DIR)
+        // with --results or --session; jobs.png comes from tests/gui (MOEWB_SCREENSHOT_DIR)
+        {window.resultsView(), "results.png", 1500},
     };
     for (const auto& shot : shots) {
         QWidget* w = shot.widget;
         if (w != &window) { // a view alone, at a readable size
             w->setParent(nullptr);
-            w->resize(1000, 640);
+            w->resize(shot.width, 640);
             w->show();
             QCoreApplication::processEvents();
         }

@@ -103,6 +103,21 @@ void TestResults::tableValues()
     QCOMPARE(cell(5, ResultsModel::PerplexityColumn), QStringLiteral("–"));   // F: not measured
     QCOMPARE(model.headerData(ResultsModel::FirstTaskColumn, Qt::Horizontal).toString(), QStringLiteral("hellaswag acc"));
     QCOMPARE(model.paretoRows(), (std::vector<int>{0, 1, 6, 4}));
+    QCOMPARE(cell(0, ResultsModel::PlanColumn), QStringLiteral("invalid plan")); // the fixture's stand-in JSON
+
+    // The plan column says what a plan does.
+    Plan p;
+    p.defaults.bits = 3;
+    p.defaults.groupSize = 64;
+    p.rules.push_back({"model\\.layers\\.0\\..*", {}});
+    QuantSettings eight;
+    eight.bits = 8;
+    p.overrides["a"] = eight;
+    p.overrides["b"] = eight;
+    p.droppedExperts.push_back({1, 2});
+    QCOMPARE(planSummary(QString::fromStdString(planToJson(p))),
+             QStringLiteral("3b g64 gptq, 1 rule, 2 overrides, 1 expert dropped"));
+    QCOMPARE(planSummary({}), QStringLiteral("–"));
 
     // Adding a better, smaller run moves the front.
     model.addRun(run(QStringLiteral("H"), 90'000'000, 4.0, 2.0));

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "results/resultsmodel.h"
 
+#include "moewb/alloc/plan.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -28,6 +30,35 @@ std::vector<int> paretoFront(const std::vector<double>& x, const std::vector<dou
         }
     }
     return front;
+}
+
+QString planSummary(const QString& planJson)
+{
+    if (planJson.isEmpty())
+        return QStringLiteral("–");
+    Plan p;
+    try {
+        p = parsePlanJson(planJson.toStdString(), "plan");
+    } catch (const std::exception&) {
+        return QObject::tr("invalid plan");
+    }
+    const PlanDefaults& d = p.defaults;
+    QStringList parts;
+    parts << QStringLiteral("%1b g%2 %3%4")
+                 .arg(d.bits)
+                 .arg(d.groupSize)
+                 .arg(QString::fromStdString(d.method), d.sym ? QString() : QStringLiteral(" asym"));
+    auto count = [&parts](size_t n, const char* one, const char* many) {
+        if (n > 0)
+            parts << QStringLiteral("%1 %2").arg(n).arg(QLatin1String(n == 1 ? one : many));
+    };
+    count(p.rules.size(), "rule", "rules");
+    count(p.overrides.size(), "override", "overrides");
+    count(p.droppedExperts.size(), "expert dropped", "experts dropped");
+    count(p.droppedLayers.size() + p.droppedBlocks.size(), "layer dropped", "layers dropped");
+    if (p.activationBits < 16)
+        parts << QStringLiteral("A%1").arg(p.activationBits);
+    return parts.join(QStringLiteral(", "));
 }
 
 ResultsModel::ResultsModel(QObject* parent)
@@ -79,6 +110,9 @@ void ResultsModel::recompute()
     }
     m_tasks = QStringList(tasks.begin(), tasks.end());
     m_front = paretoFront(x, y);
+    m_planSummaries.clear();
+    for (const RunResult& r : m_runs)
+        m_planSummaries << planSummary(r.planJson);
 }
 
 int ResultsModel::rowCount(const QModelIndex& parent) const
@@ -102,6 +136,8 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const
         switch (c) {
         case LabelColumn:
             return r.label;
+        case PlanColumn:
+            return m_planSummaries.value(index.row());
         case BitsColumn:
             return sort ? QVariant(r.averageBits) : QVariant(QString::number(r.averageBits, 'f', 3));
         case SizeColumn:
@@ -122,7 +158,7 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const
         }
         }
     }
-    if (role == Qt::TextAlignmentRole && c != LabelColumn)
+    if (role == Qt::TextAlignmentRole && c != LabelColumn && c != PlanColumn)
         return int(Qt::AlignRight | Qt::AlignVCenter);
     if (role == Qt::ToolTipRole) {
         QString tip = QStringLiteral("<b>%1</b><br>%2").arg(r.label.toHtmlEscaped(), r.modelPath.toHtmlEscaped());
@@ -142,6 +178,8 @@ QVariant ResultsModel::headerData(int section, Qt::Orientation orientation, int 
     switch (section) {
     case LabelColumn:
         return tr("Run");
+    case PlanColumn:
+        return tr("Plan");
     case BitsColumn:
         return tr("Avg bits");
     case SizeColumn:

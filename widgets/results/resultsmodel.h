@@ -16,10 +16,14 @@ namespace moewb {
 /// and in y and < in one of them), ordered by x, then y. Points with a NaN coordinate are left out.
 std::vector<int> paretoFront(const std::vector<double>& x, const std::vector<double>& y);
 
+/// One line saying what a plan does, e.g. "3b g128 gptq, 2 rules, 40 overrides, 1 expert dropped";
+/// "–" for no plan, "invalid plan" when it does not parse.
+QString planSummary(const QString& planJson);
+
 class ResultsModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { LabelColumn, BitsColumn, SizeColumn, PerplexityColumn, ParetoColumn, FirstTaskColumn };
+    enum Column { LabelColumn, PlanColumn, BitsColumn, SizeColumn, PerplexityColumn, ParetoColumn, FirstTaskColumn };
     enum Role { SortRole = Qt::UserRole + 1 }; ///< numbers as doubles (NaN sorts last)
 
     explicit ResultsModel(QObject* parent = nullptr);
@@ -52,6 +56,7 @@ private:
     std::vector<RunResult> m_runs;
     QStringList m_tasks;
     std::vector<int> m_front;
+    QStringList m_planSummaries; ///< per run
 };
 
 } // namespace moewb

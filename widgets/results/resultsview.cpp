@@ -68,9 +68,9 @@ ResultsView::ResultsView(ResultsModel* model, QWidget* parent)
     auto* splitter = new QSplitter(Qt::Horizontal, this);
     splitter->addWidget(m_table);
     splitter->addWidget(m_plot);
-    splitter->setStretchFactor(0, 1);
-    splitter->setStretchFactor(1, 1);
-    splitter->setSizes({460, 540});
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 2);
+    splitter->setSizes({640, 460});
     contentLayout()->addWidget(splitter);
 
     connect(m_model, &ResultsModel::runsChanged, this, &ResultsView::rebuild);
