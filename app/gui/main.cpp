@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// moewb-gui [MODEL_DIR] [--stats FILE] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
+// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--results results.json] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
 #include "mainwindow.h"
 
 #include "appresources.h"
 #include "document.h"
+#include "results/resultsview.h"
+#include "session/autosave.h"
 #include "selection.h"
 #include "views/correlationview.h"
 #include "views/domainview.h"
@@ -14,6 +16,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QMessageBox>
 #include <QTimer>
 
 #include <cstdio>
@@ -40,18 +43,21 @@ int takeScreenshots(moewb::MainWindow& window, const QString& dir)
     const struct {
         QWidget* widget;
         const char* name;
+        int width = 1000;
     } shots[] = {
         {&window, "main-window.png"},
         {window.heatmapView(), "routing-heatmap.png"},
         {window.correlationView(), "correlation.png"},
         {window.outlierView(), "outliers.png"},
         {window.domainView(), "domains.png"},
+        // with --results or --session; jobs.png comes from tests/gui (MOEWB_SCREENSHOT_DIR)
+        {window.resultsView(), "results.png", 1500},
     };
     for (const auto& shot : shots) {
         QWidget* w = shot.widget;
         if (w != &window) { // a view alone, at a readable size
             w->setParent(nullptr);
-            w->resize(1000, 640);
+            w->resize(shot.width, 640);
             w->show();
             QCoreApplication::processEvents();
         }
@@ -79,7 +85,7 @@ int main(int argc, char** argv)
     QCommandLineParser parser;
     parser.setApplicationDescription(QStringLiteral(
         "The moewb workbench: routing heat map, expert correlation, domains and weight outliers of a MoE model's "
-        "calibration statistics."));
+        "calibration statistics; bit allocation, quantization, export and evaluation as background jobs."));
     parser.addHelpOption();
     parser.addVersionOption();
     parser.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory to open"),
@@ -93,6 +99,14 @@ int main(int argc, char** argv)
     const QCommandLineOption shotOption(QStringLiteral("screenshot-dir"),
                                         QStringLiteral("Load, write PNGs of the window and each view into DIR, quit."),
                                         QStringLiteral("DIR"));
+    const QCommandLineOption sessionOption(QStringLiteral("session"),
+                                           QStringLiteral("Session file to open (.moewb: model, stats, plan, results)."),
+                                           QStringLiteral("FILE"));
+    parser.addOption(sessionOption);
+    const QCommandLineOption resultsOption(QStringLiteral("results"),
+                                           QStringLiteral("Import the runs of a 'moewb pipeline' results.json into the Results view."),
+                                           QStringLiteral("FILE"));
+    parser.addOption(resultsOption);
     parser.addOption(statsOption);
     parser.addOption(selectOption);
     parser.addOption(shotOption);
@@ -105,8 +119,23 @@ int main(int argc, char** argv)
     moewb::MainWindow window;
     const bool screenshot = parser.isSet(shotOption);
     window.setBatchMode(screenshot);
-    if (!screenshot)
+    if (!screenshot) {
         window.restoreSettings();
+        // Crash recovery: a plan autosaved by a workbench that did not close cleanly.
+        if (const auto recovery = window.startAutosave()) {
+            const QString text = QCoreApplication::translate("main", "moewb-gui did not close cleanly. Restore the plan it "
+                                                                     "autosaved at %1 (model %2)?")
+                                     .arg(recovery->saved.toLocalTime().toString(Qt::TextDate), recovery->modelDir);
+            if (QMessageBox::question(nullptr, QCoreApplication::translate("main", "Recover plan"), text) == QMessageBox::Yes)
+                window.recover(*recovery);
+            else
+                window.declineRecovery();
+        }
+    }
+    if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
+        return 1;
+    if (parser.isSet(resultsOption) && !window.importPipelineResults(parser.value(resultsOption)) && screenshot)
+        return 1;
     if (!parser.positionalArguments().isEmpty())
         window.openModel(parser.positionalArguments().first());
     if (parser.isSet(statsOption))

@@ -1,16 +1,26 @@
 // SPDX-License-Identifier: MIT
 #include "mainwindow.h"
 
+#include "alloc/planeditmodel.h"
 #include "appresources.h"
 #include "document.h"
+#include "jobdialogs.h"
+#include "jobs/jobrunner.h"
+#include "jobs/jobspanel.h"
+#include "results/pipelineimport.h"
+#include "results/resultsmodel.h"
+#include "results/resultsview.h"
 #include "selection.h"
+#include "session/autosave.h"
 #include "views/correlationview.h"
 #include "views/domainview.h"
 #include "views/modeltreeview.h"
 #include "views/outlierview.h"
 #include "views/routingheatmapview.h"
 
+#include "moewb/alloc/plan.h"
 #include "moewb/calib/stats.h"
+#include "moewb/core/error.h"
 
 #include <QAction>
 #include <QApplication>
@@ -27,14 +37,17 @@
 #include <QStatusBar>
 #include <QTextBrowser>
 #include <QToolBar>
+#include <QUndoStack>
 
 #include <cstdio>
+#include <memory>
+#include <utility>
 
 namespace moewb {
 
 namespace {
 constexpr int kMaxRecent = 8;
-const char* kRecentKey = "recentFiles"; // entries "model:PATH" or "stats:PATH"
+const char* kRecentKey = "recentFiles"; // entries "model:PATH", "stats:PATH" or "session:PATH"
 } // namespace
 
 MainWindow::MainWindow(QWidget* parent)
@@ -61,6 +74,18 @@ MainWindow::MainWindow(QWidget* parent)
                                        Qt::RightDockWidgetArea);
     QDockWidget* domains = addDock(tr("Domains"), QStringLiteral("dock.domains"), m_domains, Qt::RightDockWidgetArea);
     addDock(tr("Outliers"), QStringLiteral("dock.outliers"), m_outliers, Qt::BottomDockWidgetArea);
+    // Jobs and results (#12). The allocation editor's dock (dock.editor, PlanEditModel m_plan) joins
+    // them at the bottom when it is merged.
+    m_plan = new PlanEditModel(this);
+    m_runner = new JobRunner(this);
+    m_jobsPanel = new JobsPanel(m_runner, this);
+    m_results = new ResultsModel(this);
+    m_resultsView = new ResultsView(m_results, this);
+    QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);
+    QDockWidget* results = addDock(tr("Results"), QStringLiteral("dock.results"), m_resultsView, Qt::BottomDockWidgetArea);
+    tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.outliers")), jobs);
+    tabifyDockWidget(jobs, results);
+    findChild<QDockWidget*>(QStringLiteral("dock.outliers"))->raise();
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.model")), provenance);
     findChild<QDockWidget*>(QStringLiteral("dock.model"))->raise();
     splitDockWidget(correlation, domains, Qt::Vertical);
@@ -100,11 +125,28 @@ MainWindow::MainWindow(QWidget* parent)
                 m_document->openModel(dir);
         }
     });
+    connect(m_document, &Document::modelChanged, this, &MainWindow::onModelChanged);
+    connect(m_plan, &PlanEditModel::planChanged, this, &MainWindow::updateStatus);
+    connect(m_plan, &PlanEditModel::planChanged, this, [this] {
+        if (m_autosave && m_plan->modelConfig())
+            m_autosave->schedule(QString::fromStdString(planToJson(m_plan->plan())), m_document->modelDir());
+    });
+    connect(m_runner, &JobRunner::failed, this, &MainWindow::onJobFailed);
+    connect(m_runner, &JobRunner::started, this, [jobs] { jobs->raise(); });
+    connect(m_runner, &JobRunner::finished, this, [this, results](int id, const JobResult&) {
+        if (m_runner->jobKind(id) == QLatin1String("evaluate"))
+            results->raise();
+    });
+    connect(m_resultsView, &ResultsView::planRequested, this, &MainWindow::loadRunPlan);
     updateStatus();
     updateProvenance();
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow()
+{
+    m_runner->cancelAll(); // the worker must not outlive the document it reports to
+    m_runner->waitForIdle(60000);
+}
 
 void MainWindow::restoreSettings()
 {
@@ -134,6 +176,18 @@ void MainWindow::createActions()
                                          &MainWindow::openStatsDialog);
     openStats->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
     openStats->setStatusTip(tr("Open a stats.h5 file written by moewb calibrate"));
+    file->addSeparator();
+    file->addAction(tr("Open s&ession…"), this, &MainWindow::openSessionDialog);
+    file->addAction(tr("Save sess&ion"), this, [this] { saveSessionDialog(false); })->setShortcut(QKeySequence::Save);
+    file->addAction(tr("Save session &as…"), this, [this] { saveSessionDialog(true); })
+        ->setShortcut(QKeySequence::SaveAs);
+    file->addAction(tr("&Import pipeline results…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Import moewb pipeline results"), {},
+                                                          tr("results.json (*.json);;All files (*)"));
+        if (!path.isEmpty())
+            importPipelineResults(path);
+    });
+    file->addSeparator();
     m_recentMenu = file->addMenu(tr("&Recent files"));
     file->addSeparator();
     QAction* close = file->addAction(tr("&Close"), m_document, &Document::closeAll);
@@ -142,6 +196,35 @@ void MainWindow::createActions()
     QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
     quit->setMenuRole(QAction::QuitRole);
+
+    QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+    QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("&Undo"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = m_plan->undoStack()->createRedoAction(this, tr("&Redo"));
+    redo->setShortcut(QKeySequence::Redo);
+    edit->addAction(undo);
+    edit->addAction(redo);
+
+    QMenu* plan = menuBar()->addMenu(tr("&Plan"));
+    plan->addAction(tr("&Open plan…"), this, &MainWindow::openPlanDialog);
+    plan->addAction(tr("&Save plan as…"), this, &MainWindow::savePlanDialog);
+    plan->addSeparator();
+    plan->addAction(tr("New from s&trategy…"), this, &MainWindow::strategyDialog);
+
+    QMenu* jobsMenu = menuBar()->addMenu(tr("&Jobs"));
+    QAction* calibrate = jobsMenu->addAction(tr("&Calibrate…"), this, &MainWindow::calibrateDialog);
+    calibrate->setShortcut(QKeySequence(tr("Ctrl+Shift+K")));
+    calibrate->setStatusTip(tr("Run calibration data through the model and open the statistics"));
+    jobsMenu->addAction(tr("&Strategy…"), this, &MainWindow::strategyDialog)
+        ->setStatusTip(tr("Propose a plan from a bit-allocation strategy"));
+    jobsMenu->addAction(tr("&Quantize…"), this, [this] { quantizeDialog(false); })
+        ->setStatusTip(tr("Fake-quantize the model with the current plan, to evaluate it"));
+    jobsMenu->addAction(tr("&Evaluate…"), this, &MainWindow::evaluateDialog)
+        ->setStatusTip(tr("Perplexity and task accuracy of a model: a row of the Results table"));
+    jobsMenu->addAction(tr("E&xport…"), this, [this] { quantizeDialog(true); })
+        ->setStatusTip(tr("Write a GPTQ or GGUF checkpoint with the current plan"));
+    jobsMenu->addSeparator();
+    jobsMenu->addAction(tr("Cancel &all jobs"), m_runner, &JobRunner::cancelAll);
 
     m_viewMenu = menuBar()->addMenu(tr("&View"));
     const QList<QDockWidget*> docks = findChildren<QDockWidget*>();
@@ -216,6 +299,8 @@ void MainWindow::updateRecentMenu()
         connect(action, &QAction::triggered, this, [this, kind, path] {
             if (kind == QLatin1String("model"))
                 openModel(path);
+            else if (kind == QLatin1String("session"))
+                openSession(path);
             else
                 openStats(path);
         });
@@ -240,6 +325,10 @@ void MainWindow::updateStatus()
             text += tr(", expert %1").arg(s->expert());
         if (!s->linear().isEmpty())
             text += QStringLiteral(", %1").arg(s->linear());
+    }
+    if (m_plan->modelConfig()) {
+        const PlanSize size = m_plan->size();
+        text += tr(" · plan: %1 average bits, %2 MB").arg(size.averageBits, 0, 'f', 3).arg(double(size.modelBytes) / 1e6, 0, 'f', 2);
     }
     m_statusLabel->setText(text);
     QString title = tr("moewb workbench");
@@ -306,7 +395,8 @@ void MainWindow::about()
 {
     QMessageBox::about(this, tr("About moewb"),
                        tr("<h3>moewb %1</h3><p>A workbench for compressing Mixture-of-Experts language models: "
-                          "routing statistics, expert correlation, weight outliers.</p>"
+                          "routing statistics, expert correlation, weight outliers, bit allocation, quantization, "
+                          "export and evaluation.</p>"
                           "<p>Qt %2, QCustomPlot.</p>")
                            .arg(QStringLiteral(MOEWB_VERSION), QString::fromLatin1(qVersion())));
 }
@@ -314,13 +404,352 @@ void MainWindow::about()
 void MainWindow::closeEvent(QCloseEvent* event)
 {
     if (m_batch) {
+        m_runner->cancelAll();
+        m_runner->waitForIdle(60000);
         event->accept();
         return;
     }
+    if (m_runner->isBusy()) {
+        if (QMessageBox::question(this, tr("Jobs are running"),
+                                  tr("Cancel the running and queued jobs and quit? Cancelled jobs leave no output."))
+            != QMessageBox::Yes) {
+            event->ignore();
+            return;
+        }
+        m_runner->cancelAll();
+        m_runner->waitForIdle(60000);
+    }
+    if (m_autosave)
+        m_autosave->finish(); // a clean close: nothing to recover next time
     QSettings settings;
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
     settings.setValue(QStringLiteral("windowState"), saveState());
     event->accept();
+}
+
+// ---- Plan, jobs, results, sessions (#12)
+
+void MainWindow::reportError(const QString& title, const QString& message)
+{
+    m_errors << message;
+    if (m_batch) {
+        std::fprintf(stderr, "moewb-gui: %s: %s\n", qPrintable(title), qPrintable(message));
+        return;
+    }
+    QMessageBox::critical(this, title, message);
+}
+
+void MainWindow::onModelChanged()
+{
+    const ModelConfig* cfg = m_document->config();
+    m_plan->setModelConfig(cfg ? std::make_shared<const ModelConfig>(*cfg) : nullptr);
+    // A session's (or a recovery's) plan goes in after every other follower of modelChanged has
+    // run: the allocation editor also resets the plan model to the default plan for a new model.
+    if (!m_pendingPlanJson.isEmpty())
+        QMetaObject::invokeMethod(this, &MainWindow::applyPendingPlan, Qt::QueuedConnection);
+    updateStatus();
+}
+
+void MainWindow::applyPendingPlan()
+{
+    if (m_pendingPlanJson.isEmpty() || !m_plan->modelConfig())
+        return;
+    const QString json = std::exchange(m_pendingPlanJson, QString());
+    const QString from = std::exchange(m_pendingPlanPath, QString());
+    try {
+        m_plan->setPlan(parsePlanJson(json.toStdString(), from.toStdString()), tr("Restore plan"));
+        m_plan->undoStack()->clear(); // the restored plan is where editing starts
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot restore the plan"), QString::fromUtf8(e.what()));
+    }
+}
+
+void MainWindow::onJobFailed(int id, const QString& message)
+{
+    reportError(tr("%1 failed").arg(m_runner->jobName(id)), message);
+}
+
+void MainWindow::loadRunPlan(const RunResult& run)
+{
+    if (!m_plan->modelConfig()) {
+        reportError(tr("Cannot load the plan"), tr("open the model of run %1 first").arg(run.label));
+        return;
+    }
+    try {
+        m_plan->setPlan(parsePlanJson(run.planJson.toStdString(), run.label.toStdString()),
+                        tr("Load plan of %1").arg(run.label));
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot load the plan of %1").arg(run.label), QString::fromUtf8(e.what()));
+    }
+}
+
+QString MainWindow::workDir() const
+{
+    const QString name = m_document->modelDir().isEmpty() ? QStringLiteral("work")
+                                                           : QFileInfo(m_document->modelDir()).fileName();
+    return QDir::home().filePath(QStringLiteral("moewb/") + name);
+}
+
+QString MainWindow::uniquePath(const QString& stem, const QString& suffix) const
+{
+    const QDir dir(workDir());
+    QString path = dir.filePath(stem + suffix);
+    for (int n = 2; QFileInfo::exists(path); ++n)
+        path = dir.filePath(QStringLiteral("%1-%2%3").arg(stem).arg(n).arg(suffix));
+    return path;
+}
+
+int MainWindow::startCalibrate(const gui::CalibrateSettings& settings)
+{
+    gui::CalibrateSettings s = settings;
+    if (s.modelDir.isEmpty())
+        s.modelDir = m_document->modelDir();
+    if (s.modelDir.isEmpty()) {
+        reportError(tr("Calibrate"), tr("open a model directory first (File → Open model directory…)"));
+        return 0;
+    }
+    QDir().mkpath(QFileInfo(s.outPath).absolutePath());
+    Job job = gui::calibrateJob(s);
+    job.onDone = [this](const JobResult& r) {
+        m_document->setStats(std::any_cast<std::shared_ptr<const CalibStats>>(r.value), r.outputPath);
+    };
+    return m_runner->submit(std::move(job));
+}
+
+int MainWindow::startStrategy(const gui::StrategySettings& settings)
+{
+    const ModelConfig* cfg = m_document->config();
+    if (!cfg || !m_plan->modelConfig()) {
+        reportError(tr("Strategy"), tr("open a model directory first (File → Open model directory…)"));
+        return 0;
+    }
+    // The job works on copies: the document may open other files while it runs.
+    auto stats = m_document->stats() ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr;
+    Job job = gui::strategyJob(std::make_shared<const ModelConfig>(*cfg), m_document->modelDir(), stats,
+                               m_document->statsPath(), settings);
+    const QString text = tr("Strategy %1 @ %2 bits").arg(settings.strategy).arg(settings.bits);
+    job.onDone = [this, text](const JobResult& r) { m_plan->setPlan(std::any_cast<Plan>(r.value), text); };
+    return m_runner->submit(std::move(job));
+}
+
+int MainWindow::startQuantize(const gui::QuantizeSettings& settings)
+{
+    gui::QuantizeSettings s = settings;
+    if (s.modelDir.isEmpty())
+        s.modelDir = m_document->modelDir();
+    if (!m_plan->modelConfig() || s.modelDir.isEmpty()) {
+        reportError(tr("Quantize"), tr("open a model directory and make a plan first"));
+        return 0;
+    }
+    QDir().mkpath(QFileInfo(s.outPath).absolutePath());
+    Job job = gui::quantizeJob(m_plan->plan(), s);
+    if (s.format == QLatin1String("fake"))
+        job.onDone = [this](const JobResult& r) { m_lastQuantized = std::any_cast<gui::QuantizeOutcome>(r.value); };
+    return m_runner->submit(std::move(job));
+}
+
+int MainWindow::startEvaluate(const gui::EvaluateSettings& settings)
+{
+    if (settings.modelDir.isEmpty()) {
+        reportError(tr("Evaluate"), tr("choose the model directory to evaluate"));
+        return 0;
+    }
+    Job job = gui::evaluateJob(settings);
+    job.onDone = [this](const JobResult& r) { m_results->addRun(std::any_cast<RunResult>(r.value)); };
+    return m_runner->submit(std::move(job));
+}
+
+void MainWindow::calibrateDialog()
+{
+    if (m_document->modelDir().isEmpty())
+        return reportError(tr("Calibrate"), tr("open a model directory first (File → Open model directory…)"));
+    const QString name = QFileInfo(m_document->modelDir()).fileName();
+    gui::CalibrateDialog dialog(m_document->modelDir(), uniquePath(name, QStringLiteral(".stats.h5")), this);
+    if (dialog.exec() == QDialog::Accepted)
+        startCalibrate(dialog.settings());
+}
+
+void MainWindow::strategyDialog()
+{
+    if (!m_plan->modelConfig())
+        return reportError(tr("Strategy"), tr("open a model directory first (File → Open model directory…)"));
+    gui::StrategyDialog dialog(m_document->stats() != nullptr, this);
+    if (dialog.exec() == QDialog::Accepted)
+        startStrategy(dialog.settings());
+}
+
+void MainWindow::quantizeDialog(bool exportMode)
+{
+    if (!m_plan->modelConfig())
+        return reportError(exportMode ? tr("Export") : tr("Quantize"),
+                           tr("open a model directory and make a plan first (Jobs → Strategy…)"));
+    const Plan& plan = m_plan->plan();
+    QString stem = QString::fromStdString(plan.provenance.strategy);
+    if (stem.isEmpty())
+        stem = QStringLiteral("plan");
+    stem += QStringLiteral("-%1bit").arg(m_plan->size().averageBits, 0, 'f', 2);
+    const QString out = uniquePath(stem + (exportMode ? QStringLiteral("-gptq") : QStringLiteral("-fake")), {});
+    gui::QuantizeDialog dialog(m_document->modelDir(), out, exportMode, this);
+    if (dialog.exec() == QDialog::Accepted)
+        startQuantize(dialog.settings());
+}
+
+void MainWindow::evaluateDialog()
+{
+    const QString model = m_lastQuantized ? m_lastQuantized->outPath : m_document->modelDir();
+    gui::EvaluateDialog dialog(model, this);
+    if (dialog.exec() == QDialog::Accepted)
+        startEvaluate(dialog.settings());
+}
+
+void MainWindow::openPlanDialog()
+{
+    if (!m_plan->modelConfig())
+        return reportError(tr("Open plan"), tr("open the plan's model directory first"));
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open plan"), QFileInfo(m_plan->planPath()).path(),
+                                                      tr("moewb plans (*.json);;All files (*)"));
+    if (path.isEmpty())
+        return;
+    try {
+        m_plan->loadPlanFile(path);
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot open the plan"), QString::fromUtf8(e.what()));
+    }
+}
+
+void MainWindow::savePlanDialog()
+{
+    if (!m_plan->modelConfig())
+        return;
+    const QString start = m_plan->planPath().isEmpty() ? uniquePath(QStringLiteral("plan"), QStringLiteral(".json"))
+                                                       : m_plan->planPath();
+    const QString path = QFileDialog::getSaveFileName(this, tr("Save plan"), start, tr("moewb plans (*.json)"));
+    if (path.isEmpty())
+        return;
+    try {
+        QDir().mkpath(QFileInfo(path).absolutePath());
+        m_plan->savePlanFile(path);
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot save the plan"), QString::fromUtf8(e.what()));
+    }
+}
+
+Session MainWindow::currentSession() const
+{
+    Session s;
+    s.modelDir = m_document->modelDir();
+    s.statsPath = m_document->statsPath();
+    if (m_plan->modelConfig())
+        s.planJson = QString::fromStdString(planToJson(m_plan->plan()));
+    s.planPath = m_plan->planPath();
+    s.results = m_results->runs();
+    s.windowGeometry = saveGeometry();
+    s.windowState = saveState();
+    return s;
+}
+
+bool MainWindow::openSession(const QString& path)
+{
+    Session s;
+    try {
+        s = readSession(path);
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot open the session"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    m_sessionPath = path;
+    m_results->setRuns(s.results);
+    if (!s.windowGeometry.isEmpty() && !m_batch)
+        restoreGeometry(s.windowGeometry);
+    if (!s.windowState.isEmpty())
+        restoreState(s.windowState);
+    m_pendingPlanJson = s.planJson;
+    m_pendingPlanPath = s.planPath.isEmpty() ? path : s.planPath;
+    if (!s.modelDir.isEmpty())
+        m_document->openModel(s.modelDir); // the plan is set once it has loaded (onModelChanged)
+    if (!s.statsPath.isEmpty())
+        m_document->openStats(s.statsPath);
+    if (!m_batch)
+        addRecent(QStringLiteral("session"), path);
+    return true;
+}
+
+bool MainWindow::saveSession(const QString& path)
+{
+    try {
+        writeSession(currentSession(), path);
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot save the session"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    m_sessionPath = path;
+    if (!m_batch)
+        addRecent(QStringLiteral("session"), path);
+    return true;
+}
+
+bool MainWindow::importPipelineResults(const QString& path)
+{
+    try {
+        for (RunResult& r : moewb::importPipelineResults(path))
+            m_results->addRun(std::move(r));
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot import the results"), QString::fromUtf8(e.what()));
+        return false;
+    }
+    return true;
+}
+
+void MainWindow::openSessionDialog()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open session"), QFileInfo(m_sessionPath).path(),
+                                                      tr("moewb sessions (*.moewb);;All files (*)"));
+    if (!path.isEmpty())
+        openSession(path);
+}
+
+bool MainWindow::saveSessionDialog(bool askPath)
+{
+    QString path = m_sessionPath;
+    if (askPath || path.isEmpty()) {
+        const QString start = path.isEmpty() ? QDir(workDir()).filePath(QStringLiteral("session.moewb")) : path;
+        path = QFileDialog::getSaveFileName(this, tr("Save session"), start, tr("moewb sessions (*.moewb)"));
+        if (path.isEmpty())
+            return false;
+        if (!path.endsWith(QLatin1String(".moewb")))
+            path += QStringLiteral(".moewb");
+        QDir().mkpath(QFileInfo(path).absolutePath());
+    }
+    return saveSession(path);
+}
+
+std::optional<AutosaveRecovery> MainWindow::startAutosave(const QString& dir)
+{
+    if (!m_autosave)
+        m_autosave = new PlanAutosave(dir, this);
+    connect(m_autosave, &PlanAutosave::saveFailed, this,
+            [this](const QString& message) { statusBar()->showMessage(tr("autosave failed: %1").arg(message), 10000); });
+    std::optional<AutosaveRecovery> r = m_autosave->pendingRecovery();
+    m_autosave->begin();
+    return r;
+}
+
+void MainWindow::recover(const AutosaveRecovery& recovery)
+{
+    m_pendingPlanJson = recovery.planJson;
+    m_pendingPlanPath = recovery.file;
+    if (!recovery.modelDir.isEmpty() && recovery.modelDir != m_document->modelDir())
+        m_document->openModel(recovery.modelDir);
+    else
+        applyPendingPlan();
+    if (m_autosave)
+        m_autosave->discardRecovery();
+}
+
+void MainWindow::declineRecovery()
+{
+    if (m_autosave)
+        m_autosave->discardRecovery();
 }
 
 } // namespace moewb

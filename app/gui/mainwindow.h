@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: MIT
 // The workbench window: the routing heat map in the centre, docks for the model tree, correlation,
-// domains, outliers and provenance; File / View / Help menus; geometry, dock layout and recent
-// files remembered in QSettings.
+// domains, outliers, provenance, jobs and results; File / Edit / Plan / Jobs / View / Help menus;
+// geometry, dock layout and recent files remembered in QSettings. The current plan is the
+// PlanEditModel (undo/redo in the Edit menu, autosaved with crash recovery); jobs run the engine on
+// a worker thread (enginejobs.h) and feed the document (stats), the plan (strategy) and the
+// results (evaluate). A session (.moewb) saves and restores all of it.
 #pragma once
+
+#include "enginejobs.h"
+#include "session/session.h"
 
 #include <QMainWindow>
 #include <QStringList>
+
+#include <optional>
 
 class QDockWidget;
 class QLabel;
@@ -18,9 +26,16 @@ namespace moewb {
 class CorrelationView;
 class Document;
 class DomainView;
+class JobRunner;
+class JobsPanel;
 class ModelTreeView;
 class OutlierView;
+class PlanAutosave;
+class PlanEditModel;
+class ResultsModel;
+class ResultsView;
 class RoutingHeatmapView;
+struct AutosaveRecovery;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -34,6 +49,36 @@ public:
     DomainView* domainView() const { return m_domains; }
     OutlierView* outlierView() const { return m_outliers; }
     ModelTreeView* treeView() const { return m_tree; }
+    JobRunner* jobRunner() const { return m_runner; }
+    JobsPanel* jobsPanel() const { return m_jobsPanel; }
+    ResultsModel* resultsModel() const { return m_results; }
+    ResultsView* resultsView() const { return m_resultsView; }
+    /// THE current plan: strategies, the editor, sessions and quantize jobs all use it.
+    PlanEditModel* planModel() const { return m_plan; }
+
+    // ---- Jobs with given settings (the Jobs menu's dialogs end here; scripts and tests call them).
+    // Each returns the job id (JobRunner), or 0 when it cannot start (the reason went to errors()).
+    int startCalibrate(const gui::CalibrateSettings& settings);
+    int startStrategy(const gui::StrategySettings& settings);
+    int startQuantize(const gui::QuantizeSettings& settings); ///< with the current plan (export too)
+    int startEvaluate(const gui::EvaluateSettings& settings);
+    /// The last fake-quantized model (what Evaluate… offers first); empty before any.
+    std::optional<gui::QuantizeOutcome> lastQuantized() const { return m_lastQuantized; }
+
+    // ---- Sessions.
+    Session currentSession() const;
+    /// Restores model, stats, plan (once the model has loaded), results and layout; on error shows
+    /// the one-line message and changes nothing.
+    bool openSession(const QString& path);
+    bool saveSession(const QString& path);
+    /// Adds the rows of a `moewb pipeline` results.json to the Results view.
+    bool importPipelineResults(const QString& path);
+    QString sessionPath() const { return m_sessionPath; }
+    /// Plan autosave in dir ("" = QStandardPaths::AppDataLocation/autosave); returns what an
+    /// unclean exit left behind, if anything (the caller offers it, then calls recover()).
+    std::optional<AutosaveRecovery> startAutosave(const QString& dir = {});
+    void recover(const AutosaveRecovery& recovery);
+    void declineRecovery();
 
     /// Window geometry and dock layout of the last session (not used for screenshots).
     void restoreSettings();
@@ -52,6 +97,21 @@ private:
     QDockWidget* addDock(const QString& title, const QString& objectName, QWidget* widget, Qt::DockWidgetArea area);
     void openModelDialog();
     void openStatsDialog();
+    void openSessionDialog();
+    bool saveSessionDialog(bool askPath);
+    void openPlanDialog();
+    void savePlanDialog();
+    void calibrateDialog();
+    void strategyDialog();
+    void quantizeDialog(bool exportMode);
+    void evaluateDialog();
+    void onModelChanged();
+    void applyPendingPlan();
+    void onJobFailed(int id, const QString& message);
+    void loadRunPlan(const RunResult& run);
+    void reportError(const QString& title, const QString& message);
+    QString workDir() const; ///< default place for job outputs: ~/moewb/<model name>
+    QString uniquePath(const QString& stem, const QString& suffix) const;
     void addRecent(const QString& kind, const QString& path);
     void updateRecentMenu();
     void updateStatus();
@@ -67,6 +127,17 @@ private:
     DomainView* m_domains;
     OutlierView* m_outliers;
     QTextBrowser* m_provenance;
+    PlanEditModel* m_plan;
+    JobRunner* m_runner;
+    JobsPanel* m_jobsPanel;
+    ResultsModel* m_results;
+    ResultsView* m_resultsView;
+    PlanAutosave* m_autosave = nullptr;
+    std::optional<gui::QuantizeOutcome> m_lastQuantized;
+    QString m_sessionPath;
+    QString m_pendingPlanJson; ///< a session's or recovery's plan, set once its model has loaded
+    QString m_pendingPlanPath;
+    QString m_pendingPlanModel;
     QMenu* m_viewMenu = nullptr;
     QMenu* m_recentMenu = nullptr;
     QLabel* m_statusLabel;

@@ -25,6 +25,7 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     , m_map(new QCPColorMap(xAxis, yAxis))
     , m_scale(new QCPColorScale(this))
     , m_markers(addGraph())
+    , m_selectedCells(addGraph())
     , m_highlightRect(new QCPItemRect(this))
 {
     setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
@@ -49,6 +50,12 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_markers->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, QPen(QColor(230, 30, 30), 2), QBrush(), 9));
     m_markers->setName(tr("never routed"));
     m_markers->setSelectable(QCP::stNone);
+
+    m_selectedCells->setLineStyle(QCPGraph::lsNone);
+    m_selectedCells->setScatterStyle(
+        QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(20, 20, 20), 2), QBrush(), 10));
+    m_selectedCells->setName(tr("selected"));
+    m_selectedCells->setSelectable(QCP::stNone);
 
     m_highlightRect->setPen(QPen(QColor(255, 64, 0), 2.5));
     m_highlightRect->setBrush(Qt::NoBrush);
@@ -126,6 +133,17 @@ void MatrixPlot::setMarkedCells(const std::vector<QPoint>& cells)
     m_markers->setData(keys, vals);
 }
 
+void MatrixPlot::setSelectedCells(const std::vector<QPoint>& cells)
+{
+    QVector<double> keys, vals;
+    for (const QPoint& p : cells) {
+        keys << p.x();
+        vals << p.y();
+    }
+    m_selectedCells->setData(keys, vals);
+    replot(QCustomPlot::rpQueuedReplot);
+}
+
 void MatrixPlot::setHighlight(int row, int col)
 {
     m_highlightRow = row;
@@ -190,6 +208,7 @@ void MatrixPlot::keyPressEvent(QKeyEvent* event)
     const int row = std::clamp(std::max(m_highlightRow, 0) + dr, 0, m_rows - 1);
     const int col = std::clamp(std::max(m_highlightCol, 0) + dc, 0, m_cols - 1);
     event->accept();
+    m_clickModifiers = Qt::NoModifier;
     emit cellClicked(row, col);
 }
 
@@ -198,8 +217,11 @@ void MatrixPlot::onMouseRelease(QMouseEvent* event)
     if (event->button() != Qt::LeftButton || (event->pos() - m_pressPos).manhattanLength() > 3)
         return;
     const QPoint cell = cellAt(event->pos());
-    if (cell.x() >= 0)
+    if (cell.x() >= 0) {
+        m_clickModifiers = event->modifiers();
         emit cellClicked(cell.y(), cell.x());
+        m_clickModifiers = Qt::NoModifier;
+    }
 }
 
 void MatrixPlot::onMouseMove(QMouseEvent* event)

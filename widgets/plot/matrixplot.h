@@ -29,6 +29,10 @@ public:
     /// Fixed colour range; an invalid (lower > upper) range means "fit the data".
     void setValueRange(double lower, double upper);
     void setMarkedCells(const std::vector<QPoint>& cells); ///< QPoint(col, row)
+    /// Cells of a multi-selection, drawn as square outlines; QPoint(col, row).
+    void setSelectedCells(const std::vector<QPoint>& cells);
+    /// Keyboard modifiers of the click that emitted the last cellClicked (none for arrow keys).
+    Qt::KeyboardModifiers lastClickModifiers() const { return m_clickModifiers; }
     /// Outline one cell; col = -1 outlines a whole row, row = -1 a whole column, both -1 nothing.
     void setHighlight(int row, int col);
     void setTooltipProvider(std::function<QString(int row, int col)> provider);
@@ -65,6 +69,7 @@ private:
     QCPColorMap* m_map;
     QCPColorScale* m_scale;
     QCPGraph* m_markers;
+    QCPGraph* m_selectedCells;
     QCPItemRect* m_highlightRect;
     int m_rows = 0;
     int m_cols = 0;
@@ -76,6 +81,7 @@ private:
     int m_highlightRow = -1;
     int m_highlightCol = -1;
     QPoint m_pressPos;
+    Qt::KeyboardModifiers m_clickModifiers;
     std::function<QString(int, int)> m_tooltip;
 };
 

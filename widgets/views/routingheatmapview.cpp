@@ -58,6 +58,7 @@ RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
     connect(m_sortBox, &QCheckBox::toggled, this, &RoutingHeatmapView::setSortedByValue);
     connect(m_document, &Document::statsChanged, this, &RoutingHeatmapView::rebuild);
     connect(m_document->selection(), &Selection::changed, this, &RoutingHeatmapView::followSelection);
+    connect(m_document->selection(), &Selection::expertsChanged, this, &RoutingHeatmapView::followExperts);
     rebuild();
 }
 
@@ -166,6 +167,7 @@ void RoutingHeatmapView::redraw()
     m_deadLabel->setText(dead.empty() ? QString()
                                       : tr("<span style='color:#e61e1e'>✕</span> never routed: %1").arg(dead.size()));
     m_plot->setMatrix(rows, cols, std::move(values), rowLabels, colLabels);
+    followExperts();
     followSelection();
 }
 
@@ -208,11 +210,43 @@ void RoutingHeatmapView::followSelection()
         m_plot->setHighlight(row, col); // col -1: the whole layer row
 }
 
+void RoutingHeatmapView::followExperts()
+{
+    std::vector<QPoint> cells;
+    for (const auto& [layer, expert] : m_document->selection()->experts()) {
+        const int row = rowOfLayer(layer);
+        const auto it = std::find(m_columnOrder.begin(), m_columnOrder.end(), int64_t(expert));
+        if (row >= 0 && it != m_columnOrder.end())
+            cells.emplace_back(int(it - m_columnOrder.begin()), row);
+    }
+    m_plot->setSelectedCells(cells);
+}
+
 void RoutingHeatmapView::onCellClicked(int row, int col)
 {
     if (row < 0 || row >= int(m_matrix.layers.size()))
         return;
-    m_document->selection()->select(int(m_matrix.layers[size_t(row)]), expertAtColumn(col));
+    Selection* s = m_document->selection();
+    const int layer = int(m_matrix.layers[size_t(row)]);
+    const int expert = expertAtColumn(col);
+    const Qt::KeyboardModifiers mods = m_plot->lastClickModifiers();
+    if ((mods & Qt::ShiftModifier) && m_anchor.x() >= 0 && expert >= 0) {
+        QList<QPair<int, int>> cells = (mods & Qt::ControlModifier) ? s->experts() : QList<QPair<int, int>>{};
+        const int r0 = std::min(row, m_anchor.y()), r1 = std::max(row, m_anchor.y());
+        const int c0 = std::min(col, m_anchor.x()), c1 = std::max(col, m_anchor.x());
+        for (int r = r0; r <= r1 && r < int(m_matrix.layers.size()); ++r)
+            for (int c = c0; c <= c1; ++c)
+                if (expertAtColumn(c) >= 0)
+                    cells.append({int(m_matrix.layers[size_t(r)]), expertAtColumn(c)});
+        s->setExperts(cells);
+    } else if ((mods & Qt::ControlModifier) && expert >= 0) {
+        s->toggleExpert(layer, expert);
+        m_anchor = QPoint(col, row);
+    } else {
+        s->setExperts(expert >= 0 ? QList<QPair<int, int>>{{layer, expert}} : QList<QPair<int, int>>{});
+        m_anchor = QPoint(col, row);
+    }
+    s->select(layer, expert);
 }
 
 QString RoutingHeatmapView::tooltip(int row, int col) const

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Layers × experts routing heat map: one row per MoE layer, one column per routed expert, coloured
 // by the chosen RoutingMetric (routingmetrics.h). Never-routed experts carry a red cross. A click
-// selects the expert everywhere; hovering shows the exact counts.
+// selects the expert everywhere; hovering shows the exact counts. Ctrl+click toggles an expert in
+// the multi-selection (Selection::experts(), outlined squares), shift+click selects the rectangle
+// from the last clicked cell (ctrl+shift adds it): the allocation editor's bulk edits use it.
 #pragma once
 
 #include "plot/plotpanel.h"
@@ -45,6 +47,7 @@ private:
     void rebuild();
     void redraw();
     void followSelection();
+    void followExperts();
     void onCellClicked(int row, int col);
     QString tooltip(int row, int col) const;
     int rowOfLayer(int layer) const;
@@ -62,6 +65,7 @@ private:
     RoutingMatrix m_matrix;
     std::vector<int64_t> m_columnOrder; // plot column → expert
     int m_sortRow = -1;                 // matrix row the columns are sorted by, -1: unsorted
+    QPoint m_anchor{-1, -1};            // (col, row) of the last click, for shift+click rectangles
 };
 
 } // namespace moewb

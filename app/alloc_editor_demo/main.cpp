@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+// moewb-alloc-editor MODEL_DIR --stats FILE [--strategy NAME] [--bits B] [--screenshot PNG]
+//
+// The allocation editor (#12) on its own, next to the routing heat map it takes expert selections
+// from, with the engine's strategies as its AllocBackend (the wiring the main window uses too:
+// see fillBackend below). With --screenshot it solves the strategy, gives two heat-map-selected
+// experts 8 bits, writes the window as PNG and quits (docs/screenshots/allocation-editor.png).
+#include "alloc/allocationeditor.h"
+#include "alloc/allocationitemmodel.h"
+#include "alloc/planeditmodel.h"
+#include "alloc/strategypanel.h"
+#include "document.h"
+#include "selection.h"
+#include "views/routingheatmapview.h"
+
+#include "moewb/alloc/allocate.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QElapsedTimer>
+#include <QSignalSpy>
+#include <QSplitter>
+#include <QTreeView>
+
+#include <cstdio>
+#include <memory>
+
+namespace {
+
+bool waitForDocument(moewb::Document* document, int timeoutMs)
+{
+    QElapsedTimer timer;
+    timer.start();
+    while (document->isLoading() && timer.elapsed() < timeoutMs)
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 50);
+    QCoreApplication::processEvents();
+    return !document->isLoading();
+}
+
+/// The engine's allocator bound to the document's model and stats (copies: the backend runs on a
+/// worker thread while the document may load something else).
+moewb::AllocBackend fillBackend(const moewb::Document& doc)
+{
+    using namespace moewb;
+    AllocBackend b;
+    if (!doc.config() || !doc.stats())
+        return b;
+    auto cfg = std::make_shared<const ModelConfig>(*doc.config());
+    auto stats = std::make_shared<const CalibStats>(*doc.stats());
+    b.strategies = allocStrategies();
+    b.solve = [cfg, stats](const AllocOptions& o) { return allocate(*cfg, *stats, o); };
+    b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
+    b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
+    b.hasErrorTable = false; // "budget" needs measureErrors(); a loaded ErrorTable would enable it
+    return b;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    QApplication app(argc, argv);
+    QApplication::setApplicationName(QStringLiteral("moewb-alloc-editor"));
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral("The moewb allocation editor next to the routing heat map."));
+    parser.addHelpOption();
+    parser.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory"));
+    const QCommandLineOption statsOpt(QStringLiteral("stats"), QStringLiteral("Stats file (moewb calibrate)."),
+                                      QStringLiteral("FILE"));
+    const QCommandLineOption strategyOpt(QStringLiteral("strategy"), QStringLiteral("Strategy to start with."),
+                                         QStringLiteral("NAME"), QStringLiteral("frequency"));
+    const QCommandLineOption bitsOpt(QStringLiteral("bits"), QStringLiteral("Target average bits."),
+                                     QStringLiteral("B"), QStringLiteral("3.0"));
+    const QCommandLineOption shotOpt(QStringLiteral("screenshot"), QStringLiteral("Write the window as PNG, quit."),
+                                     QStringLiteral("PNG"));
+    parser.addOptions({statsOpt, strategyOpt, bitsOpt, shotOpt});
+    parser.process(app);
+    if (parser.positionalArguments().size() != 1) {
+        std::fprintf(stderr, "moewb-alloc-editor: give one MODEL_DIR\n");
+        return 2;
+    }
+
+    moewb::Document doc;
+    moewb::PlanEditModel plan;
+    QSplitter window;
+    auto* heat = new moewb::RoutingHeatmapView(&doc, &window);
+    auto* editor = new moewb::AllocationEditor(&doc, &plan, &window);
+    window.addWidget(heat);
+    window.addWidget(editor);
+    window.setStretchFactor(0, 2);
+    window.setStretchFactor(1, 3);
+    window.resize(1500, 900);
+    QObject::connect(&doc, &moewb::Document::loadFailed, [](const QString&, const QString&, const QString& msg) {
+        std::fprintf(stderr, "moewb-alloc-editor: %s\n", qPrintable(msg));
+    });
+    doc.openModel(parser.positionalArguments().first());
+    if (parser.isSet(statsOpt))
+        doc.openStats(parser.value(statsOpt));
+    if (!waitForDocument(&doc, 120000) || !doc.config()) {
+        std::fprintf(stderr, "moewb-alloc-editor: the model did not load\n");
+        return 1;
+    }
+    editor->setBackend(fillBackend(doc));
+    QObject::connect(&doc, &moewb::Document::statsChanged, editor, [&] { editor->setBackend(fillBackend(doc)); });
+    moewb::StrategyPanel* panel = editor->strategyPanel();
+    panel->setLive(false);
+    panel->setStrategy(parser.value(strategyOpt));
+    panel->setTargetBits(parser.value(bitsOpt).toDouble());
+    if (doc.stats()) {
+        QSignalSpy done(panel, &moewb::StrategyPanel::solved);
+        QSignalSpy failed(panel, &moewb::StrategyPanel::failed);
+        panel->solve();
+        QElapsedTimer t;
+        t.start();
+        while (done.isEmpty() && failed.isEmpty() && t.elapsed() < 60000)
+            QCoreApplication::processEvents(QEventLoop::AllEvents, 50);
+        if (!failed.isEmpty())
+            std::fprintf(stderr, "moewb-alloc-editor: %s\n", qPrintable(panel->message()));
+    }
+    panel->setLive(true);
+
+    if (!parser.isSet(shotOpt)) {
+        window.show();
+        return app.exec();
+    }
+    // A state worth a picture: two experts picked in the heat map get 8 bits, one is dropped, and
+    // layer 1's MoE block is open in the tree.
+    moewb::Selection* sel = doc.selection();
+    const int layer = plan.modelConfig()->isMoeLayer(1) ? 1 : 0;
+    sel->setExperts({{layer, 2}, {layer, 5}});
+    editor->setBitsOnHeatmapSelection(8);
+    sel->setExperts({{layer, 6}});
+    editor->setDroppedOnHeatmapSelection(true);
+    sel->setExperts({{layer, 2}, {layer, 5}});
+    sel->select(layer, 2);
+    moewb::AllocationItemModel* items = editor->itemModel();
+    QTreeView* tree = editor->tree();
+    const QModelIndex l = items->indexForLayer(layer);
+    tree->expand(l);
+    tree->expand(items->index(1, 0, l));
+    tree->expand(items->indexForExpert(layer, 2));
+    tree->scrollTo(l, QAbstractItemView::PositionAtTop);
+    window.show();
+    QCoreApplication::processEvents();
+    heat->matrixPlot();
+    QCoreApplication::processEvents();
+    if (!window.grab().save(parser.value(shotOpt))) {
+        std::fprintf(stderr, "moewb-alloc-editor: cannot write %s\n", qPrintable(parser.value(shotOpt)));
+        return 1;
+    }
+    std::printf("wrote %s\n", qPrintable(parser.value(shotOpt)));
+    return 0;
+}

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: MIT
+#include "enginejobs.h"
+
+#include "../cli/quantize_source.h"
+
+#include "moewb/alloc/allocate.h"
+#include "moewb/calib/calibrate.h"
+#include "moewb/core/error.h"
+#include "moewb/core/timestamp.h"
+#include "moewb/eval/perplexity.h"
+#include "moewb/eval/tasks.h"
+#include "moewb/export/gguf.h"
+#include "moewb/export/gptq.h"
+#include "moewb/io/stats_h5.h"
+#include "moewb/model/runtime.h"
+#include "moewb/quant/quantize.h"
+
+#include <QDateTime>
+#include <QDir>
+#include <QFileInfo>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace moewb::gui {
+
+namespace {
+
+std::string toStd(const QString& s)
+{
+    return s.toStdString();
+}
+
+QString fromStd(const std::string& s)
+{
+    return QString::fromStdString(s);
+}
+
+QString fmt(const char* f, double v)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return QString::fromLatin1(buf);
+}
+
+/// "3", "2.5": the bits of a label as the pipeline writes them.
+QString bitsLabel(double bits)
+{
+    return QString::number(bits, 'g', 6);
+}
+
+QString planLabel(const Plan& plan, const QString& fallback)
+{
+    const PlanProvenance& pv = plan.provenance;
+    if (!pv.strategy.empty() && pv.targetBits > 0)
+        return fromStd(pv.strategy) + QLatin1Char('@') + bitsLabel(pv.targetBits);
+    if (!pv.strategy.empty())
+        return fromStd(pv.strategy);
+    return fallback;
+}
+
+std::string readTextFile(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw IoError(path, "cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+std::vector<CalibDataSpec> calibSpecs(const QStringList& files)
+{
+    std::vector<CalibDataSpec> specs;
+    for (const QString& f : files) {
+        const int eq = f.indexOf(QLatin1Char('='));
+        // NAME=FILE unless the '=' belongs to an existing path
+        if (eq > 0 && eq < f.size() - 1 && !QFileInfo::exists(f))
+            specs.push_back({toStd(f.mid(eq + 1)), toStd(f.left(eq))});
+        else
+            specs.push_back({toStd(f), ""});
+    }
+    return specs;
+}
+
+int64_t bf16ModelBytes(const ModelConfig& cfg)
+{
+    int64_t bytes = 0;
+    for (const TensorSpec& s : expectedTensors(cfg)) {
+        int64_t n = 1;
+        for (int64_t d : s.shape)
+            n *= d;
+        bytes += n * 2;
+    }
+    return bytes;
+}
+
+Job calibrateJob(const CalibrateSettings& s)
+{
+    Job job;
+    job.name = QObject::tr("Calibrate %1").arg(QFileInfo(s.modelDir).fileName());
+    job.kind = QStringLiteral("calibrate");
+    job.outputPath = s.outPath;
+    job.work = [s](const ProgressFn& progress) {
+        if (s.outPath.isEmpty())
+            throw InputError("calibrate", "no output file given");
+        if (s.data.isEmpty())
+            throw InputError("calibrate", "no calibration data given");
+        CalibrateOptions opt;
+        opt.data = calibSpecs(s.data);
+        opt.samples = s.samples;
+        opt.seqLen = s.seqLen;
+        opt.seed = s.seed;
+        opt.randomWindows = s.randomWindows;
+        opt.probeTokens = s.probeTokens;
+        opt.dtype = toStd(s.dtype);
+        const std::string model = toStd(s.modelDir);
+        loadConfig(model); // a wrong directory fails before the runtime probe
+        initRuntime(false);
+        auto stats = std::make_shared<const CalibStats>(calibrate(model, opt, modelTokenizer(model), progress));
+        // Only after the whole run succeeded, atomically: a cancel leaves nothing behind.
+        writeStats(*stats, toStd(s.outPath), progress);
+        const StatsProvenance& pv = stats->provenance;
+        JobResult r;
+        r.summary = QObject::tr("wrote %1: %2 windows, %3 tokens")
+                        .arg(s.outPath)
+                        .arg(pv.numSamples)
+                        .arg(pv.numTokens);
+        r.details << QObject::tr("experts without calibration tokens: %1").arg(stats->totalDeadExperts());
+        r.outputPath = s.outPath;
+        r.value = stats;
+        return r;
+    };
+    return job;
+}
+
+Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir, std::shared_ptr<const CalibStats> stats,
+                const QString& statsPath, const StrategySettings& s)
+{
+    Job job;
+    job.name = QObject::tr("Strategy %1 @ %2 bits").arg(s.strategy, bitsLabel(s.bits));
+    job.kind = QStringLiteral("strategy");
+    job.work = [cfg, modelDir, stats, statsPath, s](const ProgressFn& progress) {
+        if (!cfg)
+            throw InputError("strategy", "open a model first");
+        AllocOptions opt;
+        opt.strategy = toStd(s.strategy);
+        opt.targetBits = s.bits;
+        opt.groupSize = s.groupSize;
+        opt.sym = s.sym;
+        opt.method = toStd(s.method);
+        opt.seed = uint64_t(s.seed);
+        opt.k = s.k;
+        opt.topP = s.topP;
+        opt.perLayer = s.perLayer;
+        const CalibStats empty;
+        const CalibStats& st = stats ? *stats : empty;
+        const bool needsStats = opt.strategy == "frequency" || opt.strategy == "outlier" || opt.strategy == "block"
+            || opt.strategy == "moqa" || opt.strategy == "budget";
+        if (needsStats && !stats)
+            throw InputError("strategy", "'" + opt.strategy + "' needs calibration statistics: calibrate or open stats first");
+        report(progress, "allocate", 0, 1);
+        AllocResult a;
+        if (opt.strategy == "budget") {
+            initRuntime(false);
+            const ErrorTable table = measureErrors(toStd(modelDir), *cfg, st, opt.groupSize, opt.candidates, progress);
+            a = allocateBudget(*cfg, table, opt);
+        } else {
+            a = allocate(*cfg, st, opt);
+        }
+        Plan plan = planFromAllocation(a, opt);
+        plan.provenance.modelPath = toStd(modelDir);
+        plan.provenance.statsPath = stats ? toStd(statsPath) : std::string();
+        plan.provenance.architecture = cfg->architecture;
+        plan.provenance.created = utcTimestamp();
+        report(progress, "allocate", 1, 1);
+        JobResult r;
+        r.summary = QObject::tr("%1: %2 average bits, %3 MB (budget %4 MB)")
+                        .arg(planLabel(plan, s.strategy), fmt("%.3f", a.size.averageBits),
+                             fmt("%.2f", double(a.size.modelBytes) / 1e6), fmt("%.2f", double(a.budgetBytes) / 1e6));
+        for (const std::string& n : a.notes)
+            r.details << fromStd(n);
+        r.value = plan;
+        return r;
+    };
+    return job;
+}
+
+Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
+{
+    Job job;
+    const bool exportJob = s.format != QLatin1String("fake");
+    job.name = exportJob ? QObject::tr("Export %1 (%2)").arg(planLabel(plan, QObject::tr("plan")), s.format)
+                         : QObject::tr("Quantize %1").arg(planLabel(plan, QObject::tr("plan")));
+    job.kind = exportJob ? QStringLiteral("export") : QStringLiteral("quantize");
+    job.outputPath = s.outPath;
+    job.work = [plan, s](const ProgressFn& progress) {
+        if (s.outPath.isEmpty())
+            throw InputError("quantize", "no output path given");
+        const std::string model = toStd(s.modelDir), out = toStd(s.outPath);
+        const std::string format = toStd(s.format);
+        if (format != "fake" && format != "gptq" && format != "gguf")
+            throw InputError("quantize", "format must be fake, gptq or gguf, got '" + format + "'");
+        {
+            std::error_code ec;
+            if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
+                throw InputError(out, "is the input model directory; choose another output");
+        }
+        const ModelConfig cfg = loadConfig(model);
+        const PlanSize size = planSize(expandPlan(plan, cfg), cfg);
+        initRuntime(false);
+        const cli::QuantizeSource source(model, plan, "plan", progress);
+        std::vector<std::vector<int32_t>> sequences;
+        std::string description = "none";
+        if (!s.calib.isEmpty()) {
+            const CalibTokens tokens = loadCalibData(calibSpecs(s.calib), modelTokenizer(model));
+            sequences = calibSequences(tokens, s.samples, s.seqLen, s.randomWindows, s.seed);
+            std::string names;
+            for (const auto& f : tokens.files)
+                names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
+            description = (s.randomWindows ? std::to_string(sequences.size()) + " random windows (seed "
+                                                 + std::to_string(s.seed) + ") of "
+                                           : "first " + std::to_string(sequences.size()) + " windows of ")
+                + std::to_string(s.seqLen) + " tokens of " + names;
+        }
+        QuantizeOptions opt;
+        opt.planPath = "plan";
+        opt.damp = s.damp;
+        opt.minExpertTokens = s.minExpertTokens;
+        opt.dtype = toStd(s.dtype);
+        QuantizeOutcome o;
+        o.outPath = s.outPath;
+        o.format = s.format;
+        o.label = planLabel(plan, QFileInfo(s.outPath).fileName());
+        o.planJson = fromStd(planToJson(plan));
+        o.averageBits = size.averageBits;
+        o.modelBytes = size.modelBytes;
+        JobResult r;
+        QuantizeReport rep;
+        if (format == "gguf") {
+            GgufExportOptions g;
+            g.unquantizedType = toStd(s.ggufType);
+            const GgufExportResult e = quantizeToGguf(source.modelDir(), source.plan(), sequences, opt, out, s.force,
+                                                      description, progress, g);
+            rep = e.quant;
+            r.summary = QObject::tr("wrote %1 (GGUF v3, %2, %3 MB)")
+                            .arg(s.outPath, fromStd(e.fileType), fmt("%.2f", double(e.fileBytes) / 1e6));
+            for (const std::string& n : e.notes)
+                r.details << fromStd(n);
+        } else if (format == "gptq") {
+            GptqExportOptions g;
+            g.checkpointFormat = toStd(s.checkpointFormat);
+            g.maxShardBytes = s.maxShardBytes;
+            const GptqExportResult e = quantizeToGptqDir(source.modelDir(), source.plan(), sequences, opt, out, s.force,
+                                                         description, progress, g);
+            rep = e.report;
+            r.summary = QObject::tr("wrote %1 (GPTQ %2, %3 quantized linears, %4 MB)")
+                            .arg(s.outPath, fromStd(e.checkpointFormat))
+                            .arg(e.quantizedLinears)
+                            .arg(fmt("%.2f", double(e.bytesOnDisk) / 1e6));
+        } else {
+            rep = quantizeToFakeDir(source.modelDir(), source.plan(), sequences, opt, out, s.force, description,
+                                    progress);
+            r.summary = QObject::tr("wrote %1 (%2, %3 average bits, %4 MB as GPTQ)")
+                            .arg(s.outPath, o.label, fmt("%.3f", o.averageBits), fmt("%.2f", double(o.modelBytes) / 1e6));
+        }
+        o.meanRelError = rep.meanRelError;
+        r.details << QObject::tr("calibration: %1").arg(fromStd(rep.calibDescription.empty() ? description : rep.calibDescription));
+        r.details << (rep.meanRelError >= 0 ? QObject::tr("mean relative output error: %1").arg(fmt("%.6g", rep.meanRelError))
+                                            : QObject::tr("mean relative output error: n/a (no calibration data)"));
+        r.details << QObject::tr("experts that fell back to RTN: %1").arg(rep.fallbackExperts.size());
+        r.outputPath = s.outPath;
+        r.value = o;
+        return r;
+    };
+    return job;
+}
+
+Job evaluateJob(const EvaluateSettings& s)
+{
+    Job job;
+    job.name = QObject::tr("Evaluate %1").arg(s.label.isEmpty() ? QFileInfo(s.modelDir).fileName() : s.label);
+    job.kind = QStringLiteral("evaluate");
+    job.work = [s](const ProgressFn& progress) {
+        if (s.pplFiles.isEmpty() && s.taskFiles.isEmpty())
+            throw InputError("evaluate", "give a text file for perplexity or a task file");
+        const std::string model = toStd(s.modelDir);
+        const ModelConfig cfg = loadConfig(model);
+        RunResult run;
+        run.modelPath = s.modelDir;
+        run.created = QDateTime::currentDateTimeUtc().toString(Qt::ISODate);
+        // The plan a quantize job stored next to the weights says how big the model is as GPTQ.
+        const std::string planFile = model + "/moewb_plan.json";
+        int64_t actBits = 16;
+        if (std::filesystem::exists(planFile)) {
+            const Plan plan = parsePlanJson(readTextFile(planFile), planFile);
+            const PlanSize size = planSize(expandPlan(plan, cfg), cfg);
+            run.planJson = fromStd(planToJson(plan));
+            run.averageBits = size.averageBits;
+            run.modelBytes = size.modelBytes;
+            run.label = planLabel(plan, QFileInfo(s.modelDir).fileName());
+            actBits = plan.activationBits;
+        } else {
+            run.averageBits = 16.0;
+            run.modelBytes = bf16ModelBytes(cfg);
+            run.label = QStringLiteral("baseline");
+        }
+        if (!s.label.isEmpty())
+            run.label = s.label;
+        std::vector<TaskSet> sets;
+        for (const QString& f : s.taskFiles)
+            sets.push_back(loadTaskFile(toStd(f), s.taskLimit));
+        for (const QString& f : s.pplFiles)
+            if (!QFileInfo(f).isFile())
+                throw InputError(toStd(f), "no such file");
+        initRuntime(false);
+        JobResult r;
+        PerplexityOptions popt;
+        popt.ctx = s.ctx;
+        popt.stride = s.stride;
+        popt.dtype = toStd(s.dtype);
+        popt.activationBits = actBits;
+        for (int i = 0; i < s.pplFiles.size(); ++i) {
+            const PerplexityResult p = evaluatePerplexityFile(model, toStd(s.pplFiles[i]), popt, progress);
+            if (i == 0) {
+                run.perplexity = p.perplexity;
+                run.pplFile = s.pplFiles[i];
+            }
+            r.details << QObject::tr("perplexity %1 on %2 (%3 tokens scored, %4 windows of %5)")
+                             .arg(fmt("%.4f", p.perplexity), s.pplFiles[i])
+                             .arg(p.scoredTokens)
+                             .arg(p.windows)
+                             .arg(p.ctx);
+        }
+        if (!sets.empty()) {
+            TaskEvalOptions topt;
+            topt.dtype = popt.dtype;
+            topt.activationBits = actBits;
+            const TaskEvalResult tr = evaluateTasks(model, sets, topt, progress);
+            for (const TaskResult& t : tr.tasks) {
+                run.taskAccuracy.insert(fromStd(t.name), t.overall.acc);
+                r.details << QObject::tr("%1: acc %2 (n = %3)").arg(fromStd(t.name), fmt("%.4f", t.overall.acc)).arg(t.overall.n);
+            }
+        }
+        r.summary = QObject::tr("%1: %2 average bits, %3 MB, perplexity %4")
+                        .arg(run.label, fmt("%.3f", run.averageBits), fmt("%.2f", double(run.modelBytes) / 1e6),
+                             run.hasPerplexity() ? fmt("%.4f", run.perplexity) : QStringLiteral("–"));
+        r.value = run;
+        return r;
+    };
+    return job;
+}
+
+} // namespace moewb::gui

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+#include "alloc/budgetgauge.h"
+
+#include <QLabel>
+#include <QPainter>
+#include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
+
+namespace moewb {
+
+QString sizeText(int64_t bytes)
+{
+    const double a = std::abs(double(bytes));
+    if (a >= 1e9)
+        return QStringLiteral("%1 GB").arg(double(bytes) / 1e9, 0, 'f', 3);
+    if (a >= 1e6)
+        return QStringLiteral("%1 MB").arg(double(bytes) / 1e6, 0, 'f', 2);
+    return QStringLiteral("%1 kB").arg(double(bytes) / 1e3, 0, 'f', 2);
+}
+
+namespace {
+const QColor kKindColors[] = {QColor(94, 129, 181), QColor(225, 156, 36), QColor(143, 176, 50), QColor(178, 111, 181)};
+const QColor kFixedColor(170, 170, 170);
+} // namespace
+
+/// The stacked bar: one segment per kind of linear plus the fixed part, a tick at the target.
+class BudgetBar : public QWidget {
+public:
+    explicit BudgetBar(BudgetGauge* gauge)
+        : QWidget(gauge)
+        , m_gauge(gauge)
+    {
+        setMinimumHeight(22);
+        setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    }
+    QSize sizeHint() const override { return {300, 22}; }
+
+protected:
+    void paintEvent(QPaintEvent*) override
+    {
+        QPainter p(this);
+        const QRectF r = QRectF(rect()).adjusted(1, 3, -1, -3);
+        const PlanBreakdown& b = m_gauge->shownBreakdown();
+        const int64_t total = m_gauge->shownSize().modelBytes;
+        const int64_t scale = std::max<int64_t>({total, m_gauge->targetBytes(), 1});
+        const double full = double(scale) * 1.05;
+        double x = r.left();
+        auto segment = [&](int64_t bytes, const QColor& c) {
+            const double w = r.width() * double(bytes) / full;
+            p.fillRect(QRectF(x, r.top(), w, r.height()), c);
+            x += w;
+        };
+        for (int k = 0; k < int(LinearKind::Count); ++k)
+            segment(b.kinds[k].bytes, kKindColors[k]);
+        segment(b.fixedBytes, kFixedColor);
+        const bool over = m_gauge->overTarget();
+        p.setPen(QPen(over ? QColor(210, 30, 30) : palette().color(QPalette::Mid), over ? 2.5 : 1));
+        p.drawRect(r);
+        if (m_gauge->targetBytes() > 0) {
+            const double tx = r.left() + r.width() * double(m_gauge->targetBytes()) / full;
+            p.setPen(QPen(QColor(20, 20, 20), 2));
+            p.drawLine(QPointF(tx, rect().top()), QPointF(tx, rect().bottom()));
+        }
+    }
+
+private:
+    BudgetGauge* m_gauge;
+};
+
+BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
+    : QWidget(parent)
+    , m_plan(plan)
+    , m_bar(new BudgetBar(this))
+    , m_summary(new QLabel(this))
+    , m_delta(new QLabel(this))
+    , m_breakdownLabel(new QLabel(this))
+{
+    auto* lay = new QVBoxLayout(this);
+    lay->setContentsMargins(4, 4, 4, 4);
+    lay->setSpacing(2);
+    QFont big = m_summary->font();
+    big.setBold(true);
+    m_summary->setFont(big);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_breakdownLabel->setTextFormat(Qt::RichText);
+    m_breakdownLabel->setWordWrap(true);
+    lay->addWidget(m_summary);
+    lay->addWidget(m_bar);
+    lay->addWidget(m_delta);
+    lay->addWidget(m_breakdownLabel);
+    connect(m_plan, &PlanEditModel::planChanged, this, &BudgetGauge::refresh);
+    refresh();
+}
+
+BudgetGauge::~BudgetGauge() = default;
+
+void BudgetGauge::setTarget(double bits, int64_t budgetBytes)
+{
+    m_targetBits = bits;
+    m_targetBytes = budgetBytes;
+    refresh();
+}
+
+bool BudgetGauge::overTarget() const
+{
+    return m_targetBytes > 0 && m_size.modelBytes > m_targetBytes;
+}
+
+QString BudgetGauge::summaryText() const
+{
+    if (!m_plan->modelConfig())
+        return tr("No model open");
+    return tr("%1 bits avg · %2 effective · %3")
+        .arg(m_size.averageBits, 0, 'f', 3)
+        .arg(m_size.effectiveBits, 0, 'f', 3)
+        .arg(sizeText(m_size.modelBytes));
+}
+
+QString BudgetGauge::deltaText() const
+{
+    if (m_targetBytes <= 0 || !m_plan->modelConfig())
+        return {};
+    const int64_t d = m_size.modelBytes - m_targetBytes;
+    const QString sign = d > 0 ? QStringLiteral("+") : QString();
+    return tr("%1%2 %3 the %4-bit target (%5), %6%7 bits")
+        .arg(sign, sizeText(d), d > 0 ? tr("over") : tr("within"))
+        .arg(m_targetBits, 0, 'f', 2)
+        .arg(sizeText(m_targetBytes))
+        .arg(m_size.averageBits >= m_targetBits ? QStringLiteral("+") : QString())
+        .arg(m_size.averageBits - m_targetBits, 0, 'f', 3);
+}
+
+QString BudgetGauge::breakdownText() const
+{
+    QStringList lines;
+    for (int k = 0; k < int(LinearKind::Count); ++k) {
+        const KindTotals& t = m_breakdown.kinds[k];
+        if (t.linears == 0)
+            continue;
+        lines << tr("%1: %2, %3 bits avg, %4 linears")
+                     .arg(tr(linearKindName(LinearKind(k))), sizeText(t.bytes))
+                     .arg(t.averageBits(), 0, 'f', 3)
+                     .arg(t.linears);
+    }
+    lines << tr("fixed (bf16 embeddings, head, norms, routers): %1").arg(sizeText(m_breakdown.fixedBytes));
+    return lines.join(QLatin1Char('\n'));
+}
+
+void BudgetGauge::refresh()
+{
+    m_size = m_plan->size();
+    m_breakdown = m_plan->breakdown();
+    m_summary->setText(summaryText());
+    const QString delta = deltaText();
+    m_delta->setVisible(!delta.isEmpty());
+    m_delta->setText(delta);
+    m_delta->setStyleSheet(overTarget() ? QStringLiteral("color: #c81e1e; font-weight: bold;") : QString());
+    const QStringList lines = breakdownText().split(QLatin1Char('\n'));
+    // one line per shown part, with a swatch of its colour in the bar
+    QString rich;
+    int line = 0;
+    for (int k = 0; k <= int(LinearKind::Count); ++k) {
+        if (k < int(LinearKind::Count) && m_breakdown.kinds[k].linears == 0)
+            continue;
+        const QColor c = k < int(LinearKind::Count) ? kKindColors[k] : kFixedColor;
+        rich += QStringLiteral("<span style=\"color:%1\">&#9632;</span> %2<br>").arg(c.name(), lines.value(line++).toHtmlEscaped());
+    }
+    m_breakdownLabel->setText(rich);
+    m_bar->update();
+}
+
+} // namespace moewb

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// Live budget gauge of the plan being edited (#12): average bits (the papers' definition), effective
+// bits (scales, zeros and g_idx included), the model size (GPTQ storage + the bf16 rest), the
+// delta against the target, and a stacked bar with the breakdown attention / routed experts / shared
+// experts / dense MLP / fixed (embeddings, lm_head, norms, routers). The bar and the delta turn red
+// when the plan is over the target. Numbers come from PlanEditModel's running totals, which equal
+// planSize(expandPlan(plan, cfg)).
+#pragma once
+
+#include "alloc/planeditmodel.h"
+
+#include <QWidget>
+
+class QLabel;
+
+namespace moewb {
+
+class BudgetBar;
+
+class BudgetGauge : public QWidget {
+    Q_OBJECT
+public:
+    explicit BudgetGauge(PlanEditModel* plan, QWidget* parent = nullptr);
+    ~BudgetGauge() override;
+
+    /// The target: average bits and the whole-model byte budget it means (budgetBytesFor). Bytes
+    /// <= 0: no target (the delta is hidden).
+    void setTarget(double bits, int64_t budgetBytes);
+    double targetBits() const { return m_targetBits; }
+    int64_t targetBytes() const { return m_targetBytes; }
+
+    /// What is shown now (for tests and the status bar).
+    PlanSize shownSize() const { return m_size; }
+    PlanBreakdown shownBreakdown() const { return m_breakdown; }
+    bool overTarget() const;
+    QString summaryText() const;   ///< "4.180 bits avg · 5.940 effective · 12.345 GB"
+    QString deltaText() const;     ///< "+0.123 GB (+0.05 bits) over the 3.50-bit target", "" without one
+    QString breakdownText() const; ///< one line per part
+
+public slots:
+    void refresh();
+
+private:
+    PlanEditModel* m_plan;
+    BudgetBar* m_bar;
+    QLabel* m_summary;
+    QLabel* m_delta;
+    QLabel* m_breakdownLabel;
+    PlanSize m_size;
+    PlanBreakdown m_breakdown;
+    double m_targetBits = 0.0;
+    int64_t m_targetBytes = 0;
+};
+
+/// Bytes as the gauge prints them: GB (10^9, three decimals) from 1 GB, else MB or kB (two decimals).
+QString sizeText(int64_t bytes);
+
+} // namespace moewb
