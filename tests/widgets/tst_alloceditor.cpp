@@ -790,6 +790,17 @@ void TestAllocEditor::editorOpenSaveMessages()
     QVERIFY(editor.openPlan(good));
     QCOMPARE(plan.entries()[2].bits, int64_t(16));
     QCOMPARE(editor.undoAction()->text(), QStringLiteral("&Undo Load plan editor.json"));
+
+    // A plan model set up by its owner (session restore) is not reset by a new editor; a model
+    // opened later in the document is followed with a fresh default plan.
+    AllocationEditor second(&doc, &plan);
+    QCOMPARE(plan.entries()[2].bits, int64_t(16));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    doc.setModel(mixtral, QStringLiteral("mixtral"));
+    QCOMPARE(plan.modelConfig()->arch, Arch::Mixtral);
+    QVERIFY(plan.plan() == Plan{});
+    QCOMPARE(plan.undoStack()->count(), 0);
+    QCOMPARE(editor.itemModel()->rowCount(), 4);
 }
 
 QTEST_MAIN(TestAllocEditor)

@@ -250,7 +250,10 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     connect(m_document->selection(), &Selection::expertsChanged, this, &AllocationEditor::updateHeatmapLabel);
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             &AllocationEditor::onCurrentRowChanged);
-    followModel();
+    if (m_plan->modelConfig())
+        m_followed = m_document->config(); // already set up by its owner
+    else
+        followModel();
     updateHeatmapLabel();
 }
 
@@ -376,15 +379,11 @@ bool AllocationEditor::attempt(const std::function<void()>& edit)
 void AllocationEditor::followModel()
 {
     const ModelConfig* cfg = m_document->config();
-    if (!cfg) {
-        if (m_plan->modelConfig())
-            m_plan->setModelConfig(nullptr);
+    if (!m_followModel || cfg == m_followed)
         return;
-    }
-    if (m_plan->modelConfig() == cfg)
-        return;
+    m_followed = cfg;
     // The document's config is immutable while open; a copy keeps the plan independent of it.
-    m_plan->setModelConfig(std::make_shared<const ModelConfig>(*cfg));
+    m_plan->setModelConfig(cfg ? std::make_shared<const ModelConfig>(*cfg) : nullptr);
 }
 
 void AllocationEditor::followSelection()

@@ -20,6 +20,7 @@ namespace moewb {
 class AllocationItemModel;
 class BudgetGauge;
 class Document;
+struct ModelConfig;
 class PlanEditModel;
 class RulesTableModel;
 class StrategyPanel;
@@ -27,9 +28,15 @@ class StrategyPanel;
 class AllocationEditor : public QWidget {
     Q_OBJECT
 public:
-    /// Follows document's model (a newly opened model resets `plan` to the default plan) and its
-    /// selection. `plan` is shared with whoever saves sessions; neither is owned.
+    /// Follows document's selection and, unless setFollowsDocumentModel(false), its model: a newly
+    /// opened model resets `plan` to the default plan for it (an empty plan model is set up for the
+    /// document's current model right away; one that already has a model is left as it is).
+    /// `plan` is shared with whoever saves sessions; neither is owned.
     AllocationEditor(Document* document, PlanEditModel* plan, QWidget* parent = nullptr);
+
+    /// Off: whoever owns `plan` calls PlanEditModel::setModelConfig itself (e.g. a session restore
+    /// that sets the model and then its saved plan).
+    void setFollowsDocumentModel(bool follow) { m_followModel = follow; }
     ~AllocationEditor() override;
 
     /// The engine's strategies bound to the open model and stats (refill it when they change).
@@ -91,6 +98,8 @@ private:
     QAction* m_saveAs;
     QString m_lastError;
     bool m_following = false;
+    bool m_followModel = true;
+    const ModelConfig* m_followed = nullptr; ///< the document's config the plan was last set up for
 };
 
 } // namespace moewb
