@@ -111,6 +111,12 @@ void checkSettings(const QuantSettings& s, const std::string& where)
         throw InputError(where, "method '" + *s.method + "' is not rtn or gptq");
 }
 
+bool settingsValid(const QuantSettings& s)
+{
+    return (!s.bits || isValidBits(*s.bits)) && (!s.groupSize || isValidGroupSize(*s.groupSize))
+        && (!s.method || *s.method == "rtn" || *s.method == "gptq");
+}
+
 bool sameRules(const std::vector<PlanRule>& a, const std::vector<PlanRule>& b)
 {
     if (a.size() != b.size())
@@ -285,7 +291,8 @@ void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
         }
     }
     for (const auto& [name, s] : after.overrides)
-        checkSettings(s, "plan: $.overrides[\"" + name + "\"]");
+        if (!settingsValid(s)) // the message (a string per override) only when needed
+            checkSettings(s, "plan: $.overrides[\"" + name + "\"]");
     if (after == *m_plan)
         return;
     m_undo->push(new PlanCommand(this, m_plan, std::make_shared<Plan>(std::move(after)), text, mergeKey));
