@@ -685,6 +685,15 @@ void TestAllocEditor::heatmapMultiSelectionBulkSet()
     QVERIFY(editor.setDroppedOnHeatmapSelection(true));
     QVERIFY(plan.isExpertDropped(2, 2) && plan.isExpertDropped(1, 3) && !plan.isExpertDropped(2, 0));
     QCOMPARE(plan.plan().droppedExperts.size(), size_t(5));
+
+    // shift+drag: a rubber band from (layer 1, expert 0) to (layer 2, expert 1), no panning
+    const QCPRange xRange = plot->xAxis->range();
+    QTest::mousePress(plot, Qt::LeftButton, Qt::ShiftModifier, heat.cellCenter(1, 0));
+    QTest::mouseMove(plot, heat.cellCenter(2, 1));
+    QTest::mouseRelease(plot, Qt::LeftButton, Qt::ShiftModifier, heat.cellCenter(2, 1));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 0}, {1, 1}, {2, 0}, {2, 1}}));
+    QCOMPARE(plot->xAxis->range().lower, xRange.lower);
+    QVERIFY(plot->interactions().testFlag(QCP::iRangeDrag)); // panning is back for plain drags
     QVERIFY(consistent(plan));
 
     // The tree follows the linked selection, and a tree click selects everywhere.
