@@ -22,6 +22,7 @@
 
 #include <QApplication>
 #include <QFile>
+#include <QItemSelectionModel>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -702,6 +703,29 @@ void TestAllocEditor::heatmapMultiSelectionBulkSet()
     editor.tree()->setCurrentIndex(editor.itemModel()->indexForLayer(1));
     QCOMPARE(doc.selection()->layer(), 1);
     QCOMPARE(doc.selection()->expert(), -1);
+
+    // Bulk edits on the selected tree rows: expert 3 of layer 2 and the attention of layer 0.
+    QItemSelectionModel* sm = editor.tree()->selectionModel();
+    sm->clearSelection();
+    sm->select(editor.itemModel()->indexForExpert(2, 3), QItemSelectionModel::Select | QItemSelectionModel::Rows);
+    sm->select(editor.itemModel()->index(0, 0, editor.itemModel()->indexForLayer(0)),
+               QItemSelectionModel::Select | QItemSelectionModel::Rows);
+    const int before = plan.undoStack()->count();
+    QVERIFY(editor.setBitsOnSelectedRows(3));
+    QuantSettings g64;
+    g64.groupSize = 64;
+    QVERIFY(editor.setSettingsOnSelectedRows(g64, QStringLiteral("Group size 64")));
+    QCOMPARE(plan.undoStack()->count(), before + 2);
+    QCOMPARE(plan.undoStack()->undoText(), QStringLiteral("Group size 64 on 7 linears"));
+    for (const PlanEntry& e : plan.entries()) {
+        const bool chosen = (e.layer == 2 && e.expert == 3) || (e.layer == 0 && linearKind(e.role) == LinearKind::Attention);
+        QCOMPARE(e.groupSize, int64_t(chosen ? 64 : 128));
+        if (chosen)
+            QCOMPARE(e.bits, int64_t(3));
+    }
+    QVERIFY(editor.clearOverridesOnSelectedRows());
+    QCOMPARE(plan.entries()[0].bits, int64_t(4));
+    QVERIFY(consistent(plan));
 
     // With nothing selected in the heat map the bulk action says so and changes nothing.
     doc.selection()->setExperts({});

@@ -180,6 +180,34 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
         a->setToolTip(tr("Give every linear under the selected rows %1 bits").arg(bits));
         connect(a, &QAction::triggered, this, [this, bits] { setBitsOnSelectedRows(bits); });
     }
+    auto* more = new QToolButton(bar);
+    more->setText(tr("Set"));
+    more->setPopupMode(QToolButton::InstantPopup);
+    more->setToolTip(tr("Group size, symmetry or method for every linear under the selected rows"));
+    auto* moreMenu = new QMenu(more);
+    auto addSetting = [this, moreMenu](const QString& text, QuantSettings set) {
+        connect(moreMenu->addAction(text), &QAction::triggered, this,
+                [this, text, set] { setSettingsOnSelectedRows(set, text); });
+    };
+    for (int g : {32, 64, 128, -1}) {
+        QuantSettings q;
+        q.groupSize = g;
+        addSetting(g < 0 ? tr("Group size: row (-1)") : tr("Group size %1").arg(g), q);
+    }
+    moreMenu->addSeparator();
+    for (bool sym : {true, false}) {
+        QuantSettings q;
+        q.sym = sym;
+        addSetting(sym ? tr("Symmetric") : tr("Asymmetric"), q);
+    }
+    moreMenu->addSeparator();
+    for (const char* m : {"gptq", "rtn"}) {
+        QuantSettings q;
+        q.method = std::string(m);
+        addSetting(tr("Method %1").arg(QLatin1String(m)), q);
+    }
+    more->setMenu(moreMenu);
+    bar->addWidget(more);
     QAction* clear = bar->addAction(tr("Reset"));
     clear->setToolTip(tr("Remove the hand-tuned overrides under the selected rows (back to defaults and rules)"));
     connect(clear, &QAction::triggered, this, [this] { clearOverridesOnSelectedRows(); });
@@ -426,6 +454,16 @@ bool AllocationEditor::setBitsOnSelectedRows(int64_t bits)
     if (entries.empty())
         return attempt([] { throw InputError("allocation editor", "select rows in the tree first"); });
     return attempt([&] { m_plan->setBits(entries, bits); });
+}
+
+bool AllocationEditor::setSettingsOnSelectedRows(const QuantSettings& set, const QString& what)
+{
+    const std::vector<int> entries = m_items->entriesOf(m_tree->selectionModel()->selectedRows());
+    if (entries.empty())
+        return attempt([] { throw InputError("allocation editor", "select rows in the tree first"); });
+    const QString text = entries.size() == 1 ? tr("%1 on 1 linear").arg(what)
+                                             : tr("%1 on %2 linears").arg(what).arg(entries.size());
+    return attempt([&] { m_plan->setSettings(entries, set, text); });
 }
 
 bool AllocationEditor::clearOverridesOnSelectedRows()

@@ -61,6 +61,8 @@ public:
     bool setBitsOnSelectedRows(int64_t bits);
     bool setBitsOnHeatmapSelection(int64_t bits); ///< "give these experts 8 bits"
     bool setDroppedOnHeatmapSelection(bool dropped);
+    /// The fields present in `set` (group size, sym, method, ...); `what` names it for Edit > Undo.
+    bool setSettingsOnSelectedRows(const QuantSettings& set, const QString& what);
     bool clearOverridesOnSelectedRows();
     /// Open / save without dialogs; false with the one-line message in lastError().
     bool openPlan(const QString& path);
