@@ -165,7 +165,7 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     });
     connect(m_saveAs, &QAction::triggered, this, saveAs);
 
-    // toolbar: undo/redo, file, bulk bits on the selected rows, the heat-map selection
+    // tool bars: undo/redo, file and the heat-map selection; below, bulk edits of the selected rows
     auto* bar = new QToolBar(this);
     bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
     bar->addAction(m_undo);
@@ -174,13 +174,15 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     bar->addAction(m_open);
     bar->addAction(m_save);
     bar->addSeparator();
-    bar->addWidget(new QLabel(tr("Selected rows:"), bar));
+    auto* bulkBar = new QToolBar(this);
+    bulkBar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+    bulkBar->addWidget(new QLabel(tr("Selected rows:"), bulkBar));
     for (int bits : {2, 3, 4, 8, 16}) {
-        QAction* a = bar->addAction(bits == 16 ? tr("bf16") : tr("%1b").arg(bits));
+        QAction* a = bulkBar->addAction(bits == 16 ? tr("bf16") : tr("%1b").arg(bits));
         a->setToolTip(tr("Give every linear under the selected rows %1 bits").arg(bits));
         connect(a, &QAction::triggered, this, [this, bits] { setBitsOnSelectedRows(bits); });
     }
-    auto* more = new QToolButton(bar);
+    auto* more = new QToolButton(bulkBar);
     more->setText(tr("Set"));
     more->setPopupMode(QToolButton::InstantPopup);
     more->setToolTip(tr("Group size, symmetry or method for every linear under the selected rows"));
@@ -207,11 +209,10 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
         addSetting(tr("Method %1").arg(QLatin1String(m)), q);
     }
     more->setMenu(moreMenu);
-    bar->addWidget(more);
-    QAction* clear = bar->addAction(tr("Reset"));
+    bulkBar->addWidget(more);
+    QAction* clear = bulkBar->addAction(tr("Reset"));
     clear->setToolTip(tr("Remove the hand-tuned overrides under the selected rows (back to defaults and rules)"));
     connect(clear, &QAction::triggered, this, [this] { clearOverridesOnSelectedRows(); });
-    bar->addSeparator();
     bar->addWidget(m_heatmapLabel);
     auto* heatBits = new QToolButton(bar);
     heatBits->setText(tr("Give bits"));
@@ -263,6 +264,7 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     lay->setContentsMargins(2, 2, 2, 2);
     lay->addWidget(m_gauge);
     lay->addWidget(bar);
+    lay->addWidget(bulkBar);
     lay->addWidget(m_error);
     lay->addWidget(split, 1);
 
