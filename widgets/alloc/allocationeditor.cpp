@@ -138,10 +138,10 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     , m_heatmapLabel(new QLabel(this))
     , m_error(new QLabel(this))
 {
+    // No shortcuts here: the main window's Edit menu owns Ctrl+Z / Ctrl+Shift+Z (two actions with
+    // one shortcut in a window would be ambiguous and neither would fire).
     m_undo = m_plan->undoStack()->createUndoAction(this, tr("&Undo"));
-    m_undo->setShortcut(QKeySequence::Undo);
     m_redo = m_plan->undoStack()->createRedoAction(this, tr("&Redo"));
-    m_redo->setShortcut(QKeySequence::Redo);
     m_open = new QAction(tr("Open &Plan…"), this);
     m_save = new QAction(tr("&Save Plan"), this);
     m_saveAs = new QAction(tr("Save Plan &As…"), this);

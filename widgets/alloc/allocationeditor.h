@@ -50,7 +50,9 @@ public:
     BudgetGauge* gauge() const { return m_gauge; }
     StrategyPanel* strategyPanel() const { return m_strategy; }
 
-    // Actions for the main window's menus and toolbar (owned by the editor).
+    // Actions for the main window's menus and toolbar (owned by the editor; without shortcuts —
+    // give them Ctrl+Z etc. where they are put in a menu, unless the window has its own actions on
+    // the same undo stack).
     QAction* undoAction() const { return m_undo; }
     QAction* redoAction() const { return m_redo; }
     QAction* openPlanAction() const { return m_open; }
