@@ -15,6 +15,7 @@
 
 #include "moewb/alloc/allocate.h"
 
+#include <QAction>
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QElapsedTimer>
@@ -85,6 +86,11 @@ int main(int argc, char** argv)
     QSplitter window;
     auto* heat = new moewb::RoutingHeatmapView(&doc, &window);
     auto* editor = new moewb::AllocationEditor(&doc, &plan, &window);
+    editor->undoAction()->setShortcut(QKeySequence::Undo); // standalone: the editor's actions own them
+    editor->redoAction()->setShortcut(QKeySequence::Redo);
+    editor->savePlanAction()->setShortcut(QKeySequence::Save);
+    editor->openPlanAction()->setShortcut(QKeySequence::Open);
+    window.addActions({editor->undoAction(), editor->redoAction(), editor->savePlanAction(), editor->openPlanAction()});
     window.addWidget(heat);
     window.addWidget(editor);
     window.setStretchFactor(0, 2);

@@ -22,6 +22,7 @@
 
 #include <QApplication>
 #include <QFile>
+#include <QItemSelectionModel>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -685,6 +686,15 @@ void TestAllocEditor::heatmapMultiSelectionBulkSet()
     QVERIFY(editor.setDroppedOnHeatmapSelection(true));
     QVERIFY(plan.isExpertDropped(2, 2) && plan.isExpertDropped(1, 3) && !plan.isExpertDropped(2, 0));
     QCOMPARE(plan.plan().droppedExperts.size(), size_t(5));
+
+    // shift+drag: a rubber band from (layer 1, expert 0) to (layer 2, expert 1), no panning
+    const QCPRange xRange = plot->xAxis->range();
+    QTest::mousePress(plot, Qt::LeftButton, Qt::ShiftModifier, heat.cellCenter(1, 0));
+    QTest::mouseMove(plot, heat.cellCenter(2, 1));
+    QTest::mouseRelease(plot, Qt::LeftButton, Qt::ShiftModifier, heat.cellCenter(2, 1));
+    QCOMPARE(doc.selection()->experts(), (QList<QPair<int, int>>{{1, 0}, {1, 1}, {2, 0}, {2, 1}}));
+    QCOMPARE(plot->xAxis->range().lower, xRange.lower);
+    QVERIFY(plot->interactions().testFlag(QCP::iRangeDrag)); // panning is back for plain drags
     QVERIFY(consistent(plan));
 
     // The tree follows the linked selection, and a tree click selects everywhere.
@@ -693,6 +703,29 @@ void TestAllocEditor::heatmapMultiSelectionBulkSet()
     editor.tree()->setCurrentIndex(editor.itemModel()->indexForLayer(1));
     QCOMPARE(doc.selection()->layer(), 1);
     QCOMPARE(doc.selection()->expert(), -1);
+
+    // Bulk edits on the selected tree rows: expert 3 of layer 2 and the attention of layer 0.
+    QItemSelectionModel* sm = editor.tree()->selectionModel();
+    sm->clearSelection();
+    sm->select(editor.itemModel()->indexForExpert(2, 3), QItemSelectionModel::Select | QItemSelectionModel::Rows);
+    sm->select(editor.itemModel()->index(0, 0, editor.itemModel()->indexForLayer(0)),
+               QItemSelectionModel::Select | QItemSelectionModel::Rows);
+    const int before = plan.undoStack()->count();
+    QVERIFY(editor.setBitsOnSelectedRows(3));
+    QuantSettings g64;
+    g64.groupSize = 64;
+    QVERIFY(editor.setSettingsOnSelectedRows(g64, QStringLiteral("Group size 64")));
+    QCOMPARE(plan.undoStack()->count(), before + 2);
+    QCOMPARE(plan.undoStack()->undoText(), QStringLiteral("Group size 64 on 7 linears"));
+    for (const PlanEntry& e : plan.entries()) {
+        const bool chosen = (e.layer == 2 && e.expert == 3) || (e.layer == 0 && linearKind(e.role) == LinearKind::Attention);
+        QCOMPARE(e.groupSize, int64_t(chosen ? 64 : 128));
+        if (chosen)
+            QCOMPARE(e.bits, int64_t(3));
+    }
+    QVERIFY(editor.clearOverridesOnSelectedRows());
+    QCOMPARE(plan.entries()[0].bits, int64_t(4));
+    QVERIFY(consistent(plan));
 
     // With nothing selected in the heat map the bulk action says so and changes nothing.
     doc.selection()->setExperts({});
@@ -790,6 +823,17 @@ void TestAllocEditor::editorOpenSaveMessages()
     QVERIFY(editor.openPlan(good));
     QCOMPARE(plan.entries()[2].bits, int64_t(16));
     QCOMPARE(editor.undoAction()->text(), QStringLiteral("&Undo Load plan editor.json"));
+
+    // A plan model set up by its owner (session restore) is not reset by a new editor; a model
+    // opened later in the document is followed with a fresh default plan.
+    AllocationEditor second(&doc, &plan);
+    QCOMPARE(plan.entries()[2].bits, int64_t(16));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    doc.setModel(mixtral, QStringLiteral("mixtral"));
+    QCOMPARE(plan.modelConfig()->arch, Arch::Mixtral);
+    QVERIFY(plan.plan() == Plan{});
+    QCOMPARE(plan.undoStack()->count(), 0);
+    QCOMPARE(editor.itemModel()->rowCount(), 4);
 }
 
 QTEST_MAIN(TestAllocEditor)

@@ -138,10 +138,10 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     , m_heatmapLabel(new QLabel(this))
     , m_error(new QLabel(this))
 {
+    // No shortcuts here: the main window's Edit menu owns Ctrl+Z / Ctrl+Shift+Z (two actions with
+    // one shortcut in a window would be ambiguous and neither would fire).
     m_undo = m_plan->undoStack()->createUndoAction(this, tr("&Undo"));
-    m_undo->setShortcut(QKeySequence::Undo);
     m_redo = m_plan->undoStack()->createRedoAction(this, tr("&Redo"));
-    m_redo->setShortcut(QKeySequence::Redo);
     m_open = new QAction(tr("Open &Plan…"), this);
     m_save = new QAction(tr("&Save Plan"), this);
     m_saveAs = new QAction(tr("Save Plan &As…"), this);
@@ -165,7 +165,7 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     });
     connect(m_saveAs, &QAction::triggered, this, saveAs);
 
-    // toolbar: undo/redo, file, bulk bits on the selected rows, the heat-map selection
+    // tool bars: undo/redo, file and the heat-map selection; below, bulk edits of the selected rows
     auto* bar = new QToolBar(this);
     bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
     bar->addAction(m_undo);
@@ -174,16 +174,45 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     bar->addAction(m_open);
     bar->addAction(m_save);
     bar->addSeparator();
-    bar->addWidget(new QLabel(tr("Selected rows:"), bar));
+    auto* bulkBar = new QToolBar(this);
+    bulkBar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+    bulkBar->addWidget(new QLabel(tr("Selected rows:"), bulkBar));
     for (int bits : {2, 3, 4, 8, 16}) {
-        QAction* a = bar->addAction(bits == 16 ? tr("bf16") : tr("%1b").arg(bits));
+        QAction* a = bulkBar->addAction(bits == 16 ? tr("bf16") : tr("%1b").arg(bits));
         a->setToolTip(tr("Give every linear under the selected rows %1 bits").arg(bits));
         connect(a, &QAction::triggered, this, [this, bits] { setBitsOnSelectedRows(bits); });
     }
-    QAction* clear = bar->addAction(tr("Reset"));
+    auto* more = new QToolButton(bulkBar);
+    more->setText(tr("Set"));
+    more->setPopupMode(QToolButton::InstantPopup);
+    more->setToolTip(tr("Group size, symmetry or method for every linear under the selected rows"));
+    auto* moreMenu = new QMenu(more);
+    auto addSetting = [this, moreMenu](const QString& text, QuantSettings set) {
+        connect(moreMenu->addAction(text), &QAction::triggered, this,
+                [this, text, set] { setSettingsOnSelectedRows(set, text); });
+    };
+    for (int g : {32, 64, 128, -1}) {
+        QuantSettings q;
+        q.groupSize = g;
+        addSetting(g < 0 ? tr("Group size: row (-1)") : tr("Group size %1").arg(g), q);
+    }
+    moreMenu->addSeparator();
+    for (bool sym : {true, false}) {
+        QuantSettings q;
+        q.sym = sym;
+        addSetting(sym ? tr("Symmetric") : tr("Asymmetric"), q);
+    }
+    moreMenu->addSeparator();
+    for (const char* m : {"gptq", "rtn"}) {
+        QuantSettings q;
+        q.method = std::string(m);
+        addSetting(tr("Method %1").arg(QLatin1String(m)), q);
+    }
+    more->setMenu(moreMenu);
+    bulkBar->addWidget(more);
+    QAction* clear = bulkBar->addAction(tr("Reset"));
     clear->setToolTip(tr("Remove the hand-tuned overrides under the selected rows (back to defaults and rules)"));
     connect(clear, &QAction::triggered, this, [this] { clearOverridesOnSelectedRows(); });
-    bar->addSeparator();
     bar->addWidget(m_heatmapLabel);
     auto* heatBits = new QToolButton(bar);
     heatBits->setText(tr("Give bits"));
@@ -235,6 +264,7 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     lay->setContentsMargins(2, 2, 2, 2);
     lay->addWidget(m_gauge);
     lay->addWidget(bar);
+    lay->addWidget(bulkBar);
     lay->addWidget(m_error);
     lay->addWidget(split, 1);
 
@@ -250,7 +280,10 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     connect(m_document->selection(), &Selection::expertsChanged, this, &AllocationEditor::updateHeatmapLabel);
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             &AllocationEditor::onCurrentRowChanged);
-    followModel();
+    if (m_plan->modelConfig())
+        m_followed = m_document->config(); // already set up by its owner
+    else
+        followModel();
     updateHeatmapLabel();
 }
 
@@ -376,15 +409,11 @@ bool AllocationEditor::attempt(const std::function<void()>& edit)
 void AllocationEditor::followModel()
 {
     const ModelConfig* cfg = m_document->config();
-    if (!cfg) {
-        if (m_plan->modelConfig())
-            m_plan->setModelConfig(nullptr);
+    if (!m_followModel || cfg == m_followed)
         return;
-    }
-    if (m_plan->modelConfig() == cfg)
-        return;
+    m_followed = cfg;
     // The document's config is immutable while open; a copy keeps the plan independent of it.
-    m_plan->setModelConfig(std::make_shared<const ModelConfig>(*cfg));
+    m_plan->setModelConfig(cfg ? std::make_shared<const ModelConfig>(*cfg) : nullptr);
 }
 
 void AllocationEditor::followSelection()
@@ -427,6 +456,16 @@ bool AllocationEditor::setBitsOnSelectedRows(int64_t bits)
     if (entries.empty())
         return attempt([] { throw InputError("allocation editor", "select rows in the tree first"); });
     return attempt([&] { m_plan->setBits(entries, bits); });
+}
+
+bool AllocationEditor::setSettingsOnSelectedRows(const QuantSettings& set, const QString& what)
+{
+    const std::vector<int> entries = m_items->entriesOf(m_tree->selectionModel()->selectedRows());
+    if (entries.empty())
+        return attempt([] { throw InputError("allocation editor", "select rows in the tree first"); });
+    const QString text = entries.size() == 1 ? tr("%1 on 1 linear").arg(what)
+                                             : tr("%1 on %2 linears").arg(what).arg(entries.size());
+    return attempt([&] { m_plan->setSettings(entries, set, text); });
 }
 
 bool AllocationEditor::clearOverridesOnSelectedRows()

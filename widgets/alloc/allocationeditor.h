@@ -20,6 +20,7 @@ namespace moewb {
 class AllocationItemModel;
 class BudgetGauge;
 class Document;
+struct ModelConfig;
 class PlanEditModel;
 class RulesTableModel;
 class StrategyPanel;
@@ -27,9 +28,15 @@ class StrategyPanel;
 class AllocationEditor : public QWidget {
     Q_OBJECT
 public:
-    /// Follows document's model (a newly opened model resets `plan` to the default plan) and its
-    /// selection. `plan` is shared with whoever saves sessions; neither is owned.
+    /// Follows document's selection and, unless setFollowsDocumentModel(false), its model: a newly
+    /// opened model resets `plan` to the default plan for it (an empty plan model is set up for the
+    /// document's current model right away; one that already has a model is left as it is).
+    /// `plan` is shared with whoever saves sessions; neither is owned.
     AllocationEditor(Document* document, PlanEditModel* plan, QWidget* parent = nullptr);
+
+    /// Off: whoever owns `plan` calls PlanEditModel::setModelConfig itself (e.g. a session restore
+    /// that sets the model and then its saved plan).
+    void setFollowsDocumentModel(bool follow) { m_followModel = follow; }
     ~AllocationEditor() override;
 
     /// The engine's strategies bound to the open model and stats (refill it when they change).
@@ -43,7 +50,9 @@ public:
     BudgetGauge* gauge() const { return m_gauge; }
     StrategyPanel* strategyPanel() const { return m_strategy; }
 
-    // Actions for the main window's menus and toolbar (owned by the editor).
+    // Actions for the main window's menus and toolbar (owned by the editor; without shortcuts —
+    // give them Ctrl+Z etc. where they are put in a menu, unless the window has its own actions on
+    // the same undo stack).
     QAction* undoAction() const { return m_undo; }
     QAction* redoAction() const { return m_redo; }
     QAction* openPlanAction() const { return m_open; }
@@ -54,6 +63,8 @@ public:
     bool setBitsOnSelectedRows(int64_t bits);
     bool setBitsOnHeatmapSelection(int64_t bits); ///< "give these experts 8 bits"
     bool setDroppedOnHeatmapSelection(bool dropped);
+    /// The fields present in `set` (group size, sym, method, ...); `what` names it for Edit > Undo.
+    bool setSettingsOnSelectedRows(const QuantSettings& set, const QString& what);
     bool clearOverridesOnSelectedRows();
     /// Open / save without dialogs; false with the one-line message in lastError().
     bool openPlan(const QString& path);
@@ -91,6 +102,8 @@ private:
     QAction* m_saveAs;
     QString m_lastError;
     bool m_following = false;
+    bool m_followModel = true;
+    const ModelConfig* m_followed = nullptr; ///< the document's config the plan was last set up for
 };
 
 } // namespace moewb

@@ -111,6 +111,12 @@ void checkSettings(const QuantSettings& s, const std::string& where)
         throw InputError(where, "method '" + *s.method + "' is not rtn or gptq");
 }
 
+bool settingsValid(const QuantSettings& s)
+{
+    return (!s.bits || isValidBits(*s.bits)) && (!s.groupSize || isValidGroupSize(*s.groupSize))
+        && (!s.method || *s.method == "rtn" || *s.method == "gptq");
+}
+
 bool sameRules(const std::vector<PlanRule>& a, const std::vector<PlanRule>& b)
 {
     if (a.size() != b.size())
@@ -157,7 +163,8 @@ private:
 /// Replaces the whole plan (rules, defaults, drops, a loaded or solved plan).
 class PlanCommand : public QUndoCommand {
 public:
-    PlanCommand(PlanEditModel* m, Plan before, Plan after, const QString& text, int mergeKey)
+    PlanCommand(PlanEditModel* m, std::shared_ptr<const Plan> before, std::shared_ptr<const Plan> after,
+                const QString& text, int mergeKey)
         : QUndoCommand(text)
         , m_model(m)
         , m_before(std::move(before))
@@ -173,21 +180,21 @@ public:
         auto* o = dynamic_cast<const PlanCommand*>(other);
         if (!o || o->m_mergeKey != m_mergeKey)
             return false;
-        // QUndoStack deletes `other` right after a merge: take its plan instead of copying it
-        m_after = std::move(const_cast<PlanCommand*>(o)->m_after);
+        m_after = o->m_after;
         setText(o->text());
         return true;
     }
 
 private:
     PlanEditModel* m_model;
-    Plan m_before, m_after;
+    std::shared_ptr<const Plan> m_before, m_after; // shared with the model: no copies of big plans
     int m_mergeKey;
 };
 
 // ------------------------------------------------------------------------------------ model
 PlanEditModel::PlanEditModel(QObject* parent)
     : QObject(parent)
+    , m_plan(std::make_shared<Plan>()) // non-const objects: mutablePlan() may write through a const_cast
     , m_undo(new QUndoStack(this))
 {
 }
@@ -198,7 +205,7 @@ void PlanEditModel::setModelConfig(std::shared_ptr<const ModelConfig> cfg)
 {
     m_undo->clear();
     m_cfg = std::move(cfg);
-    m_plan = Plan{};
+    m_plan = std::make_shared<Plan>();
     m_planPath.clear();
     m_index.clear();
     m_breakdown = PlanBreakdown{};
@@ -253,6 +260,11 @@ void PlanEditModel::setPlanMerged(const Plan& plan, const QString& undoText, int
     pushPlan(plan, undoText, mergeKey);
 }
 
+void PlanEditModel::setPlanMerged(Plan&& plan, const QString& undoText, int mergeKey)
+{
+    pushPlan(std::move(plan), undoText, mergeKey);
+}
+
 void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
 {
     requireModel();
@@ -279,10 +291,11 @@ void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
         }
     }
     for (const auto& [name, s] : after.overrides)
-        checkSettings(s, "plan: $.overrides[\"" + name + "\"]");
-    if (after == m_plan)
+        if (!settingsValid(s)) // the message (a string per override) only when needed
+            checkSettings(s, "plan: $.overrides[\"" + name + "\"]");
+    if (after == *m_plan)
         return;
-    m_undo->push(new PlanCommand(this, m_plan, std::move(after), text, mergeKey));
+    m_undo->push(new PlanCommand(this, m_plan, std::make_shared<Plan>(std::move(after)), text, mergeKey));
 }
 
 void PlanEditModel::loadPlanFile(const QString& path)
@@ -298,7 +311,7 @@ void PlanEditModel::loadPlanFile(const QString& path)
 void PlanEditModel::savePlanFile(const QString& path)
 {
     requireModel();
-    savePlan(m_plan, path.toStdString());
+    savePlan(*m_plan, path.toStdString());
     m_planPath = path;
     m_undo->setClean();
 }
@@ -310,21 +323,21 @@ void PlanEditModel::rebuildRuleEntries()
     if (!m_cfg)
         return;
     Plan p;
-    p.defaults = m_plan.defaults;
-    p.rules = m_plan.rules;
+    p.defaults = m_plan->defaults;
+    p.rules = m_plan->rules;
     m_ruleEntries = expandPlan(p, *m_cfg);
 }
 
 bool PlanEditModel::entryDropped(const PlanEntry& e) const
 {
     auto has = [](const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
-    if (has(m_plan.droppedBlocks, e.layer))
+    if (has(m_plan->droppedBlocks, e.layer))
         return true;
-    if (isMlpPart(e.role) && has(m_plan.droppedLayers, e.layer) && m_cfg->isMoeLayer(e.layer))
+    if (isMlpPart(e.role) && has(m_plan->droppedLayers, e.layer) && m_cfg->isMoeLayer(e.layer))
         return true;
     return e.expert >= 0
-        && std::find(m_plan.droppedExperts.begin(), m_plan.droppedExperts.end(), DroppedExpert{e.layer, e.expert})
-        != m_plan.droppedExperts.end();
+        && std::find(m_plan->droppedExperts.begin(), m_plan->droppedExperts.end(), DroppedExpert{e.layer, e.expert})
+        != m_plan->droppedExperts.end();
 }
 
 void PlanEditModel::rebuildEntries()
@@ -335,16 +348,16 @@ void PlanEditModel::rebuildEntries()
         for (size_t i = 0; i < m_entries.size(); ++i) // same layout: no name copies
             resetToRules(m_entries[i], m_ruleEntries[i]);
     }
-    for (const auto& [name, s] : m_plan.overrides) {
+    for (const auto& [name, s] : m_plan->overrides) {
         const int i = entryIndex(name);
         if (i >= 0)
             applySettings(m_entries[size_t(i)], s);
     }
     std::set<std::pair<int64_t, int64_t>> dropE;
-    for (const DroppedExpert& d : m_plan.droppedExperts)
+    for (const DroppedExpert& d : m_plan->droppedExperts)
         dropE.insert({d.layer, d.expert});
-    const std::set<int64_t> dropL(m_plan.droppedLayers.begin(), m_plan.droppedLayers.end());
-    const std::set<int64_t> dropB(m_plan.droppedBlocks.begin(), m_plan.droppedBlocks.end());
+    const std::set<int64_t> dropL(m_plan->droppedLayers.begin(), m_plan->droppedLayers.end());
+    const std::set<int64_t> dropB(m_plan->droppedBlocks.begin(), m_plan->droppedBlocks.end());
     for (PlanEntry& e : m_entries)
         e.dropped = dropB.count(e.layer) || (isMlpPart(e.role) && dropL.count(e.layer) && m_cfg->isMoeLayer(e.layer))
             || (e.expert >= 0 && dropE.count({e.layer, e.expert}));
@@ -380,9 +393,9 @@ void PlanEditModel::applyOverrides(const OverrideDelta& delta)
         if (i < 0)
             continue;
         if (s)
-            m_plan.overrides[name] = *s;
+            mutablePlan().overrides[name] = *s;
         else
-            m_plan.overrides.erase(name);
+            mutablePlan().overrides.erase(name);
         PlanEntry& e = m_entries[size_t(i)];
         addTotals(e, -1);
         resetToRules(e, m_ruleEntries[size_t(i)]);
@@ -395,9 +408,17 @@ void PlanEditModel::applyOverrides(const OverrideDelta& delta)
     emit entriesChanged(changed, false);
 }
 
-void PlanEditModel::applyPlan(const Plan& plan)
+Plan& PlanEditModel::mutablePlan()
 {
-    const bool rulesChanged = !sameRules(plan.rules, m_plan.rules) || !sameDefaults(plan.defaults, m_plan.defaults);
+    // copy on write: undo commands may hold the current plan
+    if (m_plan.use_count() > 1)
+        m_plan = std::make_shared<Plan>(*m_plan);
+    return const_cast<Plan&>(*m_plan);
+}
+
+void PlanEditModel::applyPlan(const std::shared_ptr<const Plan>& plan)
+{
+    const bool rulesChanged = !sameRules(plan->rules, m_plan->rules) || !sameDefaults(plan->defaults, m_plan->defaults);
     m_plan = plan;
     if (rulesChanged)
         rebuildRuleEntries();
@@ -426,9 +447,9 @@ void PlanEditModel::setSettings(const std::vector<int>& entries, const QuantSett
         if (i < 0 || size_t(i) >= m_entries.size())
             continue;
         const std::string& name = m_entries[size_t(i)].name;
-        auto it = m_plan.overrides.find(name);
+        auto it = m_plan->overrides.find(name);
         std::optional<QuantSettings> old;
-        if (it != m_plan.overrides.end())
+        if (it != m_plan->overrides.end())
             old = it->second;
         QuantSettings now = old.value_or(QuantSettings{});
         merge(now, set);
@@ -485,8 +506,8 @@ void PlanEditModel::clearOverrides(const std::vector<int>& entries)
     for (int i : idx) {
         if (i < 0 || size_t(i) >= m_entries.size())
             continue;
-        auto it = m_plan.overrides.find(m_entries[size_t(i)].name);
-        if (it == m_plan.overrides.end())
+        auto it = m_plan->overrides.find(m_entries[size_t(i)].name);
+        if (it == m_plan->overrides.end())
             continue;
         before.emplace_back(it->first, it->second);
         after.emplace_back(it->first, std::nullopt);
@@ -496,7 +517,7 @@ void PlanEditModel::clearOverrides(const std::vector<int>& entries)
 
 void PlanEditModel::setDefaults(const PlanDefaults& d)
 {
-    Plan p = m_plan;
+    Plan p = *m_plan;
     p.defaults = d;
     pushPlan(std::move(p), tr("Change plan defaults"), 0);
 }
@@ -517,7 +538,7 @@ void PlanEditModel::insertRule(int at, const PlanRule& rule)
 {
     requireModel();
     checkRule(rule);
-    Plan p = m_plan;
+    Plan p = *m_plan;
     if (at < 0 || size_t(at) > p.rules.size())
         at = int(p.rules.size());
     p.rules.insert(p.rules.begin() + at, rule);
@@ -528,9 +549,9 @@ void PlanEditModel::setRule(int index, const PlanRule& rule)
 {
     requireModel();
     checkRule(rule);
-    if (index < 0 || size_t(index) >= m_plan.rules.size())
+    if (index < 0 || size_t(index) >= m_plan->rules.size())
         throw InputError("plan editor", "no rule " + std::to_string(index));
-    Plan p = m_plan;
+    Plan p = *m_plan;
     p.rules[size_t(index)] = rule;
     pushPlan(std::move(p), tr("Edit rule %1").arg(QString::fromStdString(rule.match)), 0);
 }
@@ -538,9 +559,9 @@ void PlanEditModel::setRule(int index, const PlanRule& rule)
 void PlanEditModel::removeRule(int index)
 {
     requireModel();
-    if (index < 0 || size_t(index) >= m_plan.rules.size())
+    if (index < 0 || size_t(index) >= m_plan->rules.size())
         throw InputError("plan editor", "no rule " + std::to_string(index));
-    Plan p = m_plan;
+    Plan p = *m_plan;
     const QString match = QString::fromStdString(p.rules[size_t(index)].match);
     p.rules.erase(p.rules.begin() + index);
     pushPlan(std::move(p), tr("Remove rule %1").arg(match), 0);
@@ -549,12 +570,12 @@ void PlanEditModel::removeRule(int index)
 void PlanEditModel::moveRule(int from, int to)
 {
     requireModel();
-    const int n = int(m_plan.rules.size());
+    const int n = int(m_plan->rules.size());
     if (from < 0 || from >= n || to < 0 || to >= n)
         throw InputError("plan editor", "no rule " + std::to_string(from < 0 || from >= n ? from : to));
     if (from == to)
         return;
-    Plan p = m_plan;
+    Plan p = *m_plan;
     PlanRule r = p.rules[size_t(from)];
     p.rules.erase(p.rules.begin() + from);
     p.rules.insert(p.rules.begin() + to, r);
@@ -564,24 +585,24 @@ void PlanEditModel::moveRule(int from, int to)
 // ---------------------------------------------------------------------------------- trimming
 bool PlanEditModel::isExpertDropped(int64_t layer, int64_t expert) const
 {
-    return std::find(m_plan.droppedExperts.begin(), m_plan.droppedExperts.end(), DroppedExpert{layer, expert})
-        != m_plan.droppedExperts.end();
+    return std::find(m_plan->droppedExperts.begin(), m_plan->droppedExperts.end(), DroppedExpert{layer, expert})
+        != m_plan->droppedExperts.end();
 }
 
 bool PlanEditModel::isLayerDropped(int64_t layer) const
 {
-    return std::find(m_plan.droppedLayers.begin(), m_plan.droppedLayers.end(), layer) != m_plan.droppedLayers.end();
+    return std::find(m_plan->droppedLayers.begin(), m_plan->droppedLayers.end(), layer) != m_plan->droppedLayers.end();
 }
 
 bool PlanEditModel::isBlockDropped(int64_t layer) const
 {
-    return std::find(m_plan.droppedBlocks.begin(), m_plan.droppedBlocks.end(), layer) != m_plan.droppedBlocks.end();
+    return std::find(m_plan->droppedBlocks.begin(), m_plan->droppedBlocks.end(), layer) != m_plan->droppedBlocks.end();
 }
 
 void PlanEditModel::setExpertsDropped(const std::vector<DroppedExpert>& experts, bool dropped)
 {
     requireModel();
-    Plan p = m_plan;
+    Plan p = *m_plan;
     std::set<std::pair<int64_t, int64_t>> have;
     for (const DroppedExpert& d : p.droppedExperts)
         have.insert({d.layer, d.expert});
@@ -620,7 +641,7 @@ static void toggleIn(std::vector<int64_t>& v, int64_t x, bool on)
 void PlanEditModel::setLayerDropped(int64_t layer, bool dropped)
 {
     requireModel();
-    Plan p = m_plan;
+    Plan p = *m_plan;
     toggleIn(p.droppedLayers, layer, dropped);
     pushPlan(std::move(p), (dropped ? tr("Drop MoE layer %1") : tr("Keep MoE layer %1")).arg(layer), 0);
 }
@@ -628,7 +649,7 @@ void PlanEditModel::setLayerDropped(int64_t layer, bool dropped)
 void PlanEditModel::setBlockDropped(int64_t layer, bool dropped)
 {
     requireModel();
-    Plan p = m_plan;
+    Plan p = *m_plan;
     toggleIn(p.droppedBlocks, layer, dropped);
     pushPlan(std::move(p), (dropped ? tr("Drop block %1") : tr("Keep block %1")).arg(layer), 0);
 }

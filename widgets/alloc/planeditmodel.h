@@ -52,7 +52,7 @@ public:
     /// Resets to a default plan, clears undo. nullptr: no model (no entries, edits throw).
     void setModelConfig(std::shared_ptr<const ModelConfig> cfg);
     const ModelConfig* modelConfig() const { return m_cfg.get(); }
-    const Plan& plan() const { return m_plan; }
+    const Plan& plan() const { return *m_plan; }
     /// Replaces the whole plan as ONE undoable command (text shown in Edit > Undo). Throws
     /// moewb::InputError (plan untouched) when validatePlan fails for the current model.
     void setPlan(const Plan& plan, const QString& undoText);
@@ -60,6 +60,7 @@ public:
     /// mergeKey (and nothing else came between) it is replaced instead of stacked: a dragged budget
     /// slider that re-solves live is one undo step.
     void setPlanMerged(const Plan& plan, const QString& undoText, int mergeKey);
+    void setPlanMerged(Plan&& plan, const QString& undoText, int mergeKey); ///< no copy of a big plan
     QUndoStack* undoStack() const { return m_undo; }
 
     const std::vector<PlanEntry>& entries() const { return m_entries; } ///< expandPlan(plan, cfg)
@@ -117,7 +118,8 @@ private:
     void pushPlan(Plan after, const QString& text, int mergeKey);
     // What commands call (no undo push).
     void applyOverrides(const OverrideDelta& delta);
-    void applyPlan(const Plan& plan);
+    void applyPlan(const std::shared_ptr<const Plan>& plan);
+    Plan& mutablePlan();
     void rebuildRuleEntries();
     void rebuildEntries();
     void recomputeTotals();
@@ -125,7 +127,7 @@ private:
     bool entryDropped(const PlanEntry& e) const;
 
     std::shared_ptr<const ModelConfig> m_cfg;
-    Plan m_plan;
+    std::shared_ptr<const Plan> m_plan; ///< never null; shared with undo commands, copied on write
     std::vector<PlanEntry> m_ruleEntries; ///< defaults + rules, no overrides, no drops
     std::vector<PlanEntry> m_entries;
     std::unordered_map<std::string, int> m_index;

@@ -272,7 +272,8 @@ void StrategyPanel::solve()
         o.options = opt;
         try {
             o.result = backend.solve(opt);
-            o.plan = backend.toPlan(o.result, opt);
+            o.plan = std::make_shared<Plan>(backend.toPlan(o.result, opt));
+            o.result.entries = {}; // the plan holds them; only sizes and notes are shown
         } catch (const std::exception& e) {
             o.error = QString::fromStdString(e.what());
         }
@@ -282,7 +283,7 @@ void StrategyPanel::solve()
 
 void StrategyPanel::onFinished()
 {
-    const Outcome o = m_watcher.result();
+    const Outcome o = m_watcher.result(); // cheap: the plan is shared, the entries were dropped
     const bool stale = m_watcher.property("config").value<quintptr>() != quintptr(m_plan->modelConfig());
     if (!stale) {
         if (!o.error.isEmpty()) {
@@ -290,7 +291,7 @@ void StrategyPanel::onFinished()
             m_message->setText(o.error);
             emit failed(o.error);
         } else {
-            Plan p = o.plan;
+            Plan p = std::move(*o.plan); // this slot is its only reader
             const Plan& cur = m_plan->plan();
             p.droppedExperts = cur.droppedExperts; // the strategy sets bits; trimming stays the user's
             p.droppedLayers = cur.droppedLayers;
@@ -300,7 +301,7 @@ void StrategyPanel::onFinished()
                                      .arg(QString::fromStdString(o.options.strategy))
                                      .arg(o.options.targetBits, 0, 'f', 2);
             try {
-                m_plan->setPlanMerged(p, text, m_watcher.property("gesture").toInt());
+                m_plan->setPlanMerged(std::move(p), text, m_watcher.property("gesture").toInt());
                 QStringList lines;
                 lines << tr("%1: %2 bits avg, %3 of %4 budget")
                              .arg(QString::fromStdString(o.options.strategy))

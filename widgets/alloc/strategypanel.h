@@ -12,6 +12,8 @@
 #include <QFutureWatcher>
 #include <QWidget>
 
+#include <memory>
+
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
@@ -56,8 +58,8 @@ signals:
 private:
     struct Outcome {
         AllocOptions options;
-        Plan plan;
-        AllocResult result;
+        std::shared_ptr<Plan> plan;
+        AllocResult result; ///< without entries
         QString error;
     };
     void requestSolve(); ///< debounced when live

@@ -27,6 +27,7 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     , m_markers(addGraph())
     , m_selectedCells(addGraph())
     , m_highlightRect(new QCPItemRect(this))
+    , m_band(new QCPItemRect(this))
 {
     setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
     setMouseTracking(true);
@@ -61,6 +62,11 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_highlightRect->setBrush(Qt::NoBrush);
     m_highlightRect->setSelectable(false);
     m_highlightRect->setVisible(false);
+
+    m_band->setPen(QPen(QColor(20, 20, 20), 1.5, Qt::DashLine));
+    m_band->setBrush(QColor(255, 255, 255, 60));
+    m_band->setSelectable(false);
+    m_band->setVisible(false);
 
     connect(this, &QCustomPlot::mousePress, this, &MatrixPlot::onMousePress);
     connect(this, &QCustomPlot::mouseRelease, this, &MatrixPlot::onMouseRelease);
@@ -190,6 +196,9 @@ void MatrixPlot::resetView()
 void MatrixPlot::onMousePress(QMouseEvent* event)
 {
     m_pressPos = event->pos();
+    // Shift+drag draws a rubber band instead of panning (QCustomPlot starts the pan after this signal).
+    m_banding = event->button() == Qt::LeftButton && (event->modifiers() & Qt::ShiftModifier) && cellAt(m_pressPos).x() >= 0;
+    setInteraction(QCP::iRangeDrag, !m_banding);
 }
 
 void MatrixPlot::keyPressEvent(QKeyEvent* event)
@@ -214,6 +223,18 @@ void MatrixPlot::keyPressEvent(QKeyEvent* event)
 
 void MatrixPlot::onMouseRelease(QMouseEvent* event)
 {
+    if (m_banding) {
+        m_banding = false;
+        setInteraction(QCP::iRangeDrag, true);
+        m_band->setVisible(false);
+        replot(QCustomPlot::rpQueuedReplot);
+        const QPoint a = cellAt(m_pressPos), b = cellAt(event->pos());
+        if ((event->pos() - m_pressPos).manhattanLength() > 3) {
+            if (a.x() >= 0 && b.x() >= 0)
+                emit cellsDragged(a.y(), a.x(), b.y(), b.x(), event->modifiers());
+            return;
+        }
+    }
     if (event->button() != Qt::LeftButton || (event->pos() - m_pressPos).manhattanLength() > 3)
         return;
     const QPoint cell = cellAt(event->pos());
@@ -226,6 +247,13 @@ void MatrixPlot::onMouseRelease(QMouseEvent* event)
 
 void MatrixPlot::onMouseMove(QMouseEvent* event)
 {
+    if (m_banding) {
+        m_band->topLeft->setPixelPosition(m_pressPos);
+        m_band->bottomRight->setPixelPosition(event->pos());
+        m_band->setVisible(true);
+        replot(QCustomPlot::rpQueuedReplot);
+        return;
+    }
     if (event->buttons() != Qt::NoButton)
         return;
     const QPoint cell = cellAt(event->pos());

@@ -55,6 +55,9 @@ public slots:
 signals:
     /// A left click without dragging on a cell, or an arrow key moving the highlighted cell.
     void cellClicked(int row, int col);
+    /// A rubber band: a left drag with Shift (or Ctrl+Shift) held, from cell (row0, col0) to
+    /// (row1, col1), instead of panning. Only emitted when both ends are cells.
+    void cellsDragged(int row0, int col0, int row1, int col1, Qt::KeyboardModifiers modifiers);
 
 protected:
     void keyPressEvent(QKeyEvent* event) override;
@@ -71,6 +74,8 @@ private:
     QCPGraph* m_markers;
     QCPGraph* m_selectedCells;
     QCPItemRect* m_highlightRect;
+    QCPItemRect* m_band;      // rubber band while shift-dragging
+    bool m_banding = false;
     int m_rows = 0;
     int m_cols = 0;
     std::vector<double> m_values;

@@ -50,6 +50,14 @@ RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
     m_plot->setAxisTitles(tr("expert"), tr("layer"));
     m_plot->setTooltipProvider([this](int row, int col) { return tooltip(row, col); });
     connect(m_plot, &MatrixPlot::cellClicked, this, &RoutingHeatmapView::onCellClicked);
+    connect(m_plot, &MatrixPlot::cellsDragged, this,
+            [this](int r0, int c0, int r1, int c1, Qt::KeyboardModifiers mods) {
+                if (r1 < 0 || r1 >= int(m_matrix.layers.size()))
+                    return;
+                selectRectangle(r0, c0, r1, c1, mods & Qt::ControlModifier);
+                m_anchor = QPoint(c0, r0);
+                m_document->selection()->select(int(m_matrix.layers[size_t(r1)]), expertAtColumn(c1));
+            });
     connect(m_metricBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this] { setMetric(RoutingMetric(m_metricBox->currentData().toInt()), m_domainBox->currentIndex()); });
     connect(m_domainBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
@@ -222,6 +230,19 @@ void RoutingHeatmapView::followExperts()
     m_plot->setSelectedCells(cells);
 }
 
+void RoutingHeatmapView::selectRectangle(int ra, int ca, int rb, int cb, bool add)
+{
+    Selection* s = m_document->selection();
+    QList<QPair<int, int>> cells = add ? s->experts() : QList<QPair<int, int>>{};
+    const int r0 = std::max(0, std::min(ra, rb)), r1 = std::max(ra, rb);
+    const int c0 = std::max(0, std::min(ca, cb)), c1 = std::max(ca, cb);
+    for (int r = r0; r <= r1 && r < int(m_matrix.layers.size()); ++r)
+        for (int c = c0; c <= c1; ++c)
+            if (expertAtColumn(c) >= 0)
+                cells.append({int(m_matrix.layers[size_t(r)]), expertAtColumn(c)});
+    s->setExperts(cells);
+}
+
 void RoutingHeatmapView::onCellClicked(int row, int col)
 {
     if (row < 0 || row >= int(m_matrix.layers.size()))
@@ -231,14 +252,7 @@ void RoutingHeatmapView::onCellClicked(int row, int col)
     const int expert = expertAtColumn(col);
     const Qt::KeyboardModifiers mods = m_plot->lastClickModifiers();
     if ((mods & Qt::ShiftModifier) && m_anchor.x() >= 0 && expert >= 0) {
-        QList<QPair<int, int>> cells = (mods & Qt::ControlModifier) ? s->experts() : QList<QPair<int, int>>{};
-        const int r0 = std::min(row, m_anchor.y()), r1 = std::max(row, m_anchor.y());
-        const int c0 = std::min(col, m_anchor.x()), c1 = std::max(col, m_anchor.x());
-        for (int r = r0; r <= r1 && r < int(m_matrix.layers.size()); ++r)
-            for (int c = c0; c <= c1; ++c)
-                if (expertAtColumn(c) >= 0)
-                    cells.append({int(m_matrix.layers[size_t(r)]), expertAtColumn(c)});
-        s->setExperts(cells);
+        selectRectangle(m_anchor.y(), m_anchor.x(), row, col, mods & Qt::ControlModifier);
     } else if ((mods & Qt::ControlModifier) && expert >= 0) {
         s->toggleExpert(layer, expert);
         m_anchor = QPoint(col, row);

@@ -3,7 +3,8 @@
 // by the chosen RoutingMetric (routingmetrics.h). Never-routed experts carry a red cross. A click
 // selects the expert everywhere; hovering shows the exact counts. Ctrl+click toggles an expert in
 // the multi-selection (Selection::experts(), outlined squares), shift+click selects the rectangle
-// from the last clicked cell (ctrl+shift adds it): the allocation editor's bulk edits use it.
+// from the last clicked cell, shift+drag a rubber band (ctrl+shift adds either): the allocation
+// editor's bulk edits use it.
 #pragma once
 
 #include "plot/plotpanel.h"
@@ -49,6 +50,8 @@ private:
     void followSelection();
     void followExperts();
     void onCellClicked(int row, int col);
+    /// Selects the experts of plot rows r0..r1 × columns c0..c1 (added to the selection when `add`).
+    void selectRectangle(int r0, int c0, int r1, int c1, bool add);
     QString tooltip(int row, int col) const;
     int rowOfLayer(int layer) const;
 
