@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "mainwindow.h"
 
+#include "alloc/allocationeditor.h"
+#include "alloc/allocbackend.h"
+#include "moewb/alloc/allocate.h"
+
 #include "alloc/planeditmodel.h"
 #include "appresources.h"
 #include "document.h"
@@ -74,16 +78,20 @@ MainWindow::MainWindow(QWidget* parent)
                                        Qt::RightDockWidgetArea);
     QDockWidget* domains = addDock(tr("Domains"), QStringLiteral("dock.domains"), m_domains, Qt::RightDockWidgetArea);
     addDock(tr("Outliers"), QStringLiteral("dock.outliers"), m_outliers, Qt::BottomDockWidgetArea);
-    // Jobs and results (#12). The allocation editor's dock (dock.editor, PlanEditModel m_plan) joins
-    // them at the bottom when it is merged.
+    // Allocation editor, jobs and results (#12): one plan model (m_plan) behind the editor, the
+    // Edit/Plan menus, the jobs and the session.
     m_plan = new PlanEditModel(this);
+    m_editor = new AllocationEditor(m_document, m_plan, this);
+    m_editor->setFollowsDocumentModel(false); // onModelChanged sets the model and restores session plans
     m_runner = new JobRunner(this);
     m_jobsPanel = new JobsPanel(m_runner, this);
     m_results = new ResultsModel(this);
     m_resultsView = new ResultsView(m_results, this);
     QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);
     QDockWidget* results = addDock(tr("Results"), QStringLiteral("dock.results"), m_resultsView, Qt::BottomDockWidgetArea);
-    tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.outliers")), jobs);
+    QDockWidget* editor = addDock(tr("Allocation"), QStringLiteral("dock.editor"), m_editor, Qt::BottomDockWidgetArea);
+    tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.outliers")), editor);
+    tabifyDockWidget(editor, jobs);
     tabifyDockWidget(jobs, results);
     findChild<QDockWidget*>(QStringLiteral("dock.outliers"))->raise();
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.model")), provenance);
@@ -126,6 +134,9 @@ MainWindow::MainWindow(QWidget* parent)
         }
     });
     connect(m_document, &Document::modelChanged, this, &MainWindow::onModelChanged);
+    connect(m_document, &Document::modelChanged, this, &MainWindow::updateAllocBackend);
+    connect(m_document, &Document::statsChanged, this, &MainWindow::updateAllocBackend);
+    connect(m_editor, &AllocationEditor::message, this, [this](const QString& text) { statusBar()->showMessage(text, 8000); });
     connect(m_plan, &PlanEditModel::planChanged, this, &MainWindow::updateStatus);
     connect(m_plan, &PlanEditModel::planChanged, this, [this] {
         if (m_autosave && m_plan->modelConfig())
@@ -208,6 +219,12 @@ void MainWindow::createActions()
     QMenu* plan = menuBar()->addMenu(tr("&Plan"));
     plan->addAction(tr("&Open plan…"), this, &MainWindow::openPlanDialog);
     plan->addAction(tr("&Save plan as…"), this, &MainWindow::savePlanDialog);
+    plan->addAction(tr("Show the allocation &editor"), this, [this] {
+        if (auto* d = findChild<QDockWidget*>(QStringLiteral("dock.editor"))) {
+            d->show();
+            d->raise();
+        }
+    });
     plan->addSeparator();
     plan->addAction(tr("New from s&trategy…"), this, &MainWindow::strategyDialog);
 
@@ -448,6 +465,23 @@ void MainWindow::onModelChanged()
     if (!m_pendingPlanJson.isEmpty())
         QMetaObject::invokeMethod(this, &MainWindow::applyPendingPlan, Qt::QueuedConnection);
     updateStatus();
+}
+
+/// The editor's strategy panel solves with the engine: heuristics from the open stats; "budget" needs
+/// a measured error table (the Strategy job measures one), so it stays disabled in the panel.
+void MainWindow::updateAllocBackend()
+{
+    AllocBackend b;
+    if (m_document->config() && m_document->stats()) {
+        auto cfg = std::make_shared<const ModelConfig>(*m_document->config());
+        auto stats = std::make_shared<const CalibStats>(*m_document->stats());
+        b.strategies = allocStrategies();
+        b.solve = [cfg, stats](const AllocOptions& o) { return allocate(*cfg, *stats, o); };
+        b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
+        b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
+        b.hasErrorTable = false;
+    }
+    m_editor->setBackend(std::move(b));
 }
 
 void MainWindow::applyPendingPlan()

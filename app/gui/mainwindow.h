@@ -23,6 +23,7 @@ class QTextBrowser;
 
 namespace moewb {
 
+class AllocationEditor;
 class CorrelationView;
 class Document;
 class DomainView;
@@ -55,6 +56,7 @@ public:
     ResultsView* resultsView() const { return m_resultsView; }
     /// THE current plan: strategies, the editor, sessions and quantize jobs all use it.
     PlanEditModel* planModel() const { return m_plan; }
+    AllocationEditor* allocationEditor() const { return m_editor; }
 
     // ---- Jobs with given settings (the Jobs menu's dialogs end here; scripts and tests call them).
     // Each returns the job id (JobRunner), or 0 when it cannot start (the reason went to errors()).
@@ -106,6 +108,7 @@ private:
     void quantizeDialog(bool exportMode);
     void evaluateDialog();
     void onModelChanged();
+    void updateAllocBackend();
     void applyPendingPlan();
     void onJobFailed(int id, const QString& message);
     void loadRunPlan(const RunResult& run);
@@ -128,6 +131,7 @@ private:
     OutlierView* m_outliers;
     QTextBrowser* m_provenance;
     PlanEditModel* m_plan;
+    AllocationEditor* m_editor;
     JobRunner* m_runner;
     JobsPanel* m_jobsPanel;
     ResultsModel* m_results;

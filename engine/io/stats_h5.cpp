@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -385,18 +386,6 @@ std::string errnoText()
     return std::strerror(errno);
 }
 
-// Makes the renamed file's contents durable before the rename publishes it.
-void syncFile(const std::string& path)
-{
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw IoError(path, "cannot reopen to sync: " + errnoText());
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0)
-        throw IoError(path, std::string("fsync failed: ") + std::strerror(err));
-}
 
 // ---- reader -------------------------------------------------------------------------------------
 
@@ -832,46 +821,70 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
     silenceHdf5();
     removeStaleTemporaries(path);
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    // Creating the file ourselves first gives the OS's reason ("Permission denied") in one line
-    // instead of HDF5's error stack.
-    {
-        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-            throw IoError(path, "cannot create " + tmp + ": " + errnoText());
-        ::close(fd);
-    }
+    // The HDF5 file is built in memory (core driver, no backing store) and written to disk by
+    // writeImage below: libhdf5 never sees an I/O error. With a file on disk, a full disk in the
+    // middle of H5Dwrite left libhdf5 with half-closed objects that crashed it at exit; now a write
+    // error is one IoError with the OS's reason and the temporary file is removed.
+    std::vector<char> image;
     try {
         const int64_t steps = 1 + stats.numLayers + linearSlabs(stats);
         int64_t step = 0;
+        H5::FileCreatPropList fcpl;
+        H5Pset_obj_track_times(fcpl.getId(), false); // the root group; Note [Deterministic files]
+        // HDF5 1.10 file format (superblock v3, object header v2): every metadata block carries a
+        // checksum that libhdf5 verifies on read, so a damaged header is an error, not a parse of
+        // garbage (the older layout crashed libhdf5 under the fuzzer, docs/robustness.md).
+        H5::FileAccPropList fapl;
+        H5Pset_libver_bounds(fapl.getId(), H5F_LIBVER_V110, H5F_LIBVER_V110);
+        H5Pset_fapl_core(fapl.getId(), size_t(4) << 20, /*backing_store=*/false);
+        H5::H5File file(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+        writeRoot(file, stats);
+        report(progress, "write stats", ++step, steps, "provenance");
         {
-            H5::FileCreatPropList fcpl;
-            H5Pset_obj_track_times(fcpl.getId(), false); // the root group; Note [Deterministic files]
-            // HDF5 1.10 file format (superblock v3, object header v2): every metadata block carries a
-            // checksum that libhdf5 verifies on read, so a damaged header is an error, not a parse of
-            // garbage (the older layout crashed libhdf5 under the fuzzer, docs/robustness.md).
-            H5::FileAccPropList fapl;
-            H5Pset_libver_bounds(fapl.getId(), H5F_LIBVER_V110, H5F_LIBVER_V110);
-            H5::H5File file(tmp, H5F_ACC_TRUNC, fcpl, fapl);
-            writeRoot(file, stats);
-            report(progress, "write stats", ++step, steps, "provenance");
             H5::Group layers = makeGroup(file, h5::kLayersGroup);
             for (const LayerStats& l : stats.layers) {
                 writeLayer(layers, l);
                 report(progress, "write stats", ++step, steps, "layer " + std::to_string(l.layer));
             }
-            writeLinears(file, stats, progress, step, steps);
-            file.flush(H5F_SCOPE_GLOBAL);
-            file.close();
         }
-        syncFile(tmp);
-        if (std::rename(tmp.c_str(), path.c_str()) != 0)
-            throw IoError(path, "cannot rename " + tmp + " to it: " + errnoText());
+        writeLinears(file, stats, progress, step, steps);
+        file.flush(H5F_SCOPE_GLOBAL);
+        const ssize_t n = H5Fget_file_image(file.getId(), nullptr, 0);
+        if (n <= 0)
+            throw IoError(path, "HDF5 could not produce the file image");
+        image.resize(size_t(n));
+        if (H5Fget_file_image(file.getId(), image.data(), size_t(n)) != n)
+            throw IoError(path, "HDF5 could not produce the file image");
+        file.close();
     } catch (const H5::Exception& e) {
-        std::remove(tmp.c_str());
         throw IoError(path, "writing failed: " + hdf5Message(e));
-    } catch (...) {
+    }
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw IoError(path, "cannot create " + tmp + ": " + errnoText());
+    size_t done = 0;
+    while (done < image.size()) {
+        const ssize_t w = ::write(fd, image.data() + done, image.size() - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            const std::string why = w < 0 ? errnoText() : std::string("no progress");
+            ::close(fd);
+            std::remove(tmp.c_str());
+            throw IoError(path, "cannot write " + tmp + ": " + why);
+        }
+        done += size_t(w);
+    }
+    // Durable before the rename publishes it.
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        const std::string why = errnoText();
         std::remove(tmp.c_str());
-        throw;
+        throw IoError(path, "cannot write " + tmp + ": " + why);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = errnoText();
+        std::remove(tmp.c_str());
+        throw IoError(path, "cannot rename " + tmp + " to it: " + why);
     }
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Cancel at every stage (issue #13): every long operation that writes an output is run once to
-// record its progress reports, then cancelled at the first and the last report of each stage (and
-// at every report when there are few). Each cancelled run must throw moewb::Cancelled, leave no
+// record its progress reports, then cancelled at the first and the last report of each stage and at
+// eight evenly spaced reports (at every report when there are few). Each cancelled run must throw moewb::Cancelled, leave no
 // output and no temporary file next to where the output would have gone. Perplexity (no output)
 // must stop with Cancelled too.
 #include "testutil.h"
@@ -144,7 +144,8 @@ void TestCancel::cancelEverywhere()
         });
         QVERIFY2(stages.size() >= 2, qPrintable(name + ": fewer than 2 progress reports"));
     }
-    // 2. Cancel points: every report if few, else the first and last of each stage.
+    // 2. Cancel points: every report if few, else the first and last of each stage and eight
+    //    evenly spaced ones (inside layers, between linears).
     std::set<size_t> points;
     if (stages.size() <= 24) {
         for (size_t i = 0; i < stages.size(); ++i)
@@ -153,6 +154,8 @@ void TestCancel::cancelEverywhere()
         for (size_t i = 0; i < stages.size(); ++i)
             if (i == 0 || stages[i] != stages[i - 1] || i + 1 == stages.size() || stages[i + 1] != stages[i])
                 points.insert(i);
+        for (size_t j = 1; j < 8; ++j)
+            points.insert(stages.size() * j / 8);
     }
     std::set<std::string> distinct(stages.begin(), stages.end());
     qInfo("%s: %zu reports, %zu stages, %zu cancel points", qPrintable(name), stages.size(), distinct.size(), points.size());
