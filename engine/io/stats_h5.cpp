@@ -386,6 +386,32 @@ std::string errnoText()
     return std::strerror(errno);
 }
 
+} // namespace
+} // namespace moewb
+
+// libhdf5's metadata checksum (Jenkins lookup3), exported by libhdf5 but declared only in its
+// private headers.
+extern "C" uint32_t H5_checksum_metadata(const void* data, size_t len, uint32_t initval);
+
+namespace moewb {
+namespace {
+
+// libhdf5 1.10.8's H5Fget_file_image clears the superblock's file-consistency flags in the image
+// of a file open for writing (superblock v3) without updating the superblock checksum, so the
+// image does not open ("incorrect metadata checksum"). Recompute it: the checksum covers the
+// signature, version, size-of-offsets/lengths, flags and four addresses (12 + 4·O bytes).
+void fixSuperblockChecksum(std::vector<char>& image, const std::string& path)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    MOEWB_CHECK(image.size() >= 16 && std::memcmp(image.data(), sig, 8) == 0 && image[8] == 3, path,
+                "unexpected HDF5 file image (superblock version ", int(image.size() > 8 ? image[8] : -1), ")");
+    const size_t n = 12 + 4 * size_t(uint8_t(image[9]));
+    MOEWB_CHECK(image.size() >= n + 4, path, "HDF5 file image too short");
+    const uint32_t c = H5_checksum_metadata(image.data(), n, 0);
+    for (int i = 0; i < 4; ++i)
+        image[n + size_t(i)] = char((c >> (8 * i)) & 0xff);
+}
+
 
 // ---- reader -------------------------------------------------------------------------------------
 
@@ -856,6 +882,7 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
         if (H5Fget_file_image(file.getId(), image.data(), size_t(n)) != n)
             throw IoError(path, "HDF5 could not produce the file image");
         file.close();
+        fixSuperblockChecksum(image, path);
     } catch (const H5::Exception& e) {
         throw IoError(path, "writing failed: " + hdf5Message(e));
     }
