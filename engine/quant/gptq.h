@@ -4,6 +4,7 @@
 #pragma once
 
 #include "moewb/core/progress.h"
+#include "moewb/dist/dist.h"
 
 #include <ATen/ATen.h>
 
@@ -52,6 +53,9 @@ public:
     int64_t inFeatures() const { return m_in; }
     /// [in, in] float32, exactly symmetric: (2 / rows) Σ x xᵀ; all zeros when no rows were added.
     at::Tensor hessian() const;
+    /// Distributed runs (#15): sums the float64 total Σ x xᵀ and the row count over all ranks, so
+    /// that hessian() is then that of all ranks' rows (equal to one process's up to summation order).
+    void allReduce(DistContext& dist, const std::string& what);
 
 private:
     void fold();

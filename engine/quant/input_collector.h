@@ -26,6 +26,12 @@ public:
             .first->second;
     }
     const HessianAccumulator& at(const std::string& key) const { return m_acc.at(key); }
+    /// Distributed runs: every accumulator all-reduced, in key order (the same on every rank).
+    void allReduce(DistContext& dist, const std::string& what)
+    {
+        for (auto& [key, acc] : m_acc)
+            acc.allReduce(dist, what + ": Hessian of " + key);
+    }
     /// poll returns false to cancel: linearInput then throws Cancelled.
     void setCancelPoll(std::function<bool()> poll) { m_poll = std::move(poll); }
     bool wantsLinearInputs() const override { return !m_acc.empty() || bool(m_poll); }
