@@ -102,6 +102,12 @@ bool close(double a, double b, double rel)
     return std::fabs(a - b) <= rel * std::max(1.0, std::max(std::fabs(a), std::fabs(b)));
 }
 
+/// |a − b| <= rel · max(|a|, |b|).
+bool relClose(double a, double b, double rel)
+{
+    return std::fabs(a - b) <= rel * std::max(std::fabs(a), std::fabs(b));
+}
+
 template <typename T>
 QString firstMismatch(const std::vector<T>& a, const std::vector<T>& b, double rel, const char* what)
 {
@@ -363,9 +369,49 @@ private slots:
         }
     }
 
-    // quantize: GPTQ 4-bit on every linear, 2 ranks vs one process. H differs only in summation
-    // order, so the codes agree except (rarely) at exact rounding ties.
-    void quantizeEqualsSingleProcess()
+    // quantize, RTN: the quantizer does not depend on the data, so every weight must be bitwise the
+    // single-process one (this exercises the split across ranks, the byte form, the gather and the
+    // sink order); token counts come from the reduced Hessian row counts.
+    void quantizeRtnIsBitwiseSingleProcess()
+    {
+        const QString plan = m_tmp.path() + "/plan-rtn.json";
+        writeAll(plan, R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 3, "group_size": 16, "method": "rtn", "sym": false}, "rules": []})");
+        const QStringList common{"quantize", m_model, "--plan", plan, "--calib", m_domainA, "--calib", m_domainB,
+                                 "--samples", "12", "--seq-len", "32"};
+        const QString one = m_tmp.path() + "/r-one", two = m_tmp.path() + "/r-two";
+        const CliRun s = runCli(moewbCli(), common + QStringList{"--out", one});
+        QVERIFY2(s.exitCode == 0, s.err.constData());
+        auto ps = startRanks(common + QStringList{"--out", two}, 2, freePort());
+        const std::vector<CliRun> r = finish(ps);
+        QVERIFY2(r[0].exitCode == 0, r[0].err.constData());
+        QVERIFY2(r[1].exitCode == 0, r[1].err.constData());
+        QVERIFY(r[1].out.contains("rank 0 writes"));
+        const Checkpoint a = Checkpoint::open(one.toStdString()), b = Checkpoint::open(two.toStdString());
+        QCOMPARE(b.names(), a.names());
+        for (const std::string& name : a.names()) {
+            const TensorInfo &ia = a.info(name), &ib = b.info(name);
+            QVERIFY(ia.dtype == ib.dtype && ia.shape == ib.shape);
+            QVERIFY2(std::memcmp(a.data(name), b.data(name), ia.nbytes()) == 0, name.c_str());
+        }
+        const QJsonArray la = readJson(one + "/moewb_quant_report.json")["linears"].toArray();
+        const QJsonArray lb = readJson(two + "/moewb_quant_report.json")["linears"].toArray();
+        QCOMPARE(lb.size(), la.size());
+        for (qsizetype i = 0; i < la.size(); ++i) {
+            const QJsonObject x = la[i].toObject(), y = lb[i].toObject();
+            QCOMPARE(y["name"], x["name"]);
+            QCOMPARE(y["method"].toString(), QString("rtn"));
+            QCOMPARE(y["tokens"], x["tokens"]);
+            QVERIFY(relClose(y["rel_error"].toDouble(), x["rel_error"].toDouble(), 1e-4));
+        }
+    }
+
+    // quantize, GPTQ 4-bit on every linear: the all-reduced Hessians equal one process's up to
+    // summation order. Layer 0's attention sees the embeddings, so its weights must be bitwise equal;
+    // later, a code that sits at a rounding tie may flip, and GPTQ's error feedback carries the flip
+    // along its row and into later layers' inputs (one process with another --batch-tokens differs
+    // from itself the same way), so there the check is that the quantization is as good: the
+    // same token counts and methods, and each linear's relative output error within 5 %.
+    void quantizeGptqMatchesSingleProcess()
     {
         const QString plan = m_tmp.path() + "/plan.json";
         writeAll(plan, R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 16, "method": "gptq"}, "rules": []})");
@@ -378,31 +424,29 @@ private slots:
         const std::vector<CliRun> r = finish(ps);
         QVERIFY2(r[0].exitCode == 0, r[0].err.constData());
         QVERIFY2(r[1].exitCode == 0, r[1].err.constData());
-        QVERIFY(r[1].out.contains("rank 0 writes"));
 
         const Checkpoint a = Checkpoint::open(one.toStdString()), b = Checkpoint::open(two.toStdString());
-        int64_t elements = 0, same = 0, tensors = 0;
+        QCOMPARE(b.names(), a.names());
+        uint64_t bytes = 0, same = 0;
+        int layer0Attention = 0;
         for (const std::string& name : a.names()) {
-            QVERIFY(b.has(name));
-            const TensorInfo &ia = a.info(name), &ib = b.info(name);
-            QVERIFY(ia.dtype == ib.dtype && ia.shape == ib.shape);
-            const at::Tensor ta = loadTensor(a, name, at::kFloat), tb = loadTensor(b, name, at::kFloat);
-            elements += ta.numel();
-            same += ta.eq(tb).sum().item<int64_t>();
-            if (!ta.equal(tb)) {
-                // A code that flipped at a rounding tie moves one grid step: bounded by the
-                // largest scale, so the relative change of the whole tensor stays tiny.
-                const double rel = ((ta - tb).norm() / ta.norm()).item<double>();
-                QVERIFY2(rel < 1e-2, (name + ": relative difference " + std::to_string(rel)).c_str());
+            const TensorInfo& ia = a.info(name);
+            QVERIFY(ia.dtype == b.info(name).dtype && ia.shape == b.info(name).shape);
+            const auto* pa = static_cast<const uint8_t*>(a.data(name));
+            const auto* pb = static_cast<const uint8_t*>(b.data(name));
+            for (uint64_t i = 0; i < ia.nbytes(); ++i)
+                same += pa[i] == pb[i] ? 1 : 0;
+            bytes += ia.nbytes();
+            if (name.rfind("model.layers.0.self_attn.", 0) == 0) {
+                QVERIFY2(std::memcmp(pa, pb, ia.nbytes()) == 0, name.c_str());
+                ++layer0Attention;
             }
-            ++tensors;
         }
-        qInfo("2 ranks vs 1: %lld of %lld weights identical in %lld tensors", (long long)same, (long long)elements,
-              (long long)tensors);
-        QVERIFY(double(same) >= 0.999 * double(elements));
+        QCOMPARE(layer0Attention, 4);
+        qInfo("GPTQ, 2 ranks vs 1: %.2f %% of the checkpoint's bytes identical", 100.0 * double(same) / double(bytes));
 
-        const QJsonArray la = readJson(one + "/moewb_quant_report.json")["linears"].toArray();
-        const QJsonArray lb = readJson(two + "/moewb_quant_report.json")["linears"].toArray();
+        const QJsonObject ra = readJson(one + "/moewb_quant_report.json"), rb = readJson(two + "/moewb_quant_report.json");
+        const QJsonArray la = ra["linears"].toArray(), lb = rb["linears"].toArray();
         QCOMPARE(lb.size(), la.size());
         int gptq = 0;
         for (qsizetype i = 0; i < la.size(); ++i) {
@@ -412,10 +456,13 @@ private slots:
             QCOMPARE(y["tokens"], x["tokens"]);
             QCOMPARE(y["fallback"], x["fallback"]);
             gptq += x["method"].toString() == "gptq" ? 1 : 0;
-            QVERIFY(close(y["rel_error"].toDouble(), x["rel_error"].toDouble(), 1e-3));
+            const double ex = x["rel_error"].toDouble(), ey = y["rel_error"].toDouble();
+            QVERIFY2(std::fabs(ey - ex) <= 0.05 * ex,
+                     qPrintable(x["name"].toString() + QString(": %1 vs %2").arg(ey).arg(ex)));
         }
-        QVERIFY(gptq > 0);
-        QCOMPARE(readJson(two + "/moewb_quant_report.json")["calibration"].toObject()["tokens"].toInt(), 12 * 32);
+        QCOMPARE(gptq, int(la.size()));
+        QCOMPARE(rb["calibration"].toObject()["tokens"].toInt(), 12 * 32);
+        QVERIFY(relClose(rb["mean_rel_error"].toDouble(), ra["mean_rel_error"].toDouble(), 0.01));
     }
 
     // A rank killed mid-run: the other exits 1 within the timeout with a message naming itself and
