@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Data-parallel calibration and GPTQ (#15): 2 ranks x 1 thread vs 1 rank x 1 thread on the same
-# calibration data, on this machine over loopback (scripts/launch-local.sh). Prints the best of
-# REPEATS wall times (whole command, process start included), the speedup and the bytes each rank
-# handed to collectives, per decoder layer. Other processes on the machine slow single runs down
-# at random; best-of-N is the honest estimate of the unloaded time.
-#   bench/bench_distributed.sh [BUILD_DIR] [REPEATS]
+# calibration data, on this machine over loopback. For each configuration, the best of REPEATS:
+#   wall  the whole command (process start, data loading and rendezvous included), as measured;
+#   cpu   user+sys CPU seconds of the busiest rank: the wall time it would take with one idle core
+#         per rank. On a machine shared with other jobs the wall times are skewed by whoever else
+#         runs; the CPU times are not, so both speedups are printed.
+# and the bytes each rank handed to collectives, per decoder layer.
+#   bench/bench_distributed.sh [BUILD_DIR] [REPEATS]     (SAMPLES, SEQ_LEN override the data size)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -13,7 +15,7 @@ repeats=${2:-3}
 moewb=$build/app/cli/moewb
 model=$here/datasets/models/moewb-mixtral-8e
 calib=$here/datasets/corpus/calib.jsonl
-samples=${SAMPLES:-32}
+samples=${SAMPLES:-64}
 seqlen=${SEQ_LEN:-256}
 layers=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['num_hidden_layers'])" "$model/config.json")
 tmp=$(mktemp -d)
@@ -24,47 +26,54 @@ cat > "$tmp/plan.json" <<'JSON'
 {"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 128, "method": "gptq"}, "rules": []}
 JSON
 
-now() { date +%s.%N; }
-best() { sort -g | head -1; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# run NAME RANKS ARGS...: best wall time over the repeats; rank 0's stderr of the last run kept.
-run() {
+# once NAME RANKS ARGS...: prints "wall cpu" of one run (cpu: the busiest rank's user+sys).
+once() {
   local name=$1 ranks=$2
   shift 2
-  local times=()
-  for ((i = 0; i < repeats; i++)); do
-    rm -rf "$tmp/out"*
-    local t0 t1
-    t0=$(now)
-    if [ "$ranks" = 1 ]; then
-      "$moewb" "$@" > "$tmp/$name.out" 2> "$tmp/$name.err"
-    else
-      "$here/scripts/launch-local.sh" "$ranks" "$moewb" "$@" --distributed > "$tmp/$name.out" 2> "$tmp/$name.err"
-    fi
-    t1=$(now)
-    times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  rm -rf "$tmp/out"*
+  local port extra=()
+  port=$(free_port)
+  local t0 t1
+  t0=$(date +%s.%N)
+  for ((r = 0; r < ranks; r++)); do
+    [ "$ranks" -gt 1 ] && extra=(--distributed --rank "$r" --world-size "$ranks" --master-port "$port")
+    ( TIMEFORMAT='%U %S'; { time "$moewb" "$@" "${extra[@]}" > "$tmp/$name.$r.out" 2> "$tmp/$name.$r.err"; } 2> "$tmp/$name.$r.time" ) &
   done
-  printf '%s\n' "${times[@]}" | best
+  wait
+  t1=$(date +%s.%N)
+  local cpu
+  cpu=$(cat "$tmp/$name".*.time | awk '{c = $1 + $2; if (c > m) m = c} END {print m}')
+  awk "BEGIN{print $t1 - $t0, $cpu}"
+}
+
+# best NAME RANKS ARGS...: "wall cpu", each the minimum over the repeats.
+best() {
+  local name=$1
+  for ((i = 0; i < repeats; i++)); do once "$@"; done | sort -g -k1 | awk 'NR == 1 {w = $1} {if (NR == 1 || $2 < c) c = $2} END {print w, c}'
 }
 
 bytes_per_layer() {
   local b
-  b=$(grep -o 'rank 0 of [0-9]*: [0-9]* bytes' "$tmp/$1.err" | awk '{print $5}')
+  b=$(grep -ho 'rank 0 of [0-9]*: [0-9]* bytes' "$tmp/$1".0.err | awk '{print $5}')
   awk "BEGIN{print $b / $layers}"
 }
 
-echo "model $(basename "$model") ($layers layers), $samples windows x $seqlen tokens of $(basename "$calib"), OMP_NUM_THREADS=1, best of $repeats"
-cal=(calibrate "$model" --data "$calib" --samples "$samples" --seq-len "$seqlen" --dtype f32 --out "$tmp/out.h5")
-c1=$(run cal1 1 "${cal[@]}")
-c2=$(run cal2 2 "${cal[@]}")
-printf 'calibrate: 1 rank %.2f s, 2 ranks %.2f s, speedup %.2fx, %.0f bytes per layer per rank\n' \
-  "$c1" "$c2" "$(awk "BEGIN{print $c1 / $c2}")" "$(bytes_per_layer cal2)"
+report() {
+  local what=$1 one=$2 two=$3 name=$4
+  read -r w1 c1 <<< "$one"
+  read -r w2 c2 <<< "$two"
+  printf '%-28s wall 1 rank %6.2f s, 2 ranks %6.2f s: %.2fx | cpu of the busiest rank %6.2f s vs %6.2f s: %.2fx | %.0f bytes/layer/rank\n' \
+    "$what" "$w1" "$w2" "$(awk "BEGIN{print $w1 / $w2}")" "$c1" "$c2" "$(awk "BEGIN{print $c1 / $c2}")" "$(bytes_per_layer "$name")"
+}
 
+echo "model $(basename "$model") ($layers layers), $samples windows x $seqlen tokens of $(basename "$calib"), OMP_NUM_THREADS=1, best of $repeats"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+cal=(calibrate "$model" --data "$calib" --samples "$samples" --seq-len "$seqlen" --dtype f32 --out "$tmp/out.h5")
+report "calibrate" "$(best cal1 1 "${cal[@]}")" "$(best cal2 2 "${cal[@]}")" cal2
 qua=(quantize "$model" --plan "$tmp/plan.json" --calib "$calib" --samples "$samples" --seq-len "$seqlen" --dtype f32 --out "$tmp/out-q")
-q1=$(run q1 1 "${qua[@]}")
-q2=$(run q2 2 "${qua[@]}")
-printf 'quantize (GPTQ 4-bit g128): 1 rank %.2f s, 2 ranks %.2f s, speedup %.2fx, %.0f bytes per layer per rank\n' \
-  "$q1" "$q2" "$(awk "BEGIN{print $q1 / $q2}")" "$(bytes_per_layer q2)"
-# Process start (library loading) is part of every wall time above: show it once.
-s=$(run start 1 --help)
-printf 'process start (moewb --help): %.2f s\n' "$s"
+report "quantize (GPTQ 4-bit g128)" "$(best q1 1 "${qua[@]}")" "$(best q2 2 "${qua[@]}")" q2
+read -r ws cs <<< "$(best start 1 --help)"
+printf 'process start (moewb --help): wall %.2f s, cpu %.2f s (in every number above)\n' "$ws" "$cs"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -87,9 +87,10 @@ int runCalibrate(const QStringList& args)
         const RuntimeInfo rt = initRuntime(true);
         if (rt.slowBlas)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+        // Joined first: the time printed below is that of the calibration, not of waiting for peers.
+        const std::unique_ptr<DistContext> dist = connectDist(*distCli);
         const auto t0 = std::chrono::steady_clock::now();
         const ProgressFn progress = terminalProgress();
-        const std::unique_ptr<DistContext> dist = connectDist(*distCli);
         opt.dist = dist.get();
         const CalibStats stats = calibrate(model, opt, modelTokenizer(model), progress);
         if (dist && dist->rank() != 0) {

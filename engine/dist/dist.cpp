@@ -132,7 +132,7 @@ std::unique_ptr<DistContext> DistContext::connect(const DistOptions& o)
         so.port = uint16_t(o.masterPort);
         so.isServer = o.rank == 0;
         so.numWorkers = size_t(o.worldSize);
-        so.waitWorkers = true;
+        so.waitWorkers = false; // the Gloo connect below waits for everyone (once, not twice the timeout)
         so.timeout = timeout;
         impl->store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
 
