@@ -9,7 +9,8 @@
 #         per rank. On a machine shared with other jobs the wall times are skewed by whoever else
 #         runs; the CPU times are not, so all three speedups are printed.
 # and the bytes each rank handed to collectives, per decoder layer.
-#   bench/bench_distributed.sh [BUILD_DIR] [REPEATS]     (SAMPLES, SEQ_LEN override the data size)
+#   bench/bench_distributed.sh [BUILD_DIR] [REPEATS]
+# SAMPLES, SEQ_LEN override the data size; ONLY=calibrate or ONLY=quantize runs one of the two.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -78,10 +79,11 @@ report() {
 
 echo "model $(basename "$model") ($layers layers), $samples windows x $seqlen tokens of $(basename "$calib"), OMP_NUM_THREADS=1, best of $repeats"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(getconf _NPROCESSORS_ONLN) cores"
+only=${ONLY:-all}
 cal=(calibrate "$model" --data "$calib" --samples "$samples" --seq-len "$seqlen" --dtype f32 --out "$tmp/out.h5")
-report "calibrate" "$(best cal1 1 "${cal[@]}")" "$(best cal2 2 "${cal[@]}")" cal2
+[ "$only" = quantize ] || report "calibrate" "$(best cal1 1 "${cal[@]}")" "$(best cal2 2 "${cal[@]}")" cal2
 qua=(quantize "$model" --plan "$tmp/plan.json" --calib "$calib" --samples "$samples" --seq-len "$seqlen" --dtype f32 --out "$tmp/out-q")
-report "quantize, GPTQ 4-bit g128" "$(best q1 1 "${qua[@]}")" "$(best q2 2 "${qua[@]}")" q2
+[ "$only" = calibrate ] || report "quantize, GPTQ 4-bit g128" "$(best q1 1 "${qua[@]}")" "$(best q2 2 "${qua[@]}")" q2
 read -r ws cs _ <<< "$(best start 1 --help)"
 printf 'process start (moewb --help): wall %.2f s, cpu %.2f s (in every number above)\n' "$ws" "$cs"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2,6 +2,7 @@
 #include "quant/quant_dist.h"
 
 #include "moewb/core/error.h"
+#include "moewb/dist/dist.h"
 
 #include <algorithm>
 #include <cstring>
@@ -161,6 +162,39 @@ std::vector<QuantizedLinear> unpackQuantized(const std::string& bytes, const std
         l.stored = dequantHalfScales(l.q, l.scales, l.zeros, l.gIdx).to(storeDtypes[i]).contiguous();
     }
     MOEWB_ASSERT(rd.done());
+    return out;
+}
+
+std::vector<std::vector<QuantizedLinear>> quantizeAcrossRanks(
+    DistContext& dist, const std::vector<double>& costs,
+    const std::function<std::vector<QuantizedLinear>(size_t)>& compute,
+    const std::function<std::vector<at::ScalarType>(size_t)>& storeTypes, const std::string& what)
+{
+    const std::vector<int> owner = assignOwners(costs, dist.worldSize());
+    // This rank's items as (index, size, packed bytes) records.
+    Writer mine;
+    for (size_t i = 0; i < costs.size(); ++i)
+        if (owner[i] == dist.rank()) {
+            mine.pod(uint64_t(i));
+            mine.str(packQuantized(compute(i)));
+        }
+    const std::vector<std::string> all = dist.allGather(mine.take(), what);
+    std::vector<std::string> packed(costs.size());
+    std::vector<bool> seen(costs.size(), false);
+    for (const std::string& part : all) {
+        Reader rd(part);
+        while (!rd.done()) {
+            const auto i = size_t(rd.pod<uint64_t>());
+            MOEWB_ASSERT(i < costs.size() && !seen[i]);
+            packed[i] = rd.str();
+            seen[i] = true;
+        }
+    }
+    std::vector<std::vector<QuantizedLinear>> out;
+    for (size_t i = 0; i < costs.size(); ++i) {
+        MOEWB_ASSERT(seen[i]);
+        out.push_back(unpackQuantized(packed[i], storeTypes(i)));
+    }
     return out;
 }
 

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -339,35 +338,17 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                         outRows += e->outFeatures;
                     costs.push_back(quantizeCost(lp.keyIn.at(k), outRows));
                 }
-                const std::vector<int> owner = assignOwners(costs, dist->worldSize());
-                std::string mine;
+                std::vector<std::vector<QuantizedLinear>> q = quantizeAcrossRanks(
+                    *dist, costs, [&](size_t i) { return computeKey(usersOf(keys[i]), hessian(keys[i]), rows(keys[i])); },
+                    [&](size_t i) {
+                        std::vector<at::ScalarType> types;
+                        for (const PlanEntry* e : usersOf(keys[i]))
+                            types.push_back(toScalarType(ckpt.info(e->name + ".weight").dtype));
+                        return types;
+                    },
+                    where + ": quantized " + kGroupNames[g]);
                 for (size_t i = 0; i < keys.size(); ++i)
-                    if (owner[i] == dist->rank()) {
-                        const std::string packed = packQuantized(computeKey(usersOf(keys[i]), hessian(keys[i]), rows(keys[i])));
-                        mine += std::string(reinterpret_cast<const char*>(&i), sizeof i);
-                        const uint64_t n = packed.size();
-                        mine += std::string(reinterpret_cast<const char*>(&n), sizeof n) + packed;
-                    }
-                const std::vector<std::string> all = dist->allGather(mine, where + ": quantized " + kGroupNames[g]);
-                std::vector<std::string> byKey(keys.size());
-                for (const std::string& part : all)
-                    for (size_t pos = 0; pos < part.size();) {
-                        size_t i = 0;
-                        uint64_t n = 0;
-                        std::memcpy(&i, part.data() + pos, sizeof i);
-                        std::memcpy(&n, part.data() + pos + sizeof i, sizeof n);
-                        MOEWB_ASSERT(i < keys.size());
-                        byKey[i] = part.substr(pos + sizeof i + sizeof n, size_t(n));
-                        pos += sizeof i + sizeof n + size_t(n);
-                    }
-                for (size_t i = 0; i < keys.size(); ++i) {
-                    const std::vector<const PlanEntry*> users = usersOf(keys[i]);
-                    std::vector<at::ScalarType> types;
-                    for (const PlanEntry* e : users)
-                        types.push_back(toScalarType(ckpt.info(e->name + ".weight").dtype));
-                    std::vector<QuantizedLinear> q = unpackQuantized(byKey[i], types);
-                    deliverKey(users, q);
-                }
+                    deliverKey(usersOf(keys[i]), q[i]);
             };
             for (const std::vector<std::string>& keys : lp.passes[size_t(g)]) {
                 if (!calib) {
