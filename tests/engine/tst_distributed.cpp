@@ -300,23 +300,39 @@ private slots:
         QVERIFY(r.err.contains("--rank needs --distributed"));
     }
 
-    // calibrate: 2 ranks (through scripts/launch-local.sh) vs one process on two domains; the probe
-    // (160 tokens = 5 windows) spans both ranks' windows.
+    // calibrate: 2 ranks (through scripts/launch-local.sh) and 3 ranks (uneven blocks of 4, 3 and 3
+    // windows) vs one process on two domains; the probe (160 tokens = 5 windows) spans two ranks'
+    // windows.
+    void calibrateEqualsSingleProcess_data()
+    {
+        QTest::addColumn<int>("ranks");
+        QTest::newRow("2 ranks, launch-local.sh") << 2;
+        QTest::newRow("3 ranks, uneven") << 3;
+    }
+
     void calibrateEqualsSingleProcess()
     {
+        QFETCH(int, ranks);
         const QStringList common{"calibrate", m_model, "--domain", "a=" + m_domainA, "--domain", "b=" + m_domainB,
                                  "--samples", "10", "--seq-len", "32", "--probe-tokens", "160"};
-        const QString one = m_tmp.path() + "/one.h5", two = m_tmp.path() + "/two.h5";
-        const CliRun s = runCli(moewbCli(), common + QStringList{"--out", one});
-        QVERIFY2(s.exitCode == 0, s.err.constData());
-
-        QProcess launch;
-        launch.start("bash", QStringList{sourcePath("scripts/launch-local.sh"), "2", moewbCli()} + common
-                                 + QStringList{"--out", two, "--distributed"});
-        QVERIFY(launch.waitForFinished(120000));
-        const QByteArray err = launch.readAllStandardError();
-        QVERIFY2(launch.exitCode() == 0, err.constData());
-        QVERIFY(err.contains("rank 1 of 2 joined"));
+        const QString one = m_tmp.path() + "/one.h5", two = m_tmp.path() + QString("/ranks%1.h5").arg(ranks);
+        if (!QFileInfo::exists(one)) {
+            const CliRun s = runCli(moewbCli(), common + QStringList{"--out", one});
+            QVERIFY2(s.exitCode == 0, s.err.constData());
+        }
+        if (ranks == 2) {
+            QProcess launch;
+            launch.start("bash", QStringList{sourcePath("scripts/launch-local.sh"), "2", moewbCli()} + common
+                                     + QStringList{"--out", two, "--distributed"});
+            QVERIFY(launch.waitForFinished(120000));
+            const QByteArray err = launch.readAllStandardError();
+            QVERIFY2(launch.exitCode() == 0, err.constData());
+            QVERIFY(err.contains("rank 1 of 2 joined"));
+        } else {
+            auto ps = startRanks(common + QStringList{"--out", two}, ranks, freePort());
+            for (const CliRun& r : finish(ps))
+                QVERIFY2(r.exitCode == 0, r.err.constData());
+        }
 
         const CalibStats a = readStats(one.toStdString()), b = readStats(two.toStdString());
         QCOMPARE(b.provenance.numTokens, a.provenance.numTokens);
