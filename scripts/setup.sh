@@ -9,7 +9,7 @@ BUILD="${MOEWB_BUILD_DIR:-$ROOT/build}"
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   qt6-base-dev libqcustomplot-dev libgl-dev
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgloo-dev
   libhdf5-dev hdf5-tools nlohmann-json3-dev libpcre2-dev
   python3 python3-numpy python3-h5py
   xvfb xauth

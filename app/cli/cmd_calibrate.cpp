@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moewb calibrate MODEL_DIR --data FILE... --samples N --seq-len L --seed S --out stats.h5 (#6).
 #include "cli_common.h"
+#include "dist_options.h"
 
 #include "moewb/calib/calibrate.h"
 #include "moewb/io/stats_h5.h"
@@ -8,6 +9,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <optional>
 
 namespace moewb::cli {
 namespace {
@@ -35,6 +38,7 @@ int runCalibrate(const QStringList& args)
     p.addOption({QStringLiteral("no-stream"), QStringLiteral("Load all layers at once instead of streaming one layer at a time.")});
     p.addOption({QStringLiteral("no-activations"), QStringLiteral("Skip the per-linear activation statistics.")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output stats file."), QStringLiteral("FILE")});
+    addDistOptions(p);
     if (!parseOrUsage(p, args))
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     auto usage = [&](const std::string& msg) {
@@ -75,16 +79,34 @@ int runCalibrate(const QStringList& args)
     opt.activations = !p.isSet(QStringLiteral("no-activations"));
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string out = toStd(p.value(QStringLiteral("out")));
+    const std::optional<DistCli> distCli = readDistOptions(p, "calibrate");
+    if (!distCli)
+        return ExitUsage;
 
     return guarded([&] {
         const RuntimeInfo rt = initRuntime(true);
         if (rt.slowBlas)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+        // Joined first: the time printed below is that of the calibration, not of waiting for peers.
+        const std::unique_ptr<DistContext> dist = connectDist(*distCli);
         const auto t0 = std::chrono::steady_clock::now();
         const ProgressFn progress = terminalProgress();
+        opt.dist = dist.get();
         const CalibStats stats = calibrate(model, opt, modelTokenizer(model), progress);
+        if (dist && dist->rank() != 0) {
+            // Every rank holds the reduced statistics; rank 0 alone writes them. The barrier makes
+            // this rank fail too when rank 0 could not write.
+            dist->barrier("stats written by rank 0");
+            printCommunication(*dist);
+            std::printf("rank %d: statistics reduced; rank 0 writes %s\n", dist->rank(), out.c_str());
+            return ExitOk;
+        }
         // Written only after the whole run succeeded, atomically: a cancel leaves nothing behind.
         writeStats(stats, out, progress);
+        if (dist) {
+            dist->barrier("stats written by rank 0");
+            printCommunication(*dist);
+        }
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const StatsProvenance& pv = stats.provenance;
         std::printf("calibrated %s: %lld windows, %lld tokens in %.1f s (%.0f tokens/s)\n", pv.architecture.c_str(),

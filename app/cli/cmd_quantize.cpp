@@ -2,6 +2,7 @@
 // moewb quantize MODEL --plan plan.json --out DIR [--format fake|gptq|gguf] [--calib FILE | --domain NAME=FILE ...] (#8, #9).
 #include "calib_options.h"
 #include "cli_common.h"
+#include "dist_options.h"
 #include "quantize_source.h"
 
 #include "moewb/alloc/plan.h"
@@ -18,6 +19,7 @@
 #include <optional>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <tuple>
 
 namespace moewb::cli {
@@ -99,6 +101,7 @@ int runQuantize(const QStringList& args)
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype of the calibration forward: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N"), QStringLiteral("8192")});
     p.addOption({QStringLiteral("force"), QStringLiteral("Replace DIR if it exists.")});
+    addDistOptions(p);
     if (!parseOrUsage(p, args))
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     auto usage = [&](const std::string& msg) {
@@ -145,6 +148,9 @@ int runQuantize(const QStringList& args)
     const std::string planPath = toStd(p.value(QStringLiteral("plan")));
     const std::string out = toStd(p.value(QStringLiteral("out")));
     opt.planPath = planPath;
+    const std::optional<DistCli> distCli = readDistOptions(p, "quantize");
+    if (!distCli)
+        return ExitUsage;
 
     return guarded([&] {
         const RuntimeInfo rt = initRuntime(true);
@@ -172,9 +178,30 @@ int runQuantize(const QStringList& args)
         const CalibSequences cs = loadCalibSequences(*calib, model);
         const std::vector<std::vector<int32_t>>& seqs = cs.sequences;
         const std::string& description = cs.description;
+        const std::unique_ptr<DistContext> dist = connectDist(*distCli);
+        opt.dist = dist.get();
+        if (dist && dist->rank() != 0) {
+            // The same layer loop and collectives as rank 0, with a sink that discards: rank 0
+            // alone writes. The barrier makes this rank fail too when rank 0 could not write.
+            const QuantizeReport r = quantizeModel(srcModel, plan, seqs, opt, [](const QuantizedWeight&) {},
+                                                   terminalProgress());
+            dist->barrier("output written by rank 0");
+            printCommunication(*dist);
+            std::printf("rank %d: quantized %zu linears with the group; rank 0 writes %s\n", dist->rank(),
+                        r.linears.size(), out.c_str());
+            return ExitOk;
+        }
+        // Rank 0 (or a single process) writes; with --distributed the others wait at this barrier.
+        auto written = [&] {
+            if (dist) {
+                dist->barrier("output written by rank 0");
+                printCommunication(*dist);
+            }
+        };
         if (format == "gguf") {
             const GgufExportResult g = quantizeToGguf(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                       description, terminalProgress(), ggufOpt);
+            written();
             printSummary(g.quant);
             for (const std::string& n : g.notes)
                 std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
@@ -187,6 +214,7 @@ int runQuantize(const QStringList& args)
         if (format == "gptq") {
             const GptqExportResult g = quantizeToGptqDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                          description, terminalProgress(), gopt);
+            written();
             printSummary(g.report);
             if (g.wrappedZeros > 0)
                 std::fprintf(stderr,
@@ -201,6 +229,7 @@ int runQuantize(const QStringList& args)
         }
         const QuantizeReport r = quantizeToFakeDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
                                                    description, terminalProgress());
+        written();
         printSummary(r);
         std::printf("wrote %s\n", out.c_str());
         return ExitOk;

@@ -4,6 +4,7 @@
 #include "moewb/core/error.h"
 #include "moewb/core/timestamp.h"
 #include "moewb/core/version.h"
+#include "moewb/dist/dist.h"
 #include "moewb/model/runtime.h"
 
 #include <nlohmann/json.hpp>
@@ -117,6 +118,24 @@ CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& seq
     // The logits are not needed; Model::run computes them anyway (cheap next to the layers).
     model.run(sequences, so, LogitsSink(), &all, withThroughput(progress, numTokens));
 
+    if (opt.dist && opt.dist->worldSize() > 1) {
+        // Every accumulator is a plain sum (or a maximum) over tokens: reduce them, then derive
+        // means and correlations from the totals exactly as a single process does.
+        ReduceList r;
+        routing.reduceWith(r);
+        cosine.reduceWith(r);
+        if (opt.activations)
+            acts.reduceWith(r);
+        if (opt.probeTokens > 0 && cfg.isMoe())
+            probe.reduceWith(r);
+        int64_t allTokens = 0;
+        for (const auto& s : sequences)
+            allTokens += s.size(0);
+        r.sum(&allTokens, 1);
+        r.run(*opt.dist, "calibration statistics");
+        probe.dropEmpty();
+        numTokens = allTokens;
+    }
     routing.fill(st.layers);
     cosine.fill(st.layers);
     if (opt.activations)
@@ -137,6 +156,9 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     initRuntime(false);
     const std::vector<CalibWindow> windows
         = calibWindows(int64_t(tokens.ids.size()), opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
+    const int worldSize = opt.dist ? opt.dist->worldSize() : 1;
+    MOEWB_CHECK(int64_t(windows.size()) >= worldSize, "--samples",
+                windows.size(), " calibration windows cannot be shared by ", worldSize, " ranks (one at least each)");
     const Model model(modelDir);
 
     const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(tokens.ids)).to(at::kLong);
@@ -144,6 +166,14 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     for (const auto& w : windows)
         seqs.push_back(all.slice(0, w.begin, w.end));
     TokenLayout layout = layoutOf(seqs);
+    if (worldSize > 1) {
+        // This rank's contiguous block of windows, at their global token offsets (the probe and
+        // the domains are defined on global positions).
+        const ShardRange sh = shardOf(int64_t(seqs.size()), opt.dist->rank(), worldSize);
+        seqs = std::vector<at::Tensor>(seqs.begin() + sh.begin, seqs.begin() + sh.end);
+        layout.offset = std::vector<int64_t>(layout.offset.begin() + sh.begin, layout.offset.begin() + sh.end);
+        layout.length = std::vector<int64_t>(layout.length.begin() + sh.begin, layout.length.begin() + sh.end);
+    }
     const bool haveDomains = !tokens.domains.empty();
     layout.numDomains = int64_t(tokens.domains.size());
     std::vector<int64_t> domainCounts(tokens.domains.size(), 0);

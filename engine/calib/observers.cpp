@@ -157,6 +157,21 @@ void RoutingObserver::fill(std::vector<LayerStats>& layers) const
     }
 }
 
+void RoutingObserver::reduceWith(ReduceList& r)
+{
+    for (auto& [l, a] : m_acc) {
+        r.sum(&a.tokens, 1);
+        r.sum(a.count.data(), a.count.size());
+        r.sum(a.top1.data(), a.top1.size());
+        r.sum(a.domain.data(), a.domain.size());
+        r.sum(a.coact.data(), a.coact.size());
+        r.sum(a.trans.data(), a.trans.size());
+        r.sum(a.weightMass.data(), a.weightMass.size());
+        r.sum(a.probMass.data(), a.probMass.size());
+        r.sum(&a.entropySum, 1);
+    }
+}
+
 // ------------------------------------------------------------------------------ block cosine
 
 BlockCosineObserver::BlockCosineObserver(int64_t numLayers)
@@ -198,6 +213,14 @@ void BlockCosineObserver::fill(std::vector<LayerStats>& layers) const
         const Acc& a = m_acc[l];
         auto mean = [&](int p) { return a.tokens[p] > 0 ? a.sum[p] / double(a.tokens[p]) : std::nan(""); };
         layers[l].cosine = BlockCosine{mean(0), mean(1), mean(2), a.tokens[2]};
+    }
+}
+
+void BlockCosineObserver::reduceWith(ReduceList& r)
+{
+    for (Acc& a : m_acc) {
+        r.sum(a.sum, 3);
+        r.sum(a.tokens, 3);
     }
 }
 
@@ -265,6 +288,20 @@ void LinearStatsObserver::fill(std::vector<LinearStats>& stats) const
         s.actSqMean.resize(a.sqSum.size());
         for (size_t c = 0; c < a.sqSum.size(); ++c)
             s.actSqMean[c] = float(a.sqSum[c] / double(a.tokens));
+    }
+}
+
+void LinearStatsObserver::reduceWith(ReduceList& r)
+{
+    for (size_t i = 0; i < m_acc.size(); ++i) {
+        Acc& a = m_acc[i];
+        if (a.absMax.empty()) {
+            a.absMax.assign(size_t(m_inFeatures[i]), 0.0f);
+            a.sqSum.assign(size_t(m_inFeatures[i]), 0.0);
+        }
+        r.sum(&a.tokens, 1);
+        r.max(a.absMax.data(), a.absMax.size());
+        r.sum(a.sqSum.data(), a.sqSum.size());
     }
 }
 
@@ -342,6 +379,30 @@ void CorrelationProbe::moeInput(const LayerWeights& w, const at::Tensor& h)
             acc.tokens += m;
         }
     }
+}
+
+void CorrelationProbe::reduceWith(ReduceList& r)
+{
+    const int64_t E = m_cfg.numExperts, H = m_cfg.hiddenSize;
+    for (int64_t l = 0; l < m_cfg.numLayers; ++l) {
+        if (!m_cfg.isMoeLayer(l))
+            continue;
+        Acc& acc = m_acc[l];
+        if (!acc.gram.defined()) {
+            acc.gram = at::zeros({E, E}, at::kDouble);
+            acc.sum = at::zeros({E, H}, at::kDouble);
+        }
+        MOEWB_ASSERT(acc.gram.is_contiguous() && acc.sum.is_contiguous());
+        r.sum(&acc.tokens, 1);
+        r.sum(acc.gram.data_ptr<double>(), size_t(acc.gram.numel()));
+        r.sum(acc.sum.data_ptr<double>(), size_t(acc.sum.numel()));
+    }
+}
+
+void CorrelationProbe::dropEmpty()
+{
+    for (auto it = m_acc.begin(); it != m_acc.end();)
+        it = it->second.tokens == 0 ? m_acc.erase(it) : std::next(it);
 }
 
 void CorrelationProbe::fill(std::vector<LayerStats>& layers) const

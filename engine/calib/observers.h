@@ -13,6 +13,7 @@
 #include "model/observer.h"
 #include "model/weights.h"
 #include "moewb/calib/stats.h"
+#include "moewb/dist/dist.h"
 #include "moewb/io/hf_config.h"
 #include "moewb/io/safetensors.h"
 
@@ -70,6 +71,9 @@ public:
     void routing(int64_t layer, const at::Tensor& logits, const at::Tensor& experts, const at::Tensor& weights) override;
     /// Fills layers[l].router for every MoE layer (layers must already be sized and numbered).
     void fill(std::vector<LayerStats>& layers) const;
+    /// Distributed runs (#15): adds every accumulator (all plain sums) to r, for an exact
+    /// all-reduce before fill().
+    void reduceWith(ReduceList& r);
 
 private:
     struct Acc {
@@ -92,6 +96,7 @@ public:
     explicit BlockCosineObserver(int64_t numLayers);
     void block(int64_t layer, BlockPart part, const at::Tensor& in, const at::Tensor& out) override;
     void fill(std::vector<LayerStats>& layers) const;
+    void reduceWith(ReduceList& r);
 
 private:
     struct Acc {
@@ -109,6 +114,9 @@ public:
     void linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x) override;
     /// Fills tokens / actAbsMax / actSqMean of stats (same order as the constructor's list).
     void fill(std::vector<LinearStats>& stats) const;
+    /// Token counts and sums of squares are summed, abs-maxima maxed (unobserved linears join
+    /// with zeros, which neither changes).
+    void reduceWith(ReduceList& r);
 
 private:
     struct Acc {
@@ -149,6 +157,11 @@ public:
     CorrelationProbe(const ModelConfig& cfg, const TokenLayout& layout, int64_t probeTokens);
     void moeInput(const LayerWeights& w, const at::Tensor& h) override;
     void fill(std::vector<LayerStats>& layers) const;
+    /// n, S and G of every MoE layer are summed (layers a rank saw no probe token of join with
+    /// zeros); the correlation is computed from the reduced sums in fill(), never averaged.
+    void reduceWith(ReduceList& r);
+    /// Drops layers that no rank saw a probe token of (call after the reduction ran).
+    void dropEmpty();
     /// Tokens per chunk of experts run together; chunks never cross a sequence, so they are the
     /// same for any batching.
     static constexpr int64_t kChunk = 128;

@@ -361,6 +361,17 @@ void HessianAccumulator::fold()
     m_pending = 0;
 }
 
+void HessianAccumulator::reduceWith(ReduceList& r, bool withTotal)
+{
+    fold();
+    if (!m_sum64.defined())
+        m_sum64 = at::zeros({m_in, m_in}, at::kDouble);
+    MOEWB_ASSERT(m_sum64.is_contiguous() && m_pending == 0);
+    r.sum(&m_rows, 1);
+    if (withTotal)
+        r.sum(m_sum64.data_ptr<double>(), size_t(m_sum64.numel()));
+}
+
 at::Tensor HessianAccumulator::hessian() const
 {
     at::Tensor out = at::zeros({m_in, m_in}, at::kFloat);

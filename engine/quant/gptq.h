@@ -4,6 +4,7 @@
 #pragma once
 
 #include "moewb/core/progress.h"
+#include "moewb/dist/dist.h"
 
 #include <ATen/ATen.h>
 
@@ -52,6 +53,13 @@ public:
     int64_t inFeatures() const { return m_in; }
     /// [in, in] float32, exactly symmetric: (2 / rows) Σ x xᵀ; all zeros when no rows were added.
     at::Tensor hessian() const;
+    /// Distributed runs (#15): folds the pending rows into the float64 total Σ x xᵀ and adds the
+    /// row count and, with withTotal, the total to r; once r has run on every rank, hessian() is
+    /// that of all ranks' rows (equal to one process's up to summation order). A total left out
+    /// must be summed on its own: totalData() / totalSize() (valid after this call).
+    void reduceWith(ReduceList& r, bool withTotal);
+    double* totalData() { return m_sum64.data_ptr<double>(); }
+    size_t totalSize() const { return size_t(m_sum64.numel()); }
 
 private:
     void fold();

@@ -15,6 +15,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace moewb {
 
@@ -26,6 +27,25 @@ public:
             .first->second;
     }
     const HessianAccumulator& at(const std::string& key) const { return m_acc.at(key); }
+    /// Distributed runs: every accumulator all-reduced, in key order (the same on every rank). The
+    /// row counts and the Hessians up to kSmallHessianBytes travel in one message (each message
+    /// costs a round of latency, which dominates for small layers); larger ones are summed in
+    /// place, one message each, without a copy.
+    void allReduce(DistContext& dist, const std::string& what)
+    {
+        static constexpr int64_t kSmallHessianBytes = int64_t(4) << 20;
+        ReduceList batch;
+        std::vector<std::pair<const std::string*, HessianAccumulator*>> large;
+        for (auto& [key, acc] : m_acc) {
+            const bool small = 8 * acc.inFeatures() * acc.inFeatures() <= kSmallHessianBytes;
+            acc.reduceWith(batch, small);
+            if (!small)
+                large.emplace_back(&key, &acc);
+        }
+        batch.run(dist, what + ": Hessian row counts and small Hessians");
+        for (auto& [key, acc] : large)
+            dist.allReduceSum(acc->totalData(), acc->totalSize(), what + ": Hessian of " + *key);
+    }
     /// poll returns false to cancel: linearInput then throws Cancelled.
     void setCancelPoll(std::function<bool()> poll) { m_poll = std::move(poll); }
     bool wantsLinearInputs() const override { return !m_acc.empty() || bool(m_poll); }

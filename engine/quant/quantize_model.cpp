@@ -9,8 +9,10 @@
 #include "model/weights.h"
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
+#include "moewb/dist/dist.h"
 #include "moewb/model/runtime.h"
 #include "quant/input_collector.h"
+#include "quant/quant_dist.h"
 #include "quant/quant_linear.h"
 
 #include <algorithm>
@@ -207,11 +209,22 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
     for (const auto& s : sequences)
         rep.calibTokens += int64_t(s.size());
 
+    // Distributed: this rank runs the forward on its contiguous block of the sequences only.
+    DistContext* dist = (opt.dist && opt.dist->worldSize() > 1) ? opt.dist : nullptr;
+    std::vector<std::vector<int32_t>> shard;
+    if (dist && calib) {
+        MOEWB_CHECK(int64_t(sequences.size()) >= dist->worldSize(), "calibration data", sequences.size(),
+                    " sequences cannot be shared by ", dist->worldSize(), " ranks (one at least each)");
+        const ShardRange sh = shardOf(int64_t(sequences.size()), dist->rank(), dist->worldSize());
+        shard.assign(sequences.begin() + sh.begin, sequences.begin() + sh.end);
+    }
+    const std::vector<std::vector<int32_t>>& local = dist ? shard : sequences;
+
     // Embed every calibration sequence (only needed up to the last layer with work).
     std::vector<Batch> batches;
     RopeTables rope;
     if (calib && lastLayer >= 0) {
-        batches = makeBatches(sequences, opt.maxBatchTokens);
+        batches = makeBatches(local, opt.maxBatchTokens);
         int64_t maxLen = 0;
         for (const auto& s : sequences)
             maxLen = std::max<int64_t>(maxLen, int64_t(s.size()));
@@ -220,7 +233,7 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
         for (Batch& b : batches) {
             std::vector<at::Tensor> ids;
             for (size_t i : b.members) {
-                const at::Tensor s = at::tensor(at::ArrayRef<int32_t>(sequences[i])).to(at::kLong);
+                const at::Tensor s = at::tensor(at::ArrayRef<int32_t>(local[i])).to(at::kLong);
                 const int64_t lo = s.min().item<int64_t>(), hi = s.max().item<int64_t>();
                 MOEWB_CHECK(lo >= 0 && hi < cfg.vocabSize, "calibration data", "token id ", (lo < 0 ? lo : hi),
                             " is outside the model's vocabulary of ", cfg.vocabSize);
@@ -257,8 +270,8 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
             if (groupEntries.empty())
                 continue;
             std::vector<std::pair<std::string, at::Tensor>> pending; // applied once the whole group is done
-            // Quantizes the linears of one input key, hands them to the sink, records the results.
-            auto quantizeKey = [&](const std::vector<const PlanEntry*>& users, const at::Tensor& h, int64_t rows) {
+            // Quantizes the linears of one input key.
+            auto computeKey = [&](const std::vector<const PlanEntry*>& users, const at::Tensor& h, int64_t rows) {
                 std::vector<LinearInput> in;
                 std::string names;
                 for (const PlanEntry* e : users) {
@@ -270,7 +283,10 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                 const std::string msg = where + ": " + names;
                 report(progress, "quantize", done, total, msg);
                 auto cancel = [&] { return !progress || progress(Progress{"quantize", done, total, msg}); };
-                std::vector<QuantizedLinear> q = quantizeLinears(in, h, rows, opt, cancel);
+                return quantizeLinears(in, h, rows, opt, cancel);
+            };
+            // Hands the quantized linears of one key to the sink and records the results.
+            auto deliverKey = [&](const std::vector<const PlanEntry*>& users, std::vector<QuantizedLinear>& q) {
                 for (size_t i = 0; i < q.size(); ++i) {
                     const PlanEntry& e = *users[i];
                     const std::string tensor = e.name + ".weight";
@@ -302,10 +318,41 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                         users.push_back(e);
                 return users;
             };
+            // The keys of one pass: one after the other, or (distributed) each on its owner rank,
+            // then gathered so that every rank delivers every key, in key order.
+            auto quantizeKeys = [&](const std::vector<std::string>& keys, const InputCollector* col) {
+                auto hessian = [&](const std::string& k) { return col ? col->at(k).hessian() : at::Tensor(); };
+                auto rows = [&](const std::string& k) { return col ? col->at(k).rows() : int64_t(0); };
+                if (!dist) {
+                    for (const std::string& k : keys) {
+                        const std::vector<const PlanEntry*> users = usersOf(k);
+                        std::vector<QuantizedLinear> q = computeKey(users, hessian(k), rows(k));
+                        deliverKey(users, q);
+                    }
+                    return;
+                }
+                std::vector<double> costs;
+                for (const std::string& k : keys) {
+                    int64_t outRows = 0;
+                    for (const PlanEntry* e : usersOf(k))
+                        outRows += e->outFeatures;
+                    costs.push_back(quantizeCost(lp.keyIn.at(k), outRows));
+                }
+                std::vector<std::vector<QuantizedLinear>> q = quantizeAcrossRanks(
+                    *dist, costs, [&](size_t i) { return computeKey(usersOf(keys[i]), hessian(keys[i]), rows(keys[i])); },
+                    [&](size_t i) {
+                        std::vector<at::ScalarType> types;
+                        for (const PlanEntry* e : usersOf(keys[i]))
+                            types.push_back(toScalarType(ckpt.info(e->name + ".weight").dtype));
+                        return types;
+                    },
+                    where + ": quantized " + kGroupNames[g]);
+                for (size_t i = 0; i < keys.size(); ++i)
+                    deliverKey(usersOf(keys[i]), q[i]);
+            };
             for (const std::vector<std::string>& keys : lp.passes[size_t(g)]) {
                 if (!calib) {
-                    for (const std::string& k : keys)
-                        quantizeKey(usersOf(k), at::Tensor(), 0);
+                    quantizeKeys(keys, nullptr);
                     continue;
                 }
                 InputCollector col;
@@ -323,8 +370,9 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                         decoderLayer(cfg, w, x, rope, &col);
                     ++done;
                 }
-                for (const std::string& k : keys)
-                    quantizeKey(usersOf(k), col.at(k).hessian(), col.at(k).rows());
+                if (dist)
+                    col.allReduce(*dist, where);
+                quantizeKeys(keys, &col);
             }
             for (auto& [name, t] : pending)
                 w.tensors[name] = t.to(dtype);

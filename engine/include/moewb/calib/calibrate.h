@@ -28,6 +28,8 @@
 
 namespace moewb {
 
+class DistContext;
+
 /// One --data / --domain input.
 struct CalibDataSpec {
     std::string path;
@@ -72,6 +74,11 @@ struct CalibrateOptions {
     bool activations = true; ///< per-linear activation statistics
     bool outlierScores = true;
     std::string created; ///< provenance timestamp; "" = now (tests pin it)
+    /// Distributed run (#15, moewb/dist/dist.h; not owned, null = single process): each rank runs
+    /// a contiguous block of the windows (shardOf) and the statistics are all-reduced exactly, so
+    /// every rank returns the statistics of all windows (counts bitwise equal to a single-process
+    /// run, float sums equal up to summation order). Needs at least one window per rank.
+    DistContext* dist = nullptr;
 };
 
 /// The whole run: load data, cut windows, run the model with the observers, fill provenance.

@@ -32,6 +32,8 @@
 
 namespace moewb {
 
+class DistContext;
+
 constexpr int64_t kDefaultMinExpertTokens = 32;
 
 struct QuantizeOptions {
@@ -44,6 +46,13 @@ struct QuantizeOptions {
     /// Hessians held at once (estimated 12·in² bytes each); a group that needs more is collected in
     /// several forward passes over the calibration data. Results do not depend on it.
     int64_t maxHessianBytes = int64_t(8) << 30;
+    /// Distributed run (#15, moewb/dist/dist.h; not owned, null = single process). Every rank
+    /// passes the same sequences; each runs the calibration forward on its contiguous block of
+    /// them (shardOf), the Hessians are all-reduced, the linears of each pass are split across
+    /// ranks by estimated cost, quantized, and gathered, so every rank continues with the same
+    /// quantized layer and hands every linear to its sink (rank 0 writes, the others pass a sink
+    /// that discards). Needs at least one sequence per rank when calibration data is given.
+    DistContext* dist = nullptr;
 };
 
 /// What happened to one quantizable linear.
