@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // config.json → ModelConfig. Every supported architecture's keys, class defaults and checks are in
 // one table-like function per family so that the rules from docs (FORMATS.md §2) read top to bottom.
+#include "moewb/core/json_limits.h"
 #include "moewb/io/hf_config.h"
 
 #include "moewb/core/error.h"
@@ -346,6 +347,7 @@ const char* archName(Arch a)
 
 ModelConfig parseConfigJson(const std::string& jsonText, const std::string& where)
 {
+    checkJsonDepth(jsonText, where);
     json j;
     try {
         j = json::parse(jsonText);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Plan JSON (docs/plan-format.md), validation, expansion, GPTQ byte accounting and the `dynamic`
 // export. See moewb/alloc/plan.h.
+#include "moewb/core/json_limits.h"
 #include "moewb/alloc/plan.h"
 
 #include "moewb/core/atomic_file.h"
@@ -182,6 +183,7 @@ ojson settingsJson(const QuantSettings& s)
 Plan parsePlanJson(const std::string& text, const std::string& where)
 {
     Parser p{where};
+    checkJsonDepth(text, where);
     ojson j;
     try {
         j = ojson::parse(text);

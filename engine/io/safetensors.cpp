@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // safetensors reader (mmap + the reference's full validation), sharded checkpoints and the
 // streaming atomic writer. Format rules: docs FORMATS.md §1. No torch and no Qt in this file.
+#include "moewb/core/json_limits.h"
 #include "moewb/io/safetensors.h"
 
 #include "moewb/core/error.h"
@@ -346,6 +347,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
     const size_t bad = firstInvalidUtf8(p + 8, n);
     MOEWB_CHECK(bad == std::string::npos, path, "header is not valid UTF-8 (bad byte at header offset ", bad, ")");
 
+    checkJsonDepth(hBegin, n, path);
     json header;
     try {
         header = parseNoDuplicates(hBegin, hEnd);
@@ -489,6 +491,7 @@ Checkpoint Checkpoint::open(const std::string& dir)
     if (fs::exists(indexPath, ec)) {
         const std::string ip = indexPath.string();
         const std::string text = readWholeFile(ip);
+        checkJsonDepth(text, ip);
         json index;
         try {
             index = parseNoDuplicates(text.data(), text.data() + text.size());

@@ -7,6 +7,7 @@
 // each remaining segment; split those on the `normalized` added tokens; pre-tokenize into words;
 // BPE each word; add the post-processor's special tokens. `truncation` and `padding` are ignored,
 // as transformers' encode() does by default.
+#include "moewb/core/json_limits.h"
 #include "moewb/io/tokenizer.h"
 
 #include "io/tokenizer_impl.h"
@@ -70,6 +71,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& pathOrDir)
 
 std::shared_ptr<Tokenizer> Tokenizer::fromJson(const std::string& jsonText, const std::string& where)
 {
+    checkJsonDepth(jsonText, where);
     json j;
     try {
         j = json::parse(jsonText);

@@ -138,6 +138,7 @@ def make_tokenizers():
     write(out("tokenizer", "merge_of_unknown_token.json"), json.dumps(t))
     write(out("tokenizer", "invalid_utf8.json"), json.dumps(tok).replace('"ab"', '"a\udcff"', 1)
           .encode("utf-8", "surrogateescape"))
+    write(out("tokenizer", "deeply_nested.json"), json.dumps(tok)[:-1] + ', "extra": ' + "[" * 20000 + "]" * 20000 + "}")
     t = json.loads(json.dumps(tok))
     t["model"]["vocab"] = {"a": 0, "b": 0, "ab": 2}
     write(out("tokenizer", "duplicate_id.json"), json.dumps(t))
