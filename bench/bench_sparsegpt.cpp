@@ -15,6 +15,7 @@
 #include "prune/sparse.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cstdio>

@@ -444,6 +444,50 @@ private slots:
             const CliRun ev = runCli(moewbCli(), {"eval", out, "--ppl", text, "--ctx", "32"});
             QVERIFY2(ev.exitCode == 0, ev.err.constData());
             QVERIFY(ev.out.contains("perplexity:"));
+            if (idx == 1) {
+                // the written plan through `eval --plan` (prunes on the fly): the same perplexity
+                const CliRun evp = runCli(moewbCli(), {"eval", model, "--plan", out + "/moewb_plan.json", "--calib", text,
+                                                       "--samples", "4", "--seq-len", "32", "--ppl", text, "--ctx", "32"});
+                QVERIFY2(evp.exitCode == 0, evp.err.constData());
+                auto pplLine = [](const QByteArray& o) {
+                    for (const QByteArray& l : o.split('\n'))
+                        if (l.startsWith("perplexity:"))
+                            return l;
+                    return QByteArray();
+                };
+                QVERIFY(!pplLine(ev.out).isEmpty());
+                QCOMPARE(pplLine(evp.out), pplLine(ev.out));
+            }
+        }
+        // Wanda from a stats file's act_sq_mean, no calibration pass; attention excluded.
+        {
+            const QString stats = m_tmp.path() + "/stats.h5";
+            const CliRun cal = runCli(moewbCli(), {"calibrate", model, "--data", text, "--samples", "4", "--seq-len", "32",
+                                                   "--out", stats});
+            QVERIFY2(cal.exitCode == 0, cal.err.constData());
+            const QString out = m_tmp.path() + "/pruned-stats";
+            const CliRun r = runCli(moewbCli(), {"prune", model, "--method", "wanda", "--sparsity", "0.25", "--stats", stats,
+                                                 "--exclude-attention", "--out", out});
+            QVERIFY2(r.exitCode == 0, r.err.constData());
+            const Checkpoint ck = Checkpoint::open(out.toStdString());
+            const QJsonObject rep = QJsonDocument::fromJson(readAll(out + "/moewb_quant_report.json")).object();
+            QCOMPARE(rep["calibration"].toObject()["tokens"].toInt(), 0);
+            for (const auto& v : rep["linears"].toArray()) {
+                const QJsonObject l = v.toObject();
+                const std::string name = l["name"].toString().toStdString() + ".weight";
+                if (l["name"].toString().contains("self_attn")) {
+                    QVERIFY(!l.contains("sparsity"));
+                    QVERIFY(std::memcmp(in.data(name), ck.data(name), in.info(name).nbytes()) == 0);
+                    continue;
+                }
+                QCOMPARE(l["prune_method"].toString(), QStringLiteral("wanda"));
+                const TensorInfo& info = ck.info(name);
+                const at::Tensor t = at::from_blob(const_cast<uint8_t*>(ck.data(name)), {info.shape[0], info.shape[1]},
+                                                   info.dtype == DType::BF16 ? at::kBFloat16 : at::kFloat)
+                                     .to(at::kFloat);
+                const int64_t perRow = std::llround(0.25 * double(info.shape[1]));
+                QVERIFY(t.eq(0).sum(1).eq(perRow).all().item<bool>());
+            }
         }
         // bad requests at the CLI: usage errors and clear messages, nothing written
         const QString bad = m_tmp.path() + "/bad";
