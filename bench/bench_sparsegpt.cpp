@@ -7,7 +7,7 @@
 // (unstructured: per-row quota per block; N:M per group). Prints both times, the ratio, how many
 // mask entries agree and the largest weight difference.
 //
-//   bench_sparsegpt [--quick] [--cols-fraction F] [--pattern unstructured|2:4] [--runs N]
+//   bench_sparsegpt [--quick] [--cols-fraction F] [--pattern unstructured|2:4] [--runs N] [--only gate/up|down]
 // Default shapes: gate/up W 14336×4096 (H 4096²), down W 4096×14336 (H 14336²). --quick: shapes / 8.
 // --cols-fraction F < 1 runs both on the first F·in input columns only (W [out, F·in], H its
 // leading block), for machines where the full down projection takes too long; say so when quoting.
@@ -105,7 +105,7 @@ int main(int argc, char** argv)
     bool quick = false;
     double fraction = 1.0;
     int runs = 1;
-    std::string pattern = "unstructured";
+    std::string pattern = "unstructured", only;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--quick")
@@ -116,8 +116,10 @@ int main(int argc, char** argv)
             runs = std::max(1, std::atoi(argv[++i]));
         else if (a == "--pattern" && i + 1 < argc)
             pattern = argv[++i];
+        else if (a == "--only" && i + 1 < argc)
+            only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: bench_sparsegpt [--quick] [--cols-fraction F] [--pattern unstructured|2:4] [--runs N]\n");
+            std::fprintf(stderr, "usage: bench_sparsegpt [--quick] [--cols-fraction F] [--pattern unstructured|2:4] [--runs N] [--only gate/up|down]\n");
             return 2;
         }
     }
@@ -137,6 +139,8 @@ int main(int argc, char** argv)
     std::printf("%-8s %14s %10s %10s %8s %12s %12s\n", "linear", "W", "moewb s", "plain s", "ratio", "mask agree",
                 "max |dW|");
     for (const Shape& sh : shapes) {
+        if (!only.empty() && only != sh.name)
+            continue;
         int64_t in = std::max<int64_t>(128, int64_t(double(sh.in) * fraction) / 128 * 128);
         in = std::min(in, sh.in);
         at::manual_seed(1);

@@ -489,6 +489,27 @@ private slots:
                 QVERIFY(t.eq(0).sum(1).eq(perRow).all().item<bool>());
             }
         }
+        // A pruned + 4-bit plan through `quantize --format gptq`: pruned weights are stored as zero points, the
+        // GPTQ checkpoint evaluates exactly as the fake one; a pruned 16-bit linear is refused there.
+        {
+            const QString plan4 = m_tmp.path() + "/plan-p4.json";
+            writeAll(plan4, QByteArray::fromStdString(planJson(R"({"bits": 4, "group_size": 16, "method": "rtn",
+                "sparsity": 0.5, "pattern": "2:4", "prune_method": "magnitude"})")));
+            const QString fake = m_tmp.path() + "/p4-fake", gptq = m_tmp.path() + "/p4-gptq";
+            QCOMPARE(runCli(moewbCli(), {"quantize", model, "--plan", plan4, "--out", fake}).exitCode, 0);
+            QCOMPARE(runCli(moewbCli(), {"quantize", model, "--plan", plan4, "--format", "gptq", "--out", gptq}).exitCode, 0);
+            const CliRun a = runCli(moewbCli(), {"eval", fake, "--ppl", text, "--ctx", "32"});
+            const CliRun b = runCli(moewbCli(), {"eval", gptq, "--ppl", text, "--ctx", "32"});
+            QVERIFY2(a.exitCode == 0 && b.exitCode == 0, b.err.constData());
+            QVERIFY(a.out.contains("perplexity:"));
+            QCOMPARE(a.out.mid(a.out.indexOf("perplexity:"), 30), b.out.mid(b.out.indexOf("perplexity:"), 30));
+            const QString plan16 = m_tmp.path() + "/plan-p16.json";
+            writeAll(plan16, QByteArray::fromStdString(planJson(R"({"bits": 16, "sparsity": 0.5, "prune_method": "magnitude"})")));
+            const CliRun r = runCli(moewbCli(), {"quantize", model, "--plan", plan16, "--format", "gptq", "--out",
+                                                 m_tmp.path() + "/p16-gptq"});
+            QCOMPARE(r.exitCode, 1);
+            QVERIFY2(r.err.contains("is pruned but left at 16 bits"), r.err.constData());
+        }
         // bad requests at the CLI: usage errors and clear messages, nothing written
         const QString bad = m_tmp.path() + "/bad";
         CliRun r = runCli(moewbCli(), {"prune", model, "--sparsity", "1.2", "--method", "magnitude", "--out", bad});
