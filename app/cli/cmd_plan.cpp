@@ -27,6 +27,10 @@ void printSizeLine(const PlanSize& s)
                 s.effectiveBits, (long long)s.quantParams);
     std::printf("model size %lld bytes = %.3f GB (%.3f GiB)\n", (long long)s.modelBytes, double(s.modelBytes) / 1e9,
                 double(s.modelBytes) / double(1ull << 30));
+    if (s.nonzeroParams < s.quantParams) // pruned (#14): the dense export stores the zeros, so bytes stay the same
+        std::printf("pruned: nonzero weights %lld of %lld (density %.4f; the dense export's bytes above include the "
+                    "zeros)\n",
+                    (long long)s.nonzeroParams, (long long)s.quantParams, s.density);
 }
 
 // "2:40 4:24": how many linears (or experts) at each width.

@@ -175,6 +175,11 @@ int runQuantize(const QStringList& args)
             for (const std::string& n : t.notes)
                 std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
         }
+        if (format != "fake") // pruned 16-bit linears (#14) exist only as dense weights with zeros
+            for (const PlanEntry& e : expandPlan(plan, loadConfig(srcModel)))
+                if (e.sparsity > 0 && e.bits >= 16 && !e.dropped)
+                    throw InputError(planPath, e.name + " is pruned but left at 16 bits, which --format " + format
+                                                   + " cannot store from the pass; quantize it too or use --format fake");
         const CalibSequences cs = loadCalibSequences(*calib, model);
         const std::vector<std::vector<int32_t>>& seqs = cs.sequences;
         const std::string& description = cs.description;

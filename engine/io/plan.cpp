@@ -42,7 +42,8 @@ bool isQuantizableRole(LinearRole role)
 bool operator==(const QuantSettings& a, const QuantSettings& b)
 {
     return a.bits == b.bits && a.groupSize == b.groupSize && a.sym == b.sym && a.method == b.method
-        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups;
+        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups && a.sparsity == b.sparsity
+        && a.pattern == b.pattern && a.pruneMethod == b.pruneMethod;
 }
 
 static bool operator==(const PlanProvenance& a, const PlanProvenance& b)
@@ -57,7 +58,8 @@ bool operator==(const Plan& a, const Plan& b)
 {
     auto sameDefaults = [](const PlanDefaults& x, const PlanDefaults& y) {
         return x.bits == y.bits && x.groupSize == y.groupSize && x.sym == y.sym && x.method == y.method
-            && x.actOrder == y.actOrder && x.staticGroups == y.staticGroups;
+            && x.actOrder == y.actOrder && x.staticGroups == y.staticGroups && x.sparsity == y.sparsity
+            && x.pattern == y.pattern && x.pruneMethod == y.pruneMethod;
     };
     if (a.rules.size() != b.rules.size())
         return false;
@@ -140,9 +142,11 @@ struct Parser {
     QuantSettings settings(const ojson& obj, const std::string& path, bool allowMatch) const
     {
         if (allowMatch)
-            onlyKeys(obj, path, {"match", "bits", "group_size", "sym", "method", "act_order", "static_groups"});
+            onlyKeys(obj, path, {"match", "bits", "group_size", "sym", "method", "act_order", "static_groups",
+                                 "sparsity", "pattern", "prune_method"});
         else
-            onlyKeys(obj, path, {"bits", "group_size", "sym", "method", "act_order", "static_groups"});
+            onlyKeys(obj, path, {"bits", "group_size", "sym", "method", "act_order", "static_groups", "sparsity",
+                                 "pattern", "prune_method"});
         QuantSettings s;
         if (obj.contains("bits"))
             s.bits = bits(obj["bits"], path + ".bits");
@@ -156,7 +160,40 @@ struct Parser {
             s.actOrder = boolean(obj["act_order"], path + ".act_order");
         if (obj.contains("static_groups"))
             s.staticGroups = boolean(obj["static_groups"], path + ".static_groups");
+        if (obj.contains("sparsity"))
+            s.sparsity = sparsity(obj["sparsity"], path + ".sparsity");
+        if (obj.contains("pattern"))
+            s.pattern = pattern(obj["pattern"], path + ".pattern");
+        if (obj.contains("prune_method"))
+            s.pruneMethod = pruneMethod(obj["prune_method"], path + ".prune_method");
         return s;
+    }
+    double sparsity(const ojson& v, const std::string& path) const
+    {
+        const double x = number(v, path);
+        try {
+            checkSparsity(x, path);
+        } catch (const InputError&) {
+            fail(path, "sparsity " + v.dump() + " is outside [0, 1)");
+        }
+        return x;
+    }
+    std::string pattern(const ojson& v, const std::string& path) const
+    {
+        const std::string t = string(v, path);
+        try {
+            parsePrunePattern(t, path);
+        } catch (const InputError& e) {
+            throw InputError(where, e.what());
+        }
+        return t;
+    }
+    std::string pruneMethod(const ojson& v, const std::string& path) const
+    {
+        const std::string m = string(v, path);
+        if (!isValidPruneMethod(m))
+            fail(path, "prune method '" + m + "' is not magnitude, wanda or sparsegpt");
+        return m;
     }
 };
 
@@ -175,6 +212,12 @@ ojson settingsJson(const QuantSettings& s)
         o["act_order"] = *s.actOrder;
     if (s.staticGroups)
         o["static_groups"] = *s.staticGroups;
+    if (s.sparsity)
+        o["sparsity"] = *s.sparsity;
+    if (s.pattern)
+        o["pattern"] = *s.pattern;
+    if (s.pruneMethod)
+        o["prune_method"] = *s.pruneMethod;
     return o;
 }
 
@@ -202,7 +245,8 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
                    + std::to_string(kPlanFormatVersion) + ")");
     if (j.contains("defaults")) {
         const ojson& d = j["defaults"];
-        p.onlyKeys(d, "$.defaults", {"bits", "group_size", "sym", "method", "act_order", "static_groups"});
+        p.onlyKeys(d, "$.defaults", {"bits", "group_size", "sym", "method", "act_order", "static_groups", "sparsity",
+                                     "pattern", "prune_method"});
         if (d.contains("bits"))
             plan.defaults.bits = p.bits(d["bits"], "$.defaults.bits");
         if (d.contains("group_size"))
@@ -215,6 +259,12 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
             plan.defaults.actOrder = p.boolean(d["act_order"], "$.defaults.act_order");
         if (d.contains("static_groups"))
             plan.defaults.staticGroups = p.boolean(d["static_groups"], "$.defaults.static_groups");
+        if (d.contains("sparsity"))
+            plan.defaults.sparsity = p.sparsity(d["sparsity"], "$.defaults.sparsity");
+        if (d.contains("pattern"))
+            plan.defaults.pattern = p.pattern(d["pattern"], "$.defaults.pattern");
+        if (d.contains("prune_method"))
+            plan.defaults.pruneMethod = p.pruneMethod(d["prune_method"], "$.defaults.prune_method");
     }
     if (j.contains("rules")) {
         if (!j["rules"].is_array())
@@ -326,6 +376,12 @@ std::string planToJson(const Plan& plan)
                      {"act_order", d.actOrder}};
     if (d.staticGroups) // written only when set, so plans without it stay byte-identical
         j["defaults"]["static_groups"] = true;
+    if (d.sparsity != 0) // pruning keys likewise (#14)
+        j["defaults"]["sparsity"] = d.sparsity;
+    if (d.pattern != "unstructured")
+        j["defaults"]["pattern"] = d.pattern;
+    if (d.pruneMethod != "sparsegpt")
+        j["defaults"]["prune_method"] = d.pruneMethod;
     j["rules"] = ojson::array();
     for (const PlanRule& r : plan.rules) {
         ojson o = {{"match", r.match}};
@@ -387,6 +443,10 @@ void validatePlan(const Plan& plan, const ModelConfig& cfg, const std::string& w
         if (plan.droppedBlocks[i] < 0 || plan.droppedBlocks[i] >= cfg.numLayers)
             throw InputError(where, "$.drop.blocks[" + std::to_string(i) + "]: block "
                                  + std::to_string(plan.droppedBlocks[i]) + " out of range");
+    // Pruning: every pruned linear's pattern must fit its in_features (M divides it).
+    for (const PlanEntry& e : expandPlan(plan, cfg))
+        if (e.sparsity > 0 && !e.dropped)
+            checkPruneSpec(e.pruneSpec(), e.inFeatures, where + ": " + e.name);
 }
 
 // -------------------------------------------------------------------------------- expansion
@@ -404,6 +464,12 @@ static void applySettings(PlanEntry& e, const QuantSettings& s)
         e.actOrder = *s.actOrder;
     if (s.staticGroups)
         e.staticGroups = *s.staticGroups;
+    if (s.sparsity)
+        e.sparsity = *s.sparsity;
+    if (s.pattern)
+        e.pattern = parsePrunePattern(*s.pattern, e.name);
+    if (s.pruneMethod)
+        e.pruneMethod = *s.pruneMethod;
 }
 
 std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
@@ -434,6 +500,9 @@ std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
         e.method = plan.defaults.method;
         e.actOrder = plan.defaults.actOrder;
         e.staticGroups = plan.defaults.staticGroups;
+        e.sparsity = plan.defaults.sparsity;
+        e.pattern = parsePrunePattern(plan.defaults.pattern, e.name);
+        e.pruneMethod = plan.defaults.pruneMethod;
         for (size_t r = 0; r < res.size(); ++r)
             if (std::regex_match(li.name, res[r]))
                 applySettings(e, plan.rules[r].set);
@@ -444,6 +513,8 @@ std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
             && li.role != LinearRole::O;
         e.dropped = dropB.count(li.layer) || (mlpPart && dropL.count(li.layer) && cfg.isMoeLayer(li.layer))
             || (li.expert >= 0 && dropE.count({li.layer, li.expert}));
+        if (e.sparsity > 0) // an N:M pattern fixes the sparsity; 0 always means "not pruned"
+            e.sparsity = patternSparsity(e.pattern, e.sparsity);
         out.push_back(std::move(e));
     }
     return out;
@@ -483,7 +554,9 @@ PlanSize planSize(const std::vector<PlanEntry>& entries, const ModelConfig& cfg)
         s.linearBytes += gptqLinearBytes(e.inFeatures, e.outFeatures, e.bits, e.groupSize);
         s.quantParams += numel;
         bitSum += double(e.bits) * double(numel);
+        s.nonzeroParams += numel - (e.sparsity > 0 ? e.outFeatures * prunedPerRow(e.pruneSpec(), e.inFeatures) : 0);
     }
+    s.density = s.quantParams ? double(s.nonzeroParams) / double(s.quantParams) : 1.0;
     s.modelBytes = s.linearBytes + fixedModelBytes(cfg);
     s.averageBits = s.quantParams ? bitSum / double(s.quantParams) : 0.0;
     s.effectiveBits = s.quantParams ? 8.0 * double(s.linearBytes) / double(s.quantParams) : 0.0;

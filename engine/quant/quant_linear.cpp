@@ -2,6 +2,7 @@
 #include "quant/quant_linear.h"
 
 #include "moewb/core/error.h"
+#include "prune/prune_linear.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -63,9 +64,11 @@ std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t
     return {};
 }
 
-std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
-                                             int64_t tokens, const QuantizeOptions& opt,
-                                             const std::function<bool()>& cancel)
+namespace {
+
+std::vector<QuantizedLinear> quantizeDenseLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
+                                                  int64_t tokens, const QuantizeOptions& opt,
+                                                  const std::function<bool()>& cancel)
 {
     using clock = std::chrono::steady_clock;
     std::vector<QuantizedLinear> out(linears.size());
@@ -131,6 +134,32 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
         ql.stored = dequantHalfScales(ql.q, ql.scales, ql.zeros, ql.gIdx).to(linears[i].storeDtype).contiguous();
         if (h.defined() && tokens > 0)
             out[i].result.relError = relativeOutputError(linears[i].weight, out[i].stored, h);
+    }
+    return out;
+}
+
+} // namespace
+
+std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& linears, const at::Tensor& h,
+                                             int64_t tokens, const QuantizeOptions& opt,
+                                             const std::function<bool()>& cancel)
+{
+    // Linears the plan prunes (#14) take engine/prune/'s path; the others are quantized together.
+    std::vector<QuantizedLinear> out(linears.size());
+    std::vector<LinearInput> dense;
+    std::vector<size_t> denseAt;
+    for (size_t i = 0; i < linears.size(); ++i) {
+        if (linears[i].entry->sparsity > 0) {
+            out[i] = pruneLinear(linears[i], h, tokens, opt, cancel);
+        } else {
+            dense.push_back(linears[i]);
+            denseAt.push_back(i);
+        }
+    }
+    if (!dense.empty()) {
+        std::vector<QuantizedLinear> q = quantizeDenseLinears(dense, h, tokens, opt, cancel);
+        for (size_t j = 0; j < q.size(); ++j)
+            out[denseAt[j]] = std::move(q[j]);
     }
     return out;
 }

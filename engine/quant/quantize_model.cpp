@@ -87,7 +87,7 @@ std::vector<LayerPlan> scheduleLayers(const ModelConfig& cfg, const std::vector<
 {
     std::vector<LayerPlan> out(size_t(cfg.numLayers));
     for (const PlanEntry& e : entries) {
-        if (e.bits >= 16)
+        if (e.bits >= 16 && e.sparsity <= 0) // pruned (#14) 16-bit linears still run
             continue;
         LayerPlan& lp = out[size_t(e.layer)];
         lp.entries[size_t(groupOf(e.role))].push_back(&e);
@@ -186,12 +186,20 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
     const at::ScalarType dtype = computeDtype(cfg, opt.dtype);
     const bool calib = !sequences.empty();
 
-    int64_t gptqLinears = 0;
-    for (const PlanEntry& e : entries)
+    int64_t gptqLinears = 0, prunedNeedingCalib = 0;
+    for (const PlanEntry& e : entries) {
         gptqLinears += (e.bits < 16 && e.method == "gptq") ? 1 : 0;
+        prunedNeedingCalib += (e.sparsity > 0 && (e.pruneMethod == "sparsegpt"
+                                                  || (e.pruneMethod == "wanda" && !opt.actSqMean.count(e.name))))
+            ? 1 : 0;
+    }
     if (!calib && gptqLinears > 0)
         throw InputError(opt.planPath, std::to_string(gptqLinears)
                                            + " linears use method gptq, which needs calibration data (give --calib FILE)");
+    if (!calib && prunedNeedingCalib > 0)
+        throw InputError(opt.planPath, std::to_string(prunedNeedingCalib)
+                                           + " linears are pruned with sparsegpt or wanda, which need calibration data "
+                                             "(give --calib FILE; wanda also works from --stats)");
 
     const std::vector<LayerPlan> layers = scheduleLayers(cfg, entries, opt.maxHessianBytes);
     int64_t lastLayer = -1;
@@ -211,6 +219,11 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
 
     // Distributed: this rank runs the forward on its contiguous block of the sequences only.
     DistContext* dist = (opt.dist && opt.dist->worldSize() > 1) ? opt.dist : nullptr;
+    if (dist)
+        for (const PlanEntry& e : entries)
+            if (e.sparsity > 0)
+                throw InputError(opt.planPath, "'" + e.name + "' is pruned (sparsity " + std::to_string(e.sparsity)
+                                                   + "): pruning does not run distributed yet; run without --distributed");
     std::vector<std::vector<int32_t>> shard;
     if (dist && calib) {
         MOEWB_CHECK(int64_t(sequences.size()) >= dist->worldSize(), "calibration data", sequences.size(),
@@ -297,13 +310,15 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                     qw.shape = {e.outFeatures, e.inFeatures};
                     qw.data = q[i].stored.data_ptr();
                     qw.nbytes = uint64_t(q[i].stored.nbytes());
-                    MOEWB_ASSERT(q[i].q.is_contiguous() && q[i].scales.is_contiguous() && q[i].zeros.is_contiguous()
-                                 && q[i].gIdx.is_contiguous() && q[i].gIdx.scalar_type() == at::kInt);
-                    qw.q = q[i].q.data_ptr<int32_t>();
-                    qw.scales = q[i].scales.data_ptr<float>();
-                    qw.zeros = q[i].zeros.data_ptr<float>();
-                    qw.gIdx = q[i].gIdx.data_ptr<int32_t>();
-                    qw.groups = q[i].scales.size(1);
+                    if (q[i].q.defined()) { // a pruned 16-bit linear (#14) has only `data`
+                        MOEWB_ASSERT(q[i].q.is_contiguous() && q[i].scales.is_contiguous() && q[i].zeros.is_contiguous()
+                                     && q[i].gIdx.is_contiguous() && q[i].gIdx.scalar_type() == at::kInt);
+                        qw.q = q[i].q.data_ptr<int32_t>();
+                        qw.scales = q[i].scales.data_ptr<float>();
+                        qw.zeros = q[i].zeros.data_ptr<float>();
+                        qw.gIdx = q[i].gIdx.data_ptr<int32_t>();
+                        qw.groups = q[i].scales.size(1);
+                    }
                     sink(qw);
                     if (calib)
                         pending.emplace_back(tensor, q[i].stored);

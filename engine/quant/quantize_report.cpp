@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 
@@ -36,9 +37,27 @@ std::string reportToJson(const QuantizeReport& r)
         j["damp"] = orNull(l.dampUsed);
         j["damp_lambda"] = orNull(l.dampLambda);
         j["seconds"] = l.seconds;
+        if (l.sparsity > 0) { // pruned (#14); absent otherwise so unpruned reports keep their shape
+            j["sparsity"] = l.sparsity;
+            j["pattern"] = l.pattern;
+            j["plan_prune_method"] = l.planPruneMethod;
+            j["prune_method"] = l.pruneMethod;
+            j["numel"] = l.numel;
+            j["pruned"] = l.pruned;
+            j["achieved_sparsity"] = orNull(l.achievedSparsity);
+            j["zeros"] = l.zeros < 0 ? ojson(nullptr) : ojson(l.zeros);
+        }
         linears.push_back(std::move(j));
         byMethodBits[{l.method, l.bits}] += 1;
     }
+    int64_t prunedLinears = 0, prunedNumel = 0, prunedCount = 0, prunedZeros = 0;
+    for (const LinearQuantResult& l : r.linears)
+        if (l.sparsity > 0 && l.pruned >= 0) {
+            ++prunedLinears;
+            prunedNumel += l.numel;
+            prunedCount += l.pruned;
+            prunedZeros += std::max<int64_t>(l.zeros, 0);
+        }
     ojson methods = ojson::array();
     for (const auto& [k, c] : byMethodBits)
         methods.push_back({{"method", std::get<0>(k)}, {"bits", std::get<1>(k)}, {"linears", c}});
@@ -59,6 +78,10 @@ std::string reportToJson(const QuantizeReport& r)
     j["totals"] = {{"linears", int64_t(r.linears.size())}, {"by_method_bits", methods},
                    {"fallback_experts", fallbacks}, {"mean_rel_error", orNull(r.meanRelError)},
                    {"seconds", r.seconds}};
+    if (prunedLinears > 0)
+        j["totals"]["pruning"] = {{"linears", prunedLinears}, {"weights", prunedNumel}, {"pruned", prunedCount},
+                                  {"zeros", prunedZeros},
+                                  {"achieved_sparsity", double(prunedCount) / double(std::max<int64_t>(prunedNumel, 1))}};
     j["linears"] = linears;
     return j.dump(1);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "moewb/io/hf_config.h"
+#include "moewb/prune/prune.h"
 
 #include <cstdint>
 #include <map>
@@ -34,6 +35,10 @@ struct QuantSettings {
     /// With act order: fix every group's grid from the original weight before any GPTQ update,
     /// g_idx = column / group size (AutoGPTQ's static_groups). Changes only how GPTQ runs.
     std::optional<bool> staticGroups;
+    /// Pruning (#14, docs/pruning.md): fraction of each row's weights set to zero, in [0, 1); 0 = not pruned.
+    std::optional<double> sparsity;
+    std::optional<std::string> pattern;     ///< "unstructured" | "N:M" (N:M implies sparsity (M − N)/M)
+    std::optional<std::string> pruneMethod; ///< "magnitude" | "wanda" | "sparsegpt"
 };
 
 struct PlanDefaults {
@@ -43,6 +48,9 @@ struct PlanDefaults {
     std::string method = "gptq";
     bool actOrder = false;
     bool staticGroups = false;
+    double sparsity = 0.0;               ///< written to JSON only when non-zero
+    std::string pattern = "unstructured"; ///< written only when not "unstructured"
+    std::string pruneMethod = "sparsegpt"; ///< written only when not "sparsegpt"
 };
 
 /// Ordered regex rule: applies to every linear whose whole name matches `match` (ECMAScript).
@@ -120,6 +128,12 @@ struct PlanEntry {
     bool actOrder = false;
     bool staticGroups = false;
     bool dropped = false; ///< belongs to a dropped expert, layer or block
+    /// Pruning: the effective sparsity (0 = not pruned; with an N:M pattern (M − N)/M whenever the
+    /// plan's sparsity is non-zero), the pattern and the method.
+    double sparsity = 0.0;
+    PrunePattern pattern;
+    std::string pruneMethod = "sparsegpt";
+    PruneSpec pruneSpec() const { return PruneSpec{pruneMethod, sparsity, pattern}; }
 };
 
 /// Defaults, then every matching rule in order (later rules override fields set by earlier ones),
@@ -141,6 +155,10 @@ struct PlanSize {
     int64_t quantParams = 0;     ///< weights of the quantizable linears (dropped ones excluded)
     double averageBits = 0.0;    ///< sum(bits*numel)/sum(numel), the papers' definition (no scales)
     double effectiveBits = 0.0;  ///< 8*linearBytes/quantParams: scales, zeros and g_idx included
+    /// Pruning: the bytes above are those of the dense export (pruned weights are stored as zeros,
+    /// so they cost the same); these count what survives: Σ numel·(1 − sparsity) and its share.
+    int64_t nonzeroParams = 0;
+    double density = 1.0;        ///< nonzeroParams / quantParams (1 when nothing is pruned)
 };
 /// Dropped entries cost nothing.
 PlanSize planSize(const std::vector<PlanEntry>& entries, const ModelConfig& cfg);

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,10 @@ struct QuantizeOptions {
     /// quantized layer and hands every linear to its sink (rank 0 writes, the others pass a sink
     /// that discards). Needs at least one sequence per rank when calibration data is given.
     DistContext* dist = nullptr;
+    /// Wanda input norms (E[x_j²] by linear name, e.g. from stats.h5's act_sq_mean) used when no
+    /// calibration data runs through the model; with calibration data Wanda uses diag(H)/2 of the
+    /// pass (inputs of the already pruned layers).
+    std::map<std::string, std::vector<float>> actSqMean;
 };
 
 /// What happened to one quantizable linear.
@@ -74,6 +79,15 @@ struct LinearQuantResult {
     double dampUsed = -1;      ///< GPTQ damping fraction finally used (raised when Cholesky failed); -1 for RTN
     double dampLambda = -1;    ///< the absolute λ GPTQ added to diag(H); -1 for RTN
     double seconds = 0;        ///< time of the quantizer itself (not the forward passes)
+    // Pruning (#14, docs/pruning.md): set for the linears the plan prunes (sparsity > 0) only.
+    double sparsity = 0;          ///< requested sparsity (N:M: (M − N)/M)
+    std::string pattern;          ///< "unstructured" | "N:M"
+    std::string planPruneMethod;  ///< as the plan asks
+    std::string pruneMethod;      ///< what ran (differs after a fallback, see `fallback`)
+    int64_t numel = 0;            ///< out·in
+    int64_t pruned = -1;          ///< weights pruned (the mask)
+    double achievedSparsity = -1; ///< pruned / numel
+    int64_t zeros = -1;           ///< exact zeros in the stored weight (>= pruned: quantization may add some)
 };
 
 struct FallbackExpert {
@@ -126,8 +140,8 @@ using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 /// Also runs validatePlan. InputError names opt.planPath.
 void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
 
-/// The layer loop. sequences: calibration token ids (may be empty when no linear uses GPTQ: RTN
-/// then runs without any forward pass and no error is measured). Every linear with bits < 16 is
+/// The layer loop. sequences: calibration token ids (may be empty when no linear uses GPTQ,
+/// SparseGPT or Wanda without actSqMean: RTN then runs without any forward pass and no error is measured). Every linear with bits < 16 or sparsity > 0 is
 /// handed to sink exactly once, layer by layer. Cancellation via progress (Cancelled).
 QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
                              const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,

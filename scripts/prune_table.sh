@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The table of docs/pruning.md: perplexity of the demo models on the held-out demo text (as
+# scripts/demo.sh builds it, EVAL_BYTES per domain) after pruning with each method at 50 %
+# unstructured and 2:4, with and without the shared experts excluded (Qwen2-MoE only: Mixtral has
+# none), alone and with 4-bit GPTQ (group 128) of the survivors; plus the dense and 4-bit-only rows.
+# Prints one markdown row per run. MOEWB_BUILD_DIR, EVAL_BYTES, SAMPLES, SEQ_LEN override the sizes,
+# MODELS the demo models to run (default both), HEADER=0 leaves out the table header.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${MOEWB_BUILD_DIR:-$ROOT/build}"
+MOEWB="$BUILD/app/cli/moewb"
+EVAL_BYTES="${EVAL_BYTES:-3000}" SAMPLES="${SAMPLES:-32}" SEQ_LEN="${SEQ_LEN:-256}"
+OUT="${PRUNE_TABLE_DIR:-$BUILD/prune-table}"
+mkdir -p "$OUT"
+EVAL="$OUT/eval-mixed-$EVAL_BYTES.txt"
+: > "$EVAL"
+for f in "$ROOT"/datasets/corpus/eval/*.txt; do
+  head -c "$EVAL_BYTES" "$f" | sed '$d' >> "$EVAL"
+  printf '\n' >> "$EVAL"
+done
+CALIB=(--calib "$ROOT/datasets/corpus/calib.jsonl" --samples "$SAMPLES" --seq-len "$SEQ_LEN")
+
+ppl() { "$MOEWB" eval "$1" --ppl "$EVAL" | awk '/^perplexity:/ {print $2}'; }
+sparsity() { /usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["totals"].get("pruning"); print("%.3f" % t["achieved_sparsity"] if t else "0")' "$1/moewb_quant_report.json"; }
+
+if [ "${HEADER:-1}" = 1 ]; then
+  echo "| model | method | pattern | shared experts | quantization | achieved sparsity (pruned linears) | ppl |"
+  echo "|---|---|---|---|---|---|---|"
+fi
+for name in ${MODELS:-moewb-mixtral-8e moewb-qwen2moe-16e}; do
+  MODEL="$ROOT/datasets/models/$name"
+  echo "| $name | dense | - | - | - | 0 | $(ppl "$MODEL") |"
+  printf '{"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 128, "method": "gptq"}}\n' > "$OUT/q4-$name.json"
+  "$MOEWB" quantize "$MODEL" --plan "$OUT/q4-$name.json" "${CALIB[@]}" --out "$OUT/$name-q4" > /dev/null
+  echo "| $name | none | - | - | GPTQ 4-bit | 0 | $(ppl "$OUT/$name-q4") |"
+  rm -rf "$OUT/$name-q4"
+  shared_opts=("")
+  if [ "$name" = moewb-qwen2moe-16e ]; then shared_opts=("" "--exclude-shared"); fi
+  for method in magnitude wanda sparsegpt; do
+    for pat in "--sparsity 0.5" "--pattern 2:4"; do
+      for ex in "${shared_opts[@]}"; do
+        for bits in 16 4; do
+          tag="$name-$method-${pat##* }-${ex:-all}-$bits"; tag="${tag//:/_}"
+          # shellcheck disable=SC2086
+          "$MOEWB" prune "$MODEL" --method "$method" $pat $ex --bits "$bits" "${CALIB[@]}" --out "$OUT/$tag" > /dev/null
+          echo "| $name | $method | ${pat##* } | $([ -n "$ex" ] && echo dense || echo pruned) | $([ "$bits" = 4 ] && echo "GPTQ 4-bit" || echo -) | $(sparsity "$OUT/$tag") | $(ppl "$OUT/$tag") |"
+          rm -rf "$OUT/$tag"
+        done
+      done
+    done
+  done
+done
