@@ -59,7 +59,8 @@ bool sameEntries(const std::vector<PlanEntry>& a, const std::vector<PlanEntry>& 
         if (x.name != y.name || x.layer != y.layer || x.expert != y.expert || x.role != y.role
             || x.inFeatures != y.inFeatures || x.outFeatures != y.outFeatures || x.bits != y.bits
             || x.groupSize != y.groupSize || x.sym != y.sym || x.method != y.method || x.actOrder != y.actOrder
-            || x.staticGroups != y.staticGroups || x.dropped != y.dropped) {
+            || x.staticGroups != y.staticGroups || x.dropped != y.dropped || x.sparsity != y.sparsity
+            || x.pattern.n != y.pattern.n || x.pattern.m != y.pattern.m || x.pruneMethod != y.pruneMethod) {
             qWarning("entry %zu differs: %s", i, x.name.c_str());
             return false;
         }
@@ -70,7 +71,8 @@ bool sameEntries(const std::vector<PlanEntry>& a, const std::vector<PlanEntry>& 
 bool sameSize(const PlanSize& a, const PlanSize& b)
 {
     return a.linearBytes == b.linearBytes && a.modelBytes == b.modelBytes && a.quantParams == b.quantParams
-        && a.averageBits == b.averageBits && a.effectiveBits == b.effectiveBits;
+        && a.averageBits == b.averageBits && a.effectiveBits == b.effectiveBits && a.nonzeroParams == b.nonzeroParams
+        && a.density == b.density;
 }
 
 // The model's state is what a fresh expansion of its plan gives.
@@ -131,6 +133,7 @@ private slots:
     void heatmapMultiSelectionBulkSet();
     void strategyPanelLiveSolve();
     void editorOpenSaveMessages();
+    void pruningEditsAndGauge();
 
 private:
     AllocBackend engineBackend(std::shared_ptr<const ModelConfig> cfg, std::shared_ptr<const CalibStats> stats);
@@ -834,6 +837,70 @@ void TestAllocEditor::editorOpenSaveMessages()
     QVERIFY(plan.plan() == Plan{});
     QCOMPARE(plan.undoStack()->count(), 0);
     QCOMPARE(editor.itemModel()->rowCount(), 4);
+}
+
+// Pruning (#14): the Pruning column's edits, N:M patterns from rules overridden per linear, undo,
+// and the nonzero-weight count against the engine's planSize and by hand.
+void TestAllocEditor::pruningEditsAndGauge()
+{
+    PlanEditModel m;
+    m.setModelConfig(m_cfg);
+    Plan p = m.plan();
+    PlanRule r;
+    r.match = ".*experts\\.[0-3]\\..*";
+    r.set.sparsity = 0.3; // the rule's pattern fixes it to 0.5
+    r.set.pattern = std::string("2:4");
+    p.rules.push_back(r);
+    m.setPlan(p, QStringLiteral("prune rule"));
+    QVERIFY(consistent(m));
+    const std::vector<int> routed = indicesWhere(m, [](const PlanEntry& e) { return e.expert >= 0; });
+    QCOMPARE(routed.size(), size_t(2 * 4 * 3));
+    for (int i : routed)
+        QCOMPARE(m.entries()[size_t(i)].sparsity, 0.5);
+    // By hand: routed experts hold 2 layers · 4 experts · 3 linears · 32·16 = 12288 weights, half pruned.
+    QCOMPARE(m.size().quantParams - m.size().nonzeroParams, int64_t(12288 / 2));
+
+    // One linear back to unstructured: the rule's raw 0.3 applies again (round(0.3·in) per row).
+    const int one = routed.front();
+    QuantSettings un;
+    un.pattern = std::string("unstructured");
+    m.setSettings({one}, un, QStringLiteral("unstructured"));
+    QVERIFY(consistent(m));
+    QCOMPARE(m.entries()[size_t(one)].sparsity, 0.3);
+
+    // The Pruning column: 25% on two linears, 4:8 on a shared expert, 0 on another routed one.
+    const std::vector<int> shared = indicesWhere(m, [](const PlanEntry& e) { return e.role == LinearRole::SharedUp; });
+    QVERIFY(!shared.empty());
+    m.setPruning({routed[1], routed[2]}, "25%");
+    m.setPruning({shared[0]}, "4:8");
+    m.setPruning({routed[3]}, "0");
+    QVERIFY(consistent(m));
+    QCOMPARE(m.entries()[size_t(routed[1])].sparsity, 0.25);
+    QCOMPARE(m.entries()[size_t(shared[0])].sparsity, 0.5);
+    QCOMPARE(m.entries()[size_t(routed[3])].sparsity, 0.0);
+    const PlanSize engine = planSize(expandPlan(m.plan(), *m_cfg), *m_cfg);
+    QCOMPARE(m.size().nonzeroParams, engine.nonzeroParams);
+    QVERIFY(m.size().density < 1.0);
+    QCOMPARE(errorOf([&] { m.setPruning({routed[4]}, "lots"); }).contains("not a sparsity"), true);
+    QCOMPARE(errorOf([&] { m.setPruning({routed[4]}, "3:2"); }).isEmpty(), false);
+    QCOMPARE(errorOf([&] { m.setPruning({routed[4]}, "1.5"); }).isEmpty(), false);
+
+    // Undo back to the rule alone, redo again: always what a fresh expansion gives.
+    for (int k = 0; k < 4; ++k) {
+        m.undoStack()->undo();
+        QVERIFY(consistent(m));
+    }
+    for (int i : routed)
+        QCOMPARE(m.entries()[size_t(i)].sparsity, 0.5);
+    for (int k = 0; k < 4; ++k) {
+        m.undoStack()->redo();
+        QVERIFY(consistent(m));
+    }
+    QCOMPARE(m.entries()[size_t(routed[3])].sparsity, 0.0);
+
+    // The tree shows it: a routed expert row of mixed pruning, the linear's text.
+    AllocationItemModel tree(&m);
+    QCOMPARE(tree.headerData(AllocationItemModel::SparsityColumn, Qt::Horizontal).toString(), QStringLiteral("Pruning"));
 }
 
 QTEST_MAIN(TestAllocEditor)

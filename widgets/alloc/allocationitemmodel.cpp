@@ -4,6 +4,7 @@
 #include "alloc/bitscolors.h"
 #include "alloc/planeditmodel.h"
 
+#include "moewb/prune/prune.h"
 #include "moewb/core/error.h"
 
 #include <QFont>
@@ -146,6 +147,16 @@ void AllocationItemModel::onEntriesChanged(const QVector<int>& changed, bool all
     }
 }
 
+/// "" (not pruned), "50% wanda", "2:4 sparsegpt".
+QString AllocationItemModel::pruningText(const PlanEntry& e)
+{
+    if (e.sparsity <= 0)
+        return {};
+    const QString amount = e.pattern.m > 0 ? QString::fromStdString(prunePatternName(e.pattern))
+                                           : QStringLiteral("%1%").arg(e.sparsity * 100.0, 0, 'g', 4);
+    return amount + QLatin1Char(' ') + QString::fromStdString(e.pruneMethod);
+}
+
 const AllocationItemModel::Summary& AllocationItemModel::summaryOf(int node) const
 {
     const Node& n = m_nodes[size_t(node)];
@@ -162,6 +173,7 @@ const AllocationItemModel::Summary& AllocationItemModel::summaryOf(int node) con
             s.groupSize = e.groupSize;
             s.sym = e.sym ? 1 : 0;
             s.method = QString::fromStdString(e.method);
+            s.pruning = pruningText(e);
         } else {
             if (s.bits != e.bits)
                 s.bits = kMixed;
@@ -171,6 +183,8 @@ const AllocationItemModel::Summary& AllocationItemModel::summaryOf(int node) con
                 s.sym = -1;
             if (!s.method.isEmpty() && s.method != QLatin1String(e.method.c_str()))
                 s.method.clear();
+            if (s.pruning != QLatin1String("?") && s.pruning != pruningText(e))
+                s.pruning = QStringLiteral("?");
         }
         if (n.end - n.begin <= 3 || n.kind == NodeKind::Linear) // cheap enough for any row, but only
             s.overridden += overrides.count(e.name) ? 1 : 0;   // leaves and experts show it
@@ -182,6 +196,7 @@ const AllocationItemModel::Summary& AllocationItemModel::summaryOf(int node) con
         s.bytes += gptqLinearBytes(e.inFeatures, e.outFeatures, e.bits, e.groupSize);
         s.params += numel;
         s.bitParams += e.bits * numel;
+        s.nonzero += numel - (e.sparsity > 0 ? e.outFeatures * prunedPerRow(e.pruneSpec(), e.inFeatures) : 0);
     }
     s.valid = true;
     return s;
@@ -318,6 +333,7 @@ QVariant AllocationItemModel::headerData(int section, Qt::Orientation orientatio
     case GroupSizeColumn: return tr("Group");
     case SymColumn: return tr("Sym");
     case MethodColumn: return tr("Method");
+    case SparsityColumn: return tr("Pruning");
     case ShapeColumn: return tr("Shape");
     case BytesColumn: return tr("Size");
     default: return {};
@@ -372,6 +388,9 @@ QVariant AllocationItemModel::nodeData(int node, int column, int role) const
         case GroupSizeColumn: return QVariantList{32, 64, 128, -1};
         case SymColumn: return QVariantList{true, false};
         case MethodColumn: return QVariantList{QStringLiteral("gptq"), QStringLiteral("rtn")};
+        case SparsityColumn:
+            return QVariantList{QStringLiteral("0"), QStringLiteral("25%"), QStringLiteral("50%"), QStringLiteral("2:4"),
+                                QStringLiteral("4:8")};
         default: return {};
         }
     default: break;
@@ -402,6 +421,11 @@ QVariant AllocationItemModel::nodeData(int node, int column, int role) const
     }
     if (role == Qt::BackgroundRole && column == BitsColumn && !allDropped)
         return bitsColor(s.params ? double(s.bitParams) / double(s.params) : double(s.bits));
+    // Pruning overlay: the more weights pruned, the deeper the violet (white = dense).
+    if (role == Qt::BackgroundRole && column == SparsityColumn && !allDropped && s.params > 0 && s.nonzero < s.params) {
+        const double pruned = 1.0 - double(s.nonzero) / double(s.params);
+        return QColor::fromRgbF(1.0 - 0.45 * pruned, 1.0 - 0.6 * pruned, 1.0 - 0.1 * pruned);
+    }
     if (role == Qt::TextAlignmentRole && column != NameColumn)
         return int(column == BytesColumn ? Qt::AlignRight | Qt::AlignVCenter : Qt::AlignCenter);
     if (role == Qt::ToolTipRole) {
@@ -445,6 +469,12 @@ QVariant AllocationItemModel::nodeData(int node, int column, int role) const
         if (s.method.isEmpty())
             return edit ? QVariant() : QVariant(mixed);
         return s.method;
+    case SparsityColumn:
+        if (s.pruning == QLatin1String("?"))
+            return edit ? QVariant() : QVariant(mixed);
+        if (edit)
+            return s.pruning.isEmpty() ? QStringLiteral("0") : s.pruning.section(QLatin1Char(' '), 0, 0);
+        return s.pruning.isEmpty() ? QStringLiteral("—") : s.pruning;
     case ShapeColumn:
         if (edit)
             return {};
@@ -468,7 +498,7 @@ Qt::ItemFlags AllocationItemModel::flags(const QModelIndex& index) const
         return Qt::NoItemFlags;
     Qt::ItemFlags f = Qt::ItemIsEnabled | Qt::ItemIsSelectable;
     const int c = index.column();
-    if (c == BitsColumn || c == GroupSizeColumn || c == SymColumn || c == MethodColumn)
+    if (c == BitsColumn || c == GroupSizeColumn || c == SymColumn || c == MethodColumn || c == SparsityColumn)
         f |= Qt::ItemIsEditable;
     if (c == NameColumn && nodeData(node, c, Qt::CheckStateRole).isValid())
         f |= Qt::ItemIsUserCheckable;
@@ -514,6 +544,7 @@ bool AllocationItemModel::setNodeData(int node, int column, const QVariant& valu
     case GroupSizeColumn: m_plan->setGroupSize(entries, value.toLongLong()); return true;
     case SymColumn: m_plan->setSym(entries, value.toBool()); return true;
     case MethodColumn: m_plan->setMethod(entries, value.toString().toStdString()); return true;
+    case SparsityColumn: m_plan->setPruning(entries, value.toString().toStdString()); return true;
     default: return false;
     }
 }

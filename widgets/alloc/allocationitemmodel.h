@@ -21,8 +21,8 @@ class PlanEditModel;
 class AllocationItemModel : public QAbstractItemModel {
     Q_OBJECT
 public:
-    enum Column { NameColumn, BitsColumn, GroupSizeColumn, SymColumn, MethodColumn, ShapeColumn, BytesColumn,
-                  ColumnCount };
+    enum Column { NameColumn, BitsColumn, GroupSizeColumn, SymColumn, MethodColumn, SparsityColumn, ShapeColumn,
+                  BytesColumn, ColumnCount };
     enum Role {
         LayerRole = Qt::UserRole + 1, ///< int
         ExpertRole,                   ///< int, routed expert or -1
@@ -68,6 +68,8 @@ private:
         int64_t bits = 0, groupSize = 0; ///< -1000: mixed
         int sym = 0;                     ///< 1 true, 0 false, -1 mixed
         QString method;                  ///< "" mixed
+        QString pruning;                 ///< "" none, "50%", "2:4"; "?" mixed (#14)
+        int64_t nonzero = 0;             ///< weights left after pruning
         int64_t bytes = 0, params = 0, bitParams = 0;
         int dropped = 0; ///< linears dropped
         int overridden = 0;
@@ -85,6 +87,7 @@ private:
     void rebuild();
     void onEntriesChanged(const QVector<int>& changed, bool all);
     const Summary& summaryOf(int node) const;
+    static QString pruningText(const PlanEntry& e);
     int nodeOf(const QModelIndex& index) const;
     QModelIndex indexOfNode(int node, int column = 0) const;
     QVariant nodeData(int node, int column, int role) const;

@@ -112,10 +112,14 @@ QString BudgetGauge::summaryText() const
 {
     if (!m_plan->modelConfig())
         return tr("No model open");
-    return tr("%1 bits avg · %2 effective · %3")
-        .arg(m_size.averageBits, 0, 'f', 3)
-        .arg(m_size.effectiveBits, 0, 'f', 3)
-        .arg(sizeText(m_size.modelBytes));
+    QString text = tr("%1 bits avg · %2 effective · %3")
+                       .arg(m_size.averageBits, 0, 'f', 3)
+                       .arg(m_size.effectiveBits, 0, 'f', 3)
+                       .arg(sizeText(m_size.modelBytes));
+    // Pruned weights (#14) still take their bytes in the dense export; show what survives.
+    if (m_size.density < 1.0)
+        text += tr(" · %1% of the weights nonzero").arg(m_size.density * 100.0, 0, 'f', 1);
+    return text;
 }
 
 QString BudgetGauge::deltaText() const

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "alloc/planeditmodel.h"
 
+#include "moewb/prune/prune.h"
 #include "moewb/core/error.h"
 
 #include <QFileInfo>
@@ -72,9 +73,24 @@ void applySettings(PlanEntry& e, const QuantSettings& s)
         e.actOrder = *s.actOrder;
     if (s.staticGroups)
         e.staticGroups = *s.staticGroups;
+    if (s.sparsity)
+        e.sparsity = *s.sparsity;
+    if (s.pattern)
+        e.pattern = parsePrunePattern(*s.pattern, e.name);
+    if (s.pruneMethod)
+        e.pruneMethod = *s.pruneMethod;
 }
 
-void resetToRules(PlanEntry& e, const PlanEntry& rule)
+/// As expandPlan does last: an N:M pattern fixes a non-zero sparsity to (M − N)/M.
+void normalizeSparsity(PlanEntry& e)
+{
+    if (e.sparsity > 0)
+        e.sparsity = patternSparsity(e.pattern, e.sparsity);
+}
+
+/// rawSparsity: the sparsity the defaults and rules give before the pattern fixes it (an override
+/// may still change the pattern).
+void resetToRules(PlanEntry& e, const PlanEntry& rule, double rawSparsity)
 {
     e.bits = rule.bits;
     e.groupSize = rule.groupSize;
@@ -82,6 +98,9 @@ void resetToRules(PlanEntry& e, const PlanEntry& rule)
     e.method = rule.method;
     e.actOrder = rule.actOrder;
     e.staticGroups = rule.staticGroups;
+    e.sparsity = rawSparsity;
+    e.pattern = rule.pattern;
+    e.pruneMethod = rule.pruneMethod;
 }
 
 void merge(QuantSettings& into, const QuantSettings& s)
@@ -98,6 +117,12 @@ void merge(QuantSettings& into, const QuantSettings& s)
         into.actOrder = s.actOrder;
     if (s.staticGroups)
         into.staticGroups = s.staticGroups;
+    if (s.sparsity)
+        into.sparsity = s.sparsity;
+    if (s.pattern)
+        into.pattern = s.pattern;
+    if (s.pruneMethod)
+        into.pruneMethod = s.pruneMethod;
 }
 
 void checkSettings(const QuantSettings& s, const std::string& where)
@@ -109,12 +134,22 @@ void checkSettings(const QuantSettings& s, const std::string& where)
                                     + " is invalid (use -1 or a positive multiple of 16)");
     if (s.method && *s.method != "rtn" && *s.method != "gptq")
         throw InputError(where, "method '" + *s.method + "' is not rtn or gptq");
+    if (s.sparsity)
+        checkSparsity(*s.sparsity, where);
+    if (s.pattern)
+        (void)parsePrunePattern(*s.pattern, where);
+    if (s.pruneMethod && !isValidPruneMethod(*s.pruneMethod))
+        throw InputError(where, "prune method '" + *s.pruneMethod + "' is not magnitude, wanda or sparsegpt");
 }
 
 bool settingsValid(const QuantSettings& s)
 {
-    return (!s.bits || isValidBits(*s.bits)) && (!s.groupSize || isValidGroupSize(*s.groupSize))
-        && (!s.method || *s.method == "rtn" || *s.method == "gptq");
+    try {
+        checkSettings(s, "rule");
+        return true;
+    } catch (const Error&) {
+        return false;
+    }
 }
 
 bool sameRules(const std::vector<PlanRule>& a, const std::vector<PlanRule>& b)
@@ -130,7 +165,8 @@ bool sameRules(const std::vector<PlanRule>& a, const std::vector<PlanRule>& b)
 bool sameDefaults(const PlanDefaults& a, const PlanDefaults& b)
 {
     return a.bits == b.bits && a.groupSize == b.groupSize && a.sym == b.sym && a.method == b.method
-        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups;
+        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups && a.sparsity == b.sparsity
+        && a.pattern == b.pattern && a.pruneMethod == b.pruneMethod;
 }
 
 bool isMlpPart(LinearRole r)
@@ -233,8 +269,10 @@ PlanSize PlanEditModel::size() const
     for (const KindTotals& k : m_breakdown.kinds) {
         s.linearBytes += k.bytes;
         s.quantParams += k.params;
+        s.nonzeroParams += k.nonzeroParams;
         bitParams += double(k.bitParams);
     }
+    s.density = s.quantParams ? double(s.nonzeroParams) / double(s.quantParams) : 1.0;
     if (!m_cfg)
         return s;
     s.modelBytes = s.linearBytes + m_breakdown.fixedBytes;
@@ -326,6 +364,23 @@ void PlanEditModel::rebuildRuleEntries()
     p.defaults = m_plan->defaults;
     p.rules = m_plan->rules;
     m_ruleEntries = expandPlan(p, *m_cfg);
+    // The sparsities before N:M patterns fix them (an override may change the pattern): the same
+    // expansion with every pattern unstructured. Only needed when some pattern is set.
+    m_ruleRawSparsity.resize(m_ruleEntries.size());
+    bool patterns = p.defaults.pattern != "unstructured";
+    for (PlanRule& r : p.rules) {
+        patterns = patterns || (r.set.pattern && *r.set.pattern != "unstructured");
+        r.set.pattern.reset();
+    }
+    p.defaults.pattern = "unstructured";
+    if (patterns) {
+        const std::vector<PlanEntry> raw = expandPlan(p, *m_cfg);
+        for (size_t i = 0; i < raw.size(); ++i)
+            m_ruleRawSparsity[i] = raw[i].sparsity;
+    } else {
+        for (size_t i = 0; i < m_ruleEntries.size(); ++i)
+            m_ruleRawSparsity[i] = m_ruleEntries[i].sparsity;
+    }
 }
 
 bool PlanEditModel::entryDropped(const PlanEntry& e) const
@@ -346,12 +401,15 @@ void PlanEditModel::rebuildEntries()
         m_entries = m_ruleEntries;
     } else {
         for (size_t i = 0; i < m_entries.size(); ++i) // same layout: no name copies
-            resetToRules(m_entries[i], m_ruleEntries[i]);
+            resetToRules(m_entries[i], m_ruleEntries[i], m_ruleRawSparsity[i]), normalizeSparsity(m_entries[i]);
     }
     for (const auto& [name, s] : m_plan->overrides) {
         const int i = entryIndex(name);
-        if (i >= 0)
+        if (i >= 0) {
+            resetToRules(m_entries[size_t(i)], m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
             applySettings(m_entries[size_t(i)], s);
+            normalizeSparsity(m_entries[size_t(i)]);
+        }
     }
     std::set<std::pair<int64_t, int64_t>> dropE;
     for (const DroppedExpert& d : m_plan->droppedExperts)
@@ -373,6 +431,7 @@ void PlanEditModel::addTotals(const PlanEntry& e, int sign)
     k.bytes += sign * gptqLinearBytes(e.inFeatures, e.outFeatures, e.bits, e.groupSize);
     k.params += sign * numel;
     k.bitParams += sign * e.bits * numel;
+    k.nonzeroParams += sign * (numel - (e.sparsity > 0 ? e.outFeatures * prunedPerRow(e.pruneSpec(), e.inFeatures) : 0));
     k.linears += sign;
 }
 
@@ -398,9 +457,10 @@ void PlanEditModel::applyOverrides(const OverrideDelta& delta)
             mutablePlan().overrides.erase(name);
         PlanEntry& e = m_entries[size_t(i)];
         addTotals(e, -1);
-        resetToRules(e, m_ruleEntries[size_t(i)]);
+        resetToRules(e, m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
         if (s)
             applySettings(e, *s);
+        normalizeSparsity(e);
         addTotals(e, +1);
         changed.push_back(i);
     }
@@ -464,6 +524,38 @@ void PlanEditModel::setSettings(const std::vector<int>& entries, const QuantSett
 static QString countText(size_t n)
 {
     return n == 1 ? QObject::tr("1 linear") : QObject::tr("%1 linears").arg(n);
+}
+
+void PlanEditModel::setPruning(const std::vector<int>& entries, const std::string& textIn)
+{
+    std::string text = textIn;
+    text.erase(0, text.find_first_not_of(" \t"));
+    text.erase(text.find_last_not_of(" \t") + 1);
+    QuantSettings s;
+    if (text.find(':') != std::string::npos) {
+        const PrunePattern p = parsePrunePattern(text, "pruning");
+        s.pattern = prunePatternName(p);
+        s.sparsity = patternSparsity(p, 0.5);
+    } else {
+        double v = 0;
+        bool percent = !text.empty() && text.back() == '%';
+        if (percent)
+            text.pop_back();
+        try {
+            size_t used = 0;
+            v = std::stod(text, &used);
+            if (used != text.size())
+                throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+            throw InputError("pruning", "'" + textIn + "' is not a sparsity (0.5, 50%) or an N:M pattern (2:4)");
+        }
+        if (percent)
+            v /= 100.0;
+        checkSparsity(v, "pruning");
+        s.sparsity = v;
+        s.pattern = std::string("unstructured");
+    }
+    setSettings(entries, s, tr("Set pruning %1 on %2").arg(QString::fromStdString(textIn)).arg(countText(entries.size())));
 }
 
 void PlanEditModel::setBits(const std::vector<int>& entries, int64_t bits)

@@ -34,6 +34,7 @@ struct KindTotals {
     int64_t bytes = 0;  ///< GPTQ storage
     int64_t params = 0; ///< weights
     int64_t bitParams = 0; ///< sum(bits * numel)
+    int64_t nonzeroParams = 0; ///< weights left after pruning (#14)
     int64_t linears = 0;
     double averageBits() const { return params ? double(bitParams) / double(params) : 0.0; }
 };
@@ -83,6 +84,9 @@ public:
     void setGroupSize(const std::vector<int>& entries, int64_t groupSize);
     void setSym(const std::vector<int>& entries, bool sym);
     void setMethod(const std::vector<int>& entries, const std::string& method);
+    /// Pruning (#14) from text: "0" (dense), "0.5" or "50%" (unstructured), "2:4" / "4:8" (N:M);
+    /// the prune method stays what the plan says. InputError on anything else.
+    void setPruning(const std::vector<int>& entries, const std::string& text);
     /// Removes the overrides of the entries (they fall back to defaults and rules).
     void clearOverrides(const std::vector<int>& entries);
 
@@ -129,6 +133,7 @@ private:
     std::shared_ptr<const ModelConfig> m_cfg;
     std::shared_ptr<const Plan> m_plan; ///< never null; shared with undo commands, copied on write
     std::vector<PlanEntry> m_ruleEntries; ///< defaults + rules, no overrides, no drops
+    std::vector<double> m_ruleRawSparsity; ///< their sparsity before an N:M pattern fixes it
     std::vector<PlanEntry> m_entries;
     std::unordered_map<std::string, int> m_index;
     PlanBreakdown m_breakdown;
