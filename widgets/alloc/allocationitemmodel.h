@@ -10,6 +10,8 @@
 // ancestors and emits one dataChanged per parent; aggregated values are cached per node.
 #pragma once
 
+#include "moewb/alloc/plan.h"
+
 #include <QAbstractItemModel>
 
 #include <vector>
