@@ -3,6 +3,7 @@
 // export. See moewb/alloc/plan.h.
 #include "moewb/core/json_limits.h"
 #include "moewb/alloc/plan.h"
+#include "moewb/alloc/plan_settings.h"
 
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
@@ -450,7 +451,7 @@ void validatePlan(const Plan& plan, const ModelConfig& cfg, const std::string& w
 }
 
 // -------------------------------------------------------------------------------- expansion
-static void applySettings(PlanEntry& e, const QuantSettings& s)
+void applyQuantSettings(PlanEntry& e, const QuantSettings& s)
 {
     if (s.bits)
         e.bits = *s.bits;
@@ -505,10 +506,10 @@ std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg)
         e.pruneMethod = plan.defaults.pruneMethod;
         for (size_t r = 0; r < res.size(); ++r)
             if (std::regex_match(li.name, res[r]))
-                applySettings(e, plan.rules[r].set);
+                applyQuantSettings(e, plan.rules[r].set);
         auto it = plan.overrides.find(li.name);
         if (it != plan.overrides.end())
-            applySettings(e, it->second);
+            applyQuantSettings(e, it->second);
         const bool mlpPart = li.role != LinearRole::Q && li.role != LinearRole::K && li.role != LinearRole::V
             && li.role != LinearRole::O;
         e.dropped = dropB.count(li.layer) || (mlpPart && dropL.count(li.layer) && cfg.isMoeLayer(li.layer))
@@ -775,7 +776,7 @@ std::optional<PlanEntry> dynamicLookup(const GptqExport& e, const std::string& n
             continue;
         if (negative)
             return std::nullopt;
-        applySettings(out, r.set);
+        applyQuantSettings(out, r.set);
         return out;
     }
     return out;

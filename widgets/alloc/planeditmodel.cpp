@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "alloc/planeditmodel.h"
 
+#include "moewb/alloc/plan_settings.h"
 #include "moewb/prune/prune.h"
 #include "moewb/core/error.h"
 
@@ -58,28 +59,6 @@ const char* linearKindName(LinearKind kind)
 }
 
 namespace {
-
-void applySettings(PlanEntry& e, const QuantSettings& s)
-{
-    if (s.bits)
-        e.bits = *s.bits;
-    if (s.groupSize)
-        e.groupSize = *s.groupSize;
-    if (s.sym)
-        e.sym = *s.sym;
-    if (s.method)
-        e.method = *s.method;
-    if (s.actOrder)
-        e.actOrder = *s.actOrder;
-    if (s.staticGroups)
-        e.staticGroups = *s.staticGroups;
-    if (s.sparsity)
-        e.sparsity = *s.sparsity;
-    if (s.pattern)
-        e.pattern = parsePrunePattern(*s.pattern, e.name);
-    if (s.pruneMethod)
-        e.pruneMethod = *s.pruneMethod;
-}
 
 /// As expandPlan does last: an N:M pattern fixes a non-zero sparsity to (M − N)/M.
 void normalizeSparsity(PlanEntry& e)
@@ -407,7 +386,7 @@ void PlanEditModel::rebuildEntries()
         const int i = entryIndex(name);
         if (i >= 0) {
             resetToRules(m_entries[size_t(i)], m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
-            applySettings(m_entries[size_t(i)], s);
+            applyQuantSettings(m_entries[size_t(i)], s);
             normalizeSparsity(m_entries[size_t(i)]);
         }
     }
@@ -459,7 +438,7 @@ void PlanEditModel::applyOverrides(const OverrideDelta& delta)
         addTotals(e, -1);
         resetToRules(e, m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
         if (s)
-            applySettings(e, *s);
+            applyQuantSettings(e, *s);
         normalizeSparsity(e);
         addTotals(e, +1);
         changed.push_back(i);
