@@ -398,7 +398,8 @@ void TestGuiWorkflow::scriptedWorkflow()
     QVERIFY(waitForDocument(reopened.document()));
     QCOMPARE(reopened.document()->modelDir(), kModel);
     QCOMPARE(reopened.document()->statsPath(), statsGui);
-    QVERIFY(reopened.planModel()->plan() == edited);
+    // The session's plan is applied by a queued call after every modelChanged follower: wait for it.
+    QTRY_VERIFY(reopened.planModel()->plan() == edited);
     QCOMPARE(reopened.resultsModel()->rowCount(), 2);
     QVERIFY(reopened.resultsModel()->runs() == results->runs());
     QVERIFY(reopened.currentSession().planJson == window.currentSession().planJson);
