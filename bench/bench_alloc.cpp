@@ -9,7 +9,7 @@
 // Prints the best and median wall time of REPS solves at BITS and at two neighbouring budgets,
 // and the achieved bytes vs the budget.
 #include "moewb/alloc/allocate.h"
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <algorithm>
 #include <chrono>

@@ -9,8 +9,8 @@
 // outlier scores; and the probe's extra cost on its own. Goal: calibration / plain ≤ 1.15.
 #include "calib/calibrator.h"
 #include "model/streamer.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 #include "moewb/model/runtime.h"
 
 #include <ATen/ATen.h>

@@ -12,7 +12,7 @@
 // --cols-fraction F < 1 runs both on the first F·in input columns only (W [out, F·in], H its
 // leading block), for machines where the full down projection takes too long; say so when quoting.
 #include "moewb/model/runtime.h"
-#include "prune/sparse.h"
+#include "quant/sparse.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

@@ -6,8 +6,8 @@
 // The checkpoint is written once (streaming, tensor by tensor) and reused; the measurement runs
 // in a fresh child process so that writing it does not count.
 #include "model/streamer.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 #include "moewb/model/runtime.h"
 
 #include <ATen/ATen.h>

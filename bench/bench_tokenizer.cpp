@@ -10,8 +10,8 @@
 // Both sides encode every document without special tokens, best of 3 passes (JS: 2); the
 // token count and a checksum of all ids must agree. Goal: >= 3x the JavaScript MB/s. Then 1 MB and
 // 2 MB of letters without a space (one pre-token): linear means about the same MB/s for both.
-#include "io/tokenizer_impl.h"
-#include "moewb/io/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 

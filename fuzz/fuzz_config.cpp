@@ -3,7 +3,7 @@
 // (linear list, expected tensors, parameter count) must be computable without UB.
 #include "fuzz_common.h"
 
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

@@ -3,7 +3,7 @@
 // success every tensor small enough is read and, where the type is supported, dequantized.
 #include "fuzz_common.h"
 
-#include "export/gguf_file.h"
+#include "gguf/gguf_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

@@ -3,7 +3,7 @@
 // GPTQModel `dynamic`, and round-trip through planToJson (parse(write(p)) == p).
 #include "fuzz_common.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <cstdlib>
 

@@ -3,7 +3,7 @@
 // duplicate keys; on success every tensor's bytes are read (ASan catches any range past the map).
 #include "fuzz_common.h"
 
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

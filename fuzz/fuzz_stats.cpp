@@ -4,7 +4,7 @@
 // (not in moewb) is reported as such in docs/robustness.md.
 #include "fuzz_common.h"
 
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

@@ -4,7 +4,7 @@
 // the rest is the JSON, so the fuzzer explores both.
 #include "fuzz_common.h"
 
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <cstring>
 

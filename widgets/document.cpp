@@ -3,7 +3,7 @@
 
 #include "selection.h"
 
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <QtConcurrent/QtConcurrentRun>
 

@@ -4,8 +4,8 @@
 // through config()/stats() and redraw on modelChanged()/statsChanged().
 #pragma once
 
-#include "moewb/calib/stats.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/stats/stats.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <QFutureWatcher>
 #include <QObject>

@@ -3,7 +3,7 @@
 // CalibStats (calib/stats.h) with no Qt types so they are easy to test exactly.
 #pragma once
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 
 #include <cstdint>
 #include <string>

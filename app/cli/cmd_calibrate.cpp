@@ -4,7 +4,7 @@
 #include "dist_options.h"
 
 #include "moewb/calib/calibrate.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
 
 #include <chrono>

@@ -3,7 +3,7 @@
 // multiple-choice tasks, a table on stdout and (--out) a results JSON.
 #include "calib_options.h"
 #include "cli_common.h"
-#include "quantize_source.h"
+#include "moewb/workflow/quantize_source.h"
 
 #include "moewb/core/atomic_file.h"
 
@@ -11,7 +11,7 @@
 #include "moewb/core/version.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/eval/tasks.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
 

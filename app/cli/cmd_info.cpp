@@ -4,8 +4,8 @@
 #include "cli_common.h"
 
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
 

@@ -3,7 +3,7 @@
 #include "cli_common.h"
 
 #include "moewb/alloc/allocate.h"
-#include "moewb/eval/pipeline.h"
+#include "moewb/workflow/pipeline.h"
 #include "moewb/model/runtime.h"
 
 #include <QFileInfo>

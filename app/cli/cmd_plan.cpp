@@ -6,9 +6,9 @@
 #include "moewb/core/timestamp.h"
 
 #include "moewb/alloc/allocate.h"
-#include "moewb/alloc/plan.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/plan/plan.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <QFileInfo>
 

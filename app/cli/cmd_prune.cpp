@@ -7,12 +7,12 @@
 #include "calib_options.h"
 #include "cli_common.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
-#include "moewb/prune/prune.h"
+#include "moewb/plan/prune_spec.h"
 #include "moewb/quant/quantize.h"
 
 #include <cstdio>

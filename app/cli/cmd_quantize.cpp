@@ -3,9 +3,9 @@
 #include "calib_options.h"
 #include "cli_common.h"
 #include "dist_options.h"
-#include "quantize_source.h"
+#include "moewb/workflow/quantize_source.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
 #include "moewb/export/gguf.h"

@@ -4,7 +4,7 @@
 #include "cli_common.h"
 #include "stats_specialization.h"
 
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <nlohmann/json.hpp>
 

@@ -4,7 +4,7 @@
 #include "cli_common.h"
 
 #include "moewb/core/error.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 

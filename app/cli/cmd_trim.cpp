@@ -5,10 +5,10 @@
 
 #include "moewb/core/timestamp.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/eval/perplexity.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
 #include "moewb/trim/trim.h"
 

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // moewb stats specialization STATS.h5 [--json]: per MoE layer, how much the expert choice depends on
-// the calibration domain (moewb/io/specialization.h), as a table or JSON.
+// the calibration domain (moewb/stats/specialization.h), as a table or JSON.
 #include "stats_specialization.h"
 
 #include "cli_common.h"
 
-#include "moewb/io/specialization.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/specialization.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "enginejobs.h"
 
-#include "../cli/quantize_source.h"
+#include "moewb/workflow/quantize_source.h"
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/calib/calibrate.h"
@@ -11,7 +11,7 @@
 #include "moewb/eval/tasks.h"
 #include "moewb/export/gguf.h"
 #include "moewb/export/gptq.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
 
@@ -213,7 +213,7 @@ Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
         const ModelConfig cfg = loadConfig(model);
         const PlanSize size = planSize(expandPlan(plan, cfg), cfg);
         initRuntime(false);
-        const cli::QuantizeSource source(model, plan, "plan", progress);
+        const QuantizeSource source(model, plan, "plan", progress);
         std::vector<std::vector<int32_t>> sequences;
         std::string description = "none";
         if (!s.calib.isEmpty()) {

@@ -8,10 +8,10 @@
 #include "jobs/job.h"
 #include "results/runresult.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/calib/calibrate.h"
-#include "moewb/calib/stats.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/stats/stats.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <QString>
 #include <QStringList>

@@ -22,8 +22,8 @@
 #include "views/outlierview.h"
 #include "views/routingheatmapview.h"
 
-#include "moewb/alloc/plan.h"
-#include "moewb/calib/stats.h"
+#include "moewb/plan/plan.h"
+#include "moewb/stats/stats.h"
 #include "moewb/core/error.h"
 
 #include <QAction>

@@ -6,7 +6,7 @@
 
 #include "model/weights.h"
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "quant/rtn.h"
 
 #include <map>

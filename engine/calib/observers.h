@@ -12,10 +12,10 @@
 
 #include "model/observer.h"
 #include "model/weights.h"
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 #include "moewb/dist/dist.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <ATen/ATen.h>
 

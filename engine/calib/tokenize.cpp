@@ -3,7 +3,7 @@
 // pre-tokenized ids never pull the tokenizer into their link.
 #include "moewb/calib/calibrate.h"
 
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <memory>
 

@@ -3,9 +3,9 @@
 
 #include "model/streamer.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "moewb/model/runtime.h"
 
 #include <chrono>

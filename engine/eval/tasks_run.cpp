@@ -5,7 +5,7 @@
 
 #include "model/streamer.h"
 #include "moewb/core/error.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "moewb/model/runtime.h"
 
 #include <algorithm>

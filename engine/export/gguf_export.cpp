@@ -4,15 +4,15 @@
 // everything else from the checkpoint afterwards.
 #include "moewb/export/gguf.h"
 
-#include "gguf_file.h"
-#include "gguf_quants.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_quants.h"
 
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 

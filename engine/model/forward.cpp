@@ -2,7 +2,7 @@
 #include "model/forward.h"
 
 #include "moewb/core/error.h"
-#include "quant/actquant.h"
+#include "model/actquant.h"
 
 #include <algorithm>
 #include <cmath>

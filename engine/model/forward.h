@@ -5,7 +5,7 @@
 
 #include "model/observer.h"
 #include "model/weights.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include "moewb/core/error.h"
 

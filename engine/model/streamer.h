@@ -6,8 +6,8 @@
 #include "model/forward.h"
 #include "model/observer.h"
 #include "moewb/core/progress.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <ATen/ATen.h>
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "model/weights.h"
 
-#include "export/gptq_pack.h"
+#include "gptq/gptq_pack.h"
 #include "moewb/core/error.h"
-#include "moewb/export/gptq.h"
+#include "moewb/gptq/gptq_checkpoint.h"
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>

@@ -2,8 +2,8 @@
 // Bridge from safetensors byte ranges to at::Tensor, and one decoder layer's weights.
 #pragma once
 
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <ATen/ATen.h>
 

@@ -2,7 +2,7 @@
 // `quantize --format fake`: the output directory (moewb/quant/quantize.h quantizeToFakeDir).
 #include "moewb/quant/quantize.h"
 
-#include "export/output_dir.h"
+#include "core/output_dir.h"
 #include "moewb/core/error.h"
 
 #include <filesystem>

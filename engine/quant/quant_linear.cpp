@@ -2,7 +2,7 @@
 #include "quant/quant_linear.h"
 
 #include "moewb/core/error.h"
-#include "prune/prune_linear.h"
+#include "quant/prune_linear.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -144,7 +144,7 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
                                              int64_t tokens, const QuantizeOptions& opt,
                                              const std::function<bool()>& cancel)
 {
-    // Linears the plan prunes (#14) take engine/prune/'s path; the others are quantized together.
+    // Linears the plan prunes (#14) take engine/quant/'s path; the others are quantized together.
     std::vector<QuantizedLinear> out(linears.size());
     std::vector<LinearInput> dense;
     std::vector<size_t> denseAt;

@@ -3,7 +3,7 @@
 // with too few calibration tokens), and the relative output error of the result.
 #pragma once
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/quant/quantize.h"
 
 #include <ATen/ATen.h>
@@ -32,7 +32,7 @@ struct LinearInput {
 
 /// Linears that share one input and so one Hessian h [in, in] (undefined when no calibration data
 /// was collected; tokens = the rows that built it). Every entry must have bits < 16 or sparsity > 0
-/// (pruned linears go to pruneLinear, engine/prune/prune_linear.h; bits 16 ones get no q/scales). GPTQ linears
+/// (pruned linears go to pruneLinear, engine/quant/prune_linear.h; bits 16 ones get no q/scales). GPTQ linears
 /// with identical settings run as one gptqQuantize call on their stacked rows (rows are independent
 /// given H: same result, H factored once). GPTQ without a Hessian is an InputError naming the
 /// linear. `cancel` is polled inside GPTQ (once per block): returning false throws Cancelled.

@@ -3,7 +3,7 @@
 // the torch ones take a weight tensor, the rest read CalibStats only.
 #pragma once
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 
 #include <ATen/ATen.h>
 

@@ -3,7 +3,7 @@
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
 

@@ -6,9 +6,9 @@
 #include "model/weights.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "train/optim.h"
 #include "train/train_output.h"
 

@@ -3,9 +3,9 @@
 // The surgery is byte-level (copy, select router rows, zero): no tensor math, dtypes preserved.
 #include "moewb/trim/trim.h"
 
-#include "export/output_dir.h"
+#include "core/output_dir.h"
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Routing specialization (moewb/io/specialization.h, `moewb stats specialization`): hand-computed
+// Routing specialization (moewb/stats/specialization.h, `moewb stats specialization`): hand-computed
 // cases (perfect specialization, identical routing, a 2 x 2 case with MI = 1 - H_b(1/4)), a stats
 // file written from known counts and read back through the CLI, and a real calibration run of a
 // random checkpoint checked against an independent NumPy computation (h5py).
 #include "../engine/testutil.h"
 
 #include "moewb/core/error.h"
-#include "moewb/io/specialization.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/specialization.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <QFileInfo>
 #include <QTemporaryDir>

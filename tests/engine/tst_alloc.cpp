@@ -6,7 +6,7 @@
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
 #include "model/weights.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "quant/rtn.h"
 #include "score/scores.h"
 #include "testutil.h"

@@ -13,13 +13,13 @@
 
 #include "testutil.h"
 
-#include "export/gguf_file.h"
-#include "moewb/alloc/plan.h"
+#include "gguf/gguf_file.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/stats_h5.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/stats/stats_h5.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <QDir>
 #include <QFileInfo>

@@ -6,8 +6,8 @@
 #include "model/streamer.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/stats/stats_h5.h"
 #include "score/outlier.h"
 #include "testutil.h"
 

@@ -6,13 +6,13 @@
 // must stop with Cancelled too.
 #include "testutil.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/export/gguf.h"
 #include "moewb/export/gptq.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/quant/quantize.h"
 #include "moewb/trim/trim.h"
 

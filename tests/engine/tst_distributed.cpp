@@ -6,8 +6,8 @@
 // sharding, owner assignment, the byte form of quantized linears, the c10d reductions in-process.
 #include "moewb/core/error.h"
 #include "moewb/dist/dist.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/io/stats_h5.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/stats/stats_h5.h"
 #include "quant/quant_dist.h"
 #include "testutil.h"
 

@@ -6,12 +6,12 @@
 // export's weights where the grid maps exactly, and the reference forward agrees.
 #include "testutil.h"
 
-#include "export/gguf_file.h"
-#include "export/gguf_quants.h"
-#include "moewb/alloc/plan.h"
+#include "gguf/gguf_file.h"
+#include "gguf/gguf_quants.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
 #include "moewb/export/gguf.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 #include "moewb/quant/quantize.h"
 
 #include <QCryptographicHash>

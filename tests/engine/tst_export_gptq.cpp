@@ -4,12 +4,12 @@
 // GPTQ reads back (model/weights.cpp dequantizes on load) bit for bit as the fake export's weights,
 // with identical perplexity; the config's `dynamic` describes the plan for every linear; sharding,
 // v2 zeros, and errors (existing output, corrupted tensors, cancel) leave nothing half-written.
-#include "export/gptq_pack.h"
+#include "gptq/gptq_pack.h"
 #include "model/weights.h"
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
 #include "moewb/export/gptq.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "moewb/quant/quantize.h"
 #include "testutil.h"
 

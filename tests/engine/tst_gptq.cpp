@@ -4,7 +4,7 @@
 // column by column, explicit H⁻¹), GPTQ ≤ RTN on the output error, dead columns, H = identity
 // giving RTN exactly, block-size independence, damping retries and the Hessian accumulator.
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 #include "testutil.h"

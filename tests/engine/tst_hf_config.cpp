@@ -5,7 +5,7 @@
 // The fixtures hold the published config.json values listed in docs FORMATS.md §2 (keys the parser
 // ignores, such as initializer_range, are kept so that the files look like the real ones).
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <QTemporaryDir>
 #include <QtTest>

@@ -2,7 +2,7 @@
 // Perplexity: the window rule (hand-computed), NLL against the NumPy reference, and the CLI.
 #include "moewb/core/error.h"
 #include "moewb/eval/perplexity.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "testutil.h"
 
 #include <QTemporaryDir>

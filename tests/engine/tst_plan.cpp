@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Plan file (#7): JSON round trip, every validation error, expansion precedence, GPTQ byte
 // accounting by hand, and the GPTQModel `dynamic` export re-expanded over the module list.
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 #include "testutil.h"
 
 #include <QDir>

@@ -4,12 +4,12 @@
 // error on the same weights and inputs; SparseGPT (with and without joint quantization) against an
 // independent float64 NumPy implementation; bad requests; plan keys, expansion and size; the CLI
 // end to end on a tiny model (output loadable, report numbers equal to the zeros in the file).
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/hf_config.h"
-#include "moewb/io/safetensors.h"
-#include "moewb/prune/prune.h"
-#include "prune/sparse.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/safetensors/safetensors.h"
+#include "moewb/plan/prune_spec.h"
+#include "quant/sparse.h"
 #include "testutil.h"
 
 #include <QDir>

@@ -6,9 +6,9 @@
 // `moewb eval` and in the NumPy reference, and errors / cancellation leave nothing behind.
 #include "model/streamer.h"
 #include "model/weights.h"
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "moewb/quant/quantize.h"
 #include "quant/gptq.h"
 #include "quant/quant_linear.h"

@@ -2,7 +2,7 @@
 // safetensors reader, writer and sharded checkpoints against hand-computed bytes and the golden
 // files written by tests/data/safetensors/make_golden.py (an independent Python writer).
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <QtTest>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // stats.h5 (#6): round trip, an independent h5py reader, clear errors for damaged files, atomic writes.
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 
 #include "moewb/core/error.h"
 #include "testutil.h"

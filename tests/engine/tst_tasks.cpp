@@ -5,8 +5,8 @@
 #include "model/streamer.h"
 #include "moewb/core/error.h"
 #include "moewb/eval/tasks.h"
-#include "moewb/io/tokenizer.h"
-#include "quant/actquant.h"
+#include "moewb/tokenizer/tokenizer.h"
+#include "model/actquant.h"
 #include "testutil.h"
 
 #include <QDir>

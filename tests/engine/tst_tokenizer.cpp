@@ -2,7 +2,7 @@
 // tokenizer.json (#4): golden ids from the JavaScript port of Hugging Face tokenizers for six
 // tokenizers (tests/tokenizer/make_golden.mjs), hand-written cases for each component, errors.
 #include "moewb/core/error.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "testutil.h"
 
 #include <QElapsedTimer>

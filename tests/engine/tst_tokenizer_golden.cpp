@@ -2,7 +2,7 @@
 // tokenizer.json against golden ids made by the JavaScript port of Hugging Face tokenizers
 // (tests/tokenizer/make_golden_bytelevel.mjs, 2,000 hard strings per tokenizer incl. a 100 KB text).
 #include "moewb/core/error.h"
-#include "moewb/io/tokenizer.h"
+#include "moewb/tokenizer/tokenizer.h"
 #include "testutil.h"
 
 #include <QFile>

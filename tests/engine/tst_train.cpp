@@ -3,7 +3,7 @@
 // autograd through the inference forward against finite differences, and an end-to-end run of
 // `moewb train-demo` that must learn a repeated text, reproduce itself bit for bit and load back.
 #include "model/forward.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 #include "train/optim.h"
 #include "testutil.h"
 

@@ -10,9 +10,9 @@
 // moewb-specific keys), which must agree with moewb's forward on it.
 #include "model/streamer.h"
 #include "model/weights.h"
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 #include "moewb/model/runtime.h"
 #include "moewb/trim/trim.h"
 #include "testutil.h"

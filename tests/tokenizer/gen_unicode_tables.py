@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes engine/io/tokenizer_unicode_data.h: the Unicode tables moewb's NFC/NFKC/NFD/NFKD
+"""Writes engine/tokenizer/tokenizer_unicode_data.h: the Unicode tables moewb's NFC/NFKC/NFD/NFKD
 normalizers need (full decompositions, canonical combining classes, primary composites and the
 quick-check sets), derived from Python's unicodedata.
 
-    python3 tests/tokenizer/gen_unicode_tables.py > engine/io/tokenizer_unicode_data.h
+    python3 tests/tokenizer/gen_unicode_tables.py > engine/tokenizer/tokenizer_unicode_data.h
 """
 import sys
 import unicodedata as ud

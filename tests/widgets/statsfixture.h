@@ -7,7 +7,7 @@
 //   layer 2: expert_tokens {100, 100, 0, 0} (experts 2 and 3 dead), no correlation probe.
 #pragma once
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 
 #include <cmath>
 #include <string>

@@ -4,7 +4,7 @@
 #include "models/outliertablemodel.h"
 #include "statsfixture.h"
 
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <QAbstractItemModelTester>
 #include <QSortFilterProxyModel>

@@ -6,7 +6,7 @@
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
@@ -205,7 +205,7 @@ void TestResults::csvExport()
 
 void TestResults::pipelineImport()
 {
-    // The layout `moewb pipeline` writes (engine/eval/pipeline.cpp pipelineResultToJson).
+    // The layout `moewb pipeline` writes (engine/workflow/pipeline.cpp pipelineResultToJson).
     QTemporaryDir dir;
     Plan plan;
     plan.defaults.bits = 3;

@@ -7,7 +7,7 @@
 #include "session/autosave.h"
 #include "session/session.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <QCoreApplication>
 #include <QDir>

@@ -14,7 +14,7 @@
 #include "views/outlierview.h"
 #include "views/routingheatmapview.h"
 
-#include "moewb/io/stats_h5.h"
+#include "moewb/stats/stats_h5.h"
 
 #include <QApplication>
 #include <QElapsedTimer>

@@ -4,7 +4,7 @@
 #include "alloc/bitscolors.h"
 #include "alloc/planeditmodel.h"
 
-#include "moewb/prune/prune.h"
+#include "moewb/plan/prune_spec.h"
 #include "moewb/core/error.h"
 
 #include <QFont>

@@ -10,7 +10,7 @@
 // ancestors and emits one dataChanged per parent; aggregated values are cached per node.
 #pragma once
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <QAbstractItemModel>
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "alloc/planeditmodel.h"
 
-#include "moewb/alloc/plan_settings.h"
-#include "moewb/prune/prune.h"
+#include "moewb/plan/plan_settings.h"
+#include "moewb/plan/prune_spec.h"
 #include "moewb/core/error.h"
 
 #include <QFileInfo>

@@ -9,7 +9,7 @@
 // and planSize(entries(), cfg) exactly (tests/widgets/tst_alloceditor.cpp checks it).
 #pragma once
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <QObject>
 #include <QString>

@@ -4,8 +4,8 @@
 // open (they carry outlier scores and token counts), else from the config's listLinears().
 #pragma once
 
-#include "moewb/calib/stats.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/stats/stats.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <QAbstractItemModel>
 

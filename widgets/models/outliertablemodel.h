@@ -3,7 +3,7 @@
 // (ALGORITHMS.md A/H6: max over columns of peak |W| / mean |W|), for the sortable outlier table.
 #pragma once
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 
 #include <QAbstractTableModel>
 

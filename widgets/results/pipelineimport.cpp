@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "results/pipelineimport.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/error.h"
 
 #include <QDir>

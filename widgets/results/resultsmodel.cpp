@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "results/resultsmodel.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 
 #include <algorithm>
 #include <cmath>

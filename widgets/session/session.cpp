@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "session/session.h"
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 

@@ -7,7 +7,7 @@
 #include "plot/matrixplot.h"
 #include "selection.h"
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 
 #include <QCheckBox>
 #include <QComboBox>

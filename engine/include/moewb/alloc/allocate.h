@@ -13,10 +13,10 @@
 // do not fit are skipped, smaller later ones may still fit).
 #pragma once
 
-#include "moewb/alloc/plan.h"
-#include "moewb/calib/stats.h"
+#include "moewb/plan/plan.h"
+#include "moewb/stats/stats.h"
 #include "moewb/core/progress.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <cstdint>
 #include <string>

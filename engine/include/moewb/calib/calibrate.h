@@ -18,7 +18,7 @@
 //   sampling so the draw is the same on every platform.
 #pragma once
 
-#include "moewb/calib/stats.h"
+#include "moewb/stats/stats.h"
 #include "moewb/core/progress.h"
 
 #include <cstdint>

@@ -4,7 +4,8 @@
 // (model/weights.cpp: `.qweight` & co. dequantized on load) uses. Users' view: docs/export-gptq.md.
 #pragma once
 
-#include "moewb/alloc/plan.h"
+#include "moewb/gptq/gptq_checkpoint.h"
+#include "moewb/plan/plan.h"
 #include "moewb/core/progress.h"
 #include "moewb/quant/quantize.h"
 
@@ -49,18 +50,6 @@ GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan
                                    const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
                                    const std::string& outDir, bool force, const std::string& calibDescription = {},
                                    const ProgressFn& progress = {}, const GptqExportOptions& gopt = {});
-
-/// A checkpoint's `quantization_config` as far as moewb reads it.
-struct GptqCheckpointConfig {
-    GptqExport settings;              ///< global bits / group_size / sym / desc_act + ordered dynamic rules
-    std::string checkpointFormat = "gptq";
-    bool lmHead = false;
-};
-
-/// config.json["quantization_config"] of modelDir, else quantize_config.json; nullopt when neither
-/// says quant_method "gptq" (quantize_config.json has no quant_method: then it is assumed).
-/// Malformed JSON or fields: InputError naming the file.
-std::optional<GptqCheckpointConfig> readGptqConfig(const std::string& modelDir);
 
 /// The `quantization_config` object moewb writes, as JSON text (indent 2).
 std::string gptqQuantizationConfigJson(const std::vector<PlanEntry>& entries, const ModelConfig& cfg,

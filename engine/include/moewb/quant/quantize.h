@@ -20,10 +20,10 @@
 // (moewb/trim/trim.h trimCheckpoint + planForTrimmed) and quantizes the trimmed model.
 #pragma once
 
-#include "moewb/alloc/plan.h"
+#include "moewb/plan/plan.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/progress.h"
-#include "moewb/io/safetensors.h"
+#include "moewb/safetensors/safetensors.h"
 
 #include <cstdint>
 #include <functional>

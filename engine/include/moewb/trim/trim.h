@@ -5,10 +5,10 @@
 // droppedLayers, droppedBlocks), always indexed by the ORIGINAL model's layers and experts.
 #pragma once
 
-#include "moewb/alloc/plan.h"
-#include "moewb/calib/stats.h"
+#include "moewb/plan/plan.h"
+#include "moewb/stats/stats.h"
 #include "moewb/core/progress.h"
-#include "moewb/io/hf_config.h"
+#include "moewb/hfconfig/hf_config.h"
 
 #include <cstdint>
 #include <string>

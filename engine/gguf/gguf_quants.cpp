@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+// ggml block formats (FORMATS.md §4.2), written from ggml-quants.c's reference rules.
+#include "gguf/gguf_quants.h"
+
+#include "moewb/core/error.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace moewb::gguf {
+
+namespace {
+
+uint32_t floatBits(float f)
+{
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
+float bitsFloat(uint32_t u)
+{
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+void putHalf(uint8_t* p, uint16_t h)
+{
+    p[0] = uint8_t(h & 0xFF);
+    p[1] = uint8_t(h >> 8);
+}
+
+uint16_t getHalf(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+
+constexpr int64_t QK = 32;
+
+// --- reference quantizers, one 32-element block each (ggml-quants.c quantize_row_*_ref) -------
+
+void quantizeBlockQ8_0(const float* x, uint8_t* y)
+{
+    float amax = 0.0f;
+    for (int64_t j = 0; j < QK; ++j)
+        amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    putHalf(y, fp32ToFp16(d));
+    for (int64_t j = 0; j < QK; ++j)
+        y[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+}
+
+void quantizeBlockQ4_0(const float* x, uint8_t* y)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int64_t j = 0; j < QK; ++j) {
+        const float v = x[j];
+        if (amax < std::fabs(v)) {
+            amax = std::fabs(v);
+            max = v;
+        }
+    }
+    const float d = max / -8;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    putHalf(y, fp32ToFp16(d));
+    for (int64_t j = 0; j < QK / 2; ++j) {
+        const float x0 = x[j] * id;
+        const float x1 = x[QK / 2 + j] * id;
+        const uint8_t xi0 = uint8_t(std::min<int>(15, int8_t(x0 + 8.5f)));
+        const uint8_t xi1 = uint8_t(std::min<int>(15, int8_t(x1 + 8.5f)));
+        y[2 + j] = uint8_t(xi0 | (xi1 << 4));
+    }
+}
+
+void quantizeBlockQ4_1(const float* x, uint8_t* y)
+{
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int64_t j = 0; j < QK; ++j) {
+        min = std::min(min, x[j]);
+        max = std::max(max, x[j]);
+    }
+    const float d = (max - min) / ((1 << 4) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    putHalf(y, fp32ToFp16(d));
+    putHalf(y + 2, fp32ToFp16(min));
+    for (int64_t j = 0; j < QK / 2; ++j) {
+        const float x0 = (x[j] - min) * id;
+        const float x1 = (x[QK / 2 + j] - min) * id;
+        const uint8_t xi0 = uint8_t(std::min<int>(15, int8_t(x0 + 0.5f)));
+        const uint8_t xi1 = uint8_t(std::min<int>(15, int8_t(x1 + 0.5f)));
+        y[4 + j] = uint8_t(xi0 | (xi1 << 4));
+    }
+}
+
+} // namespace
+
+// --- type table -----------------------------------------------------------------------------------
+
+namespace {
+struct TypeTraits {
+    uint32_t id;
+    const char* name;
+    int64_t block;
+    int64_t size;
+};
+// ggml-common.h sizes; K-quants use QK_K = 256.
+constexpr TypeTraits kTypes[] = {
+    {0, "F32", 1, 4},      {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},   {3, "Q4_1", 32, 20},
+    {6, "Q5_0", 32, 22},   {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},   {9, "Q8_1", 32, 36},
+    {10, "Q2_K", 256, 84}, {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {24, "I8", 1, 1},     {25, "I16", 1, 2},
+    {26, "I32", 1, 4},     {27, "I64", 1, 8},      {28, "F64", 1, 8},     {30, "BF16", 1, 2},
+};
+
+const TypeTraits* traits(uint32_t id)
+{
+    for (const TypeTraits& t : kTypes)
+        if (t.id == id)
+            return &t;
+    return nullptr;
+}
+} // namespace
+
+bool ggmlTypeKnown(uint32_t id) { return traits(id) != nullptr; }
+
+const char* ggmlTypeName(GgmlType t)
+{
+    const TypeTraits* tr = traits(uint32_t(t));
+    return tr ? tr->name : "unknown";
+}
+
+int64_t ggmlBlockSize(GgmlType t)
+{
+    const TypeTraits* tr = traits(uint32_t(t));
+    MOEWB_ASSERT(tr);
+    return tr->block;
+}
+
+int64_t ggmlTypeSize(GgmlType t)
+{
+    const TypeTraits* tr = traits(uint32_t(t));
+    MOEWB_ASSERT(tr);
+    return tr->size;
+}
+
+bool ggmlCanDequantize(GgmlType t)
+{
+    switch (t) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q8_0:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int64_t ggmlRowBytes(GgmlType t, int64_t n)
+{
+    MOEWB_ASSERT(n % ggmlBlockSize(t) == 0);
+    return n / ggmlBlockSize(t) * ggmlTypeSize(t);
+}
+
+GgmlType floatTypeFromName(const std::string& name, const std::string& where)
+{
+    std::string s = name;
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    if (s == "f16")
+        return GgmlType::F16;
+    if (s == "bf16")
+        return GgmlType::BF16;
+    if (s == "f32")
+        return GgmlType::F32;
+    throw InputError(where, "unquantized tensor type must be f16, bf16 or f32, got '" + name + "'");
+}
+
+// --- fp16 / bf16 (the bit tricks of ggml-impl.h / Maratyszcza's FP16) -------------------------
+
+uint16_t fp32ToFp16(float f)
+{
+    const float scaleToInf = 0x1.0p+112f;
+    const float scaleToZero = 0x1.0p-110f;
+    float base = (std::fabs(f) * scaleToInf) * scaleToZero;
+    const uint32_t w = floatBits(f);
+    const uint32_t shl1w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1w & 0xFF000000u;
+    if (bias < 0x71000000u)
+        bias = 0x71000000u;
+    base = bitsFloat((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = floatBits(base);
+    const uint32_t expBits = (bits >> 13) & 0x00007C00u;
+    const uint32_t mantissaBits = bits & 0x00000FFFu;
+    const uint32_t nonsign = expBits + mantissaBits;
+    return uint16_t((sign >> 16) | (shl1w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+float fp16ToFp32(uint16_t h)
+{
+    const uint32_t w = uint32_t(h) << 16;
+    const uint32_t sign = w & 0x80000000u;
+    const uint32_t twoW = w + w;
+    const uint32_t expOffset = 0xE0u << 23;
+    const float expScale = 0x1.0p-112f;
+    const float normalized = bitsFloat((twoW >> 4) + expOffset) * expScale;
+    const uint32_t magicMask = 126u << 23;
+    const float magicBias = 0.5f;
+    const float denormalized = bitsFloat((twoW >> 17) | magicMask) - magicBias;
+    const uint32_t denormalizedCutoff = 1u << 27;
+    const uint32_t result = sign | (twoW < denormalizedCutoff ? floatBits(denormalized) : floatBits(normalized));
+    return bitsFloat(result);
+}
+
+uint16_t fp32ToBf16(float f)
+{
+    const uint32_t u = floatBits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+        return uint16_t((u >> 16) | 64); // quiet NaN
+    return uint16_t((u + (0x7FFFu + ((u >> 16) & 1))) >> 16);
+}
+
+float bf16ToFp32(uint16_t h) { return bitsFloat(uint32_t(h) << 16); }
+
+// --- rows -------------------------------------------------------------------------------------
+
+void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n)
+{
+    MOEWB_ASSERT(n % ggmlBlockSize(t) == 0);
+    switch (t) {
+    case GgmlType::F32:
+        std::memcpy(out, x, size_t(n) * 4);
+        return;
+    case GgmlType::F16:
+        for (int64_t i = 0; i < n; ++i)
+            putHalf(out + 2 * i, fp32ToFp16(x[i]));
+        return;
+    case GgmlType::BF16:
+        for (int64_t i = 0; i < n; ++i)
+            putHalf(out + 2 * i, fp32ToBf16(x[i]));
+        return;
+    case GgmlType::Q8_0:
+        for (int64_t b = 0; b < n / QK; ++b)
+            quantizeBlockQ8_0(x + b * QK, out + b * 34);
+        return;
+    case GgmlType::Q4_0:
+        for (int64_t b = 0; b < n / QK; ++b)
+            quantizeBlockQ4_0(x + b * QK, out + b * 18);
+        return;
+    case GgmlType::Q4_1:
+        for (int64_t b = 0; b < n / QK; ++b)
+            quantizeBlockQ4_1(x + b * QK, out + b * 20);
+        return;
+    default:
+        throw Error(std::string("GGUF: cannot encode tensors of type ") + ggmlTypeName(t));
+    }
+}
+
+void dequantizeRow(GgmlType t, const uint8_t* in, float* out, int64_t n)
+{
+    MOEWB_ASSERT(n % ggmlBlockSize(t) == 0);
+    switch (t) {
+    case GgmlType::F32:
+        std::memcpy(out, in, size_t(n) * 4);
+        return;
+    case GgmlType::F16:
+        for (int64_t i = 0; i < n; ++i)
+            out[i] = fp16ToFp32(getHalf(in + 2 * i));
+        return;
+    case GgmlType::BF16:
+        for (int64_t i = 0; i < n; ++i)
+            out[i] = bf16ToFp32(getHalf(in + 2 * i));
+        return;
+    case GgmlType::Q8_0:
+        for (int64_t b = 0; b < n / QK; ++b) {
+            const uint8_t* blk = in + b * 34;
+            const float d = fp16ToFp32(getHalf(blk));
+            for (int64_t j = 0; j < QK; ++j)
+                out[b * QK + j] = float(int8_t(blk[2 + j])) * d;
+        }
+        return;
+    case GgmlType::Q4_0:
+        for (int64_t b = 0; b < n / QK; ++b) {
+            const uint8_t* blk = in + b * 18;
+            const float d = fp16ToFp32(getHalf(blk));
+            for (int64_t j = 0; j < QK / 2; ++j) {
+                out[b * QK + j] = float((blk[2 + j] & 0x0F) - 8) * d;
+                out[b * QK + j + QK / 2] = float((blk[2 + j] >> 4) - 8) * d;
+            }
+        }
+        return;
+    case GgmlType::Q4_1:
+        for (int64_t b = 0; b < n / QK; ++b) {
+            const uint8_t* blk = in + b * 20;
+            const float d = fp16ToFp32(getHalf(blk));
+            const float m = fp16ToFp32(getHalf(blk + 2));
+            for (int64_t j = 0; j < QK / 2; ++j) {
+                out[b * QK + j] = float(blk[4 + j] & 0x0F) * d + m;
+                out[b * QK + j + QK / 2] = float(blk[4 + j] >> 4) * d + m;
+            }
+        }
+        return;
+    default:
+        throw Error(std::string("GGUF: cannot dequantize tensors of type ") + ggmlTypeName(t));
+    }
+}
+
+void packGridRow(GgmlType t, const GridRow& g, uint8_t* out, int64_t n, PackStats& stats)
+{
+    auto value = [&](int64_t c) {
+        const int32_t k = g.gIdx[c];
+        return g.scales[k] * (float(g.q[c]) - g.zeros[k]);
+    };
+    if (t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16) {
+        std::vector<float> w(static_cast<size_t>(n));
+        for (int64_t c = 0; c < n; ++c)
+            w[size_t(c)] = value(c);
+        quantizeRow(t, w.data(), out, n);
+        return;
+    }
+    MOEWB_ASSERT(t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1);
+    MOEWB_ASSERT(n % QK == 0);
+    const int64_t bytes = ggmlTypeSize(t);
+    float buf[QK];
+    for (int64_t b = 0; b < n / QK; ++b) {
+        const int64_t c0 = b * QK;
+        uint8_t* y = out + b * bytes;
+        const int32_t k = g.gIdx[c0];
+        bool exact = true;
+        for (int64_t j = 1; j < QK && exact; ++j)
+            exact = g.gIdx[c0 + j] == k;
+        const float scale = g.scales[k];
+        const float zero = g.zeros[k];
+        exact = exact && fp16ToFp32(fp32ToFp16(scale)) == scale && std::nearbyint(zero) == zero
+            && std::isfinite(scale);
+        const int32_t iz = exact ? int32_t(zero) : 0;
+        int32_t lo = 0, hi = 0; // allowed range of the stored code
+        int32_t off = 0;        // stored code = q + off
+        if (t == GgmlType::Q8_0) {
+            lo = -128, hi = 127, off = -iz;
+        } else if (t == GgmlType::Q4_0) {
+            lo = 0, hi = 15, off = 8 - iz;
+        } else {
+            lo = 0, hi = 15, off = 0;
+        }
+        for (int64_t j = 0; j < QK && exact; ++j) {
+            const int32_t code = g.q[c0 + j] + off;
+            exact = code >= lo && code <= hi;
+        }
+        if (!exact) {
+            for (int64_t j = 0; j < QK; ++j)
+                buf[j] = value(c0 + j);
+            quantizeRow(t, buf, y, QK);
+            ++stats.requantBlocks;
+            continue;
+        }
+        ++stats.gridBlocks;
+        putHalf(y, fp32ToFp16(scale));
+        if (t == GgmlType::Q8_0) {
+            for (int64_t j = 0; j < QK; ++j)
+                y[2 + j] = uint8_t(int8_t(g.q[c0 + j] + off));
+        } else {
+            uint8_t* qs = y + (t == GgmlType::Q4_0 ? 2 : 4);
+            if (t == GgmlType::Q4_1)
+                putHalf(y + 2, fp32ToFp16(-scale * zero));
+            for (int64_t j = 0; j < QK / 2; ++j)
+                qs[j] = uint8_t((g.q[c0 + j] + off) | ((g.q[c0 + QK / 2 + j] + off) << 4));
+        }
+    }
+}
+
+} // namespace moewb::gguf

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+// The quantization plan (#7): one editable JSON file saying how every linear of a model is
+// quantized. Users' view: docs/plan-format.md. Parsing, validation, expansion to the per-linear
+// table, GPTQ byte accounting and the export to GPTQModel's `dynamic` overrides (FORMATS.md §3.2)
+// live in moewb_io (engine/plan/plan.cpp): no torch, usable by the CLI and the GUI.
+#pragma once
+
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/plan/prune_spec.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moewb {
+
+constexpr int64_t kPlanFormatVersion = 1;
+
+/// The bit-widths a plan may give a linear; 16 = left unquantized (bf16).
+bool isValidBits(int64_t bits);
+/// -1 (one group over all in_features) or a positive multiple of 16.
+bool isValidGroupSize(int64_t groupSize);
+
+/// Settings of one linear. In rules and overrides every field is optional (only what is set
+/// replaces the value inherited so far).
+struct QuantSettings {
+    std::optional<int64_t> bits;
+    std::optional<int64_t> groupSize;
+    std::optional<bool> sym;
+    std::optional<std::string> method; ///< "rtn" | "gptq"
+    std::optional<bool> actOrder;
+    /// With act order: fix every group's grid from the original weight before any GPTQ update,
+    /// g_idx = column / group size (AutoGPTQ's static_groups). Changes only how GPTQ runs.
+    std::optional<bool> staticGroups;
+    /// Pruning (#14, docs/pruning.md): fraction of each row's weights set to zero, in [0, 1); 0 = not pruned.
+    std::optional<double> sparsity;
+    std::optional<std::string> pattern;     ///< "unstructured" | "N:M" (N:M implies sparsity (M − N)/M)
+    std::optional<std::string> pruneMethod; ///< "magnitude" | "wanda" | "sparsegpt"
+};
+
+struct PlanDefaults {
+    int64_t bits = 4;
+    int64_t groupSize = 128;
+    bool sym = true;
+    std::string method = "gptq";
+    bool actOrder = false;
+    bool staticGroups = false;
+    double sparsity = 0.0;               ///< written to JSON only when non-zero
+    std::string pattern = "unstructured"; ///< written only when not "unstructured"
+    std::string pruneMethod = "sparsegpt"; ///< written only when not "sparsegpt"
+};
+
+/// Ordered regex rule: applies to every linear whose whole name matches `match` (ECMAScript).
+struct PlanRule {
+    std::string match;
+    QuantSettings set;
+};
+
+struct DroppedExpert {
+    int64_t layer = 0;
+    int64_t expert = 0;
+    bool operator==(const DroppedExpert& o) const { return layer == o.layer && expert == o.expert; }
+};
+
+/// Where a plan came from: kept so `plan show` can say it and reruns can reproduce it.
+struct PlanProvenance {
+    std::string strategy;
+    std::string modelPath;
+    std::string statsPath;
+    std::string architecture;
+    double targetBits = 0.0;   ///< 0 when the budget was given in bytes
+    int64_t targetBytes = 0;   ///< byte budget of the whole model
+    double achievedBits = 0.0;
+    int64_t achievedBytes = 0; ///< whole model, GPTQ storage
+    int64_t seed = 0;
+    std::string params;        ///< strategy parameters as "k=4 top_p=0.25"
+    std::string toolVersion;
+    std::string created;
+};
+
+struct Plan {
+    int64_t version = kPlanFormatVersion;
+    PlanDefaults defaults;
+    std::vector<PlanRule> rules;
+    std::map<std::string, QuantSettings> overrides; ///< full linear name → settings
+    std::vector<DroppedExpert> droppedExperts;
+    std::vector<int64_t> droppedLayers; ///< MoE layers removed (Layer Drop)
+    std::vector<int64_t> droppedBlocks; ///< whole decoder blocks removed (Block Drop)
+    int64_t activationBits = 16;        ///< 16 = activations not quantized
+    PlanProvenance provenance;
+};
+
+bool operator==(const QuantSettings& a, const QuantSettings& b);
+bool operator==(const Plan& a, const Plan& b);
+
+/// Parses plan JSON. `where` (the file name) starts every error; errors name the JSON path, e.g.
+/// "plan.json: $.rules[1].match: invalid regex '(': ...". Unknown keys are errors (typos would
+/// otherwise silently do nothing).
+Plan parsePlanJson(const std::string& text, const std::string& where);
+Plan loadPlan(const std::string& path);
+std::string planToJson(const Plan& plan);
+/// Atomic: written to path + ".tmp.<pid>" and renamed over path.
+void savePlan(const Plan& plan, const std::string& path);
+
+/// Linears a plan may quantize: everything listLinears() gives except routers and Qwen2-MoE's
+/// shared_expert_gate (tiny, numerically sensitive, never quantized — ALGORITHMS.md A.0).
+bool isQuantizableRole(LinearRole role);
+
+/// Checks the plan against a model: override names must be quantizable linears of the model,
+/// dropped experts/layers/blocks must exist. InputError names `where` and the JSON path.
+void validatePlan(const Plan& plan, const ModelConfig& cfg, const std::string& where);
+
+/// One row of the expanded per-linear table.
+struct PlanEntry {
+    std::string name;
+    int64_t layer = -1;
+    int64_t expert = -1;
+    LinearRole role = LinearRole::Q;
+    int64_t inFeatures = 0;
+    int64_t outFeatures = 0;
+    int64_t bits = 16;
+    int64_t groupSize = 128;
+    bool sym = true;
+    std::string method = "gptq";
+    bool actOrder = false;
+    bool staticGroups = false;
+    bool dropped = false; ///< belongs to a dropped expert, layer or block
+    /// Pruning: the effective sparsity (0 = not pruned; with an N:M pattern (M − N)/M whenever the
+    /// plan's sparsity is non-zero), the pattern and the method.
+    double sparsity = 0.0;
+    PrunePattern pattern;
+    std::string pruneMethod = "sparsegpt";
+    PruneSpec pruneSpec() const { return PruneSpec{pruneMethod, sparsity, pattern}; }
+};
+
+/// Defaults, then every matching rule in order (later rules override fields set by earlier ones),
+/// then the explicit override. One entry per quantizable linear, in listLinears() order.
+std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg);
+
+/// Real GPTQ storage of one linear [out, in] (FORMATS.md §3.3): qweight int32 [ceil(K*b/32), N],
+/// qzeros int32 [ceil(K/G), ceil(N*b/32)], scales fp16 [ceil(K/G), N], g_idx int32 [K];
+/// bits 16 = the bf16 weight (2*K*N). Biases are not counted (same size either way).
+int64_t gptqLinearBytes(int64_t inFeatures, int64_t outFeatures, int64_t bits, int64_t groupSize);
+
+/// Bytes of everything a plan never quantizes (embeddings, lm_head, norms, routers, biases,
+/// shared-expert gates) stored as bf16.
+int64_t fixedModelBytes(const ModelConfig& cfg);
+
+struct PlanSize {
+    int64_t linearBytes = 0;     ///< quantizable linears, GPTQ storage
+    int64_t modelBytes = 0;      ///< linearBytes + fixedModelBytes
+    int64_t quantParams = 0;     ///< weights of the quantizable linears (dropped ones excluded)
+    double averageBits = 0.0;    ///< sum(bits*numel)/sum(numel), the papers' definition (no scales)
+    double effectiveBits = 0.0;  ///< 8*linearBytes/quantParams: scales, zeros and g_idx included
+    /// Pruning: the bytes above are those of the dense export (pruned weights are stored as zeros,
+    /// so they cost the same); these count what survives: Σ numel·(1 − sparsity) and its share.
+    int64_t nonzeroParams = 0;
+    double density = 1.0;        ///< nonzeroParams / quantParams (1 when nothing is pruned)
+};
+/// Dropped entries cost nothing.
+PlanSize planSize(const std::vector<PlanEntry>& entries, const ModelConfig& cfg);
+
+/// GPTQModel `dynamic` overrides: ordered (key, settings) pairs. Keys are "+:regex" or "-:regex"
+/// (negative = left unquantized); settings hold only what differs from the global config.
+struct DynamicRule {
+    std::string key;
+    QuantSettings set;
+};
+struct GptqExport {
+    int64_t bits = 4;      ///< global "bits"
+    int64_t groupSize = 128;
+    bool sym = true;
+    bool actOrder = false; ///< "desc_act"
+    std::vector<DynamicRule> dynamic;
+};
+
+/// Compact export of the table: the most common quantized setting becomes the global config, the
+/// rest is grouped by equal settings into regexes over layer/expert/role (e.g. one rule for "these
+/// experts of these layers, these projections"). Routers and unquantized linears get "-:" rules.
+/// `allLinears` is listLinears(cfg) (so routers can be excluded explicitly).
+GptqExport exportGptqDynamic(const std::vector<PlanEntry>& entries, const std::vector<LinearInfo>& allLinears);
+/// JSON of the export's `dynamic` object (insertion-ordered).
+std::string dynamicToJson(const GptqExport& e);
+
+/// What GPTQModel/vLLM would decide for `name` (first applicable rule, Python re.match semantics:
+/// anchored at the start only): nullopt when a "-:" rule excludes it, else the merged settings.
+std::optional<PlanEntry> dynamicLookup(const GptqExport& e, const std::string& name);
+
+} // namespace moewb

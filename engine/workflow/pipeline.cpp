@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+// runPipeline: calibrate → plan → quantize (fake) → evaluate, baseline first.
+#include "moewb/workflow/pipeline.h"
+
+#include "moewb/alloc/allocate.h"
+#include "moewb/plan/plan.h"
+#include "moewb/core/atomic_file.h"
+#include "moewb/core/error.h"
+#include "moewb/core/version.h"
+#include "moewb/eval/perplexity.h"
+#include "moewb/hfconfig/hf_config.h"
+#include "moewb/stats/stats_h5.h"
+#include "moewb/quant/quantize.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace moewb {
+
+namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string bitsLabel(double b)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", b);
+    return buf;
+}
+
+/// Progress of one step, reported as "<step>: <stage>" so a single bar can show where we are.
+ProgressFn stepProgress(const ProgressFn& outer, const std::string& step)
+{
+    if (!outer)
+        return {};
+    return [outer, step](const Progress& p) { return outer(Progress{step + ": " + p.stage, p.done, p.total, p.message}); };
+}
+
+struct Evaluator {
+    const PipelineOptions& opt;
+    std::vector<TaskSet> tasks;
+
+    void run(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    {
+        PerplexityOptions po;
+        po.ctx = opt.ctx;
+        po.dtype = opt.dtype;
+        po.activationBits = opt.activationBits;
+        for (const std::string& f : opt.pplFiles)
+            row.ppl.push_back(evaluatePerplexityFile(modelDir, f, po, stepProgress(progress, row.label + " ppl")).perplexity);
+        if (tasks.empty())
+            return;
+        TaskEvalOptions to;
+        to.dtype = opt.dtype;
+        to.activationBits = opt.activationBits;
+        const TaskEvalResult r = evaluateTasks(modelDir, tasks, to, stepProgress(progress, row.label + " tasks"));
+        for (const TaskResult& t : r.tasks)
+            row.tasks.push_back(t.overall);
+    }
+};
+
+bool strategyKnown(const std::string& name)
+{
+    for (const StrategyInfo& s : allocStrategies())
+        if (name == s.name)
+            return true;
+    return false;
+}
+
+} // namespace
+
+PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data (give --calib FILE or --domain NAME=FILE)");
+    MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
+    for (const std::string& s : opt.strategies)
+        MOEWB_CHECK(strategyKnown(s), "pipeline", "unknown strategy '", s, "'");
+    for (double b : opt.bits)
+        MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
+    MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
+    const ModelConfig cfg = loadConfig(opt.modelDir);
+    fs::create_directories(opt.workDir);
+
+    // Everything that can fail on bad input is read before the long steps start.
+    Evaluator eval{opt, {}};
+    for (const std::string& f : opt.taskFiles)
+        eval.tasks.push_back(loadTaskFile(f, opt.taskLimit));
+    for (const std::string& f : opt.pplFiles)
+        if (!fs::is_regular_file(f))
+            throw InputError(f, "no such file");
+
+    PipelineResult result;
+    for (const TaskSet& t : eval.tasks)
+        result.taskNames.push_back(t.name);
+
+    // 1. Calibration: statistics for the strategies, windows for GPTQ (the same windows).
+    const TokenizeFn tokenize = modelTokenizer(opt.modelDir);
+    const CalibTokens tokens = loadCalibData(opt.calibData, tokenize);
+    CalibrateOptions co;
+    co.data = opt.calibData;
+    co.samples = opt.samples;
+    co.seqLen = opt.seqLen;
+    co.seed = opt.seed;
+    co.randomWindows = opt.randomWindows;
+    co.dtype = opt.dtype;
+    const CalibStats stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
+    result.statsPath = (fs::path(opt.workDir) / "stats.h5").string();
+    writeStats(stats, result.statsPath);
+    const std::vector<std::vector<int32_t>> sequences =
+        calibSequences(tokens, opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
+
+    // 2. The unquantized model.
+    {
+        const auto ts = std::chrono::steady_clock::now();
+        PipelineRow base;
+        base.label = "baseline";
+        base.modelPath = opt.modelDir;
+        eval.run(opt.modelDir, base, progress);
+        int64_t bytes = 0;
+        for (const TensorSpec& s : expectedTensors(cfg)) {
+            int64_t n = 1;
+            for (int64_t d : s.shape)
+                n *= d;
+            bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
+        }
+        base.modelBytes = bytes;
+        base.seconds = secondsSince(ts);
+        result.rows.push_back(std::move(base));
+    }
+
+    // 3. One row per strategy × budget.
+    std::optional<ErrorTable> errors; // measured once, only if "budget" is asked for
+    for (double bits : opt.bits)
+        for (const std::string& strategy : opt.strategies) {
+            const auto ts = std::chrono::steady_clock::now();
+            PipelineRow row;
+            row.strategy = strategy;
+            row.targetBits = bits;
+            row.label = strategy + "@" + bitsLabel(bits);
+            AllocOptions ao;
+            ao.strategy = strategy;
+            ao.targetBits = bits;
+            ao.groupSize = opt.groupSize;
+            ao.sym = opt.sym;
+            ao.method = opt.method;
+            ao.seed = uint64_t(opt.seed);
+            AllocResult alloc;
+            if (strategy == "budget") {
+                if (!errors)
+                    errors = measureErrors(opt.modelDir, cfg, stats, opt.groupSize, ao.candidates,
+                                           stepProgress(progress, "measure errors"));
+                alloc = allocateBudget(cfg, *errors, ao);
+            } else {
+                alloc = allocate(cfg, stats, ao);
+            }
+            Plan plan = planFromAllocation(alloc, ao);
+            plan.activationBits = opt.activationBits;
+            plan.provenance.modelPath = opt.modelDir;
+            plan.provenance.statsPath = result.statsPath;
+            plan.provenance.architecture = cfg.architecture;
+            row.achievedBits = alloc.size.averageBits;
+            row.modelBytes = alloc.size.modelBytes;
+            const std::string stem = strategy + "-" + bitsLabel(bits);
+            row.planPath = (fs::path(opt.workDir) / ("plan-" + stem + ".json")).string();
+            savePlan(plan, row.planPath);
+
+            QuantizeOptions qo;
+            qo.planPath = row.planPath;
+            qo.damp = opt.damp;
+            qo.minExpertTokens = opt.minExpertTokens;
+            qo.dtype = opt.dtype;
+            row.modelPath = (fs::path(opt.workDir) / ("model-" + stem)).string();
+            const QuantizeReport rep = quantizeToFakeDir(opt.modelDir, plan, sequences, qo, row.modelPath, true,
+                                                         "pipeline calibration windows",
+                                                         stepProgress(progress, row.label + " quantize"));
+            row.meanRelError = rep.meanRelError;
+            row.fallbackExperts = int64_t(rep.fallbackExperts.size());
+            eval.run(row.modelPath, row, progress);
+            if (!opt.keepModels) {
+                std::error_code ec;
+                fs::remove_all(row.modelPath, ec);
+                row.modelPath.clear();
+            }
+            row.seconds = secondsSince(ts);
+            result.rows.push_back(std::move(row));
+        }
+
+    result.seconds = secondsSince(t0);
+    result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
+    writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
+    return result;
+}
+
+std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResult& r)
+{
+    nlohmann::json rows = nlohmann::json::array();
+    for (const PipelineRow& row : r.rows) {
+        nlohmann::json ppl = nlohmann::json::object();
+        for (size_t i = 0; i < row.ppl.size() && i < opt.pplFiles.size(); ++i)
+            ppl[fs::path(opt.pplFiles[i]).filename().string()] = row.ppl[i];
+        nlohmann::json tasks = nlohmann::json::object();
+        for (size_t i = 0; i < row.tasks.size() && i < r.taskNames.size(); ++i) {
+            const TaskMetrics& m = row.tasks[i];
+            nlohmann::json t = {{"n", m.n}, {"acc", m.acc}, {"acc_stderr", m.accStderr}};
+            if (m.hasAccNorm) {
+                t["acc_norm"] = m.accNorm;
+                t["acc_norm_stderr"] = m.accNormStderr;
+            }
+            if (m.hasPpl)
+                t["ppl"] = m.ppl;
+            tasks[r.taskNames[i]] = t;
+        }
+        rows.push_back({{"label", row.label},
+                        {"strategy", row.strategy},
+                        {"target_bits", row.targetBits},
+                        {"average_bits", row.achievedBits},
+                        {"model_bytes", row.modelBytes},
+                        {"perplexity", ppl},
+                        {"tasks", tasks},
+                        {"mean_rel_error", row.meanRelError},
+                        {"fallback_experts", row.fallbackExperts},
+                        {"plan", row.planPath},
+                        {"seconds", row.seconds}});
+    }
+    nlohmann::json j = {{"tool", std::string("moewb ") + version()},
+                        {"model", opt.modelDir},
+                        {"stats", r.statsPath},
+                        {"calibration", {{"samples", opt.samples}, {"seq_len", opt.seqLen}, {"seed", opt.seed}}},
+                        {"method", opt.method},
+                        {"group_size", opt.groupSize},
+                        {"sym", opt.sym},
+                        {"activation_bits", opt.activationBits},
+                        {"rows", rows},
+                        {"seconds", r.seconds}};
+    return j.dump(2) + "\n";
+}
+
+} // namespace moewb
