@@ -5,6 +5,7 @@
 
 #include "moewb/stats/stats_h5.h"
 
+#include <QPointer>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <exception>
@@ -48,8 +49,12 @@ Document::Document(QObject* parent)
             return;
         const auto result = m_statsWatcher.result();
         const QString path = m_pendingStatsPath;
+        const bool cancelled = m_statsCancel && m_statsCancel->load();
+        m_statsCancel.reset();
         emit loadingChanged(isLoading());
-        if (result.value)
+        if (cancelled)
+            emit loadCancelled(path);
+        else if (result.value)
             setStats(result.value, path);
         else
             emit loadFailed(QStringLiteral("stats"), path, result.error);
@@ -85,16 +90,42 @@ void Document::openModel(const QString& dir)
 
 void Document::openStats(const QString& statsPath)
 {
+    if (m_statsCancel)
+        m_statsCancel->store(true); // the superseded read stops at its next report
     m_pendingStatsPath = statsPath;
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    m_statsCancel = cancel;
     const std::string path = statsPath.toStdString();
-    m_statsWatcher.setFuture(QtConcurrent::run([path]() -> Loaded<CalibStats> {
+    // Progress comes back as queued calls: they arrive before the watcher's finished(), and a
+    // superseded or cancelled load's reports are dropped by the flag check.
+    QPointer<Document> self(this);
+    const ProgressFn progress = [self, cancel](const Progress& p) {
+        if (cancel->load())
+            return false;
+        const QString what = QString::fromStdString(p.message);
+        const int done = int(p.done), total = int(p.total);
+        QMetaObject::invokeMethod(
+            self.data(), [self, cancel, done, total, what] {
+                if (self && !cancel->load())
+                    emit self->loadProgress(done, total, what);
+            },
+            Qt::QueuedConnection);
+        return true;
+    };
+    m_statsWatcher.setFuture(QtConcurrent::run([path, progress]() -> Loaded<CalibStats> {
         try {
-            return {std::make_shared<const CalibStats>(readStats(path)), {}};
+            return {std::make_shared<const CalibStats>(readStats(path, progress)), {}};
         } catch (...) {
             return {nullptr, currentExceptionMessage()};
         }
     }));
     emit loadingChanged(true);
+}
+
+void Document::cancelLoading()
+{
+    if (m_statsCancel)
+        m_statsCancel->store(true);
 }
 
 void Document::setModel(std::shared_ptr<const ModelConfig> config, const QString& dir)

@@ -11,6 +11,7 @@
 #include <QObject>
 #include <QString>
 
+#include <atomic>
 #include <memory>
 
 namespace moewb {
@@ -35,6 +36,10 @@ public:
     void openModel(const QString& dir);
     void openStats(const QString& path);
 
+    /// Stops the stats file being loaded: its result is dropped (whether or not the read had
+    /// finished) and loadCancelled() follows instead of statsChanged(); what was open stays.
+    void cancelLoading();
+
     /// Install already loaded values (the asynchronous loads end here; tests use it directly).
     void setModel(std::shared_ptr<const ModelConfig> config, const QString& dir);
     void setStats(std::shared_ptr<const CalibStats> stats, const QString& path);
@@ -47,6 +52,10 @@ signals:
     void modelChanged();
     void statsChanged();
     void loadingChanged(bool loading);
+    /// Reading a stats file: step done of total (header, each MoE layer, the linears), and what.
+    void loadProgress(int done, int total, const QString& what);
+    /// The load of path was cancelled (cancelLoading()); nothing changed.
+    void loadCancelled(const QString& path);
     /// what: "model" or "stats"; message: the engine's one-line error.
     void loadFailed(const QString& what, const QString& path, const QString& message);
 
@@ -60,6 +69,8 @@ private:
     QFutureWatcher<Loaded<CalibStats>> m_statsWatcher;
     QString m_pendingModelDir;
     QString m_pendingStatsPath;
+    /// The cancel flag of the stats load in flight (each load has its own: a newer one supersedes).
+    std::shared_ptr<std::atomic<bool>> m_statsCancel;
 
     std::shared_ptr<const ModelConfig> m_config;
     std::shared_ptr<const CalibStats> m_stats;

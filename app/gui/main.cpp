@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--results results.json] [--select LAYER[:EXPERT]] [--screenshot-dir DIR]
+// moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--results results.json] [--select LAYER[:EXPERT]]
+//           [--screenshot FILE.png [--view NAME] [--size WxH]] [--screenshot-dir DIR]
 #include "mainwindow.h"
 
 #include "appresources.h"
@@ -16,10 +17,16 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFileInfo>
+#include <QLayout>
 #include <QMessageBox>
+#include <QPushButton>
+#include <QRegularExpression>
 #include <QTimer>
+#include <qcustomplot.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace {
 
@@ -38,6 +45,7 @@ bool waitForDocument(moewb::Document* document, int timeoutMs)
 int takeScreenshots(moewb::MainWindow& window, const QString& dir)
 {
     QDir().mkpath(dir);
+    window.resize(moewb::MainWindow::defaultSize()); // not the (offscreen) screen's size
     window.show();
     QCoreApplication::processEvents();
     const struct {
@@ -71,10 +79,56 @@ int takeScreenshots(moewb::MainWindow& window, const QString& dir)
     return 0;
 }
 
+// Writes the window, or one view alone, at exactly size into path; returns the process exit code.
+int takeScreenshot(moewb::MainWindow& window, const QString& path, const QString& viewName, const QSize& size)
+{
+    QWidget* w = &window;
+    if (!viewName.isEmpty()) {
+        w = window.view(viewName);
+        w->setParent(nullptr); // the view alone, as a window of its own
+    }
+    const QSize minimum = w->minimumSizeHint();
+    if (minimum.width() > size.width() || minimum.height() > size.height()) {
+        // exactly the size asked for: below the minimum the content is clipped, not the picture grown
+        std::fprintf(stderr, "moewb-gui: note: %dx%d is below the %s's minimum %dx%d; parts are clipped\n",
+                     size.width(), size.height(), viewName.isEmpty() ? "window" : qPrintable(viewName),
+                     minimum.width(), minimum.height());
+        if (w->layout())
+            w->layout()->setSizeConstraint(QLayout::SetNoConstraint);
+        w->setMinimumSize(0, 0);
+    }
+    w->resize(size);
+    w->show();
+    QCoreApplication::processEvents();
+    if (w->size() != size) {
+        std::fprintf(stderr, "moewb-gui: %s cannot be %dx%d\n", viewName.isEmpty() ? "the window" : qPrintable(viewName),
+                     size.width(), size.height());
+        return 1;
+    }
+    // twice: plots lay out again for the size they got (square cells, label steps)
+    QCoreApplication::processEvents();
+    for (QCustomPlot* plot : w->findChildren<QCustomPlot*>())
+        plot->replot();
+    QCoreApplication::processEvents();
+    const QImage image = w->grab().toImage();
+    if (image.size() != size || !image.save(path)) {
+        std::fprintf(stderr, "moewb-gui: cannot write %s\n", qPrintable(path));
+        return 1;
+    }
+    std::printf("wrote %s (%dx%d)\n", qPrintable(path), image.width(), image.height());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
+    // Screenshots render offscreen: no display needed (an explicit QT_QPA_PLATFORM still wins).
+    for (int i = 1; i < argc; ++i)
+        if ((std::strcmp(argv[i], "--screenshot") == 0 || std::strcmp(argv[i], "--screenshot-dir") == 0
+             || std::strncmp(argv[i], "--screenshot=", 13) == 0 || std::strncmp(argv[i], "--screenshot-dir=", 17) == 0)
+            && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+            qputenv("QT_QPA_PLATFORM", "offscreen");
     QApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("moewb"));
     QCoreApplication::setApplicationName(QStringLiteral("moewb-gui"));
@@ -99,6 +153,19 @@ int main(int argc, char** argv)
     const QCommandLineOption shotOption(QStringLiteral("screenshot-dir"),
                                         QStringLiteral("Load, write PNGs of the window and each view into DIR, quit."),
                                         QStringLiteral("DIR"));
+    const QCommandLineOption oneShotOption(
+        QStringLiteral("screenshot"), QStringLiteral("Load, write a PNG of the main window (or --view) to FILE, quit."),
+        QStringLiteral("FILE.png"));
+    const QCommandLineOption viewOption(QStringLiteral("view"),
+                                        QStringLiteral("With --screenshot: one view alone, NAME one of %1.")
+                                            .arg(moewb::MainWindow::viewNames().join(QStringLiteral(", "))),
+                                        QStringLiteral("NAME"));
+    const QCommandLineOption sizeOption(QStringLiteral("size"),
+                                        QStringLiteral("With --screenshot: the picture's size (default 1400x900)."),
+                                        QStringLiteral("WxH"));
+    parser.addOption(oneShotOption);
+    parser.addOption(viewOption);
+    parser.addOption(sizeOption);
     const QCommandLineOption sessionOption(QStringLiteral("session"),
                                            QStringLiteral("Session file to open (.moewb: model, stats, plan, results)."),
                                            QStringLiteral("FILE"));
@@ -116,29 +183,72 @@ int main(int argc, char** argv)
         return 2;
     }
 
+    const bool oneShot = parser.isSet(oneShotOption);
+    QSize shotSize = moewb::MainWindow::defaultSize();
+    if (parser.isSet(sizeOption)) {
+        const QRegularExpressionMatch m
+            = QRegularExpression(QStringLiteral("^(\\d{2,5})x(\\d{2,5})$")).match(parser.value(sizeOption));
+        if (!m.hasMatch()) {
+            std::fprintf(stderr, "moewb-gui: --size %s: expected WxH, e.g. 1366x768\n", qPrintable(parser.value(sizeOption)));
+            return 2;
+        }
+        shotSize = QSize(m.captured(1).toInt(), m.captured(2).toInt());
+    }
+    if (parser.isSet(viewOption) && !moewb::MainWindow::viewNames().contains(parser.value(viewOption))) {
+        std::fprintf(stderr, "moewb-gui: --view %s: not a view; one of %s\n", qPrintable(parser.value(viewOption)),
+                     qPrintable(moewb::MainWindow::viewNames().join(QStringLiteral(", "))));
+        return 2;
+    }
+    if ((parser.isSet(viewOption) || parser.isSet(sizeOption)) && !oneShot) {
+        std::fprintf(stderr, "moewb-gui: --view and --size go with --screenshot FILE.png\n");
+        return 2;
+    }
+
     moewb::MainWindow window;
-    const bool screenshot = parser.isSet(shotOption);
+    const bool screenshot = parser.isSet(shotOption) || oneShot;
     window.setBatchMode(screenshot);
+    const QString requestedModel = parser.positionalArguments().value(0);
+    bool openRequested = true;
     if (!screenshot) {
         window.restoreSettings();
-        // Crash recovery: a plan autosaved by a workbench that did not close cleanly.
+        // Crash recovery: a plan autosaved by a workbench that did not close cleanly. The prompt
+        // says what it is and for which model; whatever the answer, the plan is not lost silently.
         if (const auto recovery = window.startAutosave()) {
-            const QString text = QCoreApplication::translate("main", "moewb-gui did not close cleanly. Restore the plan it "
-                                                                     "autosaved at %1 (model %2)?")
-                                     .arg(recovery->saved.toLocalTime().toString(Qt::TextDate), recovery->modelDir);
-            if (QMessageBox::question(nullptr, QCoreApplication::translate("main", "Recover plan"), text) == QMessageBox::Yes)
-                window.recover(*recovery);
-            else
-                window.declineRecovery();
+            const QString planModel = QFileInfo(QDir::cleanPath(recovery->modelDir)).fileName();
+            const bool other = !requestedModel.isEmpty()
+                && QFileInfo(requestedModel).canonicalFilePath() != QFileInfo(recovery->modelDir).canonicalFilePath();
+            QMessageBox box(QMessageBox::Question, QCoreApplication::translate("main", "Recover plan"),
+                            window.recoveryQuestion(*recovery, requestedModel));
+            QPushButton* restore = box.addButton(
+                other ? QCoreApplication::translate("main", "Open %1 with the plan").arg(planModel)
+                      : QCoreApplication::translate("main", "Restore"),
+                QMessageBox::AcceptRole);
+            QPushButton* aside = box.addButton(
+                other ? QCoreApplication::translate("main", "Save the plan to a file, open %1")
+                            .arg(QFileInfo(QDir::cleanPath(requestedModel)).fileName())
+                      : QCoreApplication::translate("main", "Save to a file"),
+                QMessageBox::RejectRole);
+            QPushButton* discard = box.addButton(QCoreApplication::translate("main", "Discard"), QMessageBox::DestructiveRole);
+            restore->setEnabled(moewb::MainWindow::canRestore(*recovery));
+            box.setDefaultButton(restore->isEnabled() ? restore : aside);
+            box.setEscapeButton(aside); // closing the prompt keeps the plan
+            box.exec();
+            const moewb::RecoveryChoice choice = box.clickedButton() == restore ? moewb::RecoveryChoice::Restore
+                : box.clickedButton() == discard                               ? moewb::RecoveryChoice::Discard
+                                                                               : moewb::RecoveryChoice::SaveAside;
+            const moewb::RecoveryOutcome outcome = window.resolveRecovery(*recovery, choice, requestedModel);
+            openRequested = !outcome.replacesModel; // the plan's model instead of the command line's
+            if (choice != moewb::RecoveryChoice::Discard && !outcome.savedPath.isEmpty())
+                QMessageBox::information(nullptr, QCoreApplication::translate("main", "Plan saved"), outcome.message);
         }
     }
     if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
         return 1;
     if (parser.isSet(resultsOption) && !window.importPipelineResults(parser.value(resultsOption)) && screenshot)
         return 1;
-    if (!parser.positionalArguments().isEmpty())
-        window.openModel(parser.positionalArguments().first());
-    if (parser.isSet(statsOption))
+    if (!requestedModel.isEmpty() && openRequested)
+        window.openModel(requestedModel);
+    if (parser.isSet(statsOption) && openRequested)
         window.openStats(parser.value(statsOption));
     if (parser.isSet(selectOption) || screenshot) {
         if (!waitForDocument(window.document(), 120000)) {
@@ -151,6 +261,10 @@ int main(int argc, char** argv)
             window.document()->selection()->select(parts.value(0).toInt(), parts.size() > 1 ? parts[1].toInt() : -1);
         }
     }
+    if (oneShot)
+        return window.errors().isEmpty()
+            ? takeScreenshot(window, parser.value(oneShotOption), parser.value(viewOption), shotSize)
+            : 1;
     if (screenshot)
         return window.errors().isEmpty() ? takeScreenshots(window, parser.value(shotOption)) : 1;
     window.show();

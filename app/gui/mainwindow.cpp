@@ -24,11 +24,13 @@
 
 #include "moewb/plan/plan.h"
 #include "moewb/stats/stats.h"
+#include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
 
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDateTime>
 #include <QDir>
 #include <QDockWidget>
 #include <QFileDialog>
@@ -37,12 +39,16 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QProgressBar>
+#include <QScreen>
+#include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTextBrowser>
 #include <QToolBar>
+#include <QToolButton>
 #include <QUndoStack>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <utility>
@@ -51,7 +57,37 @@ namespace moewb {
 
 namespace {
 constexpr int kMaxRecent = 8;
+// 1: correlation and domains as tabs in a tall right column (#27); an older saved layout (0, the
+// two stacked) is not restored, so every user gets the new default once.
+constexpr int kLayoutVersion = 1;
 const char* kRecentKey = "recentFiles"; // entries "model:PATH", "stats:PATH" or "session:PATH"
+
+/// Whether two paths name the same directory (symlinks and "..", "." resolved where they exist).
+bool sameDir(const QString& a, const QString& b)
+{
+    if (a.isEmpty() || b.isEmpty())
+        return a.isEmpty() && b.isEmpty();
+    const QString ca = QFileInfo(a).canonicalFilePath(), cb = QFileInfo(b).canonicalFilePath();
+    if (!ca.isEmpty() && !cb.isEmpty())
+        return ca == cb;
+    return QDir::cleanPath(QFileInfo(a).absoluteFilePath()) == QDir::cleanPath(QFileInfo(b).absoluteFilePath());
+}
+
+QString modelName(const QString& dir)
+{
+    const QString name = QFileInfo(QDir::cleanPath(dir)).fileName();
+    return name.isEmpty() ? dir : name;
+}
+
+/// A dock's content that scrolls instead of imposing its minimum size on the window.
+QScrollArea* scrolling(QWidget* content, QWidget* parent)
+{
+    auto* area = new QScrollArea(parent);
+    area->setWidget(content);
+    area->setWidgetResizable(true);
+    area->setFrameShape(QFrame::NoFrame);
+    return area;
+}
 } // namespace
 
 MainWindow::MainWindow(QWidget* parent)
@@ -65,6 +101,7 @@ MainWindow::MainWindow(QWidget* parent)
     , m_provenance(new QTextBrowser(this))
     , m_statusLabel(new QLabel(this))
     , m_busy(new QProgressBar(this))
+    , m_cancelLoad(new QToolButton(this))
 {
     setWindowTitle(tr("moewb workbench"));
     setWindowIcon(appIcon(QStringLiteral("moewb")));
@@ -77,6 +114,7 @@ MainWindow::MainWindow(QWidget* parent)
     QDockWidget* correlation = addDock(tr("Expert correlation"), QStringLiteral("dock.correlation"), m_correlation,
                                        Qt::RightDockWidgetArea);
     QDockWidget* domains = addDock(tr("Domains"), QStringLiteral("dock.domains"), m_domains, Qt::RightDockWidgetArea);
+    // (a Coverage dock, #25, goes next to these once the stats carry coverage)
     addDock(tr("Outliers"), QStringLiteral("dock.outliers"), m_outliers, Qt::BottomDockWidgetArea);
     // Allocation editor, jobs and results (#12): one plan model (m_plan) behind the editor, the
     // Edit/Plan menus, the jobs and the session.
@@ -89,27 +127,40 @@ MainWindow::MainWindow(QWidget* parent)
     m_resultsView = new ResultsView(m_results, this);
     QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);
     QDockWidget* results = addDock(tr("Results"), QStringLiteral("dock.results"), m_resultsView, Qt::BottomDockWidgetArea);
-    QDockWidget* editor = addDock(tr("Allocation"), QStringLiteral("dock.editor"), m_editor, Qt::BottomDockWidgetArea);
+    // the editor's gauge, tool bar and tabs are taller than a laptop's bottom dock: it scrolls there
+    QDockWidget* editor = addDock(tr("Allocation"), QStringLiteral("dock.editor"), scrolling(m_editor, this),
+                                  Qt::BottomDockWidgetArea);
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.outliers")), editor);
     tabifyDockWidget(editor, jobs);
     tabifyDockWidget(jobs, results);
     findChild<QDockWidget*>(QStringLiteral("dock.outliers"))->raise();
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.model")), provenance);
     findChild<QDockWidget*>(QStringLiteral("dock.model"))->raise();
-    splitDockWidget(correlation, domains, Qt::Vertical);
+    // The matrices get a tall column of their own: correlation and domains as tabs, not stacked.
+    tabifyDockWidget(correlation, domains);
+    correlation->raise();
 
+    m_busy->setObjectName(QStringLiteral("status.progress"));
+    m_cancelLoad->setObjectName(QStringLiteral("status.cancelLoad"));
     m_busy->setRange(0, 0);
-    m_busy->setMaximumWidth(120);
+    m_busy->setMaximumWidth(160);
     m_busy->setVisible(false);
+    m_cancelLoad->setText(tr("Cancel"));
+    m_cancelLoad->setToolTip(tr("Stop loading the stats file (what is open stays)"));
+    m_cancelLoad->setVisible(false);
+    m_statusLabel->setMinimumWidth(0);
+    m_statusLabel->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred); // long summaries elide, not widen
     statusBar()->addWidget(m_statusLabel, 1);
     statusBar()->addPermanentWidget(m_busy);
+    statusBar()->addPermanentWidget(m_cancelLoad);
 
     createActions();
-    resize(1400, 900);
-    resizeDocks({findChild<QDockWidget*>(QStringLiteral("dock.model"))}, {340}, Qt::Horizontal);
-    resizeDocks({correlation}, {460}, Qt::Horizontal);
-    resizeDocks({findChild<QDockWidget*>(QStringLiteral("dock.outliers"))}, {300}, Qt::Vertical);
-    m_defaultState = saveState();
+    QSize size = defaultSize();
+    if (const QScreen* screen = this->screen()) // a smaller screen: the window fits, frame included
+        size = size.boundedTo(QSize(screen->availableGeometry().width() * 95 / 100,
+                                    screen->availableGeometry().height() * 90 / 100));
+    resize(size);
+    m_defaultState = saveState(kLayoutVersion);
 
     updateRecentMenu();
 
@@ -121,7 +172,19 @@ MainWindow::MainWindow(QWidget* parent)
     connect(m_document, &Document::modelChanged, this, &MainWindow::updateStatus);
     connect(m_document, &Document::statsChanged, this, &MainWindow::updateStatus);
     connect(m_document, &Document::statsChanged, this, &MainWindow::updateProvenance);
-    connect(m_document, &Document::loadingChanged, m_busy, &QWidget::setVisible);
+    connect(m_document, &Document::loadingChanged, this, [this](bool loading) {
+        m_busy->setVisible(loading);
+        if (!loading) { // back to the busy indicator for the next load
+            m_busy->setRange(0, 0);
+            m_busy->setTextVisible(false);
+            m_cancelLoad->setVisible(false);
+        }
+    });
+    connect(m_document, &Document::loadProgress, this, &MainWindow::onStatsProgress);
+    connect(m_cancelLoad, &QToolButton::clicked, m_document, &Document::cancelLoading);
+    connect(m_document, &Document::loadCancelled, this, [this](const QString& path) {
+        statusBar()->showMessage(tr("Loading %1 cancelled").arg(QFileInfo(path).fileName()), 10000);
+    });
     connect(m_document, &Document::loadFailed, this, &MainWindow::onLoadFailed);
     connect(m_document->selection(), &Selection::changed, this, &MainWindow::updateStatus);
     connect(m_document, &Document::statsChanged, this, [this] {
@@ -163,7 +226,52 @@ void MainWindow::restoreSettings()
 {
     QSettings settings;
     restoreGeometry(settings.value(QStringLiteral("geometry")).toByteArray());
-    restoreState(settings.value(QStringLiteral("windowState")).toByteArray());
+    if (restoreState(settings.value(QStringLiteral("windowState")).toByteArray(), kLayoutVersion))
+        m_layoutRestored = true;
+}
+
+QStringList MainWindow::viewNames()
+{
+    return {QStringLiteral("heatmap"),  QStringLiteral("correlation"), QStringLiteral("domains"),
+            QStringLiteral("outliers"), QStringLiteral("allocation"),  QStringLiteral("results")};
+}
+
+QWidget* MainWindow::view(const QString& name) const
+{
+    const QList<QWidget*> views{m_heatmap, m_correlation, m_domains, m_outliers, m_editor, m_resultsView};
+    const int i = int(viewNames().indexOf(name));
+    return i >= 0 ? views.value(i) : nullptr;
+}
+
+void MainWindow::showEvent(QShowEvent* event)
+{
+    QMainWindow::showEvent(event);
+    if (!m_shown && !m_layoutRestored)
+        applyDefaultDockSizes(); // for the size the window is shown at (a screenshot's, a laptop's)
+    m_shown = true;
+}
+
+void MainWindow::applyDefaultDockSizes()
+{
+    // model tree 22 % (220–340 px), matrices 40 % of the width; the bottom tabs 32 % of the height
+    const QSize s = size();
+    const auto dock = [this](const char* name) { return findChild<QDockWidget*>(QLatin1String(name)); };
+    resizeDocks({dock("dock.model")}, {std::clamp(s.width() * 22 / 100, 220, 340)}, Qt::Horizontal);
+    resizeDocks({dock("dock.correlation")}, {s.width() * 40 / 100}, Qt::Horizontal);
+    resizeDocks({dock("dock.outliers")}, {s.height() * 32 / 100}, Qt::Vertical);
+}
+
+void MainWindow::onStatsProgress(int done, int total, const QString& what)
+{
+    if (total <= 0)
+        return;
+    m_busy->setRange(0, total);
+    m_busy->setValue(done);
+    m_busy->setFormat(tr("stats %p%"));
+    m_busy->setTextVisible(true);
+    m_busy->setToolTip(tr("Reading the stats file: %1").arg(what));
+    m_busy->setVisible(true);
+    m_cancelLoad->setVisible(true);
 }
 
 QDockWidget* MainWindow::addDock(const QString& title, const QString& objectName, QWidget* widget,
@@ -391,6 +499,15 @@ void MainWindow::updateProvenance()
 void MainWindow::onLoadFailed(const QString& what, const QString& path, const QString& message)
 {
     m_errors << message;
+    if (what == QLatin1String("model") && !m_pendingPlanJson.isEmpty() && sameDir(m_pendingPlanModel, path)) {
+        // the model of a recovered (or session) plan did not open: keep the plan where it can be found
+        const QString json = std::exchange(m_pendingPlanJson, QString());
+        m_pendingPlanPath.clear();
+        const QString model = std::exchange(m_pendingPlanModel, QString());
+        const QString saved = savePlanAside(json, model);
+        if (!saved.isEmpty())
+            statusBar()->showMessage(tr("The plan for %1 was saved to %2: its model did not open").arg(model, saved));
+    }
     const QString title = what == QLatin1String("model") ? tr("Cannot open model") : tr("Cannot open stats");
     if (m_batch) {
         std::fprintf(stderr, "moewb-gui: %s: %s\n", qPrintable(title), qPrintable(message));
@@ -403,9 +520,12 @@ void MainWindow::resetLayout()
 {
     for (QDockWidget* dock : findChildren<QDockWidget*>())
         dock->setFloating(false);
-    restoreState(m_defaultState);
+    restoreState(m_defaultState, kLayoutVersion);
     for (QDockWidget* dock : findChildren<QDockWidget*>())
         dock->show();
+    findChild<QDockWidget*>(QStringLiteral("dock.correlation"))->raise();
+    findChild<QDockWidget*>(QStringLiteral("dock.outliers"))->raise();
+    applyDefaultDockSizes();
 }
 
 void MainWindow::about()
@@ -440,7 +560,7 @@ void MainWindow::closeEvent(QCloseEvent* event)
         m_autosave->finish(); // a clean close: nothing to recover next time
     QSettings settings;
     settings.setValue(QStringLiteral("geometry"), saveGeometry());
-    settings.setValue(QStringLiteral("windowState"), saveState());
+    settings.setValue(QStringLiteral("windowState"), saveState(kLayoutVersion));
     event->accept();
 }
 
@@ -490,6 +610,15 @@ void MainWindow::applyPendingPlan()
         return;
     const QString json = std::exchange(m_pendingPlanJson, QString());
     const QString from = std::exchange(m_pendingPlanPath, QString());
+    const QString model = std::exchange(m_pendingPlanModel, QString());
+    if (!model.isEmpty() && !sameDir(model, m_document->modelDir())) {
+        // another model opened before the plan's own: not a plan for this one, but not lost either
+        const QString saved = savePlanAside(json, model);
+        if (!saved.isEmpty())
+            statusBar()->showMessage(
+                tr("The plan for %1 was saved to %2 (%3 is open)").arg(model, saved, m_document->modelDir()));
+        return;
+    }
     try {
         m_plan->setPlan(parsePlanJson(json.toStdString(), from.toStdString()), tr("Restore plan"));
         m_plan->undoStack()->clear(); // the restored plan is where editing starts
@@ -678,7 +807,7 @@ Session MainWindow::currentSession() const
     s.planPath = m_plan->planPath();
     s.results = m_results->runs();
     s.windowGeometry = saveGeometry();
-    s.windowState = saveState();
+    s.windowState = saveState(kLayoutVersion);
     return s;
 }
 
@@ -695,10 +824,11 @@ bool MainWindow::openSession(const QString& path)
     m_results->setRuns(s.results);
     if (!s.windowGeometry.isEmpty() && !m_batch)
         restoreGeometry(s.windowGeometry);
-    if (!s.windowState.isEmpty())
-        restoreState(s.windowState);
+    if (!s.windowState.isEmpty() && restoreState(s.windowState, kLayoutVersion))
+        m_layoutRestored = true;
     m_pendingPlanJson = s.planJson;
     m_pendingPlanPath = s.planPath.isEmpty() ? path : s.planPath;
+    m_pendingPlanModel = s.modelDir;
     if (!s.modelDir.isEmpty())
         m_document->openModel(s.modelDir); // the plan is set once it has loaded (onModelChanged)
     if (!s.statsPath.isEmpty())
@@ -772,6 +902,7 @@ void MainWindow::recover(const AutosaveRecovery& recovery)
 {
     m_pendingPlanJson = recovery.planJson;
     m_pendingPlanPath = recovery.file;
+    m_pendingPlanModel = recovery.modelDir;
     if (!recovery.modelDir.isEmpty() && recovery.modelDir != m_document->modelDir())
         m_document->openModel(recovery.modelDir);
     else
@@ -784,6 +915,91 @@ void MainWindow::declineRecovery()
 {
     if (m_autosave)
         m_autosave->discardRecovery();
+}
+
+} // namespace moewb
+
+namespace moewb {
+
+bool MainWindow::canRestore(const AutosaveRecovery& recovery)
+{
+    return !recovery.modelDir.isEmpty() && QFileInfo::exists(QDir(recovery.modelDir).filePath(QStringLiteral("config.json")));
+}
+
+QString MainWindow::recoveryQuestion(const AutosaveRecovery& recovery, const QString& requestedModel) const
+{
+    const QString model = recovery.modelDir.isEmpty() ? tr("(no model)") : recovery.modelDir;
+    QString text = tr("moewb-gui did not close cleanly. It had autosaved a plan at %1:\n\n    %2\n\nfor the model %3.")
+                       .arg(recovery.saved.toLocalTime().toString(Qt::TextDate), planSummary(recovery.planJson), model);
+    const bool other = !requestedModel.isEmpty() && !sameDir(requestedModel, recovery.modelDir);
+    if (!canRestore(recovery))
+        text += tr("\n\nThat model directory cannot be opened any more: the plan can be saved to a file "
+                   "(%1).").arg(recoveredPlanPath(recovery.modelDir));
+    else if (other)
+        text += tr("\n\nThe command line opens another model, %1. Open %2 with the recovered plan instead, or save the "
+                   "plan to a file (%3) and open %1?")
+                    .arg(requestedModel, modelName(recovery.modelDir), recoveredPlanPath(recovery.modelDir));
+    else
+        text += tr("\n\nRestore it, or save it to a file (%1)?").arg(recoveredPlanPath(recovery.modelDir));
+    return text;
+}
+
+QString MainWindow::recoveredPlanPath(const QString& modelDir) const
+{
+    const QString name = modelDir.isEmpty() ? QStringLiteral("work") : modelName(modelDir);
+    const QDir dir(QDir::home().filePath(QStringLiteral("moewb/") + name));
+    const QString stem = QStringLiteral("recovered-plan-") + QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-HHmmss"));
+    QString path = dir.filePath(stem + QStringLiteral(".json"));
+    for (int n = 2; QFileInfo::exists(path); ++n)
+        path = dir.filePath(QStringLiteral("%1-%2.json").arg(stem).arg(n));
+    return path;
+}
+
+QString MainWindow::savePlanAside(const QString& planJson, const QString& modelDir)
+{
+    const QString path = recoveredPlanPath(modelDir);
+    try {
+        QDir().mkpath(QFileInfo(path).absolutePath());
+        writeFileAtomically(path.toStdString(), planJson.toStdString());
+    } catch (const std::exception& e) {
+        reportError(tr("Cannot save the recovered plan"), QString::fromUtf8(e.what()));
+        return {};
+    }
+    return path;
+}
+
+RecoveryOutcome MainWindow::resolveRecovery(const AutosaveRecovery& recovery, RecoveryChoice choice,
+                                            const QString& requestedModel)
+{
+    RecoveryOutcome out;
+    const bool other = !requestedModel.isEmpty() && !sameDir(requestedModel, recovery.modelDir);
+    if (choice == RecoveryChoice::Restore && !canRestore(recovery))
+        choice = RecoveryChoice::SaveAside; // never lose it: the model is gone, the plan is not
+    switch (choice) {
+    case RecoveryChoice::Restore:
+        recover(recovery); // opens the plan's model; the plan follows once it has loaded
+        out.replacesModel = other;
+        out.message = other ? tr("Restored the autosaved plan of %1, opened instead of %2")
+                                  .arg(recovery.modelDir, requestedModel)
+                            : tr("Restored the autosaved plan of %1").arg(recovery.modelDir);
+        break;
+    case RecoveryChoice::SaveAside:
+        out.savedPath = savePlanAside(recovery.planJson, recovery.modelDir);
+        if (out.savedPath.isEmpty()) { // keep the autosave: the next start offers it again
+            out.message = tr("The autosaved plan could not be saved; it stays in %1").arg(recovery.file);
+            break;
+        }
+        declineRecovery();
+        out.message = tr("The autosaved plan of %1 was saved to %2 (open that model, then Plan → Open plan…)")
+                          .arg(recovery.modelDir.isEmpty() ? tr("(no model)") : recovery.modelDir, out.savedPath);
+        break;
+    case RecoveryChoice::Discard:
+        declineRecovery();
+        out.message = tr("The autosaved plan was discarded");
+        break;
+    }
+    statusBar()->showMessage(out.message);
+    return out;
 }
 
 } // namespace moewb

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The workbench window: the routing heat map in the centre, docks for the model tree, correlation,
 // domains, outliers, provenance, jobs and results; File / Edit / Plan / Jobs / View / Help menus;
-// geometry, dock layout and recent files remembered in QSettings. The current plan is the
+// geometry, dock layout and recent files remembered in QSettings. The default layout gives the
+// matrices room (correlation and domains as tabs on the right, the outliers, allocation, jobs and
+// results as tabs below) and fits a 1366 × 768 screen: large dock contents scroll. The current plan is the
 // PlanEditModel (undo/redo in the Edit menu, autosaved with crash recovery); jobs run the engine on
 // a worker thread (enginejobs.h) and feed the document (stats), the plan (strategy) and the
 // results (evaluate). A session (.moewb) saves and restores all of it.
@@ -20,6 +22,7 @@ class QLabel;
 class QMenu;
 class QProgressBar;
 class QTextBrowser;
+class QToolButton;
 
 namespace moewb {
 
@@ -38,11 +41,31 @@ class ResultsView;
 class RoutingHeatmapView;
 struct AutosaveRecovery;
 
+/// What to do with a plan an unclean exit left behind.
+enum class RecoveryChoice {
+    Restore,   ///< open the plan's model (instead of the one asked for, when they differ) with the plan
+    SaveAside, ///< write the plan to a file next to the model's other outputs and say where
+    Discard,   ///< delete it
+};
+
+struct RecoveryOutcome {
+    QString message;            ///< what happened, one sentence (shown in the status bar)
+    QString savedPath;          ///< SaveAside: where the plan went
+    bool replacesModel = false; ///< Restore opened the plan's model instead of the requested one
+};
+
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     explicit MainWindow(QWidget* parent = nullptr);
     ~MainWindow() override;
+
+    /// The window's size on first start (a smaller screen gets less; the layout follows the size).
+    static QSize defaultSize() { return QSize(1400, 900); }
+    /// The views `--screenshot --view NAME` renders: heatmap, correlation, domains, outliers,
+    /// allocation, results (a coverage view joins once the stats carry coverage, #25).
+    static QStringList viewNames();
+    QWidget* view(const QString& name) const; ///< nullptr for an unknown name
 
     Document* document() const { return m_document; }
     RoutingHeatmapView* heatmapView() const { return m_heatmap; }
@@ -81,6 +104,17 @@ public:
     std::optional<AutosaveRecovery> startAutosave(const QString& dir = {});
     void recover(const AutosaveRecovery& recovery);
     void declineRecovery();
+    /// The question the recovery prompt asks: when the plan was saved, for which model, what it
+    /// holds, and — when requestedModel (the command line's) is another model — that too.
+    QString recoveryQuestion(const AutosaveRecovery& recovery, const QString& requestedModel = {}) const;
+    /// Whether Restore is possible (the plan's model directory still has a config.json).
+    static bool canRestore(const AutosaveRecovery& recovery);
+    /// Carries out the choice; the autosave is gone afterwards in every case. Never loses the plan
+    /// silently: a plan that cannot be restored is saved aside instead, and the message says where.
+    RecoveryOutcome resolveRecovery(const AutosaveRecovery& recovery, RecoveryChoice choice,
+                                    const QString& requestedModel = {});
+    /// Where a recovered plan of modelDir is saved aside: ~/moewb/<model>/recovered-plan-<time>.json.
+    QString recoveredPlanPath(const QString& modelDir) const;
 
     /// Window geometry and dock layout of the last session (not used for screenshots).
     void restoreSettings();
@@ -93,6 +127,7 @@ public:
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    void showEvent(QShowEvent* event) override;
 
 private:
     void createActions();
@@ -121,7 +156,11 @@ private:
     void updateProvenance();
     void onLoadFailed(const QString& what, const QString& path, const QString& message);
     void resetLayout();
+    void applyDefaultDockSizes(); ///< the default split of the current window size among the docks
     void about();
+    /// Writes a plan to recoveredPlanPath(modelDir); returns the path ("" and m_errors on failure).
+    QString savePlanAside(const QString& planJson, const QString& modelDir);
+    void onStatsProgress(int done, int total, const QString& what);
 
     Document* m_document;
     RoutingHeatmapView* m_heatmap;
@@ -141,12 +180,15 @@ private:
     QString m_sessionPath;
     QString m_pendingPlanJson; ///< a session's or recovery's plan, set once its model has loaded
     QString m_pendingPlanPath;
-    QString m_pendingPlanModel;
+    QString m_pendingPlanModel; ///< the model the pending plan is for ("" = whatever opens next)
     QMenu* m_viewMenu = nullptr;
     QMenu* m_recentMenu = nullptr;
     QLabel* m_statusLabel;
     QProgressBar* m_busy;
+    QToolButton* m_cancelLoad;
     QByteArray m_defaultState;
+    bool m_layoutRestored = false; ///< a saved layout was restored: keep its dock sizes
+    bool m_shown = false;
     bool m_batch = false;
     QStringList m_errors;
 };

@@ -620,7 +620,7 @@ H5::H5File openForRead(const std::string& path)
     }
 }
 
-CalibStats readAll(const Reader& rd, H5::H5File& file)
+CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progress)
 {
     CalibStats s;
     const Loc root{file.openGroup("/"), "/"};
@@ -693,11 +693,18 @@ CalibStats readAll(const Reader& rd, H5::H5File& file)
         l.cosine.block = rd.f64(g, h5::kBlockCosWhole);
         l.cosine.tokens = rd.i64(g, h5::kBlockCosTokens);
     }
+    int64_t moeLayers = 0;
+    for (const LayerStats& l : s.layers)
+        moeLayers += l.isMoe ? 1 : 0;
+    const int64_t steps = moeLayers + 2;
+    int64_t step = 0;
+    report(progress, "read", ++step, steps, "header");
     // Transitions need the next layer's expert count, so routers are read after all headers.
     for (int64_t i = 0; i < s.numLayers; ++i) {
         LayerStats& l = s.layers[size_t(i)];
         if (!l.isMoe)
             continue;
+        report(progress, "read", ++step, steps, "layer " + std::to_string(i) + "/" + std::to_string(s.numLayers));
         const Loc g = rd.group(layers, std::to_string(i));
         RouterStats& r = l.router;
         r.numExperts = rd.i64(g, h5::kNumExperts);
@@ -787,6 +794,7 @@ CalibStats readAll(const Reader& rd, H5::H5File& file)
     };
     splitInto(h5::kActAbsMax, &LinearStats::actAbsMax);
     splitInto(h5::kActSqMean, &LinearStats::actSqMean);
+    report(progress, "read", steps, steps, std::to_string(n) + " linears");
     return s;
 }
 
@@ -915,13 +923,13 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
     }
 }
 
-CalibStats readStats(const std::string& path)
+CalibStats readStats(const std::string& path, const ProgressFn& progress)
 {
     silenceHdf5();
     Reader rd(path);
     try {
         H5::H5File file = openForRead(path);
-        CalibStats s = readAll(rd, file);
+        CalibStats s = readAll(rd, file, progress);
         try {
             validateStats(s);
         } catch (const Error& e) {

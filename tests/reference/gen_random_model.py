@@ -4,6 +4,7 @@
 
     /usr/bin/python3 tests/reference/gen_random_model.py ARCH OUT_DIR [--seed S] [--dtype f32|bf16|f16]
                      [--layers N] [--tiny] [--tied] [--norm-topk-prob true|false]
+                     [--experts E] [--top-k K]
 
 ARCH in {mixtral, qwen2_moe, qwen3_moe, deepseek, olmoe, llama, mistral, qwen2}.
 Tensor names and config keys follow FORMATS.md section 2 (per-expert 2-D tensors, hub layout).
@@ -22,6 +23,8 @@ Dimensions (default / --tiny):
   olmoe     8 experts / 4, top-2, expert width 48 / 24, q_norm [hidden], k_norm [kv_heads*head_dim],
             clip_qkv 2.0 (about 5% of q/k/v values get clipped)
   llama / mistral / qwen2: dense width 128 / 64; qwen2 has q/k/v bias; mistral sliding_window 4096 (inactive)
+--experts E / --top-k K replace the routed expert count and top-k of a MoE architecture (e.g. a 128-expert,
+top-8 Qwen3-MoE-shaped model for the GUI's screenshots: qwen3_moe DIR --tiny --experts 128 --top-k 8).
 Value scales: embeddings N(0, 0.3^2); linear weights N(0, 1/in) (router, q/k/v/gate/up), o/down N(0, 0.5^2/in),
 lm_head N(0, 4/hidden); norms 1 + N(0, 0.1^2); biases N(0, 0.3^2). Activations stay O(1), router logits
 have std ~1 so routing is spread over all experts and exact probability ties have probability ~0.
@@ -102,7 +105,7 @@ def make_tokenizer():
 
 
 # ----------------------------------------------------------------------------- config
-def make_config(arch, tiny, layers, dtype, tied, norm_topk_override):
+def make_config(arch, tiny, layers, dtype, tied, norm_topk_override, experts=None, top_k=None):
     H = 32 if tiny else 64
     hd = 8 if tiny else 16
     nh, nkv = 4, 2
@@ -171,6 +174,16 @@ def make_config(arch, tiny, layers, dtype, tied, norm_topk_override):
         if arch not in ("qwen2_moe", "qwen3_moe", "deepseek", "olmoe"):
             raise ValueError(f"--norm-topk-prob does not apply to {arch}")
         c["norm_topk_prob"] = norm_topk_override
+    if experts is not None or top_k is not None:
+        key = {"mixtral": "num_local_experts", "deepseek": "n_routed_experts"}.get(arch, "num_experts")
+        if key not in c:
+            raise ValueError(f"--experts/--top-k do not apply to {arch}")
+        if experts is not None:
+            c[key] = experts
+        if top_k is not None:
+            c["num_experts_per_tok"] = top_k
+        if not 1 <= c["num_experts_per_tok"] <= c[key]:
+            raise ValueError(f"top-k {c['num_experts_per_tok']} is not in 1..{c[key]}")
     return dict(sorted(c.items()))
 
 
@@ -280,8 +293,9 @@ def write_model_dir(out_dir, config, weights, dtype, tokenizer=None):
             f.write("\n")
 
 
-def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None):
-    config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob)
+def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None,
+             experts=None, top_k=None):
+    config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob, experts, top_k)
     rng = np.random.Generator(np.random.PCG64(seed))
     weights = make_weights(config, rng)
     write_model_dir(out_dir, config, weights, dtype, make_tokenizer())
@@ -299,9 +313,11 @@ def main(argv=None):
     ap.add_argument("--tied", action="store_true", help="tie_word_embeddings=true, no lm_head.weight")
     ap.add_argument("--norm-topk-prob", choices=["true", "false"], default=None,
                     help="override norm_topk_prob (qwen2_moe/qwen3_moe/deepseek/olmoe)")
+    ap.add_argument("--experts", type=int, default=None, help="routed experts per MoE layer (MoE architectures)")
+    ap.add_argument("--top-k", type=int, default=None, help="experts per token (MoE architectures)")
     a = ap.parse_args(argv)
     ntp = None if a.norm_topk_prob is None else a.norm_topk_prob == "true"
-    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp)
+    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp, a.experts, a.top_k)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@
 
 #include "moewb/stats/stats.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 namespace moewb::test {
@@ -131,6 +133,96 @@ inline CalibStats fixtureStats()
             s.linears.push_back(fixtureLinear(ex + ".w2", l, e, "expert.down", 16, 8, r.expertTokens[size_t(e)],
                                               1.25f + float(e), 5));
         }
+    }
+    return s;
+}
+
+/// Stats shaped like a real model with E experts per layer and L layers (all MoE, top-8 or E/2),
+/// D domains: deterministic pseudo-random token counts (some experts never routed), consistent
+/// co-activation, an output correlation in blocks of 16 experts (optional: withCorrelation), four
+/// attention linears, a router and gate/up/down per expert in every layer (outlier scores 1–20).
+/// For the widget tests and benches at 8–256 experts; no transitions (next_moe_layer -1).
+inline CalibStats syntheticStats(int64_t E, int64_t L, int64_t D = 6, bool withCorrelation = true)
+{
+    uint64_t state = 0x9e3779b97f4a7c15ull ^ uint64_t(E * 1000 + L);
+    const auto next = [&state]() { // splitmix64
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    CalibStats s;
+    StatsProvenance& p = s.provenance;
+    p.modelPath = "synthetic-" + std::to_string(E) + "e";
+    p.architecture = "Qwen3MoeForCausalLM";
+    p.modelType = "qwen3_moe";
+    p.dataDescription = "synthetic";
+    p.numSamples = 8;
+    p.seqLen = 512;
+    p.numTokens = 4096;
+    const char* names[] = {"scripture", "fortunes", "manpages", "c_cpp", "python", "licenses", "chat", "math"};
+    for (int64_t d = 0; d < D; ++d) {
+        p.domains.push_back(names[d % 8] + (d >= 8 ? std::to_string(d) : std::string()));
+        p.domainTokenCounts.push_back(p.numTokens / std::max<int64_t>(D, 1));
+    }
+    p.computeDtype = "float32";
+    p.device = "cpu";
+    p.toolVersion = "test";
+    p.created = "2026-01-01T00:00:00Z";
+    s.numLayers = L;
+    s.hiddenSize = 16;
+    s.layers.resize(size_t(L));
+    const int64_t topK = std::min<int64_t>(8, std::max<int64_t>(1, E / 2));
+    for (int64_t l = 0; l < L; ++l) {
+        LayerStats& layer = s.layers[size_t(l)];
+        layer.layer = l;
+        layer.isMoe = true;
+        layer.cosine = {0.9, 0.8, 0.7, p.numTokens};
+        RouterStats& r = layer.router;
+        r.numExperts = E;
+        r.topK = topK;
+        r.tokens = p.numTokens;
+        r.routerEntropy = 2.0;
+        r.domainTokens = Matrix<int64_t>(D, E);
+        r.coactivation = Matrix<int64_t>(E, E);
+        for (int64_t e = 0; e < E; ++e) {
+            const int64_t t = next() % 23 == 0 ? 0 : int64_t(next() % 400) + 1; // about 4 % never routed
+            r.expertTokens.push_back(t);
+            r.expertTop1.push_back(t / 3);
+            r.expertWeightMass.push_back(double(t) / double(topK));
+            r.expertProbMass.push_back(double(t) / double(topK) + 0.5);
+            if (t == 0)
+                r.deadExperts.push_back(e);
+            for (int64_t d = 0; d < D; ++d)
+                r.domainTokens.at(d, e) = d + 1 < D ? t / D : t - (D - 1) * (t / D);
+        }
+        for (int64_t i = 0; i < E; ++i)
+            for (int64_t j = i; j < E; ++j) {
+                const int64_t bound = std::min(r.expertTokens[size_t(i)], r.expertTokens[size_t(j)]);
+                const int64_t c = i == j ? r.expertTokens[size_t(i)] : (bound > 0 ? int64_t(next() % uint64_t(bound + 1)) / 4 : 0);
+                r.coactivation.at(i, j) = c;
+                r.coactivation.at(j, i) = c;
+            }
+        if (withCorrelation) {
+            r.correlation = Matrix<float>(E, E);
+            for (int64_t i = 0; i < E; ++i)
+                for (int64_t j = 0; j < E; ++j)
+                    r.correlation.at(i, j) = i == j ? 1.0f : ((i % 16) == (j % 16) ? 0.8f : 0.05f);
+            r.correlationTokens = 256;
+            r.correlationMethod = "pearson";
+        }
+        r.nextMoeLayer = -1;
+        r.transitions = Matrix<int64_t>(E, 0);
+        const std::string prefix = "model.layers." + std::to_string(l);
+        const auto score = [&next]() { return 1.0f + float(next() % 1900) / 100.0f; };
+        for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"})
+            s.linears.push_back(fixtureLinear(prefix + ".self_attn." + proj, l, -1, proj, 16, 16, p.numTokens, score(), 0));
+        s.linears.push_back(fixtureLinear(prefix + ".mlp.gate", l, -1, "router", 16, E, p.numTokens, score(), 0));
+        for (int64_t e = 0; e < E; ++e)
+            for (const char* role : {"gate", "up", "down"})
+                s.linears.push_back(fixtureLinear(prefix + ".mlp.experts." + std::to_string(e) + "." + role + "_proj", l, e,
+                                                  std::string("expert.") + role, 16, 8, r.expertTokens[size_t(e)],
+                                                  score(), 1));
     }
     return s;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Results table and size-vs-perplexity plot: the Pareto front of a hand-made set of runs (worked
 // out below), the table's values, selecting a run (table row or plot point) requesting its plan,
-// and the CSV export.
+// and the CSV export; KLD and same-top-token columns, the KLD quality axis and the error bars of
+// the paired intervals from a pipeline results.json that has them (tests/data/results).
 #include "results/pipelineimport.h"
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
@@ -64,6 +65,7 @@ private slots:
     void selectingRequestsPlan();
     void csvExport();
     void pipelineImport();
+    void kldColumnsAxisAndErrorBars();
 };
 
 void TestResults::paretoByHand()
@@ -244,6 +246,107 @@ void TestResults::pipelineImport()
     } catch (const std::exception& e) {
         QCOMPARE(QString::fromUtf8(e.what()), path + QStringLiteral(": not a moewb pipeline results file: no $.rows array"));
     }
+}
+
+void TestResults::kldColumnsAxisAndErrorBars()
+{
+    const QString path = QStringLiteral(MOEWB_SOURCE_DIR "/tests/data/results/pipeline-kld.json");
+    const std::vector<RunResult> runs = importPipelineResults(path);
+    QCOMPARE(runs.size(), size_t(6));
+    QCOMPARE(runs[0].kld, 0.0);
+    QCOMPARE(runs[0].sameTop, 1.0);
+    QCOMPARE(runs[2].label, QStringLiteral("frequency@3"));
+    QCOMPARE(runs[2].kld, 0.095);
+    QCOMPARE(runs[2].sameTop, 0.88);
+    QCOMPARE(runs[2].kldDiff, 0.015);
+    QCOMPARE(runs[2].kldLo, 0.005);
+    QCOMPARE(runs[2].kldHi, 0.025);
+    QVERIFY(!runs[1].hasKldInterval()); // uniform rows are the reference
+    // the session JSON keeps them, and a run without them reads back without them
+    for (const RunResult& r : runs)
+        QVERIFY(runResultFromJson(runResultToJson(r), QStringLiteral("t")) == r);
+    QVERIFY(!runResultToJson(handRuns()[0]).contains(QStringLiteral("kld")));
+
+    ResultsModel model;
+    QAbstractItemModelTester tester(&model);
+    model.setRuns(runs);
+    QVERIFY(model.hasKld());
+    auto cell = [&](int row, int col) { return model.data(model.index(row, col)).toString(); };
+    QCOMPARE(model.headerData(ResultsModel::KldColumn, Qt::Horizontal).toString(), QStringLiteral("KLD"));
+    QCOMPARE(cell(2, ResultsModel::KldColumn), QStringLiteral("0.095"));
+    QCOMPARE(cell(2, ResultsModel::SameTopColumn), QStringLiteral("88.00"));
+    QCOMPARE(cell(0, ResultsModel::SameTopColumn), QStringLiteral("100.00"));
+    QVERIFY(model.data(model.index(3, 0), Qt::ToolTipRole).toString().contains(QStringLiteral("excludes 0")));
+    QVERIFY(!model.data(model.index(5, 0), Qt::ToolTipRole).toString().contains(QStringLiteral("excludes 0")));
+    // Perplexity front by hand (size MB, ppl): frequency@3 (11.9, 103.5) beats uniform@3 (12, 104) and
+    // budget@3 (12, 104.5); then uniform@4 (15, 101), outlier@4 (15.5, 100.8), baseline (40, 100).
+    QCOMPARE(model.paretoRows(), (std::vector<int>{2, 4, 5, 0}));
+    // KLD front by hand: frequency@3 (11.9, .095), budget@3 (12, .06) beats uniform@3 (12, .08),
+    // uniform@4 (15, .02) beats outlier@4 (15.5, .025), baseline (40, 0).
+    model.setQualityAxis(ResultsModel::Quality::Kld);
+    QCOMPARE(model.paretoRows(), (std::vector<int>{2, 3, 4, 0}));
+    QCOMPARE(cell(3, ResultsModel::ParetoColumn), QStringLiteral("★"));
+    QCOMPARE(cell(5, ResultsModel::ParetoColumn), QString());
+    model.setQualityAxis(ResultsModel::Quality::Perplexity);
+
+    ResultsView view(&model);
+    view.resize(1200, 500);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(!view.table()->isColumnHidden(ResultsModel::KldColumn));
+    QVERIFY(!view.table()->isColumnHidden(ResultsModel::SameTopColumn));
+    QVERIFY(!view.errorBars()->visible()); // perplexity axis: no KLD intervals
+    view.setQualityAxis(int(ResultsModel::Quality::Kld));
+    QCOMPARE(model.qualityAxis(), ResultsModel::Quality::Kld);
+    QCOMPARE(view.qualityBox()->currentData().toInt(), int(ResultsModel::Quality::Kld));
+    QVERIFY(view.plot()->yAxis->label().contains(QStringLiteral("KL divergence")));
+    view.plot()->replot();
+    // points on the KLD axis, the front through frequency@3, budget@3, uniform@4, baseline
+    QCOMPARE(view.plot()->graph(0)->dataCount(), 6);
+    QCOMPARE(view.plot()->graph(1)->dataCount(), 4);
+    QCOMPARE(view.plot()->graph(1)->data()->at(1)->value, 0.06);
+    // error bars: the paired interval of (run − uniform) around each compared run's KLD
+    QVERIFY(view.errorBars()->visible());
+    QCOMPARE(view.errorBars()->dataCount(), 3);
+    QCPGraph* centres = view.plot()->graph(3);
+    QCOMPARE(centres->dataCount(), 3);
+    struct Expect {
+        double size, kld, minus, plus;
+    };
+    const Expect expect[] = {{11.9, 0.095, 0.010, 0.010}, {12.0, 0.06, 0.010, 0.010}, {15.5, 0.025, 0.007, 0.007}};
+    for (int i = 0; i < 3; ++i) {
+        QCOMPARE(centres->data()->at(i)->key, expect[i].size);
+        QCOMPARE(centres->data()->at(i)->value, expect[i].kld);
+        QVERIFY(std::abs(view.errorBars()->data()->at(i).errorMinus - expect[i].minus) < 1e-12);
+        QVERIFY(std::abs(view.errorBars()->data()->at(i).errorPlus - expect[i].plus) < 1e-12);
+    }
+    // the whole intervals are in view
+    QVERIFY(view.plot()->yAxis->range().contains(0.095 + 0.010));
+    QVERIFY(view.plot()->yAxis->range().contains(0.0));
+    // a click on budget@3's point selects it on this axis
+    const QPointF b(view.plot()->xAxis->coordToPixel(12.0), view.plot()->yAxis->coordToPixel(0.06));
+    QCOMPARE(view.runAtPlotPosition(b), 3);
+    // CSV: the KLD columns, exactly
+    QTemporaryDir dir;
+    QVERIFY(view.exportCsv(dir.filePath(QStringLiteral("r.csv"))));
+    QFile f(dir.filePath(QStringLiteral("r.csv")));
+    QVERIFY(f.open(QIODevice::ReadOnly | QIODevice::Text));
+    const QStringList lines = QString::fromUtf8(f.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+    QVERIFY2(lines[0].startsWith(QStringLiteral("label,average_bits,model_bytes,perplexity,pareto,kld,same_top,"
+                                                 "kld_vs_uniform_diff,kld_vs_uniform_lo,kld_vs_uniform_hi")),
+             qPrintable(lines[0]));
+    const QStringList freq = lines[3].split(QLatin1Char(','));
+    QCOMPARE(freq.mid(0, 5), (QStringList{QStringLiteral("frequency@3"), QStringLiteral("3"), QStringLiteral("11900000"),
+                                          QStringLiteral("103.5"), QStringLiteral("1")}));
+    const double values[] = {0.095, 0.88, 0.015, 0.005, 0.025}; // written to read back exactly
+    for (int i = 0; i < 5; ++i)
+        QCOMPARE(freq[5 + i].toDouble(), values[i]);
+
+    // runs without KLD: the columns hide and the axis falls back to perplexity
+    model.setRuns(handRuns());
+    QVERIFY(view.table()->isColumnHidden(ResultsModel::KldColumn));
+    QCOMPARE(model.qualityAxis(), ResultsModel::Quality::Perplexity);
+    QVERIFY(view.plot()->yAxis->label().contains(QStringLiteral("perplexity")));
 }
 
 QTEST_MAIN(TestResults)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "plot/matrixplot.h"
 
+#include <QGridLayout>
+#include <QScrollBar>
 #include <QToolTip>
 
 #include <algorithm>
@@ -9,11 +11,21 @@
 namespace moewb {
 
 namespace {
-// Label every n-th tick so that at most ~maxLabels labels fit (readable for 8 and for 256 experts).
-QSharedPointer<QCPAxisTickerText> textTicker(const QStringList& labels, int maxLabels)
+constexpr int kLabelGap = 4;     // px between two tick labels
+constexpr int kScrollUnits = 100; // scroll bar steps per cell
+
+// The smallest of 1, 2, 5, 10, 20, 50, … that is at least n.
+int niceStep(double n)
+{
+    for (int base = 1;; base *= 10)
+        for (int m : {1, 2, 5})
+            if (m * base >= n || base > 100000000)
+                return m * base;
+}
+
+QSharedPointer<QCPAxisTickerText> textTicker(const QStringList& labels, int step)
 {
     QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-    const int step = std::max(1, int(std::ceil(double(labels.size()) / maxLabels)));
     for (int i = 0; i < labels.size(); i += step)
         ticker->addTick(i, labels[i]);
     return ticker;
@@ -68,6 +80,13 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_band->setSelectable(false);
     m_band->setVisible(false);
 
+    // A range the plot did not set itself is the user's zoom or pan: keep it (clamped) from now on.
+    for (QCPAxis* axis : {xAxis, yAxis})
+        connect(axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] {
+            if (!m_applying)
+                m_userView = true;
+            syncScrollBars();
+        });
     connect(this, &QCustomPlot::mousePress, this, &MatrixPlot::onMousePress);
     connect(this, &QCustomPlot::mouseRelease, this, &MatrixPlot::onMouseRelease);
     connect(this, &QCustomPlot::mouseMove, this, &MatrixPlot::onMouseMove);
@@ -97,9 +116,178 @@ void MatrixPlot::setMatrix(int rows, int cols, std::vector<double> values, const
         m_map->setDataRange(QCPRange(m_lower, m_upper));
     else
         m_map->rescaleDataRange(true);
-    updateTicks();
+    m_stepX = m_stepY = 0; // new labels: a new ticker at the next layout
+    xAxis->setTicker(textTicker(m_colLabels, 1 << 30)); // until then only the first label
+    yAxis->setTicker(textTicker(m_rowLabels, 1 << 30));
     updateHighlight();
     resetView();
+}
+
+void MatrixPlot::setCellShape(CellShape shape)
+{
+    m_shape = shape;
+    if (shape == CellShape::Fill)
+        axisRect()->setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX);
+    resetView();
+}
+
+void MatrixPlot::setMinimumCellSize(int px)
+{
+    m_minCell = std::max(1, px);
+    replot(QCustomPlot::rpQueuedReplot);
+}
+
+QSizeF MatrixPlot::cellSize() const
+{
+    const QRect r = axisRect()->rect();
+    return QSizeF(r.width() / xAxis->range().size(), r.height() / yAxis->range().size());
+}
+
+int MatrixPlot::labelStep(Qt::Orientation orientation) const
+{
+    return orientation == Qt::Horizontal ? m_stepX : m_stepY;
+}
+
+QScrollBar* MatrixPlot::scrollBar(Qt::Orientation orientation) const
+{
+    return orientation == Qt::Horizontal ? m_hbar : m_vbar;
+}
+
+QWidget* MatrixPlot::createScrollFrame(QWidget* parent)
+{
+    auto* frame = new QWidget(parent);
+    auto* grid = new QGridLayout(frame);
+    grid->setContentsMargins(0, 0, 0, 0);
+    grid->setSpacing(0);
+    m_hbar = new QScrollBar(Qt::Horizontal, frame);
+    m_vbar = new QScrollBar(Qt::Vertical, frame);
+    grid->addWidget(this, 0, 0);
+    grid->addWidget(m_vbar, 0, 1);
+    grid->addWidget(m_hbar, 1, 0);
+    for (QScrollBar* bar : {m_hbar, m_vbar}) {
+        bar->setVisible(false);
+        connect(bar, &QScrollBar::valueChanged, this, [this, bar](int value) {
+            QCPAxis* axis = bar == m_hbar ? xAxis : yAxis;
+            const double size = axis->range().size();
+            const double lower = double(value) / kScrollUnits - 0.5;
+            if (std::abs(lower - axis->range().lower) * kScrollUnits < 0.5)
+                return; // the bar follows the axis (syncScrollBars)
+            axis->setRange(lower, lower + size);
+            replot(QCustomPlot::rpQueuedReplot);
+        });
+    }
+    syncScrollBars();
+    return frame;
+}
+
+void MatrixPlot::syncScrollBars()
+{
+    const auto sync = [](QScrollBar* bar, const QCPRange& range, int cells) {
+        if (!bar)
+            return;
+        const QSignalBlocker block(bar);
+        const bool partial = cells > 0 && range.size() < cells - 1e-6;
+        if (partial) {
+            const int page = int(std::lround(range.size() * kScrollUnits));
+            bar->setRange(0, std::max(0, cells * kScrollUnits - page));
+            bar->setPageStep(page);
+            bar->setSingleStep(kScrollUnits);
+            bar->setValue(int(std::lround((range.lower + 0.5) * kScrollUnits)));
+        }
+        if (bar->isVisibleTo(bar->parentWidget()) != partial)
+            bar->setVisible(partial);
+    };
+    sync(m_hbar, xAxis->range(), m_cols);
+    sync(m_vbar, yAxis->range(), m_rows);
+}
+
+void MatrixPlot::setRangesQuietly(const QCPRange& x, const QCPRange& y)
+{
+    m_applying = true;
+    xAxis->setRange(x);
+    yAxis->setRange(y);
+    m_applying = false;
+}
+
+void MatrixPlot::updateLayout()
+{
+    QCustomPlot::updateLayout();
+    // A changed size limit moves the axis rect and a new ticker can change the margins: lay out
+    // again until nothing changes (two passes in practice).
+    for (int pass = 0; pass < 3 && applyView(); ++pass)
+        QCustomPlot::updateLayout();
+}
+
+bool MatrixPlot::applyView()
+{
+    if (m_applying)
+        return false;
+    QCPAxisRect* rect = axisRect();
+    const int cols = std::max(m_cols, 1), rows = std::max(m_rows, 1);
+    const QMargins margins = rect->margins();
+    const QRect area = plotLayout()->rect();
+    int scaleWidth = 0;
+    if (m_scale->visible() && m_scale->layout() == plotLayout())
+        scaleWidth = m_scale->outerRect().width() + plotLayout()->columnSpacing();
+    // the inner size the axis rect would get without a size limit
+    const double availW = std::max(1, area.width() - scaleWidth - margins.left() - margins.right());
+    const double availH = std::max(1, area.height() - margins.top() - margins.bottom());
+    bool changed = false;
+
+    QCPRange xr = xAxis->range(), yr = yAxis->range();
+    double w = availW, h = availH;
+    if (m_shape == CellShape::Square) {
+        const double fit = std::max(std::min(availW / cols, availH / rows), double(m_minCell));
+        double cell = fit;
+        if (m_userView) {
+            const double current = rect->width() / std::max(xr.size(), 1e-9);
+            if (current >= fit * 0.999)
+                cell = current; // zoomed in, or scrolled: keep the place
+            else
+                m_userView = false; // zoomed out beyond the fitted matrix: fit again
+        }
+        // the axis rect is no larger than the matrix at this cell size: no empty band
+        const int maxW = cols * cell <= availW + 0.5 ? int(std::lround(cols * cell)) : QWIDGETSIZE_MAX;
+        const int maxH = rows * cell <= availH + 0.5 ? int(std::lround(rows * cell)) : QWIDGETSIZE_MAX;
+        if (rect->maximumSize() != QSize(maxW, maxH)) {
+            rect->setMaximumSize(maxW, maxH);
+            changed = true;
+        }
+        w = std::min(availW, double(maxW));
+        h = std::min(availH, double(maxH));
+        const double sizeX = maxW == QWIDGETSIZE_MAX ? w / cell : cols;
+        const double sizeY = maxH == QWIDGETSIZE_MAX ? h / cell : rows;
+        xr = m_userView ? QCPRange(xr.lower, xr.lower + sizeX) : QCPRange(-0.5, -0.5 + sizeX);
+        yr = m_userView ? QCPRange(yr.lower, yr.lower + sizeY) : QCPRange(-0.5, -0.5 + sizeY);
+    } else if (!m_userView) {
+        xr = QCPRange(-0.5, cols - 0.5);
+        yr = QCPRange(-0.5, rows - 0.5);
+    }
+    // the highlighted cell comes into view once the plot has its real size (a scrolled place is
+    // the user's from then on: it stays until they scroll or zoom)
+    if (m_reveal && isVisible() && availW > 2 * m_minCell && availH > 2 * m_minCell) {
+        m_reveal = false;
+        if (reveal(xr, yr))
+            m_userView = true;
+    }
+    // never beyond the matrix: zoomed out no further than all of it, panned no further than its edges
+    const auto clamp = [](QCPRange r, int n) {
+        const double size = std::min(r.size(), double(n));
+        const double lower = std::clamp(r.lower, -0.5, n - 0.5 - size);
+        return QCPRange(lower, lower + size);
+    };
+    xr = clamp(xr, cols);
+    yr = clamp(yr, rows);
+    const auto differs = [](const QCPRange& a, const QCPRange& b) {
+        return std::abs(a.lower - b.lower) > 1e-9 || std::abs(a.upper - b.upper) > 1e-9;
+    };
+    if (differs(xr, xAxis->range()) || differs(yr, yAxis->range())) {
+        setRangesQuietly(xr, yr);
+        changed = true;
+    }
+    if (updateTicks(w / xr.size(), h / yr.size()))
+        changed = true;
+    return changed;
 }
 
 void MatrixPlot::setAxisTitles(const QString& x, const QString& y)
@@ -155,7 +343,25 @@ void MatrixPlot::setHighlight(int row, int col)
     m_highlightRow = row;
     m_highlightCol = col;
     updateHighlight();
+    m_reveal = row >= 0 || col >= 0; // scrolled into view at the next layout (applyView)
     replot(QCustomPlot::rpQueuedReplot);
+}
+
+bool MatrixPlot::reveal(QCPRange& x, QCPRange& y) const
+{
+    // shift (keeping the zoom) so that the highlighted cell comes into view
+    const auto shifted = [](QCPRange r, int i) {
+        if (i < 0 || (i - 0.5 >= r.lower - 1e-9 && i + 0.5 <= r.upper + 1e-9))
+            return r;
+        const double size = r.size();
+        const double lower = i - size / 2;
+        return QCPRange(lower, lower + size);
+    };
+    const QCPRange nx = shifted(x, m_highlightCol), ny = shifted(y, m_highlightRow);
+    const bool moved = nx != x || ny != y;
+    x = nx;
+    y = ny;
+    return moved;
 }
 
 void MatrixPlot::setTooltipProvider(std::function<QString(int, int)> provider)
@@ -188,8 +394,8 @@ QPoint MatrixPlot::cellCenter(int row, int col) const
 
 void MatrixPlot::resetView()
 {
-    xAxis->setRange(-0.5, std::max(m_cols, 1) - 0.5);
-    yAxis->setRange(-0.5, std::max(m_rows, 1) - 0.5);
+    setRangesQuietly(QCPRange(-0.5, std::max(m_cols, 1) - 0.5), QCPRange(-0.5, std::max(m_rows, 1) - 0.5));
+    m_userView = false;
     replot();
 }
 
@@ -273,15 +479,29 @@ QString MatrixPlot::tooltipAt(int row, int col) const
         .arg(value(row, col), 0, 'g', 6);
 }
 
-void MatrixPlot::updateTicks()
+bool MatrixPlot::updateTicks(double cellWidth, double cellHeight)
 {
-    // short labels of a few columns read best upright; many columns need the room of vertical text
-    int longest = 0;
-    for (const QString& label : m_colLabels)
+    // Numbers (up to 4 digits) read best upright; longer text labels stand vertically. A label
+    // needs its extent along the axis plus a gap: every n-th cell is labelled so that they fit.
+    const QFontMetrics fx(xAxis->tickLabelFont()), fy(yAxis->tickLabelFont());
+    int longest = 0, widest = 0;
+    for (const QString& label : m_colLabels) {
         longest = std::max(longest, int(label.size()));
-    xAxis->setTickLabelRotation(m_cols > 24 || longest > 4 ? 90 : 0);
-    xAxis->setTicker(textTicker(m_colLabels, 32));
-    yAxis->setTicker(textTicker(m_rowLabels, 40));
+        widest = std::max(widest, fx.horizontalAdvance(label));
+    }
+    const bool rotated = longest > 4;
+    const double extentX = rotated ? fx.height() : widest;
+    const int stepX = niceStep((extentX + kLabelGap) / std::max(cellWidth, 1e-3));
+    const int stepY = niceStep((fy.height() + kLabelGap) / std::max(cellHeight, 1e-3));
+    if (stepX == m_stepX && stepY == m_stepY && rotated == m_rotatedX)
+        return false;
+    m_stepX = stepX;
+    m_stepY = stepY;
+    m_rotatedX = rotated;
+    xAxis->setTickLabelRotation(rotated ? 90 : 0);
+    xAxis->setTicker(textTicker(m_colLabels, stepX));
+    yAxis->setTicker(textTicker(m_rowLabels, stepY));
+    return true;
 }
 
 void MatrixPlot::updateHighlight()

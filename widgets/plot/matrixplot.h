@@ -3,6 +3,12 @@
 // colour scale, text tick labels, hover tooltips, click-to-select, crosses on marked cells and an
 // outline on the highlighted cell. Row 0 is drawn at the top. Used by the routing heat map, the
 // correlation view and the domain view.
+//
+// Cells either fill the plot (the heat map) or stay square (the correlation and domain matrices):
+// a square matrix shrinks to fit down to a minimum cell size, below which it shows a part and
+// scrolls (wheel zooms, drag pans, createScrollFrame() adds scroll bars). Tick labels thin out to
+// every n-th row or column (n = 1, 2, 5, 10, 20, …) so that no two labels overlap at the current
+// cell size; hovering a cell shows its exact values.
 #pragma once
 
 #include <QPoint>
@@ -12,13 +18,31 @@
 #include <functional>
 #include <vector>
 
+class QScrollBar;
+
 namespace moewb {
 
 class MatrixPlot : public QCustomPlot {
     Q_OBJECT
 public:
+    enum class CellShape { Fill, Square };
+
     explicit MatrixPlot(QWidget* parent = nullptr);
     ~MatrixPlot() override;
+
+    void setCellShape(CellShape shape);
+    CellShape cellShape() const { return m_shape; }
+    /// Smallest cell edge in pixels a square matrix shrinks to before it scrolls (default 4).
+    void setMinimumCellSize(int px);
+    int minimumCellSize() const { return m_minCell; }
+    /// One cell's width and height in pixels at the current zoom (valid after a replot).
+    QSizeF cellSize() const;
+    /// Every n-th column (Qt::Horizontal) or row (Qt::Vertical) carries a label.
+    int labelStep(Qt::Orientation orientation) const;
+    /// Puts the plot into a new frame with a horizontal and a vertical scroll bar that show while
+    /// only part of the matrix is in view; add the frame to a layout instead of the plot.
+    QWidget* createScrollFrame(QWidget* parent);
+    QScrollBar* scrollBar(Qt::Orientation orientation) const;
 
     /// values: rows × cols, row-major; NaN cells are grey.
     void setMatrix(int rows, int cols, std::vector<double> values, const QStringList& rowLabels,
@@ -61,13 +85,20 @@ signals:
 
 protected:
     void keyPressEvent(QKeyEvent* event) override;
+    /// QCustomPlot's layout pass, then the cell shape, the view bounds and the label steps for the
+    /// size the layout gave, and the layout again when they changed.
+    void updateLayout() override;
 
 private:
     void onMousePress(QMouseEvent* event);
     void onMouseRelease(QMouseEvent* event);
     void onMouseMove(QMouseEvent* event);
-    void updateTicks();
+    bool applyView(); ///< true when it changed a range, a size limit or a ticker
+    bool updateTicks(double cellWidth, double cellHeight);
     void updateHighlight();
+    bool reveal(QCPRange& x, QCPRange& y) const; ///< shifts x, y to show the highlight; true if moved
+    void syncScrollBars();
+    void setRangesQuietly(const QCPRange& x, const QCPRange& y);
 
     QCPColorMap* m_map;
     QCPColorScale* m_scale;
@@ -88,6 +119,16 @@ private:
     QPoint m_pressPos;
     Qt::KeyboardModifiers m_clickModifiers;
     std::function<QString(int, int)> m_tooltip;
+    CellShape m_shape = CellShape::Fill;
+    int m_minCell = 4;
+    bool m_userView = false; ///< zoomed or panned by the user: keep that view instead of fitting
+    bool m_applying = false; ///< ranges being set by the plot itself, not by the user
+    bool m_reveal = false;   ///< bring the highlighted cell into view at the next layout
+    int m_stepX = 0;
+    int m_stepY = 0;
+    bool m_rotatedX = false;
+    QScrollBar* m_hbar = nullptr;
+    QScrollBar* m_vbar = nullptr;
 };
 
 } // namespace moewb

@@ -11,6 +11,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <limits>
+
 namespace moewb {
 
 std::vector<RunResult> importPipelineResults(const QString& path)
@@ -44,6 +46,31 @@ std::vector<RunResult> importPipelineResults(const QString& path)
         if (!ppl.isEmpty()) {
             r.pplFile = ppl.begin().key();
             r.perplexity = ppl.begin().value().toDouble(r.perplexity);
+        }
+        // KLD and same-top share of the text the perplexity is shown for (else the first text)
+        const auto ofText = [&](const char* key) {
+            const QJsonValue v = o.value(QLatin1String(key));
+            if (v.isUndefined() || v.isNull())
+                return std::numeric_limits<double>::quiet_NaN();
+            MOEWB_CHECK(v.isObject(), at, key, " must be an object {text: number}");
+            const QJsonObject byText = v.toObject();
+            const QJsonValue x = byText.contains(r.pplFile) ? byText.value(r.pplFile)
+                : byText.isEmpty()                          ? QJsonValue()
+                                                            : byText.begin().value();
+            MOEWB_CHECK(x.isUndefined() || x.isNull() || x.isDouble(), at, key, " values must be numbers");
+            return x.toDouble(std::numeric_limits<double>::quiet_NaN());
+        };
+        r.kld = ofText("kld");
+        r.sameTop = ofText("same_top");
+        const QJsonValue vs = o.value(QStringLiteral("kld_vs_uniform"));
+        if (vs.isObject()) {
+            const QJsonObject i = vs.toObject();
+            const double nan = std::numeric_limits<double>::quiet_NaN();
+            r.kldDiff = i.value(QStringLiteral("diff")).toDouble(nan);
+            r.kldLo = i.value(QStringLiteral("lo")).toDouble(nan);
+            r.kldHi = i.value(QStringLiteral("hi")).toDouble(nan);
+        } else {
+            MOEWB_CHECK(vs.isUndefined() || vs.isNull(), at, "kld_vs_uniform must be an object {diff, lo, hi}");
         }
         const QJsonObject tasks = o.value(QStringLiteral("tasks")).toObject();
         for (auto it = tasks.begin(); it != tasks.end(); ++it)

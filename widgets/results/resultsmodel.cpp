@@ -93,6 +93,23 @@ void ResultsModel::removeRun(int row)
     setRuns(std::move(runs));
 }
 
+double ResultsModel::quality(const RunResult& run, Quality axis)
+{
+    return axis == Quality::Kld ? run.kld : run.perplexity;
+}
+
+void ResultsModel::setQualityAxis(Quality axis)
+{
+    if (axis == m_quality)
+        return;
+    m_quality = axis;
+    recompute();
+    if (!m_runs.empty())
+        emit dataChanged(index(0, ParetoColumn), index(rowCount() - 1, ParetoColumn));
+    emit headerDataChanged(Qt::Horizontal, ParetoColumn, ParetoColumn);
+    emit runsChanged();
+}
+
 bool ResultsModel::isOnFront(int row) const
 {
     return std::find(m_front.begin(), m_front.end(), row) != m_front.end();
@@ -102,11 +119,13 @@ void ResultsModel::recompute()
 {
     std::set<QString> tasks;
     std::vector<double> x, y;
+    m_hasKld = false;
     for (const RunResult& r : m_runs) {
         for (auto it = r.taskAccuracy.cbegin(); it != r.taskAccuracy.cend(); ++it)
             tasks.insert(it.key());
         x.push_back(double(r.modelBytes));
-        y.push_back(r.perplexity);
+        y.push_back(quality(r, m_quality));
+        m_hasKld = m_hasKld || r.hasKld();
     }
     m_tasks = QStringList(tasks.begin(), tasks.end());
     m_front = paretoFront(x, y);
@@ -146,6 +165,16 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const
             if (sort)
                 return r.hasPerplexity() ? r.perplexity : INFINITY;
             return r.hasPerplexity() ? QString::number(r.perplexity, 'f', 4) : QStringLiteral("–");
+        case KldColumn:
+            if (sort)
+                return r.hasKld() ? r.kld : INFINITY;
+            return r.hasKld() ? QString::number(r.kld, 'g', 4) : QStringLiteral("–");
+        case SameTopColumn: {
+            const bool has = r.sameTop == r.sameTop;
+            if (sort)
+                return has ? r.sameTop : -INFINITY;
+            return has ? QString::number(100.0 * r.sameTop, 'f', 2) : QStringLiteral("–");
+        }
         case ParetoColumn:
             return sort ? QVariant(isOnFront(index.row()) ? 0 : 1)
                         : QVariant(isOnFront(index.row()) ? QStringLiteral("★") : QString());
@@ -166,6 +195,14 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const
             tip += tr("<br>perplexity on %1").arg(r.pplFile.toHtmlEscaped());
         if (!r.planPath.isEmpty())
             tip += tr("<br>plan %1").arg(r.planPath.toHtmlEscaped());
+        if (r.hasKld())
+            tip += tr("<br>KL divergence from the unquantized model: %1 nats").arg(r.kld, 0, 'g', 6);
+        if (r.hasKldInterval())
+            tip += tr("<br>KLD − uniform's: %1, 95 % interval [%2, %3]%4")
+                       .arg(r.kldDiff, 0, 'g', 4)
+                       .arg(r.kldLo, 0, 'g', 4)
+                       .arg(r.kldHi, 0, 'g', 4)
+                       .arg(r.kldLo > 0 || r.kldHi < 0 ? tr(" — excludes 0") : QString());
         return tip;
     }
     return {};
@@ -186,8 +223,12 @@ QVariant ResultsModel::headerData(int section, Qt::Orientation orientation, int 
         return tr("Size (MB)");
     case PerplexityColumn:
         return tr("Perplexity");
+    case KldColumn:
+        return tr("KLD");
+    case SameTopColumn:
+        return tr("Same top %");
     case ParetoColumn:
-        return tr("Pareto");
+        return m_quality == Quality::Kld ? tr("Pareto (KLD)") : tr("Pareto");
     default:
         return tr("%1 acc").arg(m_tasks.value(section - FirstTaskColumn));
     }

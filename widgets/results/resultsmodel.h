@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The runs of a session as a table: label, average bits, size, perplexity, whether the run is on
-// the size-vs-perplexity Pareto front, then one accuracy column per task any run was scored on.
+// The runs of a session as a table: label, average bits, size, perplexity, KL divergence and
+// same-top-token share (when measured), whether the run is on the Pareto front of size against the
+// chosen quality measure (perplexity or KLD), then one accuracy column per task any run was
+// scored on.
 #pragma once
 
 #include "results/runresult.h"
@@ -23,8 +25,14 @@ QString planSummary(const QString& planJson);
 class ResultsModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { LabelColumn, PlanColumn, BitsColumn, SizeColumn, PerplexityColumn, ParetoColumn, FirstTaskColumn };
+    enum Column { LabelColumn, PlanColumn, BitsColumn, SizeColumn, PerplexityColumn, KldColumn, SameTopColumn,
+                  ParetoColumn, FirstTaskColumn };
     enum Role { SortRole = Qt::UserRole + 1 }; ///< numbers as doubles (NaN sorts last)
+    /// The quality measure of the Pareto front (lower is better in both).
+    enum class Quality { Perplexity, Kld };
+
+    /// The quality value of a run on an axis (NaN when not measured).
+    static double quality(const RunResult& run, Quality axis);
 
     explicit ResultsModel(QObject* parent = nullptr);
     ~ResultsModel() override;
@@ -38,9 +46,13 @@ public:
 
     /// Task names over all runs, sorted.
     QStringList taskNames() const { return m_tasks; }
-    /// Rows on the Pareto front of (model bytes, perplexity), by size ascending.
+    /// Rows on the Pareto front of (model bytes, quality), by size ascending.
     std::vector<int> paretoRows() const { return m_front; }
     bool isOnFront(int row) const;
+    void setQualityAxis(Quality axis);
+    Quality qualityAxis() const { return m_quality; }
+    /// Whether any run has a KL divergence (the KLD columns and axis are offered then).
+    bool hasKld() const { return m_hasKld; }
 
     int rowCount(const QModelIndex& parent = {}) const override;
     int columnCount(const QModelIndex& parent = {}) const override;
@@ -57,6 +69,8 @@ private:
     QStringList m_tasks;
     std::vector<int> m_front;
     QStringList m_planSummaries; ///< per run
+    Quality m_quality = Quality::Perplexity;
+    bool m_hasKld = false;
 };
 
 } // namespace moewb

@@ -8,12 +8,20 @@
 
 namespace moewb {
 
+namespace {
+bool sameNumber(double a, double b)
+{
+    return a == b || (a != a && b != b); // NaN equals NaN here: "not measured" in both
+}
+} // namespace
+
 bool RunResult::operator==(const RunResult& o) const
 {
-    const bool pplEqual = (!hasPerplexity() && !o.hasPerplexity()) || perplexity == o.perplexity;
     return label == o.label && planJson == o.planJson && planPath == o.planPath && modelPath == o.modelPath
-        && averageBits == o.averageBits && modelBytes == o.modelBytes && pplEqual && pplFile == o.pplFile
-        && taskAccuracy == o.taskAccuracy && created == o.created;
+        && averageBits == o.averageBits && modelBytes == o.modelBytes && sameNumber(perplexity, o.perplexity)
+        && pplFile == o.pplFile && taskAccuracy == o.taskAccuracy && created == o.created && sameNumber(kld, o.kld)
+        && sameNumber(sameTop, o.sameTop) && sameNumber(kldDiff, o.kldDiff) && sameNumber(kldLo, o.kldLo)
+        && sameNumber(kldHi, o.kldHi);
 }
 
 QJsonObject runResultToJson(const RunResult& r)
@@ -33,6 +41,16 @@ QJsonObject runResultToJson(const RunResult& r)
     o.insert(QStringLiteral("ppl_file"), r.pplFile);
     o.insert(QStringLiteral("task_accuracy"), tasks);
     o.insert(QStringLiteral("created"), r.created);
+    // written only when measured: sessions without them stay as before
+    if (r.hasKld())
+        o.insert(QStringLiteral("kld"), r.kld);
+    if (r.sameTop == r.sameTop)
+        o.insert(QStringLiteral("same_top"), r.sameTop);
+    if (r.kldDiff == r.kldDiff || r.hasKldInterval())
+        o.insert(QStringLiteral("kld_vs_uniform"),
+                 QJsonObject{{QStringLiteral("diff"), r.kldDiff == r.kldDiff ? QJsonValue(r.kldDiff) : QJsonValue()},
+                             {QStringLiteral("lo"), r.kldLo == r.kldLo ? QJsonValue(r.kldLo) : QJsonValue()},
+                             {QStringLiteral("hi"), r.kldHi == r.kldHi ? QJsonValue(r.kldHi) : QJsonValue()}});
     return o;
 }
 
@@ -77,6 +95,24 @@ RunResult runResultFromJson(const QJsonObject& o, const QString& where)
         }
     }
     r.created = str("created");
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    r.kld = num("kld", nan);
+    r.sameTop = num("same_top", nan);
+    const QJsonValue vs = o.value(QStringLiteral("kld_vs_uniform"));
+    if (!vs.isUndefined() && !vs.isNull()) {
+        MOEWB_CHECK(vs.isObject(), w, "kld_vs_uniform must be an object");
+        const QJsonObject i = vs.toObject();
+        const auto field = [&](const char* key) {
+            const QJsonValue v = i.value(QLatin1String(key));
+            if (v.isUndefined() || v.isNull())
+                return nan;
+            MOEWB_CHECK(v.isDouble(), w, "kld_vs_uniform.", key, " must be a number");
+            return v.toDouble();
+        };
+        r.kldDiff = field("diff");
+        r.kldLo = field("lo");
+        r.kldHi = field("hi");
+    }
     return r;
 }
 

@@ -39,7 +39,10 @@ CorrelationView::CorrelationView(Document* document, QWidget* parent)
     toolRow()->addWidget(m_measureBox);
     toolRow()->addWidget(m_clusterBox);
     finishToolRow();
-    contentLayout()->addWidget(m_plot);
+    // square cells: the matrix zooms and scrolls instead of being squeezed into the dock's shape
+    m_plot->setCellShape(MatrixPlot::CellShape::Square);
+    m_plot->setMinimumCellSize(3); // 128 experts fit the default window's column whole
+    contentLayout()->addWidget(m_plot->createScrollFrame(this));
     m_plot->setAxisTitles(tr("expert"), tr("expert"));
     m_plot->setTooltipProvider([this](int row, int col) {
         if (row >= int(m_order.size()) || col >= int(m_order.size()))

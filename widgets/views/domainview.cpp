@@ -35,7 +35,11 @@ DomainView::DomainView(Document* document, QWidget* parent)
     finishToolRow();
     m_hint->setAlignment(Qt::AlignCenter);
     m_hint->setWordWrap(true);
-    m_stack->addWidget(m_plot);
+    // square cells, each at least a line of text high: every domain keeps its label, and many
+    // experts scroll sideways instead of squeezing the domains into a strip
+    m_plot->setCellShape(MatrixPlot::CellShape::Square);
+    m_plot->setMinimumCellSize(QFontMetrics(m_plot->yAxis->tickLabelFont()).height() + 4);
+    m_stack->addWidget(m_plot->createScrollFrame(this));
     m_stack->addWidget(m_hint);
     contentLayout()->addWidget(m_stack);
     m_plot->setAxisTitles(tr("expert"), tr("domain"));
@@ -98,7 +102,7 @@ void DomainView::rebuild()
     m_hint->setText(!stats ? tr("Open a stats file to compare domains.")
                            : tr("These statistics have no domains. Calibrate with --domain NAME=FILE (or JSONL with a "
                                 "\"domain\" field) to compare how domains route."));
-    m_stack->setCurrentWidget(hasDomains() ? static_cast<QWidget*>(m_plot) : m_hint);
+    m_stack->setCurrentIndex(hasDomains() ? 0 : 1);
     m_layer = -1;
     setLayer(first);
 }

@@ -11,13 +11,16 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QSortFilterProxyModel>
+#include <QSpinBox>
 #include <QSplitter>
+#include <QToolTip>
 #include <QTableView>
 #include <qcustomplot.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 
 namespace moewb {
 
@@ -31,6 +34,7 @@ OutlierView::OutlierView(Document* document, QWidget* parent)
     , m_barsPlottable(new QCPBars(m_plot->xAxis, m_plot->yAxis))
     , m_modeBox(new QComboBox(this))
     , m_logBox(new QCheckBox(tr("Log scale"), this))
+    , m_topBox(new QSpinBox(this))
 {
     m_proxy->setSourceModel(m_model);
     m_proxy->setSortRole(OutlierTableModel::SortRole);
@@ -46,11 +50,24 @@ OutlierView::OutlierView(Document* document, QWidget* parent)
     m_modeBox->addItem(tr("Linears of the selected layer"), int(BarMode::LayerLinears));
     m_modeBox->addItem(tr("Maximum per layer"), int(BarMode::MaxPerLayer));
     m_modeBox->addItem(tr("Maximum per expert (selected layer)"), int(BarMode::MaxPerExpert));
+    m_modeBox->addItem(tr("Maximum per role (all layers)"), int(BarMode::MaxPerRole));
+    m_topBox->setRange(0, 10000);
+    m_topBox->setSpecialValueText(tr("all"));
+    m_topBox->setPrefix(tr("top "));
+    m_topBox->setValue(m_topN);
+    m_topBox->setToolTip(tr("More bars than this: the highest ones, sorted, and one bar for the mean of the others "
+                            "(the table lists every linear)"));
     toolRow()->addWidget(new QLabel(tr("Bars:"), this));
     toolRow()->addWidget(m_modeBox);
+    toolRow()->addWidget(m_topBox);
     toolRow()->addWidget(m_logBox);
     finishToolRow();
 
+    m_othersPlottable = new QCPBars(m_plot->xAxis, m_plot->yAxis);
+    m_othersPlottable->setWidth(0.8);
+    m_othersPlottable->setPen(QPen(QColor(120, 120, 120)));
+    m_othersPlottable->setBrush(QColor(160, 160, 160, 150));
+    m_othersPlottable->setSelectable(QCP::stNone);
     m_barsPlottable->setWidth(0.8);
     m_barsPlottable->setPen(QPen(QColor(33, 145, 140)));
     m_barsPlottable->setBrush(QColor(33, 145, 140, 170));
@@ -70,6 +87,9 @@ OutlierView::OutlierView(Document* document, QWidget* parent)
     connect(m_modeBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this] { setBarMode(BarMode(m_modeBox->currentData().toInt())); });
     connect(m_logBox, &QCheckBox::toggled, this, &OutlierView::setLogScale);
+    connect(m_topBox, qOverload<int>(&QSpinBox::valueChanged), this, &OutlierView::setTopN);
+    m_plot->setMouseTracking(true);
+    connect(m_plot, &QCustomPlot::mouseMove, this, &OutlierView::onPlotMove);
     // Keyboard moves (from a current row) and clicks select; the current row Qt sets by itself
     // when the table first gets focus (from no current row) must not move the selection.
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
@@ -119,6 +139,16 @@ void OutlierView::setBarMode(BarMode mode)
     redraw();
 }
 
+void OutlierView::setTopN(int n)
+{
+    m_topN = std::max(0, n);
+    {
+        const QSignalBlocker block(m_topBox);
+        m_topBox->setValue(m_topN);
+    }
+    redraw();
+}
+
 void OutlierView::setLogScale(bool log)
 {
     {
@@ -134,6 +164,7 @@ void OutlierView::setLogScale(bool log)
     }
     // bars start at the axis' lower end: on a log axis that must be positive
     m_barsPlottable->setBaseValue(log ? 1.0 : 0.0);
+    m_othersPlottable->setBaseValue(log ? 1.0 : 0.0);
     resetZoom();
 }
 
@@ -166,48 +197,166 @@ void OutlierView::redraw()
                 m_bars.emplace_back(QString::number(i), best[size_t(i)]);
                 m_targets.push_back({int(i), -1, {}});
             }
-        } else {
-            std::map<int64_t, double> best;
+        } else if (m_mode == BarMode::MaxPerExpert) {
+            std::map<int64_t, std::pair<double, int>> best; // expert → (max score, linears)
             for (const LinearStats& l : stats->linears)
                 if (l.layer == layer && l.expert >= 0 && !std::isnan(l.outlierScore)) {
                     auto it = best.find(l.expert);
-                    if (it == best.end() || it->second < l.outlierScore)
-                        best[l.expert] = l.outlierScore;
+                    if (it == best.end())
+                        best[l.expert] = {l.outlierScore, 1};
+                    else
+                        it->second = {std::max(it->second.first, double(l.outlierScore)), it->second.second + 1};
                 }
             for (const auto& [expert, value] : best) {
-                m_bars.emplace_back(QString::number(expert), value);
-                m_targets.push_back({layer, int(expert), {}});
+                m_bars.emplace_back(QString::number(expert), value.first);
+                m_targets.push_back({layer, int(expert), {}, value.second});
+            }
+        } else {
+            // roles in order of first appearance; the bar selects the linear with the highest score
+            std::vector<std::string> roles;
+            std::map<std::string, size_t> best; // role → linear index
+            std::map<std::string, int> count;
+            for (size_t i = 0; i < stats->linears.size(); ++i) {
+                const LinearStats& l = stats->linears[i];
+                if (std::isnan(l.outlierScore))
+                    continue;
+                auto it = best.find(l.role);
+                if (it == best.end()) {
+                    roles.push_back(l.role);
+                    best[l.role] = i;
+                } else if (stats->linears[it->second].outlierScore < l.outlierScore) {
+                    it->second = i;
+                }
+                ++count[l.role];
+            }
+            for (const std::string& role : roles) {
+                const LinearStats& l = stats->linears[best[role]];
+                m_bars.emplace_back(QString::fromStdString(role), double(l.outlierScore));
+                m_targets.push_back({int(l.layer), int(l.expert), QString::fromStdString(l.name), count[role]});
             }
         }
     }
-    QVector<double> keys, values;
+    limitBars();
+    QVector<double> keys, values, otherKeys, otherValues;
     for (size_t i = 0; i < m_bars.size(); ++i) {
-        keys << double(i);
-        values << (std::isnan(m_bars[i].second) ? 0.0 : m_bars[i].second);
+        const bool other = m_othersCount > 0 && i + 1 == m_bars.size();
+        (other ? otherKeys : keys) << double(i);
+        (other ? otherValues : values) << (std::isnan(m_bars[i].second) ? 0.0 : m_bars[i].second);
     }
     m_barsPlottable->setData(keys, values);
+    m_othersPlottable->setData(otherKeys, otherValues);
     m_tickWidth = -1;
     updateTicks();
-    m_plot->xAxis->setLabel(m_mode == BarMode::LayerLinears   ? tr("linear of layer %1").arg(layer)
-                            : m_mode == BarMode::MaxPerLayer ? tr("layer")
-                                                             : tr("expert of layer %1").arg(layer));
+    QString axis = m_mode == BarMode::LayerLinears ? tr("linear of layer %1").arg(layer)
+        : m_mode == BarMode::MaxPerLayer          ? tr("layer")
+        : m_mode == BarMode::MaxPerExpert         ? tr("expert of layer %1").arg(layer)
+                                                  : tr("role (all layers)");
+    if (m_othersCount > 0)
+        axis += tr(": top %1 of %2, grey = mean of the rest").arg(m_bars.size() - 1)
+                    .arg(m_bars.size() - 1 + size_t(m_othersCount));
+    m_plot->xAxis->setLabel(axis);
     resetZoom();
     followSelection();
 }
 
+void OutlierView::limitBars()
+{
+    m_othersCount = 0;
+    if (m_topN <= 0 || int(m_bars.size()) <= m_topN)
+        return;
+    // the N highest, sorted (NaN last), and one bar for the mean of the rest
+    std::vector<size_t> order(m_bars.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    const auto key = [this](size_t i) { return std::isnan(m_bars[i].second) ? -INFINITY : m_bars[i].second; };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
+    std::vector<std::pair<QString, double>> bars;
+    std::vector<BarTarget> targets;
+    for (int k = 0; k < m_topN; ++k) {
+        bars.push_back(m_bars[order[size_t(k)]]);
+        targets.push_back(m_targets[order[size_t(k)]]);
+    }
+    double sum = 0;
+    int n = 0;
+    m_othersMin = INFINITY;
+    m_othersMax = -INFINITY;
+    for (size_t k = size_t(m_topN); k < order.size(); ++k) {
+        const double v = m_bars[order[k]].second;
+        if (std::isnan(v))
+            continue;
+        sum += v;
+        ++n;
+        m_othersMin = std::min(m_othersMin, v);
+        m_othersMax = std::max(m_othersMax, v);
+    }
+    m_othersCount = int(order.size()) - m_topN;
+    bars.emplace_back(tr("others (%1)").arg(m_othersCount), n > 0 ? sum / n : std::nan(""));
+    targets.push_back({-1, -1, {}, m_othersCount});
+    m_bars = std::move(bars);
+    m_targets = std::move(targets);
+}
+
+QString OutlierView::barToolTip(int i) const
+{
+    if (i < 0 || i >= int(m_bars.size()))
+        return {};
+    const BarTarget& t = m_targets[size_t(i)];
+    const double v = m_bars[size_t(i)].second;
+    if (m_othersCount > 0 && i == int(m_bars.size()) - 1)
+        return tr("<b>%1 more bars</b><br>mean score: %2<br>lowest: %3, highest: %4<br>(every linear is in the table)")
+            .arg(m_othersCount)
+            .arg(v, 0, 'g', 6)
+            .arg(m_othersMin, 0, 'g', 6)
+            .arg(m_othersMax, 0, 'g', 6);
+    QString text = QStringLiteral("<b>%1</b><br>").arg(m_bars[size_t(i)].first.toHtmlEscaped());
+    if (!t.linear.isEmpty())
+        text += t.linear.toHtmlEscaped() + QStringLiteral("<br>");
+    text += tr("outlier score: %1").arg(v, 0, 'g', 6);
+    if (t.count > 1)
+        text += tr("<br>highest of %1 linears").arg(t.count);
+    return text;
+}
+
+void OutlierView::onPlotMove(QMouseEvent* event)
+{
+    if (event->buttons() != Qt::NoButton || !m_plot->axisRect()->rect().contains(event->pos())) {
+        QToolTip::hideText();
+        return;
+    }
+    const int i = int(std::lround(m_plot->xAxis->pixelToCoord(event->pos().x())));
+    const QString text = barToolTip(i);
+    if (text.isEmpty())
+        QToolTip::hideText();
+    else
+        QToolTip::showText(m_plot->mapToGlobal(event->pos()), text, m_plot);
+}
+
 void OutlierView::updateTicks()
 {
-    // about one label per 16 px of plot width (vertical labels need a line height each)
+    // Vertical labels need a line height (and a gap) each: label every n-th bar so that they fit.
     const int width = m_plot->axisRect()->width();
     if (width == m_tickWidth)
         return;
     m_tickWidth = width;
-    const double maxLabels = std::max(4.0, std::min(80.0, width / 16.0));
-    const int step = std::max(1, int(std::ceil(double(m_bars.size()) / maxLabels)));
+    const double perBar = double(width) / double(m_bars.size() + 1); // the range has half a bar of room each side
+    const double need = QFontMetrics(m_plot->xAxis->tickLabelFont()).height() + 4;
+    const int step = std::max(1, int(std::ceil(need / std::max(perBar, 1e-3))));
     QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-    for (size_t i = 0; i < m_bars.size(); i += size_t(step))
-        ticker->addTick(double(i), m_bars[i].first);
+    const size_t n = m_bars.size();
+    const size_t others = m_othersCount > 0 ? n - 1 : n; // the "others" bar is always labelled
+    for (size_t i = 0; i < others; i += size_t(step))
+        if (others == n || i + size_t(step) <= others) // not too close to the "others" label
+            ticker->addTick(double(i), m_bars[i].first);
+    if (others < n)
+        ticker->addTick(double(others), m_bars[others].first);
     m_plot->xAxis->setTicker(ticker);
+}
+
+void OutlierView::resetZoom()
+{
+    // every bar whole: the keys run 0 … n−1, a bar is 0.8 wide
+    m_plot->rescaleAxes();
+    m_plot->xAxis->setRange(-0.7, std::max<double>(double(m_bars.size()), 1.0) - 0.3);
+    m_plot->replot();
 }
 
 void OutlierView::followSelection()
@@ -221,6 +370,8 @@ void OutlierView::followSelection()
     QCPDataSelection selected;
     for (size_t i = 0; i < m_targets.size(); ++i) {
         const BarTarget& t = m_targets[i];
+        if (t.layer < 0 && t.linear.isEmpty())
+            continue; // "others"
         bool hit = false;
         if (!t.linear.isEmpty()) // a linear's bar: that linear, or every linear of the selected expert
             hit = s->linear().isEmpty() ? s->expert() >= 0 && t.layer == s->layer() && t.expert == s->expert()
@@ -273,6 +424,8 @@ void OutlierView::onPlotClick(QMouseEvent* event)
     if (i < 0 || i >= int(m_targets.size()))
         return;
     const BarTarget& t = m_targets[size_t(i)];
+    if (t.layer < 0 && t.linear.isEmpty())
+        return; // "others"
     m_document->selection()->select(t.layer, t.expert, t.linear);
 }
 

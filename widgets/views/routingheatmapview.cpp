@@ -45,7 +45,7 @@ RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
     toolRow()->addWidget(m_sortBox);
     toolRow()->addWidget(m_deadLabel);
     finishToolRow();
-    contentLayout()->addWidget(m_plot);
+    contentLayout()->addWidget(m_plot->createScrollFrame(this));
 
     m_plot->setAxisTitles(tr("expert"), tr("layer"));
     m_plot->setTooltipProvider([this](int row, int col) { return tooltip(row, col); });

@@ -139,7 +139,9 @@ void writeStats(const CalibStats& stats, const std::string& path, const Progress
 /// Reads a stats file. Throws InputError, one line starting with the path, for: not an HDF5 file,
 /// a truncated file, a missing or unsupported format_version, a missing group/dataset/attribute
 /// (named), a dataset of the wrong shape or type (named), inconsistent sizes. IoError when the file
-/// cannot be opened at all.
-CalibStats readStats(const std::string& path);
+/// cannot be opened at all. progress (stage "read") is reported once after the header, once per
+/// MoE layer and once after the linears (total: MoE layers + 2); a sink that returns false stops
+/// the read with Cancelled at its next report.
+CalibStats readStats(const std::string& path, const ProgressFn& progress = {});
 
 } // namespace moewb

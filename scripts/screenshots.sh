@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Regenerates the pictures of docs/user-guide.md with `moewb-gui --screenshot` (offscreen, no display
+# needed): the main window and each view of the demo Mixtral (8 experts), the Qwen2-MoE demo
+# (16 experts) and a generated 128-expert model (scripts/make_model_128e.sh), the window at a
+# laptop's 1366 × 768, the Results view of a `moewb pipeline` run, and the allocation editor.
+#
+#   scripts/screenshots.sh [OUT_DIR]          (default docs/screenshots)
+# Environment: MOEWB_BUILD_DIR (default build/); MOEWB_SHOT_RESULTS=results.json to use an existing
+# pipeline run instead of running the small one below (several minutes on two cores);
+# MOEWB_SHOT_JOBS=1 also re-runs tests/gui's scripted workflow for jobs.png.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${MOEWB_BUILD_DIR:-$ROOT/build}"
+OUT="${1:-$ROOT/docs/screenshots}"
+WORK="$BUILD/screenshots"
+GUI="$BUILD/app/gui/moewb-gui"
+MOEWB="$BUILD/app/cli/moewb"
+for exe in "$GUI" "$MOEWB" "$BUILD/app/alloc_editor_demo/moewb-alloc-editor"; do
+  [ -x "$exe" ] || { echo "screenshots: build $exe first" >&2; exit 1; }
+done
+mkdir -p "$OUT" "$WORK"
+export QT_QPA_PLATFORM=offscreen
+
+MIX="$ROOT/datasets/models/moewb-mixtral-8e"
+MIX_STATS="$ROOT/datasets/stats/moewb-mixtral-8e.stats.h5"
+QWEN="$ROOT/datasets/models/moewb-qwen2moe-16e"
+QWEN_STATS="$ROOT/datasets/stats/moewb-qwen2moe-16e.stats.h5"
+M128="$BUILD/models/qwen3moe-128e"
+bash "$ROOT/scripts/make_model_128e.sh" "$M128"
+
+shot() { # FILE [moewb-gui arguments...]
+  local file="$1"
+  shift
+  "$GUI" --screenshot "$OUT/$file" "$@"
+}
+
+# The demo Mixtral: the window (layer 1, expert 3 selected), each view alone, the laptop size.
+shot main-window.png "$MIX" --stats "$MIX_STATS" --select 1:3
+shot main-window-1366x768.png --size 1366x768 "$MIX" --stats "$MIX_STATS" --select 1:3
+shot routing-heatmap.png --view heatmap --size 1000x640 "$MIX" --stats "$MIX_STATS" --select 1:3
+shot correlation.png --view correlation --size 720x640 "$MIX" --stats "$MIX_STATS" --select 1:3
+shot domains.png --view domains --size 1000x420 "$MIX" --stats "$MIX_STATS" --select 1:3
+shot outliers.png --view outliers --size 1100x520 "$MIX" --stats "$MIX_STATS" --select 1
+
+# The Qwen2-MoE demo: 16 experts, top-4, a shared expert.
+shot main-window-qwen2moe-16e.png "$QWEN" --stats "$QWEN_STATS" --select 2:5
+
+# 128 experts: the window, the matrices (square cells, thinned labels) and the aggregated outliers.
+shot main-window-qwen3moe-128e.png "$M128" --stats "$M128.stats.h5" --select 3:77
+shot correlation-128e.png --view correlation --size 900x860 "$M128" --stats "$M128.stats.h5" --select 3:77
+shot domains-128e.png --view domains --size 1000x420 "$M128" --stats "$M128.stats.h5" --select 3:77
+shot outliers-128e.png --view outliers --size 1100x520 "$M128" --stats "$M128.stats.h5" --select 3:77
+
+# Results: a small pipeline run on the demo Mixtral (its KLD columns appear once the pipeline
+# writes them, #23).
+RESULTS="${MOEWB_SHOT_RESULTS:-$WORK/pipeline/results.json}"
+if [ ! -f "$RESULTS" ]; then
+  EVAL="$WORK/eval.txt"
+  head -c 3000 "$ROOT/datasets/corpus/eval/python.txt" > "$EVAL"
+  "$MOEWB" pipeline "$MIX" --calib "$ROOT/datasets/corpus/calib.jsonl" --samples 16 --seq-len 256 \
+    --strategy uniform,frequency,budget --bits 2.5,3,4 --ppl "$EVAL" --work "$WORK/pipeline"
+fi
+shot results.png --view results --size 1500x640 "$MIX" --results "$RESULTS"
+
+# The allocation editor next to the heat map (its own demo: solves, gives two experts 8 bits, drops one).
+"$BUILD/app/alloc_editor_demo/moewb-alloc-editor" "$MIX" --stats "$MIX_STATS" --strategy frequency --bits 3 \
+  --screenshot "$OUT/allocation-editor.png"
+
+if [ "${MOEWB_SHOT_JOBS:-0}" = 1 ]; then
+  MOEWB_SCREENSHOT_DIR="$OUT" OMP_NUM_THREADS=1 "$BUILD/tests/tst_guiworkflow" scriptedWorkflow
+fi
+echo "screenshots in $OUT"
