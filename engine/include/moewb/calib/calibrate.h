@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Calibration (#6): run calibration data through a checkpoint layer by layer and collect
-// CalibStats (calib/stats.h). Torch-free API for the CLI and the GUI; the observers live in
+// CalibStats (moewb/stats/stats.h). Torch-free API for the CLI and the GUI; the observers live in
 // engine/calib/*.h.
 //
 // Data (loadCalibData):
