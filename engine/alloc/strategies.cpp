@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The heuristic bit-allocation strategies (ALGORITHMS.md A.4, C.2-C.4). See moewb/alloc/allocate.h
+// The heuristic bit-allocation strategies (docs/algorithms.md §6.1-6.2). See moewb/alloc/allocate.h
 // for the budget and the low/high ladder.
 #include "moewb/alloc/allocate.h"
 

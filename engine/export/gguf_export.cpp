@@ -74,7 +74,7 @@ struct Slot {
     int64_t part = 0;
 };
 
-/// Row order of llama.cpp's q/k (FORMATS.md §4.5): new row → HF row.
+/// Row order of llama.cpp's q/k (docs/export-gguf.md, "q/k row permutation"): new row → HF row.
 std::vector<int64_t> ropePermutation(int64_t rows, int64_t heads)
 {
     std::vector<int64_t> perm(static_cast<size_t>(rows));
@@ -117,7 +117,8 @@ struct TokenizerMeta {
     std::string note;
 };
 
-/// tokenizer.ggml.* (FORMATS.md §4.6) for a byte-level BPE tokenizer.json; "none" otherwise.
+/// tokenizer.ggml.* (docs/export-gguf.md, "Tokenizer metadata") for a byte-level BPE
+/// tokenizer.json; "none" otherwise.
 TokenizerMeta tokenizerMetadata(const std::string& modelDir, const ModelConfig& cfg)
 {
     TokenizerMeta m;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GGUF v3 writer and reader (FORMATS.md §4.1; ggml gguf.cpp's validation rules).
+// GGUF v3 writer and reader (docs/export-gguf.md, "File layout"; ggml gguf.cpp's validation rules).
 #include "gguf/gguf_file.h"
 
 #include "moewb/core/atomic_file.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GGUF v3 container (FORMATS.md §4.1): typed metadata, tensor infos, aligned data. A streaming
+// GGUF v3 container (docs/export-gguf.md, "File layout"): typed metadata, tensor infos, aligned data. A streaming
 // writer (tensors declared first, bytes written at their offsets in any order, temp file renamed
 // at commit) and a validating reader. Torch-free.
 #pragma once

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// ggml block formats (FORMATS.md §4.2), written from ggml-quants.c's reference rules.
+// ggml block formats (docs/export-gguf.md, "Tensor types and block layouts"), written from
+// ggml-quants.c's reference rules.
 #include "gguf/gguf_quants.h"
 
 #include "moewb/core/error.h"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// ggml tensor types for the GGUF export (docs/export-gguf.md, FORMATS.md §4.2): fp16 / bf16
+// ggml tensor types for the GGUF export (docs/export-gguf.md, "Tensor types and block layouts"):
+// fp16 / bf16
 // conversion, Q8_0 / Q4_0 / Q4_1 blocks packed from a GPTQ integer grid (exact path) or from
 // floats (ggml's quantize_row_*_ref rules), and dequantization. Torch-free.
 #pragma once
@@ -9,8 +10,8 @@
 
 namespace moewb::gguf {
 
-/// ggml_type ids (FORMATS.md §4.1). Only the ones moewb writes have names below; the reader knows
-/// the sizes of the other common ones (ggmlTypeKnown).
+/// ggml_type ids (docs/export-gguf.md, "Tensor types and block layouts"). Only the ones moewb writes
+/// have names below; the reader knows the sizes of the other common ones (ggmlTypeKnown).
 enum class GgmlType : uint32_t {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
@@ -39,7 +40,7 @@ void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n);
 /// Decodes n elements of type t (ggmlCanDequantize) into floats, as ggml's dequantize_row_*.
 void dequantizeRow(GgmlType t, const uint8_t* in, float* out, int64_t n);
 
-/// One row of a GPTQ grid (FORMATS.md §3.4): w[c] = scales[gIdx[c]] · (q[c] − zeros[gIdx[c]]).
+/// One row of a GPTQ grid (docs/algorithms.md §3.1): w[c] = scales[gIdx[c]] · (q[c] − zeros[gIdx[c]]).
 struct GridRow {
     const int32_t* q = nullptr;     ///< [n]
     const float* scales = nullptr;  ///< [groups]

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // config.json → ModelConfig. Every supported architecture's keys, class defaults and checks are in
-// one table-like function per family so that the rules from docs (FORMATS.md §2) read top to bottom.
+// one table-like function per family so that the rules of docs/formats.md §2 read top to bottom.
 #include "moewb/core/json_limits.h"
 #include "moewb/hfconfig/hf_config.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // safetensors reader (mmap + the reference's full validation), sharded checkpoints and the
-// streaming atomic writer. Format rules: docs FORMATS.md §1. No torch and no Qt in this file.
+// streaming atomic writer. Format rules: docs/formats.md §1. No torch and no Qt in this file.
 #include "moewb/core/json_limits.h"
 #include "moewb/safetensors/safetensors.h"
 
@@ -681,7 +681,7 @@ void SafetensorsWriter::begin()
     if (d->begun)
         return;
 
-    // Reference order (FORMATS.md §1.2): dtype alignment descending, then name byte-wise ascending.
+    // Reference order (docs/formats.md §1.2): dtype alignment descending, then name byte-wise ascending.
     std::vector<std::pair<const std::string*, Impl::Entry*>> order;
     order.reserve(d->entries.size());
     for (auto& [name, e] : d->entries)

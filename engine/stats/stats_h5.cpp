@@ -147,8 +147,8 @@ void checkMatrix(const Matrix<T>& m, int64_t rows, int64_t cols, const std::stri
 // ---- writer -------------------------------------------------------------------------------------
 
 // Note [Deterministic files]: HDF5 stamps every object header with its creation time unless told
-// not to. Same statistics must give a byte-identical file (DESIGN.md), so groups, datasets and the
-// root group are all created with time tracking off.
+// not to. Same statistics must give a byte-identical file (docs/architecture.md, Conventions), so
+// groups, datasets and the root group are all created with time tracking off.
 H5::DSetCreatPropList datasetProps()
 {
     H5::DSetCreatPropList p;

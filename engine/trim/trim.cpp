@@ -50,7 +50,7 @@ std::vector<int64_t> moeLayers(const ModelConfig& cfg)
     return v;
 }
 
-/// Mean routing probability per expert (ALGORITHMS.md §B.3).
+/// Mean routing probability per expert (docs/algorithms.md §7.1).
 std::vector<double> expertScores(const ModelConfig& cfg, const CalibStats& stats, int64_t layer)
 {
     const RouterStats* r = stats.router(layer);

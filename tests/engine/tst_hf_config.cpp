@@ -2,7 +2,7 @@
 // config.json parsing for every supported architecture, on the published configs of real
 // checkpoints (tests/data/configs/*/config.json), plus one test per kind of bad input.
 //
-// The fixtures hold the published config.json values listed in docs FORMATS.md §2 (keys the parser
+// The fixtures hold the published config.json values described in docs/formats.md §2 (keys the parser
 // ignores, such as initializer_range, are kept so that the files look like the real ones).
 #include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"

@@ -151,8 +151,8 @@ void TestAllocEditor::initTestCase()
 }
 
 // Default plan (4 bits, group 128, so one group per row for these small in_features). Bytes per
-// linear from FORMATS.md §3.3 by hand: qweight ceil(K*b/32)*N*4, qzeros ceil(K/G)*ceil(N*b/32)*4,
-// scales ceil(K/G)*N*2, g_idx 4K.
+// linear from docs/export-gptq.md ("What is written") by hand: qweight ceil(K*b/32)*N*4,
+// qzeros ceil(K/G)*ceil(N*b/32)*4, scales ceil(K/G)*N*2, g_idx 4K.
 //   attention 32x32: 512 + 16 + 64 + 128 = 720, 12 of them = 8640
 //   dense gate/up K=32 N=64: 1024 + 32 + 128 + 128 = 1312; down K=64 N=32: 1024 + 16 + 64 + 256 = 1360
 //   expert/shared gate/up K=32 N=16: 256 + 8 + 32 + 128 = 424; down K=16 N=32: 256 + 16 + 64 + 64 = 400

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Bit-allocation strategies (#7, ALGORITHMS.md A.4 / C.2) and the budget solver. Torch-free API;
+// Bit-allocation strategies (#7, docs/algorithms.md §6) and the budget solver. Torch-free API;
 // the implementations live in engine/alloc (the error measurement loads weights with torch).
 //
 // Budget: a target average bit-width B is turned into bytes as the GPTQ storage of every

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The quantization plan (#7): one editable JSON file saying how every linear of a model is
 // quantized. Users' view: docs/plan-format.md. Parsing, validation, expansion to the per-linear
-// table, GPTQ byte accounting and the export to GPTQModel's `dynamic` overrides (FORMATS.md §3.2)
+// table, GPTQ byte accounting and the export to GPTQModel's `dynamic` overrides (docs/plan-format.md)
 // live in moewb_io (engine/plan/plan.cpp): no torch, usable by the CLI and the GUI.
 #pragma once
 
@@ -106,7 +106,7 @@ std::string planToJson(const Plan& plan);
 void savePlan(const Plan& plan, const std::string& path);
 
 /// Linears a plan may quantize: everything listLinears() gives except routers and Qwen2-MoE's
-/// shared_expert_gate (tiny, numerically sensitive, never quantized — ALGORITHMS.md A.0).
+/// shared_expert_gate (tiny, numerically sensitive, never quantized — docs/algorithms.md §2).
 bool isQuantizableRole(LinearRole role);
 
 /// Checks the plan against a model: override names must be quantizable linears of the model,
@@ -140,9 +140,10 @@ struct PlanEntry {
 /// then the explicit override. One entry per quantizable linear, in listLinears() order.
 std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg);
 
-/// Real GPTQ storage of one linear [out, in] (FORMATS.md §3.3): qweight int32 [ceil(K*b/32), N],
-/// qzeros int32 [ceil(K/G), ceil(N*b/32)], scales fp16 [ceil(K/G), N], g_idx int32 [K];
-/// bits 16 = the bf16 weight (2*K*N). Biases are not counted (same size either way).
+/// Real GPTQ storage of one linear [out, in] (docs/export-gptq.md, "What is written"):
+/// qweight int32 [ceil(K*b/32), N], qzeros int32 [ceil(K/G), ceil(N*b/32)], scales fp16
+/// [ceil(K/G), N], g_idx int32 [K]; bits 16 = the bf16 weight (2*K*N). Biases are not counted
+/// (same size either way).
 int64_t gptqLinearBytes(int64_t inFeatures, int64_t outFeatures, int64_t bits, int64_t groupSize);
 
 /// Bytes of everything a plan never quantizes (embeddings, lm_head, norms, routers, biases,

@@ -113,7 +113,7 @@ struct QuantizeReport {
 };
 
 /// One quantized linear as the writers (fake, GPTQ, GGUF) receive it; pointers valid during the
-/// sink call only. The integer grid is FORMATS.md §3.4's, in the original column order:
+/// sink call only. The integer grid is docs/algorithms.md §3.1's, in the original column order:
 /// w'[r][c] = scales[r][gIdx[c]] · (q[r][c] − zeros[r][gIdx[c]]). Scales are already rounded to
 /// fp16 (as GPTQ checkpoints store them), so `data` is exactly what a GPTQ kernel computes from the
 /// packed tensors, rounded to the checkpoint dtype.
@@ -128,7 +128,7 @@ struct QuantizedWeight {
     const float* scales = nullptr;    ///< [out * groups], fp16-representable
     const float* zeros = nullptr;     ///< [out * groups], integer-valued
     const int32_t* gIdx = nullptr;    ///< [in] group of each input column (i / G unless act order
-                                      ///< without static groups, FORMATS.md §3.4)
+                                      ///< without static groups, docs/algorithms.md §3.1)
     int64_t groups = 0;
 };
 
@@ -136,7 +136,7 @@ struct QuantizedWeight {
 using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 
 /// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (the CLI trims
-/// first, app/cli/quantize_source.h).
+/// first, moewb/workflow/quantize_source.h).
 /// Also runs validatePlan. InputError names opt.planPath.
 void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
 
