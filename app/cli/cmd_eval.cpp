@@ -181,8 +181,8 @@ void addEvalOptions(QCommandLineParser& p)
 struct EvalRequest {
     std::string model; ///< MODEL_DIR as given
     std::vector<std::string> pplFiles, taskFiles;
-    std::string planFile; ///< empty: evaluate MODEL_DIR as it is
-    std::string outFile;  ///< empty: no results file
+    std::optional<std::string> planFile; ///< --plan (none: evaluate MODEL_DIR as it is)
+    std::optional<std::string> outFile;  ///< --out
     bool json = false;
     bool actBitsGiven = false;
     bool batchTokensGiven = false;
@@ -255,8 +255,10 @@ bool parseEvalArgs(const QStringList& args, EvalRequest& r, int& exitCode)
         return false;
     }
     r.model = toStd(p.positionalArguments()[0]);
-    r.planFile = p.isSet(QStringLiteral("plan")) ? toStd(p.value(QStringLiteral("plan"))) : std::string();
-    r.outFile = p.isSet(QStringLiteral("out")) ? toStd(p.value(QStringLiteral("out"))) : std::string();
+    if (p.isSet(QStringLiteral("plan")))
+        r.planFile = toStd(p.value(QStringLiteral("plan")));
+    if (p.isSet(QStringLiteral("out")))
+        r.outFile = toStd(p.value(QStringLiteral("out")));
     r.json = p.isSet(QStringLiteral("json"));
     r.actBitsGiven = p.isSet(QStringLiteral("act-bits"));
     r.batchTokensGiven = p.isSet(QStringLiteral("batch-tokens"));
@@ -288,7 +290,7 @@ json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const S
 {
     const CalibSequences cs = loadCalibSequences(r.calib, r.model);
     QuantizeOptions qo;
-    qo.planPath = r.planFile;
+    qo.planPath = *r.planFile;
     qo.damp = r.calib.damp;
     qo.minExpertTokens = r.calib.minExpertTokens;
     qo.dtype = r.popt.dtype;
@@ -296,9 +298,9 @@ json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const S
         qo.maxBatchTokens = r.popt.maxBatchTokens;
     const QuantizeReport qr = quantizeToFakeDir(source.modelDir(), source.plan(), cs.sequences, qo, scratch.path(),
                                                 false, cs.description, terminalProgress());
-    std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n", r.planFile.c_str(),
+    std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n", r.planFile->c_str(),
                  qr.seconds, qr.meanRelError >= 0 ? fmt("%.4g", qr.meanRelError).c_str() : "n/a");
-    return quantSummaryJson(qr, r.planFile);
+    return quantSummaryJson(qr, *r.planFile);
 }
 
 struct EvalResults {
@@ -384,8 +386,8 @@ int evaluate(EvalRequest& r)
 {
     const auto t0 = std::chrono::steady_clock::now();
     std::optional<QuantizeSource> source; // trims first when the plan drops structure
-    if (!r.planFile.empty())
-        source.emplace(r.model, loadPlan(r.planFile), r.planFile, terminalProgress());
+    if (r.planFile)
+        source.emplace(r.model, loadPlan(*r.planFile), *r.planFile, terminalProgress());
     int64_t actBits = 16;
     const std::string bitsSource = chooseActivationBits(r, source ? &source->plan() : nullptr, actBits);
     r.popt.activationBits = r.topt.activationBits = actBits;
@@ -415,8 +417,8 @@ int evaluate(EvalRequest& r)
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const json j = resultsJson(r, actBits, bitsSource, source ? &quantJson : nullptr, res, seconds);
-    if (!r.outFile.empty())
-        writeFileAtomically(r.outFile, j.dump(2) + "\n");
+    if (r.outFile)
+        writeFileAtomically(*r.outFile, j.dump(2) + "\n");
     printResults(r, j, res, actBits);
     return ExitOk;
 }
