@@ -3,6 +3,7 @@
 
 #include "model/streamer.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
 #include "moewb/tokenizer/tokenizer.h"
@@ -87,14 +88,10 @@ PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::
     // Validate the model (config.json, safetensors headers) before spending time on tokenization.
     loadConfig(modelDir);
     Checkpoint::open(modelDir);
-    std::ifstream in(textFile, std::ios::binary);
-    if (!in)
-        throw IoError(textFile, "cannot open text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = readFileBytes(textFile);
     report(progress, "tokenize", 0, 1);
     const auto tok = Tokenizer::load(modelDir);
-    const std::vector<int32_t> ids = tok->encode(ss.str(), /*addSpecialTokens=*/true);
+    const std::vector<int32_t> ids = tok->encode(text, /*addSpecialTokens=*/true);
     report(progress, "tokenize", 1, 1);
     return evaluatePerplexity(modelDir, ids, opt, progress);
 }

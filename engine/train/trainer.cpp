@@ -6,6 +6,7 @@
 #include "model/weights.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
 #include "moewb/tokenizer/tokenizer.h"
@@ -148,15 +149,7 @@ TrainResult trainModel(const TrainOptions& opt, const ProgressFn& progress,
     if (fs::exists(opt.outDir) && !opt.force)
         throw InputError(opt.outDir + ": output directory exists (use --force to replace it)");
 
-    std::string configText;
-    {
-        std::ifstream in(opt.configPath, std::ios::binary);
-        if (!in)
-            throw IoError(opt.configPath + ": cannot read");
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        configText = ss.str();
-    }
+    const std::string configText = readFileBytes(opt.configPath);
     const ModelConfig cfg = parseConfigJson(configText, opt.configPath);
     MOEWB_CHECK(opt.seqLen <= cfg.maxPositionEmbeddings, opt.configPath, "seq-len ", opt.seqLen,
                 " exceeds max_position_embeddings ", cfg.maxPositionEmbeddings);

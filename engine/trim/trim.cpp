@@ -5,6 +5,7 @@
 
 #include "core/output_dir.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -374,12 +375,7 @@ const char* expertRole(LinearRole r)
 
 std::string readText(const fs::path& p)
 {
-    std::ifstream f(p, std::ios::binary);
-    if (!f)
-        throw IoError(p.string(), "cannot open");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    return readFileBytes(p.string());
 }
 
 bool isMoePart(LinearRole r)

@@ -6,6 +6,7 @@
 #include "moewb/plan/plan.h"
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/hfconfig/hf_config.h"
@@ -101,7 +102,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
         eval.tasks.push_back(loadTaskFile(f, opt.taskLimit));
     for (const std::string& f : opt.pplFiles)
         if (!fs::is_regular_file(f))
-            throw InputError(f, "no such file");
+            throwCannotAccess(f, "no such file");
 
     PipelineResult result;
     for (const TaskSet& t : eval.tasks)
