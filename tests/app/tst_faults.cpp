@@ -272,6 +272,16 @@ void TestFaults::unwritableOutputDirectory()
     checkOneLineError(s, "readonly/stats.h5");
     QCOMPARE(QDir(ro).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot), QStringList());
     ::chmod(ro.toLocal8Bit().constData(), 0755);
+
+    // A model behind a directory the user may not enter: the OS reason, not "no such file".
+    if (!prefix.isEmpty()) {
+        const QString priv = base.path() + "/private";
+        QVERIFY(QDir().mkdir(priv));
+        QVERIFY(::chmod(priv.toLocal8Bit().constData(), 0700) == 0);
+        const CliRun p = run({"info", priv + "/model"});
+        checkOneLineError(p, "Permission denied");
+        QVERIFY2(!p.err.contains("no such"), p.err.constData());
+    }
 }
 
 QTEST_GUILESS_MAIN(TestFaults)
