@@ -18,8 +18,8 @@ namespace moewb {
 
 std::vector<PplWindow> perplexityWindows(int64_t n, int64_t ctx, int64_t stride)
 {
-    MOEWB_CHECK(ctx >= 2, "--ctx", "context must be at least 2 tokens, got ", ctx);
-    MOEWB_CHECK(stride >= 1, "--stride", "stride must be at least 1, got ", stride);
+    MOEWB_CHECK(ctx >= 2, "perplexity", "the context must be at least 2 tokens, got ", ctx);
+    MOEWB_CHECK(stride >= 1, "perplexity", "the stride must be at least 1 token, got ", stride);
     std::vector<PplWindow> out;
     if (n < 2)
         return out;

@@ -242,10 +242,11 @@ GgufExportResult quantizeToGguf(const std::string& modelDir, const Plan& plan,
                                 const std::string& outFile, bool force, const std::string& calibDescription,
                                 const ProgressFn& progress, const GgufExportOptions& gopt)
 {
-    MOEWB_CHECK(!outFile.empty(), "--out", "no output file given");
+    MOEWB_CHECK(!outFile.empty(), "GGUF export", "no output file given");
     std::error_code ec;
     if (fs::exists(outFile, ec)) {
-        MOEWB_CHECK(force, outFile, "already exists (use --force to replace it)");
+        if (!force)
+            throw OutputExistsError(outFile);
         MOEWB_CHECK(fs::is_regular_file(outFile, ec), outFile, "exists and is not a regular file");
     }
     MOEWB_CHECK(fs::is_directory(modelDir), modelDir, "not a directory");

@@ -146,7 +146,7 @@ GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan
                                    const ProgressFn& progress, const GptqExportOptions& gopt)
 {
     const gptq::ZeroFormat fmt = gptq::zeroFormatFromName(gopt.checkpointFormat, "--checkpoint-format");
-    MOEWB_CHECK(gopt.maxShardBytes > 0, "--max-shard-size", "must be positive");
+    MOEWB_CHECK(gopt.maxShardBytes > 0, "GPTQ export", "the maximum shard size must be positive");
     const ModelConfig cfg = loadConfig(modelDir);
     checkPlanForQuantize(plan, cfg, opt.planPath);
     const std::vector<PlanEntry> entries = expandPlan(plan, cfg);

@@ -137,7 +137,7 @@ static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vect
     for (int64_t l : candidates) {
         const LayerStats& ls = stats.layers[size_t(l)];
         if (ls.cosine.tokens <= 0)
-            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
+            throw InputError("calibration statistics", detail::concat("layer ", l, " has no cosine similarity recorded"));
         s.emplace_back(ls.cosine.*score, l);
     }
     std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {

@@ -86,7 +86,7 @@ bool strategyKnown(const std::string& name)
 PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
-    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data (give --calib FILE or --domain NAME=FILE)");
+    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
     MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
     for (const std::string& s : opt.strategies)
         MOEWB_CHECK(strategyKnown(s), "pipeline", "unknown strategy '", s, "'");
