@@ -3,7 +3,9 @@
 
 #include "eval/scored_logits.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <atomic>
@@ -181,6 +183,39 @@ KldResult evaluateKld(const std::string& modelDir, const KldReference& ref, cons
     out.sameTop = out.tokens ? double(same) / double(out.tokens) : 0.0;
     out.p99Kld = percentileLinear(std::move(all), 0.99);
     return out;
+}
+
+namespace {
+
+std::vector<int32_t> tokenizeFile(const std::string& modelDir, const std::string& textFile, const ProgressFn& progress)
+{
+    const std::string text = readFileBytes(textFile);
+    report(progress, "tokenize", 0, 1);
+    const std::vector<int32_t> ids = Tokenizer::load(modelDir)->encode(text, /*addSpecialTokens=*/true);
+    report(progress, "tokenize", 1, 1);
+    return ids;
+}
+
+} // namespace
+
+std::unique_ptr<KldReference> kldReferenceForFile(const std::string& refModelDir, const std::string& textFile,
+                                                  const PerplexityOptions& opt, const ProgressFn& progress,
+                                                  const std::string& tmpDir)
+{
+    loadConfig(refModelDir);
+    return std::make_unique<KldReference>(refModelDir, tokenizeFile(refModelDir, textFile, progress), opt, progress,
+                                          tmpDir);
+}
+
+KldResult evaluateKldFile(const std::string& modelDir, const KldReference& ref, const std::string& textFile,
+                          const PerplexityOptions& opt, const ProgressFn& progress)
+{
+    loadConfig(modelDir);
+    const std::vector<int32_t> ids = tokenizeFile(modelDir, textFile, progress);
+    if (ids != ref.ids())
+        throw InputError(modelDir, "its tokenizer splits " + textFile + " differently from the reference model "
+                                       + ref.modelDir() + "'s: KL divergence needs the same tokenizer");
+    return evaluateKld(modelDir, ref, opt, progress);
 }
 
 } // namespace moewb

@@ -62,6 +62,17 @@ struct KldResult {
 KldResult evaluateKld(const std::string& modelDir, const KldReference& ref, const PerplexityOptions& opt,
                       const ProgressFn& progress = {});
 
+/// A text file as the reference sees it: tokenized with refModelDir's tokenizer.json.
+std::unique_ptr<KldReference> kldReferenceForFile(const std::string& refModelDir, const std::string& textFile,
+                                                  const PerplexityOptions& opt, const ProgressFn& progress = {},
+                                                  const std::string& tmpDir = {});
+
+/// evaluateKld after checking that modelDir's tokenizer turns the text into the same ids as the
+/// reference's did (InputError naming both models otherwise: the distributions would not be over
+/// the same tokens). textFile: the file the reference was built from.
+KldResult evaluateKldFile(const std::string& modelDir, const KldReference& ref, const std::string& textFile,
+                          const PerplexityOptions& opt, const ProgressFn& progress = {});
+
 /// The 99th-percentile rule used for p99: NumPy's default (linear interpolation between the
 /// order statistics at rank q·(n − 1)). Exposed for tests.
 double percentileLinear(std::vector<double> values, double q);
