@@ -26,10 +26,12 @@ run_all() { # BINARY OUT
   "$m" quantize "$MODEL" --plan "$plan" "${q[@]}" --out "$out/gptq" --format gptq > /dev/null
   "$m" quantize "$MODEL" --plan "$plan" "${q[@]}" --out "$out/model.gguf" --format gguf > /dev/null
   "$m" eval "$out/gptq" --ppl "$WORK/eval.txt" --out "$out/eval-gptq.json" | grep -i perplexity > "$out/eval-gptq.txt"
-  # The printed tables without the timing columns.
-  sed -E 's/[0-9]+(\.[0-9]+)? ?s\b//g' "$out/pipeline.txt" > "$out/pipeline.table" && rm "$out/pipeline.txt"
+  # The printed table without its last column (seconds) and the closing time.
+  grep '^|' "$out/pipeline.txt" | sed -E 's/ [0-9]+ \|$/ |/' > "$out/pipeline.table" && rm "$out/pipeline.txt"
 }
 
-echo "check_identical: old $OLD"; run_all "$OLD" "$WORK/old"
-echo "check_identical: new $NEW"; run_all "$NEW" "$WORK/new"
+# Both runs write to the same folder (paths recorded in plans and reports must match), then move.
+rm -rf "$WORK/old" "$WORK/new"
+echo "check_identical: old $OLD"; run_all "$OLD" "$WORK/run"; mv "$WORK/run" "$WORK/old"
+echo "check_identical: new $NEW"; run_all "$NEW" "$WORK/run"; mv "$WORK/run" "$WORK/new"
 /usr/bin/python3 "$ROOT/scripts/compare_outputs.py" "$WORK/old" "$WORK/new"

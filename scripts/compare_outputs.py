@@ -4,7 +4,9 @@
 
 Files must be byte-identical, except for what records when or how long a run took: JSON keys
 'created' and 'seconds' / '*_seconds', and the HDF5 attribute 'created' (stats.h5). JSON files are
-compared after dropping those keys; HDF5 files dataset by dataset and attribute by attribute.
+compared after dropping those keys; HDF5 files dataset by dataset and attribute by attribute; GGUF
+files (tests/reference/gguf_reference.py) by every tensor's bytes and every metadata value, the
+embedded plan (moewb.plan) compared as JSON.
 Prints one line per difference and a summary; exit 1 when any."""
 import json
 import os
@@ -49,9 +51,21 @@ def h5_items(path):
     return out
 
 
+def gguf_items(path):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+    import gguf_reference
+    g = gguf_reference.parse(path)
+    kv = {k: v for k, v in g["kv"].items() if k != "moewb.plan"}
+    plan = strip(json.loads(g["kv"]["moewb.plan"]["value"])) if "moewb.plan" in g["kv"] else None
+    data = bytes(g["buf"][g["data_offset"]:])
+    return kv, plan, [(t["name"], t["ne"], t["type"], t["offset"]) for t in g["tensors"]], data
+
+
 def same_file(a, b):
     if a.endswith(".json"):
         return same_json(a, b)
+    if a.endswith(".gguf"):
+        return gguf_items(a) == gguf_items(b)
     if a.endswith(".h5"):
         return h5_items(a) == h5_items(b)
     with open(a, "rb") as fa, open(b, "rb") as fb:
