@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 
 namespace moewb::cli {
@@ -30,33 +31,84 @@ std::vector<std::string> splitList(const QStringList& values)
     return out;
 }
 
+/// One line per budget: the strategy with the lowest mean KLD over the texts, and whether its
+/// difference to uniform is outside the 95 % interval.
+void printWinner(const PipelineResult& r)
+{
+    std::map<double, const PipelineRow*> best;
+    auto meanKld = [](const PipelineRow& row) {
+        double s = 0;
+        for (double k : row.kld)
+            s += k;
+        return row.kld.empty() ? 0.0 : s / double(row.kld.size());
+    };
+    for (const PipelineRow& row : r.rows)
+        if (!row.strategy.empty() && !row.kld.empty()
+            && (!best.count(row.targetBits) || meanKld(row) < meanKld(*best[row.targetBits])))
+            best[row.targetBits] = &row;
+    if (best.empty())
+        return;
+    std::printf("\n* the 95 %% interval of the difference to uniform excludes 0 (paired bootstrap over windows)\n");
+    for (const auto& [bits, row] : best) {
+        std::string verdict = "lowest KLD";
+        if (row->strategy != "uniform" && row->kldVsUniform)
+            verdict += row->kldVsUniform->excludesZero() ? (row->kldVsUniform->hi < 0 ? ", better than uniform beyond noise"
+                                                                                        : ", worse than uniform beyond noise")
+                                                         : ", not distinguishable from uniform";
+        std::printf("at %g bits: %s (%s)\n", bits, row->label.c_str(), verdict.c_str());
+    }
+}
+
+std::string textName(const std::string& file)
+{
+    return toStd(QFileInfo(QString::fromStdString(file)).completeBaseName());
+}
+
+/// "+0.0123 [+0.0101, +0.0145] *": the paired difference to uniform, '*' when the 95 % interval
+/// excludes 0 (docs/evaluation.md).
+std::string intervalText(const PairedInterval& p, const char* format)
+{
+    const std::string f = std::string(format) + " [" + format + ", " + format + "]";
+    char buf[128];
+    std::snprintf(buf, sizeof buf, f.c_str(), p.diff, p.lo, p.hi);
+    return std::string(buf) + (p.excludesZero() ? " *" : "");
+}
+
 void printTable(const PipelineOptions& opt, const PipelineResult& r)
 {
     std::string header = "| model | avg bits | size MB |";
     std::string rule = "|---|---:|---:|";
     for (const std::string& f : opt.pplFiles) {
-        header += " ppl " + toStd(QFileInfo(QString::fromStdString(f)).completeBaseName()) + " |";
-        rule += "---:|";
+        header += " ppl " + textName(f) + " | kld " + textName(f) + " | same top " + textName(f) + " |";
+        rule += "---:|---:|---:|";
+    }
+    if (!opt.pplFiles.empty()) {
+        header += " Δkld vs uniform [95 %] |";
+        rule += "---|";
     }
     for (const std::string& t : r.taskNames) {
-        header += " " + t + " acc |";
-        rule += "---:|";
+        header += " " + t + " acc | Δacc vs uniform [95 %] |";
+        rule += "---:|---|";
     }
     header += " rel. error | fallback experts | s |";
     rule += "---:|---:|---:|";
     std::printf("\n%s\n%s\n", header.c_str(), rule.c_str());
     for (const PipelineRow& row : r.rows) {
         std::printf("| %s | %.3f | %.2f |", row.label.c_str(), row.achievedBits, double(row.modelBytes) / 1e6);
-        for (double v : row.ppl)
-            std::printf(" %.3f |", v);
-        for (const TaskMetrics& m : row.tasks)
-            std::printf(" %.3f ± %.3f |", m.acc, m.accStderr);
+        for (size_t i = 0; i < row.ppl.size(); ++i)
+            std::printf(" %.3f | %.5f | %.2f %% |", row.ppl[i], row.kld[i], 100.0 * row.sameTop[i]);
+        if (!opt.pplFiles.empty())
+            std::printf(" %s |", row.kldVsUniform ? intervalText(*row.kldVsUniform, "%+.5f").c_str() : "–");
+        for (size_t t = 0; t < row.tasks.size(); ++t)
+            std::printf(" %.3f ± %.3f | %s |", row.tasks[t].acc, row.tasks[t].accStderr,
+                        t < row.accVsUniform.size() ? intervalText(row.accVsUniform[t], "%+.3f").c_str() : "–");
         if (row.meanRelError >= 0)
             std::printf(" %.4f | %lld |", row.meanRelError, (long long)row.fallbackExperts);
         else
             std::printf(" – | – |");
         std::printf(" %.0f |\n", row.seconds);
     }
+    printWinner(r);
     std::printf("\nstats: %s\nresults: %s (%.0f s in all)\n", r.statsPath.c_str(), r.resultsPath.c_str(), r.seconds);
 }
 

@@ -67,8 +67,8 @@ TokenLayout layoutOf(const std::vector<at::Tensor>& sequences)
 CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& sequences, const TokenLayout& layout,
                           const CalibrateOptions& opt, ForwardObserver* extra, const ProgressFn& progress)
 {
-    MOEWB_CHECK(opt.maxBatchTokens > 0, "--batch-tokens", "must be positive");
-    MOEWB_CHECK(opt.probeTokens >= 0, "--probe-tokens", "must not be negative");
+    MOEWB_CHECK(opt.maxBatchTokens > 0, "calibration", "the tokens per batch must be positive");
+    MOEWB_CHECK(opt.probeTokens >= 0, "calibration", "the probe tokens must not be negative");
     const ModelConfig& cfg = model.config();
     const std::vector<LinearInfo> linears = listLinears(cfg);
 
@@ -157,7 +157,7 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     const std::vector<CalibWindow> windows
         = calibWindows(int64_t(tokens.ids.size()), opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
     const int worldSize = opt.dist ? opt.dist->worldSize() : 1;
-    MOEWB_CHECK(int64_t(windows.size()) >= worldSize, "--samples",
+    MOEWB_CHECK(int64_t(windows.size()) >= worldSize, "calibration",
                 windows.size(), " calibration windows cannot be shared by ", worldSize, " ranks (one at least each)");
     const Model model(modelDir);
 
@@ -233,8 +233,8 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
 CalibStats calibrate(const std::string& modelDir, const CalibrateOptions& opt, const TokenizeFn& tokenize,
                      const ProgressFn& progress)
 {
-    MOEWB_CHECK(opt.samples > 0, "--samples", "must be a positive integer, got ", opt.samples);
-    MOEWB_CHECK(opt.seqLen > 0, "--seq-len", "must be a positive integer, got ", opt.seqLen);
+    MOEWB_CHECK(opt.samples > 0, "calibration", "the number of samples must be positive, got ", opt.samples);
+    MOEWB_CHECK(opt.seqLen > 0, "calibration", "the sequence length must be positive, got ", opt.seqLen);
     // Config first: a bad model directory is reported before any data is read.
     (void)loadConfig(modelDir);
     const CalibTokens tokens = loadCalibData(opt.data, tokenize);

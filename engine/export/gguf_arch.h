@@ -16,7 +16,7 @@
 
 namespace moewb::gguf_export {
 
-/// Rows of llama.cpp's q/k are permuted to interleaved RoPE with this many heads (FORMATS.md §4.5).
+/// Rows of llama.cpp's q/k are permuted to interleaved RoPE with this many heads (docs/export-gguf.md, "q/k row permutation").
 enum class RopeRows { Kept, PerHead, PerKvHead };
 
 /// One linear of a decoder layer: blk.N.<name>.weight (and .bias when the HF linear has one).

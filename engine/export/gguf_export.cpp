@@ -49,7 +49,8 @@ void checkOutputFile(const std::string& outFile, bool force)
     MOEWB_CHECK(!outFile.empty(), "GGUF export", "no output file given");
     std::error_code ec;
     if (fs::exists(outFile, ec)) {
-        MOEWB_CHECK(force, outFile, "already exists (use --force to replace it)");
+        if (!force)
+            throw OutputExistsError(outFile);
         MOEWB_CHECK(fs::is_regular_file(outFile, ec), outFile, "exists and is not a regular file");
     }
 }

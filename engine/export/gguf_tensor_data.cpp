@@ -10,7 +10,7 @@ namespace moewb::gguf_export {
 
 namespace {
 
-/// Row order of llama.cpp's q/k (FORMATS.md §4.5): new row → HF row.
+/// Row order of llama.cpp's q/k (docs/export-gguf.md, "q/k row permutation"): new row → HF row.
 std::vector<int64_t> ropePermutation(int64_t rows, int64_t heads)
 {
     std::vector<int64_t> perm(static_cast<size_t>(rows));

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// tokenizer.ggml.* of the GGUF export (FORMATS.md §4.6): the vocabulary, token types and merges of
+// tokenizer.ggml.* of the GGUF export (docs/export-gguf.md, "Format reference"): the vocabulary, token types and merges of
 // a byte-level BPE tokenizer.json; "none" for every other kind.
 #pragma once
 

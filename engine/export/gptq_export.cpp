@@ -6,6 +6,7 @@
 #include "gptq/gptq_pack.h"
 #include "core/output_dir.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
 #include "moewb/hfconfig/hf_config.h"
 
@@ -28,12 +29,7 @@ namespace {
 
 std::string readText(const fs::path& p)
 {
-    std::ifstream f(p, std::ios::binary);
-    if (!f)
-        throw IoError(p.string(), "cannot read file");
-    std::ostringstream os;
-    os << f.rdbuf();
-    return os.str();
+    return readFileBytes(p.string());
 }
 
 ojson parseJsonFile(const fs::path& p)

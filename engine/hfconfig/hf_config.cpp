@@ -5,6 +5,7 @@
 #include "moewb/hfconfig/hf_config.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -524,22 +525,13 @@ ModelConfig loadConfig(const std::string& pathOrDir)
     std::error_code ec;
     fs::path p(pathOrDir);
     if (!fs::exists(p, ec))
-        throw InputError(pathOrDir, "no such file or directory");
+        throwCannotAccess(pathOrDir);
     if (fs::is_directory(p, ec))
         p /= "config.json";
     const std::string path = p.string();
-    std::ifstream in(p, std::ios::binary);
-    if (!in) {
-        const int err = errno;
-        if (!fs::exists(p, ec))
-            throw InputError(path, "no such file");
-        throw IoError(path, std::string("cannot open: ") + std::strerror(err));
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad())
-        throw IoError(path, "read failed");
-    return parseConfigJson(ss.str(), path);
+    if (!fs::exists(p, ec))
+        throwCannotAccess(path, "no such file");
+    return parseConfigJson(readFileBytes(path), path);
 }
 
 // ---- layer kinds and tensor names ---------------------------------------------------------------

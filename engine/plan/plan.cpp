@@ -7,6 +7,7 @@
 
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -359,12 +360,7 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
 
 Plan loadPlan(const std::string& path)
 {
-    std::ifstream f(path, std::ios::binary);
-    if (!f)
-        throw IoError(path, "cannot open");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return parsePlanJson(ss.str(), path);
+    return parsePlanJson(readFileBytes(path), path);
 }
 
 std::string planToJson(const Plan& plan)

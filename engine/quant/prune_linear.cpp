@@ -43,7 +43,7 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
 
     std::string method = e.pruneMethod;
     if (method == "sparsegpt") {
-        MOEWB_CHECK(h.defined(), e.name, "prune method sparsegpt needs calibration data (--calib)");
+        MOEWB_CHECK(h.defined(), e.name, "prune method sparsegpt needs calibration data");
         if (e.expert >= 0 && tokens < opt.minExpertTokens) {
             method = haveH ? "wanda" : "magnitude";
             note("sparsegpt -> " + method + ": " + std::to_string(tokens) + " routed tokens < min-expert-tokens "

@@ -5,6 +5,7 @@
 #include "moewb/safetensors/safetensors.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -481,7 +482,11 @@ Checkpoint Checkpoint::open(const std::string& dir)
     Checkpoint c;
     c.m_dir = dir;
     std::error_code ec;
-    MOEWB_CHECK(fs::is_directory(dir, ec), dir, fs::exists(dir, ec) ? "not a directory" : "no such directory");
+    if (!fs::is_directory(dir, ec)) {
+        if (fs::exists(dir, ec))
+            throw InputError(dir, "not a directory");
+        throwCannotAccess(dir, "no such directory");
+    }
 
     const fs::path root(dir);
     const fs::path indexPath = root / "model.safetensors.index.json";

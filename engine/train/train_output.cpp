@@ -97,7 +97,7 @@ void writeTrainedModel(const TrainOptions& opt, const std::string& configText,
 
         if (fs::exists(out)) {
             if (!opt.force)
-                throw InputError(opt.outDir + ": output directory exists (use --force to replace it)");
+                throw OutputExistsError(opt.outDir);
             fs::remove_all(out);
         }
         fs::rename(tmp, out);

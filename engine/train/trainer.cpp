@@ -6,6 +6,7 @@
 #include "model/weights.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
 #include "moewb/tokenizer/tokenizer.h"
@@ -143,20 +144,12 @@ TrainResult trainModel(const TrainOptions& opt, const ProgressFn& progress,
 {
     const auto t0 = std::chrono::steady_clock::now();
     auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    MOEWB_CHECK(opt.steps > 0 && opt.batch > 0 && opt.seqLen > 1, "train", "steps, batch and seq-len must be positive");
+    MOEWB_CHECK(opt.steps > 0 && opt.batch > 0 && opt.seqLen > 1, "training", "steps, batch size and sequence length must be positive");
     MOEWB_CHECK(opt.warmup >= 0 && opt.lr > 0, "train", "bad learning-rate schedule");
     if (fs::exists(opt.outDir) && !opt.force)
-        throw InputError(opt.outDir + ": output directory exists (use --force to replace it)");
+        throw OutputExistsError(opt.outDir);
 
-    std::string configText;
-    {
-        std::ifstream in(opt.configPath, std::ios::binary);
-        if (!in)
-            throw IoError(opt.configPath + ": cannot read");
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        configText = ss.str();
-    }
+    const std::string configText = readFileBytes(opt.configPath);
     const ModelConfig cfg = parseConfigJson(configText, opt.configPath);
     MOEWB_CHECK(opt.seqLen <= cfg.maxPositionEmbeddings, opt.configPath, "seq-len ", opt.seqLen,
                 " exceeds max_position_embeddings ", cfg.maxPositionEmbeddings);

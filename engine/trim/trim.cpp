@@ -5,6 +5,7 @@
 
 #include "core/output_dir.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -136,7 +137,7 @@ static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vect
     for (int64_t l : candidates) {
         const LayerStats& ls = stats.layers[size_t(l)];
         if (ls.cosine.tokens <= 0)
-            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
+            throw InputError("calibration statistics", detail::concat("layer ", l, " has no cosine similarity recorded"));
         s.emplace_back(ls.cosine.*score, l);
     }
     std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {
@@ -374,12 +375,7 @@ const char* expertRole(LinearRole r)
 
 std::string readText(const fs::path& p)
 {
-    std::ifstream f(p, std::ios::binary);
-    if (!f)
-        throw IoError(p.string(), "cannot open");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    return readFileBytes(p.string());
 }
 
 bool isMoePart(LinearRole r)

@@ -6,7 +6,9 @@
 #include "moewb/plan/plan.h"
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
+#include "moewb/eval/kld.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
@@ -18,7 +20,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
@@ -52,25 +56,76 @@ ProgressFn stepProgress(const ProgressFn& outer, const std::string& step)
 struct Evaluator {
     const PipelineOptions& opt;
     std::vector<TaskSet> tasks;
+    /// One per pplFiles entry, made by the baseline row: the unquantized model's log-probabilities.
+    std::vector<std::unique_ptr<KldReference>> refs;
 
-    void run(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    PerplexityOptions perplexityOptions() const
     {
         PerplexityOptions po;
         po.ctx = opt.ctx;
         po.dtype = opt.dtype;
         po.activationBits = opt.activationBits;
-        for (const std::string& f : opt.pplFiles)
-            row.ppl.push_back(evaluatePerplexityFile(modelDir, f, po, stepProgress(progress, row.label + " ppl")).perplexity);
+        return po;
+    }
+
+    /// The unquantized model: its perplexity comes from building the references (the same pass).
+    void runBaseline(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress)
+    {
+        for (const std::string& f : opt.pplFiles) {
+            refs.push_back(kldReferenceForFile(modelDir, f, perplexityOptions(), stepProgress(progress, row.label + " ppl")));
+            const PerplexityResult& p = refs.back()->perplexity();
+            row.ppl.push_back(p.perplexity);
+            row.kld.push_back(0.0);
+            row.kldP99.push_back(0.0);
+            row.sameTop.push_back(1.0);
+        }
+        runTasks(modelDir, row, progress);
+    }
+
+    void runQuantized(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    {
+        for (size_t i = 0; i < opt.pplFiles.size(); ++i) {
+            const KldResult k = evaluateKldFile(modelDir, *refs[i], opt.pplFiles[i], perplexityOptions(),
+                                                stepProgress(progress, row.label + " ppl"));
+            row.ppl.push_back(k.perplexity.perplexity);
+            row.kld.push_back(k.meanKld);
+            row.kldP99.push_back(k.p99Kld);
+            row.sameTop.push_back(k.sameTop);
+            row.windowKld.insert(row.windowKld.end(), k.windowKld.begin(), k.windowKld.end());
+            for (int64_t t : k.windowTokens)
+                row.windowTokens.push_back(double(t));
+        }
+        runTasks(modelDir, row, progress);
+    }
+
+    void runTasks(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    {
         if (tasks.empty())
             return;
         TaskEvalOptions to;
         to.dtype = opt.dtype;
         to.activationBits = opt.activationBits;
         const TaskEvalResult r = evaluateTasks(modelDir, tasks, to, stepProgress(progress, row.label + " tasks"));
-        for (const TaskResult& t : r.tasks)
-            row.tasks.push_back(t.overall);
+        for (size_t t = 0; t < r.tasks.size(); ++t) {
+            row.tasks.push_back(r.tasks[t].overall);
+            std::vector<double> correct;
+            for (size_t i = 0; i < tasks[t].items.size() && i < r.tasks[t].pred.size(); ++i)
+                correct.push_back(r.tasks[t].pred[i] == tasks[t].items[i].label ? 1.0 : 0.0);
+            row.taskCorrect.push_back(std::move(correct));
+        }
     }
 };
+
+/// The uniform row a strategy row at `bits` is compared with: the same budget, else the largest
+/// uniform budget below it. nullptr when the run has none.
+const PipelineRow* uniformFor(const std::vector<PipelineRow>& rows, double bits)
+{
+    const PipelineRow* best = nullptr;
+    for (const PipelineRow& u : rows)
+        if (u.strategy == "uniform" && u.targetBits <= bits + 1e-9 && (!best || u.targetBits > best->targetBits))
+            best = &u;
+    return best;
+}
 
 bool strategyKnown(const std::string& name)
 {
@@ -85,7 +140,7 @@ bool strategyKnown(const std::string& name)
 PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
-    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data (give --calib FILE or --domain NAME=FILE)");
+    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
     MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
     for (const std::string& s : opt.strategies)
         MOEWB_CHECK(strategyKnown(s), "pipeline", "unknown strategy '", s, "'");
@@ -101,7 +156,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
         eval.tasks.push_back(loadTaskFile(f, opt.taskLimit));
     for (const std::string& f : opt.pplFiles)
         if (!fs::is_regular_file(f))
-            throw InputError(f, "no such file");
+            throwCannotAccess(f, "no such file");
 
     PipelineResult result;
     for (const TaskSet& t : eval.tasks)
@@ -129,7 +184,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
         PipelineRow base;
         base.label = "baseline";
         base.modelPath = opt.modelDir;
-        eval.run(opt.modelDir, base, progress);
+        eval.runBaseline(opt.modelDir, base, progress);
         int64_t bytes = 0;
         for (const TensorSpec& s : expectedTensors(cfg)) {
             int64_t n = 1;
@@ -189,7 +244,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
                                                          stepProgress(progress, row.label + " quantize"));
             row.meanRelError = rep.meanRelError;
             row.fallbackExperts = int64_t(rep.fallbackExperts.size());
-            eval.run(row.modelPath, row, progress);
+            eval.runQuantized(row.modelPath, row, progress);
             if (!opt.keepModels) {
                 std::error_code ec;
                 fs::remove_all(row.modelPath, ec);
@@ -199,11 +254,39 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
             result.rows.push_back(std::move(row));
         }
 
+    compareWithUniform(result);
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
     writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
     return result;
 }
+
+void compareWithUniform(PipelineResult& r)
+{
+    for (PipelineRow& row : r.rows) {
+        if (row.strategy.empty() || row.strategy == "uniform")
+            continue;
+        const PipelineRow* u = uniformFor(r.rows, row.targetBits);
+        if (!u)
+            continue;
+        row.uniformLabel = u->label;
+        if (!row.windowKld.empty())
+            row.kldVsUniform = pairedBootstrap(row.windowKld, u->windowKld, row.windowTokens);
+        row.accVsUniform.clear();
+        for (size_t t = 0; t < row.taskCorrect.size() && t < u->taskCorrect.size(); ++t)
+            row.accVsUniform.push_back(pairedBootstrap(row.taskCorrect[t], u->taskCorrect[t],
+                                                       std::vector<double>(row.taskCorrect[t].size(), 1.0)));
+    }
+}
+
+namespace {
+
+nlohmann::json intervalJson(const PairedInterval& p, const std::string& against)
+{
+    return {{"against", against}, {"diff", p.diff}, {"lo", p.lo}, {"hi", p.hi}};
+}
+
+} // namespace
 
 std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResult& r)
 {
@@ -212,6 +295,13 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
         nlohmann::json ppl = nlohmann::json::object();
         for (size_t i = 0; i < row.ppl.size() && i < opt.pplFiles.size(); ++i)
             ppl[fs::path(opt.pplFiles[i]).filename().string()] = row.ppl[i];
+        nlohmann::json kld = nlohmann::json::object(), p99 = nlohmann::json::object(), same = nlohmann::json::object();
+        for (size_t i = 0; i < row.kld.size() && i < opt.pplFiles.size(); ++i) {
+            const std::string name = fs::path(opt.pplFiles[i]).filename().string();
+            kld[name] = row.kld[i];
+            p99[name] = row.kldP99[i];
+            same[name] = row.sameTop[i];
+        }
         nlohmann::json tasks = nlohmann::json::object();
         for (size_t i = 0; i < row.tasks.size() && i < r.taskNames.size(); ++i) {
             const TaskMetrics& m = row.tasks[i];
@@ -222,19 +312,27 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
             }
             if (m.hasPpl)
                 t["ppl"] = m.ppl;
+            if (i < row.accVsUniform.size())
+                t["acc_vs_uniform"] = intervalJson(row.accVsUniform[i], row.uniformLabel);
             tasks[r.taskNames[i]] = t;
         }
-        rows.push_back({{"label", row.label},
-                        {"strategy", row.strategy},
-                        {"target_bits", row.targetBits},
-                        {"average_bits", row.achievedBits},
-                        {"model_bytes", row.modelBytes},
-                        {"perplexity", ppl},
-                        {"tasks", tasks},
-                        {"mean_rel_error", row.meanRelError},
-                        {"fallback_experts", row.fallbackExperts},
-                        {"plan", row.planPath},
-                        {"seconds", row.seconds}});
+        nlohmann::json rowJson = {{"label", row.label},
+                                  {"strategy", row.strategy},
+                                  {"target_bits", row.targetBits},
+                                  {"average_bits", row.achievedBits},
+                                  {"model_bytes", row.modelBytes},
+                                  {"perplexity", ppl},
+                                  {"kld", kld},
+                                  {"kld_p99", p99},
+                                  {"same_top", same},
+                                  {"tasks", tasks},
+                                  {"mean_rel_error", row.meanRelError},
+                                  {"fallback_experts", row.fallbackExperts},
+                                  {"plan", row.planPath},
+                                  {"seconds", row.seconds}};
+        if (row.kldVsUniform)
+            rowJson["kld_vs_uniform"] = intervalJson(*row.kldVsUniform, row.uniformLabel);
+        rows.push_back(std::move(rowJson));
     }
     nlohmann::json j = {{"tool", std::string("moewb ") + version()},
                         {"model", opt.modelDir},

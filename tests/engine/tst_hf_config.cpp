@@ -24,7 +24,7 @@ namespace {
 
 std::string fixtureDir(const char* name)
 {
-    return std::string(MOEWB_SOURCE_DIR "/tests/data/configs/") + name;
+    return (moewb::test::sourceDir() + QStringLiteral("/tests/data/configs/")).toStdString() + name;
 }
 
 json fixtureJson(const char* name)
@@ -787,3 +787,4 @@ private slots:
 
 QTEST_APPLESS_MAIN(TestHfConfig)
 #include "tst_hf_config.moc"
+#include "test_paths.h"

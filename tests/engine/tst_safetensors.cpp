@@ -16,7 +16,7 @@ using namespace moewb;
 
 namespace {
 
-const QString kDataDir = QStringLiteral(MOEWB_SOURCE_DIR "/tests/data/safetensors");
+const QString kDataDir = moewb::test::sourceDir() + QStringLiteral("/tests/data/safetensors");
 
 std::string golden(const char* name)
 {
@@ -801,3 +801,4 @@ void TestSafetensors::checkpointErrors()
 
 QTEST_APPLESS_MAIN(TestSafetensors)
 #include "tst_safetensors.moc"
+#include "test_paths.h"

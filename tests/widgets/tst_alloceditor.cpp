@@ -547,7 +547,7 @@ void TestAllocEditor::itemModelTreeAndEdits()
     QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Checked));
 
     // A new model rebuilds the tree.
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
     plan.setModelConfig(mixtral);
     QCOMPARE(m.rowCount(), 4);
     QCOMPARE(m.rowCount(m.index(1, 0, m.index(0, 0))), 8);
@@ -831,7 +831,7 @@ void TestAllocEditor::editorOpenSaveMessages()
     // opened later in the document is followed with a fresh default plan.
     AllocationEditor second(&doc, &plan);
     QCOMPARE(plan.entries()[2].bits, int64_t(16));
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
     doc.setModel(mixtral, QStringLiteral("mixtral"));
     QCOMPARE(plan.modelConfig()->arch, Arch::Mixtral);
     QVERIFY(plan.plan() == Plan{});
@@ -905,3 +905,4 @@ void TestAllocEditor::pruningEditsAndGauge()
 
 QTEST_MAIN(TestAllocEditor)
 #include "tst_alloceditor.moc"
+#include "test_paths.h"

@@ -136,7 +136,7 @@ void TestItemModels::treeFilterKeepsParentsAndChildren()
 
 void TestItemModels::treeFromDemoConfig()
 {
-    const ModelConfig cfg = loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e");
+    const ModelConfig cfg = loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString());
     ModelTreeModel model;
     QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
     model.setSource(&cfg, nullptr);
@@ -190,3 +190,4 @@ void TestItemModels::outlierTableSortsByScore()
 
 QTEST_GUILESS_MAIN(TestItemModels)
 #include "tst_itemmodels.moc"
+#include "test_paths.h"
