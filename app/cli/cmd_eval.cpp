@@ -9,6 +9,7 @@
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
+#include "moewb/eval/kld.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/eval/tasks.h"
 #include "moewb/hfconfig/hf_config.h"
@@ -156,6 +157,11 @@ void addEvalOptions(QCommandLineParser& p)
         "With one --ppl and no --tasks prints 'perplexity: VALUE' (or --json); otherwise a table. --out writes the "
         "results JSON. If MODEL_DIR has a moewb_plan.json with activation_bits < 16, activations are fake-quantized "
         "to that many bits unless --act-bits is given.\n"
+        "--kld-ref REF_DIR: also the KL divergence of MODEL_DIR's next-token distributions from REF_DIR's (the "
+        "unquantized model) over the positions perplexity scores: mean, 99th percentile and the share of positions "
+        "with the same top token, printed after each text's perplexity (kld:, kld p99:, same top token:). Both must "
+        "tokenize the text alike; the reference's log-probabilities are kept in a scratch file under $TMPDIR "
+        "(scored tokens x vocabulary x 4 bytes).\n"
         "--plan FILE evaluates MODEL_DIR quantized by the plan without keeping it: the plan is applied as by "
         "'moewb quantize --format fake' (GPTQ needs --calib/--domain data) into a scratch directory under $TMPDIR "
         "(as large as the model), which is removed afterwards; the plan's activation_bits apply."));
@@ -174,6 +180,7 @@ void addEvalOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("no-stream"), QStringLiteral("Load all layers at once instead of streaming one layer at a time.")});
     p.addOption({QStringLiteral("json"), QStringLiteral("Print the results JSON instead of the table.")});
     p.addOption({QStringLiteral("plan"), QStringLiteral("Quantize MODEL_DIR with this plan on the fly, then evaluate."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("kld-ref"), QStringLiteral("Also measure the KL divergence from this reference model (the unquantized one) on the --ppl texts."), QStringLiteral("REF_DIR")});
     addCalibOptions(p, 128, 2048);
 }
 
@@ -183,6 +190,7 @@ struct EvalRequest {
     std::vector<std::string> pplFiles, taskFiles;
     std::optional<std::string> planFile; ///< --plan (none: evaluate MODEL_DIR as it is)
     std::optional<std::string> outFile;  ///< --out
+    std::optional<std::string> kldRef;   ///< --kld-ref
     bool json = false;
     bool actBitsGiven = false;
     bool batchTokensGiven = false;
@@ -259,6 +267,13 @@ bool parseEvalArgs(const QStringList& args, EvalRequest& r, int& exitCode)
         r.planFile = toStd(p.value(QStringLiteral("plan")));
     if (p.isSet(QStringLiteral("out")))
         r.outFile = toStd(p.value(QStringLiteral("out")));
+    if (p.isSet(QStringLiteral("kld-ref"))) {
+        if (r.pplFiles.empty()) {
+            std::fprintf(stderr, "moewb eval: usage error: --kld-ref needs at least one --ppl FILE\n");
+            return false;
+        }
+        r.kldRef = toStd(p.value(QStringLiteral("kld-ref")));
+    }
     r.json = p.isSet(QStringLiteral("json"));
     r.actBitsGiven = p.isSet(QStringLiteral("act-bits"));
     r.batchTokensGiven = p.isSet(QStringLiteral("batch-tokens"));
@@ -305,6 +320,8 @@ json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const S
 
 struct EvalResults {
     std::vector<std::pair<std::string, PerplexityResult>> ppls; ///< by file
+    std::vector<KldResult> klds;        ///< by file, with --kld-ref
+    std::vector<double> refPerplexity;  ///< the reference's perplexity per file, with --kld-ref
     TaskEvalResult tasks;
     bool hasTasks = false;
 };
@@ -318,6 +335,20 @@ Json pplJson(const PerplexityResult& r)
             {"stride", r.stride},         {"seconds", r.seconds}};
 }
 
+/// The KL divergence of one text: ordered (results JSON) or sorted by key (legacy --json).
+template <typename Json>
+Json kldJson(const std::string& ref, const KldResult& k, double refPerplexity)
+{
+    return {{"kld_ref", ref}, {"ref_perplexity", refPerplexity}, {"kld", k.meanKld}, {"kld_p99", k.p99Kld},
+            {"same_top", k.sameTop}};
+}
+
+/// "kld: X", "kld p99: X", "same top token: P %" (docs/evaluation.md).
+void printKld(const KldResult& k)
+{
+    std::printf("kld: %.6f\nkld p99: %.6f\nsame top token: %.2f %%\n", k.meanKld, k.p99Kld, 100.0 * k.sameTop);
+}
+
 /// The results JSON (--out, --json).
 json resultsJson(const EvalRequest& r, int64_t actBits, const std::string& bitsSource, const json* quantization,
                  const EvalResults& res, double seconds)
@@ -329,9 +360,11 @@ json resultsJson(const EvalRequest& r, int64_t actBits, const std::string& bitsS
     json tasks = json::array(), pj = json::array();
     for (const TaskResult& t : res.tasks.tasks)
         tasks.push_back(taskJson(t));
-    for (const auto& [file, p] : res.ppls) {
-        json x = {{"file", file}};
-        x.update(pplJson<json>(p));
+    for (size_t i = 0; i < res.ppls.size(); ++i) {
+        json x = {{"file", res.ppls[i].first}};
+        x.update(pplJson<json>(res.ppls[i].second));
+        if (i < res.klds.size())
+            x.update(kldJson<json>(*r.kldRef, res.klds[i], res.refPerplexity[i]));
         pj.push_back(std::move(x));
     }
     j["tasks"] = tasks;
@@ -353,10 +386,13 @@ void printTable(const EvalResults& res, int64_t actBits)
         for (const TaskMetrics& m : t.domains)
             printRow("  " + m.domain, m.n, &m, m.hasPpl ? fmt("%.3f", m.ppl) : "");
     }
-    for (const auto& [file, r] : res.ppls) {
+    for (size_t i = 0; i < res.ppls.size(); ++i) {
+        const auto& [file, r] = res.ppls[i];
         const size_t slash = file.find_last_of('/');
         printRow("ppl " + (slash == std::string::npos ? file : file.substr(slash + 1)), r.scoredTokens, nullptr,
                  fmt("%.4f", r.perplexity));
+        if (i < res.klds.size())
+            printKld(res.klds[i]);
     }
     if (res.hasTasks)
         std::printf("tasks: %lld requests in %lld forward sequences (%lld tokens), %.1f s; activation bits %lld\n",
@@ -368,13 +404,18 @@ void printTable(const EvalResults& res, int64_t actBits)
 void printResults(const EvalRequest& r, const json& j, const EvalResults& res, int64_t actBits)
 {
     if (r.legacy() && r.json) {
-        std::printf("%s\n", pplJson<nlohmann::json>(res.ppls[0].second).dump(2).c_str());
+        nlohmann::json o = pplJson<nlohmann::json>(res.ppls[0].second);
+        if (!res.klds.empty())
+            o.update(kldJson<nlohmann::json>(*r.kldRef, res.klds[0], res.refPerplexity[0]));
+        std::printf("%s\n", o.dump(2).c_str());
     } else if (r.legacy()) {
         const PerplexityResult& p = res.ppls[0].second;
         std::printf("tokens: %lld (scored %lld) in %lld windows of %lld, stride %lld; %.1f s (%.0f tokens/s)\n",
                     (long long)p.totalTokens, (long long)p.scoredTokens, (long long)p.windows, (long long)p.ctx,
                     (long long)p.stride, p.seconds, double(p.totalTokens) / std::max(p.seconds, 1e-9));
         std::printf("perplexity: %.4f\n", p.perplexity);
+        if (!res.klds.empty())
+            printKld(res.klds[0]);
     } else if (r.json) {
         std::printf("%s\n", j.dump(2).c_str());
     } else {
@@ -409,8 +450,18 @@ int evaluate(EvalRequest& r)
         model = scratch->path();
     }
     EvalResults res;
-    for (const std::string& f : r.pplFiles)
-        res.ppls.emplace_back(f, evaluatePerplexityFile(model, f, r.popt, terminalProgress()));
+    for (const std::string& f : r.pplFiles) {
+        if (!r.kldRef) {
+            res.ppls.emplace_back(f, evaluatePerplexityFile(model, f, r.popt, terminalProgress()));
+            continue;
+        }
+        PerplexityOptions refOpt = r.popt;
+        refOpt.activationBits = 16; // the reference is the model as it is
+        const auto ref = kldReferenceForFile(*r.kldRef, f, refOpt, terminalProgress());
+        res.klds.push_back(evaluateKldFile(model, *ref, f, r.popt, terminalProgress()));
+        res.ppls.emplace_back(f, res.klds.back().perplexity);
+        res.refPerplexity.push_back(ref->perplexity().perplexity);
+    }
     res.hasTasks = !sets.empty();
     if (res.hasTasks)
         res.tasks = evaluateTasks(model, sets, r.topt, terminalProgress());

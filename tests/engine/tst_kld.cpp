@@ -7,6 +7,8 @@
 #include "moewb/eval/paired.h"
 #include "testutil.h"
 
+#include <QDir>
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QTemporaryDir>
@@ -123,6 +125,56 @@ private slots:
         for (int i = 0; i < wk.size(); ++i)
             QVERIFY(near(r.windowKld[size_t(i)], wk[i].toDouble(), 2e-3, 1e-8));
         QVERIFY(near(r.perplexity.perplexity, np["ppl"].toDouble(), 1e-4));
+    }
+
+    void cliPrintsAndWrites()
+    {
+        QTemporaryDir tmp;
+        const QString ref = tmp.path() + "/ref", q = tmp.path() + "/bf16";
+        runPython({sourcePath("tests/reference/gen_random_model.py"), "mixtral", ref, "--seed", "6"});
+        runPython({sourcePath("tests/reference/gen_random_model.py"), "mixtral", q, "--seed", "6", "--dtype", "bf16"});
+        const QString text = tmp.path() + "/text.txt";
+        writeAll(text, "The router sends every token to two experts; the experts are small MLPs.\n"
+                       "int main(void) { return 0; }\n");
+        const CliRun r = runCli(moewbCli(), {"eval", q, "--kld-ref", ref, "--ppl", text, "--ctx", "16", "--stride", "8",
+                                             "--dtype", "f32", "--out", tmp.path() + "/out.json"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QStringList lines = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
+        QCOMPARE(lines.size(), 5);
+        QVERIFY(lines[1].startsWith("perplexity: "));
+        QVERIFY(lines[2].startsWith("kld: "));
+        QVERIFY(lines[3].startsWith("kld p99: "));
+        QVERIFY(lines[4].startsWith("same top token: ") && lines[4].endsWith(" %"));
+        // The same numbers through the engine API.
+        PerplexityOptions opt;
+        opt.ctx = 16;
+        opt.stride = 8;
+        opt.dtype = "f32";
+        const auto reference = kldReferenceForFile(ref.toStdString(), text.toStdString(), opt);
+        const KldResult k = evaluateKldFile(q.toStdString(), *reference, text.toStdString(), opt);
+        QCOMPARE(lines[2].mid(5), QString::asprintf("%.6f", k.meanKld));
+        QCOMPARE(lines[3].mid(9), QString::asprintf("%.6f", k.p99Kld));
+        QCOMPARE(lines[4], QString::asprintf("same top token: %.2f %%", 100.0 * k.sameTop));
+        const QJsonObject out = QJsonDocument::fromJson(readAll(tmp.path() + "/out.json")).object();
+        const QJsonObject p0 = out["perplexity"].toArray()[0].toObject();
+        QCOMPARE(p0["kld"].toDouble(), k.meanKld);
+        QCOMPARE(p0["kld_p99"].toDouble(), k.p99Kld);
+        QCOMPARE(p0["same_top"].toDouble(), k.sameTop);
+        QCOMPARE(p0["ref_perplexity"].toDouble(), reference->perplexity().perplexity);
+        QCOMPARE(p0["perplexity"].toDouble(), k.perplexity.perplexity);
+
+        // Another tokenizer: refused, naming both models, nothing printed.
+        QDir().mkpath(tmp.path() + "/other");
+        for (const QString& f : QDir(q).entryList(QDir::Files))
+            QFile::copy(q + "/" + f, tmp.path() + "/other/" + f);
+        QFile::remove(tmp.path() + "/other/tokenizer.json");
+        QVERIFY(QFile::copy(sourcePath("datasets/tokenizer/tokenizer.json"), tmp.path() + "/other/tokenizer.json"));
+        const CliRun bad = runCli(moewbCli(), {"eval", tmp.path() + "/other", "--kld-ref", ref, "--ppl", text, "--dtype", "f32"});
+        QCOMPARE(bad.exitCode, 1);
+        QVERIFY2(bad.err.contains("same tokenizer") && bad.err.contains(ref.toUtf8()), bad.err.constData());
+        QVERIFY(bad.out.isEmpty());
+        // --kld-ref without a text is a usage error.
+        QCOMPARE(runCli(moewbCli(), {"eval", q, "--kld-ref", ref, "--tasks", text}).exitCode, 2);
     }
 
     void referenceWithItself()
