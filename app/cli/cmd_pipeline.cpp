@@ -112,9 +112,8 @@ void printTable(const PipelineOptions& opt, const PipelineResult& r)
     std::printf("\nstats: %s\nresults: %s (%.0f s in all)\n", r.statsPath.c_str(), r.resultsPath.c_str(), r.seconds);
 }
 
-int runPipelineCmd(const QStringList& args)
+void addPipelineOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Calibrate, allocate bits with each --strategy at each --bits budget, quantize (fake-quant, GPTQ or RTN), "
         "and evaluate perplexity and zero-shot tasks before and after, in one command. Prints one comparison "
@@ -140,14 +139,11 @@ int runPipelineCmd(const QStringList& args)
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory in WORK.")});
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    if (p.positionalArguments().size() != 1)
-        return usage(p, "expected one MODEL_DIR");
+}
 
-    PipelineOptions opt;
-    opt.modelDir = toStd(p.positionalArguments()[0]);
-    opt.workDir = toStd(p.value(QStringLiteral("work")));
+/// Calibration data, strategies and budgets; 0 or ExitUsage (message printed).
+int readSweep(const QCommandLineParser& p, PipelineOptions& opt)
+{
     for (const QString& f : p.values(QStringLiteral("calib")))
         opt.calibData.push_back({toStd(f), ""});
     for (const QString& d : p.values(QStringLiteral("domain"))) {
@@ -160,13 +156,9 @@ int runPipelineCmd(const QStringList& args)
         return usage(p, "give calibration data with --calib FILE or --domain NAME=FILE");
     if (p.isSet(QStringLiteral("strategy")))
         opt.strategies = splitList(p.values(QStringLiteral("strategy")));
-    for (const std::string& s : opt.strategies) {
-        bool known = false;
-        for (const StrategyInfo& info : allocStrategies())
-            known = known || s == info.name;
-        if (!known)
+    for (const std::string& s : opt.strategies)
+        if (!findStrategy(s))
             return usage(p, "unknown strategy '" + s + "'");
-    }
     if (p.isSet(QStringLiteral("bits"))) {
         opt.bits.clear();
         for (const std::string& b : splitList(p.values(QStringLiteral("bits")))) {
@@ -177,6 +169,12 @@ int runPipelineCmd(const QStringList& args)
             opt.bits.push_back(v);
         }
     }
+    return 0;
+}
+
+/// Evaluation inputs, numbers and switches; 0 or ExitUsage (message printed).
+int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
+{
     for (const QString& f : p.values(QStringLiteral("ppl")))
         opt.pplFiles.push_back(toStd(f));
     for (const QString& f : p.values(QStringLiteral("tasks")))
@@ -204,6 +202,25 @@ int runPipelineCmd(const QStringList& args)
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     opt.keepModels = p.isSet(QStringLiteral("keep-models"));
+    return 0;
+}
+
+int runPipelineCmd(const QStringList& args)
+{
+    QCommandLineParser p;
+    addPipelineOptions(p);
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    if (p.positionalArguments().size() != 1)
+        return usage(p, "expected one MODEL_DIR");
+
+    PipelineOptions opt;
+    opt.modelDir = toStd(p.positionalArguments()[0]);
+    opt.workDir = toStd(p.value(QStringLiteral("work")));
+    if (const int rc = readSweep(p, opt))
+        return rc;
+    if (const int rc = readSettings(p, opt))
+        return rc;
 
     return guarded([&] {
         const RuntimeInfo rt = initRuntime(true);

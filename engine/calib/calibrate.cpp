@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <filesystem>
 
 namespace moewb {
 
@@ -202,13 +201,8 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     p.toolVersion = version();
     p.created = opt.created.empty() ? utcTimestamp() : opt.created;
 
-    std::string names;
-    for (const auto& f : tokens.files)
-        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
-    p.dataDescription = (opt.randomWindows ? std::to_string(windows.size()) + " random windows (seed "
-                                                 + std::to_string(opt.seed) + ") of "
-                                           : "first " + std::to_string(windows.size()) + " windows of ")
-        + std::to_string(opt.seqLen) + " tokens of " + names
+    p.dataDescription
+        = calibDataDescription(tokens.files, int64_t(windows.size()), opt.seqLen, opt.randomWindows, opt.seed)
         + (haveDomains ? " (" + std::to_string(tokens.domains.size()) + " domains)" : "");
 
     nlohmann::json j;

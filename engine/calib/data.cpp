@@ -11,6 +11,7 @@
 #include <climits>
 #include <limits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -279,6 +280,17 @@ std::vector<CalibWindow> calibWindows(int64_t n, int64_t samples, int64_t seqLen
         out.push_back({b, b + seqLen});
     }
     return out;
+}
+
+std::string calibDataDescription(const std::vector<CalibDataFile>& files, int64_t windows, int64_t seqLen,
+                                 bool randomWindows, int64_t seed)
+{
+    std::string names;
+    for (const CalibDataFile& f : files)
+        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
+    return (randomWindows ? std::to_string(windows) + " random windows (seed " + std::to_string(seed) + ") of "
+                          : "first " + std::to_string(windows) + " windows of ")
+        + std::to_string(seqLen) + " tokens of " + names;
 }
 
 } // namespace moewb

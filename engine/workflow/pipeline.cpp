@@ -13,6 +13,7 @@
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 #include "moewb/quant/quantize.h"
+#include "moewb/workflow/calib_sequences.h"
 
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
@@ -73,8 +73,7 @@ struct Evaluator {
     {
         for (const std::string& f : opt.pplFiles) {
             refs.push_back(kldReferenceForFile(modelDir, f, perplexityOptions(), stepProgress(progress, row.label + " ppl")));
-            const PerplexityResult& p = refs.back()->perplexity();
-            row.ppl.push_back(p.perplexity);
+            row.ppl.push_back(refs.back()->perplexity().perplexity);
             row.kld.push_back(0.0);
             row.kldP99.push_back(0.0);
             row.sameTop.push_back(1.0);
@@ -127,26 +126,147 @@ const PipelineRow* uniformFor(const std::vector<PipelineRow>& rows, double bits)
     return best;
 }
 
-bool strategyKnown(const std::string& name)
+void checkPipelineOptions(const PipelineOptions& opt)
 {
-    for (const StrategyInfo& s : allocStrategies())
-        if (name == s.name)
-            return true;
-    return false;
+    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
+    MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
+    for (const std::string& s : opt.strategies)
+        MOEWB_CHECK(findStrategy(s), "pipeline", "unknown strategy '", s, "'");
+    for (double b : opt.bits)
+        MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
+    MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
 }
+
+/// Statistics for the strategies and, from the same windows, the sequences for GPTQ.
+struct Calibration {
+    CalibStats stats;
+    CalibSequences windows;
+};
+
+Calibration calibrateOnce(const PipelineOptions& opt, const std::string& statsPath, const ProgressFn& progress)
+{
+    const CalibTokens tokens = loadCalibData(opt.calibData, modelTokenizer(opt.modelDir));
+    CalibrateOptions co;
+    co.data = opt.calibData;
+    co.samples = opt.samples;
+    co.seqLen = opt.seqLen;
+    co.seed = opt.seed;
+    co.randomWindows = opt.randomWindows;
+    co.dtype = opt.dtype;
+    Calibration c;
+    c.stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
+    writeStats(c.stats, statsPath);
+    c.windows.sequences = calibSequences(tokens, opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
+    c.windows.description = calibDataDescription(tokens.files, int64_t(c.windows.sequences.size()), opt.seqLen,
+                                                 opt.randomWindows, opt.seed);
+    return c;
+}
+
+PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Evaluator& eval,
+                        const ProgressFn& progress)
+{
+    const auto ts = std::chrono::steady_clock::now();
+    PipelineRow base;
+    base.label = "baseline";
+    base.modelPath = opt.modelDir;
+    eval.runBaseline(opt.modelDir, base, progress);
+    int64_t bytes = 0;
+    for (const TensorSpec& s : expectedTensors(cfg)) {
+        int64_t n = 1;
+        for (int64_t d : s.shape)
+            n *= d;
+        bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
+    }
+    base.modelBytes = bytes;
+    base.seconds = secondsSince(ts);
+    return base;
+}
+
+/// The rows over the baseline: one per strategy × budget, the error table measured once if needed.
+class StrategyRows {
+public:
+    StrategyRows(const PipelineOptions& opt, const ModelConfig& cfg, const Calibration& calib, const Evaluator& eval,
+                 const std::string& statsPath)
+        : m_opt(opt), m_cfg(cfg), m_calib(calib), m_eval(eval), m_statsPath(statsPath)
+    {
+    }
+
+    PipelineRow run(const std::string& strategy, double bits, const ProgressFn& progress)
+    {
+        const auto ts = std::chrono::steady_clock::now();
+        PipelineRow row;
+        row.strategy = strategy;
+        row.targetBits = bits;
+        row.label = strategy + "@" + bitsLabel(bits);
+        const std::string stem = strategy + "-" + bitsLabel(bits);
+        row.planPath = (fs::path(m_opt.workDir) / ("plan-" + stem + ".json")).string();
+        const Plan plan = makePlan(strategy, bits, row, progress);
+        QuantizeOptions qo;
+        qo.planPath = row.planPath;
+        qo.damp = m_opt.damp;
+        qo.minExpertTokens = m_opt.minExpertTokens;
+        qo.dtype = m_opt.dtype;
+        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + stem)).string();
+        const QuantizeReport rep =
+            quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,
+                              m_calib.windows.description, stepProgress(progress, row.label + " quantize"));
+        row.meanRelError = rep.meanRelError;
+        row.fallbackExperts = int64_t(rep.fallbackExperts.size());
+        m_eval.runQuantized(row.modelPath, row, progress);
+        if (!m_opt.keepModels) {
+            std::error_code ec;
+            fs::remove_all(row.modelPath, ec);
+            row.modelPath.clear();
+        }
+        row.seconds = secondsSince(ts);
+        return row;
+    }
+
+private:
+    /// Allocates, saves the plan to row.planPath and fills the row's size.
+    Plan makePlan(const std::string& strategy, double bits, PipelineRow& row, const ProgressFn& progress)
+    {
+        AllocOptions ao;
+        ao.strategy = strategy;
+        ao.targetBits = bits;
+        ao.groupSize = m_opt.groupSize;
+        ao.sym = m_opt.sym;
+        ao.method = m_opt.method;
+        ao.seed = uint64_t(m_opt.seed);
+        AllocResult alloc;
+        if (findStrategy(strategy)->needsErrorTable) {
+            if (!m_errors)
+                m_errors = measureErrors(m_opt.modelDir, m_cfg, m_calib.stats, m_opt.groupSize, ao.candidates,
+                                         stepProgress(progress, "measure errors"));
+            alloc = allocateBudget(m_cfg, *m_errors, ao);
+        } else {
+            alloc = allocate(m_cfg, m_calib.stats, ao);
+        }
+        Plan plan = planFromAllocation(alloc, ao);
+        plan.activationBits = m_opt.activationBits;
+        plan.provenance.modelPath = m_opt.modelDir;
+        plan.provenance.statsPath = m_statsPath;
+        plan.provenance.architecture = m_cfg.architecture;
+        row.achievedBits = alloc.size.averageBits;
+        row.modelBytes = alloc.size.modelBytes;
+        savePlan(plan, row.planPath);
+        return plan;
+    }
+
+    const PipelineOptions& m_opt;
+    const ModelConfig& m_cfg;
+    const Calibration& m_calib;
+    const Evaluator& m_eval;
+    std::string m_statsPath;
+    std::optional<ErrorTable> m_errors; // measured once, only if "budget" is asked for
+};
 
 } // namespace
 
 PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
-    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
-    MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
-    for (const std::string& s : opt.strategies)
-        MOEWB_CHECK(strategyKnown(s), "pipeline", "unknown strategy '", s, "'");
-    for (double b : opt.bits)
-        MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
-    MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
+    checkPipelineOptions(opt);
     const ModelConfig cfg = loadConfig(opt.modelDir);
     fs::create_directories(opt.workDir);
 
@@ -163,96 +283,15 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
         result.taskNames.push_back(t.name);
 
     // 1. Calibration: statistics for the strategies, windows for GPTQ (the same windows).
-    const TokenizeFn tokenize = modelTokenizer(opt.modelDir);
-    const CalibTokens tokens = loadCalibData(opt.calibData, tokenize);
-    CalibrateOptions co;
-    co.data = opt.calibData;
-    co.samples = opt.samples;
-    co.seqLen = opt.seqLen;
-    co.seed = opt.seed;
-    co.randomWindows = opt.randomWindows;
-    co.dtype = opt.dtype;
-    const CalibStats stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
     result.statsPath = (fs::path(opt.workDir) / "stats.h5").string();
-    writeStats(stats, result.statsPath);
-    const std::vector<std::vector<int32_t>> sequences =
-        calibSequences(tokens, opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
-
+    const Calibration calib = calibrateOnce(opt, result.statsPath, progress);
     // 2. The unquantized model.
-    {
-        const auto ts = std::chrono::steady_clock::now();
-        PipelineRow base;
-        base.label = "baseline";
-        base.modelPath = opt.modelDir;
-        eval.runBaseline(opt.modelDir, base, progress);
-        int64_t bytes = 0;
-        for (const TensorSpec& s : expectedTensors(cfg)) {
-            int64_t n = 1;
-            for (int64_t d : s.shape)
-                n *= d;
-            bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
-        }
-        base.modelBytes = bytes;
-        base.seconds = secondsSince(ts);
-        result.rows.push_back(std::move(base));
-    }
-
+    result.rows.push_back(baselineRow(opt, cfg, eval, progress));
     // 3. One row per strategy × budget.
-    std::optional<ErrorTable> errors; // measured once, only if "budget" is asked for
+    StrategyRows rows(opt, cfg, calib, eval, result.statsPath);
     for (double bits : opt.bits)
-        for (const std::string& strategy : opt.strategies) {
-            const auto ts = std::chrono::steady_clock::now();
-            PipelineRow row;
-            row.strategy = strategy;
-            row.targetBits = bits;
-            row.label = strategy + "@" + bitsLabel(bits);
-            AllocOptions ao;
-            ao.strategy = strategy;
-            ao.targetBits = bits;
-            ao.groupSize = opt.groupSize;
-            ao.sym = opt.sym;
-            ao.method = opt.method;
-            ao.seed = uint64_t(opt.seed);
-            AllocResult alloc;
-            if (strategy == "budget") {
-                if (!errors)
-                    errors = measureErrors(opt.modelDir, cfg, stats, opt.groupSize, ao.candidates,
-                                           stepProgress(progress, "measure errors"));
-                alloc = allocateBudget(cfg, *errors, ao);
-            } else {
-                alloc = allocate(cfg, stats, ao);
-            }
-            Plan plan = planFromAllocation(alloc, ao);
-            plan.activationBits = opt.activationBits;
-            plan.provenance.modelPath = opt.modelDir;
-            plan.provenance.statsPath = result.statsPath;
-            plan.provenance.architecture = cfg.architecture;
-            row.achievedBits = alloc.size.averageBits;
-            row.modelBytes = alloc.size.modelBytes;
-            const std::string stem = strategy + "-" + bitsLabel(bits);
-            row.planPath = (fs::path(opt.workDir) / ("plan-" + stem + ".json")).string();
-            savePlan(plan, row.planPath);
-
-            QuantizeOptions qo;
-            qo.planPath = row.planPath;
-            qo.damp = opt.damp;
-            qo.minExpertTokens = opt.minExpertTokens;
-            qo.dtype = opt.dtype;
-            row.modelPath = (fs::path(opt.workDir) / ("model-" + stem)).string();
-            const QuantizeReport rep = quantizeToFakeDir(opt.modelDir, plan, sequences, qo, row.modelPath, true,
-                                                         "pipeline calibration windows",
-                                                         stepProgress(progress, row.label + " quantize"));
-            row.meanRelError = rep.meanRelError;
-            row.fallbackExperts = int64_t(rep.fallbackExperts.size());
-            eval.runQuantized(row.modelPath, row, progress);
-            if (!opt.keepModels) {
-                std::error_code ec;
-                fs::remove_all(row.modelPath, ec);
-                row.modelPath.clear();
-            }
-            row.seconds = secondsSince(ts);
-            result.rows.push_back(std::move(row));
-        }
+        for (const std::string& strategy : opt.strategies)
+            result.rows.push_back(rows.run(strategy, bits, progress));
 
     compareWithUniform(result);
     result.seconds = secondsSince(t0);

@@ -59,6 +59,12 @@ struct CalibWindow {
 std::vector<CalibWindow> calibWindows(int64_t numTokens, int64_t samples, int64_t seqLen, bool randomWindows,
                                       int64_t seed);
 
+/// The one human line recorded as the provenance of calibration windows (stats files, quantize
+/// reports): "first 128 windows of 2048 tokens of wiki.txt, code.jsonl" or "64 random windows
+/// (seed 0) of 512 tokens of wiki.txt"; files by name, in input order.
+std::string calibDataDescription(const std::vector<CalibDataFile>& files, int64_t windows, int64_t seqLen,
+                                 bool randomWindows, int64_t seed);
+
 struct CalibrateOptions {
     std::vector<CalibDataSpec> data;
     int64_t samples = 128;

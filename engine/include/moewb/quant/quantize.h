@@ -135,8 +135,8 @@ struct QuantizedWeight {
 /// Receives each quantized linear, layer by layer, exactly once.
 using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 
-/// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (the CLI trims
-/// first, moewb/workflow/quantize_source.h).
+/// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (QuantizeSource,
+/// moewb/workflow/quantize_source.h, trims first).
 /// Also runs validatePlan. InputError names opt.planPath.
 void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
 
