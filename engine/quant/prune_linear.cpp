@@ -52,7 +52,7 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
     }
     if (method == "wanda" && !norms.defined()) {
         MOEWB_CHECK(e.expert >= 0 && h.defined(), e.name,
-                    "prune method wanda needs input norms: calibration data (--calib) or a stats file (--stats)");
+                    "prune method wanda needs input norms: calibration data or calibration statistics");
         method = "magnitude";
         note("wanda -> magnitude: no routed calibration tokens");
     }

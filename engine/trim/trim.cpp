@@ -55,7 +55,7 @@ std::vector<int64_t> moeLayers(const ModelConfig& cfg)
 std::vector<double> expertScores(const ModelConfig& cfg, const CalibStats& stats, int64_t layer)
 {
     const RouterStats* r = stats.router(layer);
-    const std::string where = "--stats";
+    const std::string where = "calibration statistics";
     if (!r)
         throw InputError(where, detail::concat("the stats file has no router statistics for MoE layer ", layer));
     if (r->numExperts != cfg.numExperts)
@@ -89,7 +89,7 @@ void sortUnique(std::vector<int64_t>& v)
 
 void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t keep, bool global)
 {
-    const std::string where = "--keep-experts";
+    const std::string where = "experts to keep";
     if (!cfg.isMoe())
         throw InputError(where, cfg.architecture + " is a dense model: there are no experts to drop");
     if (keep > cfg.numExperts)
@@ -98,7 +98,7 @@ void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stat
     if (keep < cfg.topK)
         throw InputError(where, detail::concat("cannot keep ", keep, " experts: each token is routed to ", cfg.topK,
                                                " (num_experts_per_tok), so at least ", cfg.topK, " must stay"));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     const std::vector<int64_t> layers = moeLayers(cfg);
     // (score, -layer, -expert): ascending = dropped first; ties drop the higher index first.
     std::vector<std::tuple<double, int64_t, int64_t>> all;
@@ -152,27 +152,27 @@ static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vect
 
 void selectLayerDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n)
 {
-    const std::string where = "--drop-layers";
+    const std::string where = "MoE layers to drop";
     const std::vector<int64_t> layers = moeLayers(cfg);
     if (n < 1)
         throw InputError(where, detail::concat("must be at least 1, got ", n));
     if (n > int64_t(layers.size()))
         throw InputError(where, detail::concat("cannot drop ", n, " MoE layers: the model has ", layers.size(),
                                                layers.empty() ? " (a dense model)" : ""));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     const std::vector<int64_t> drop = mostSimilar(stats, layers, &BlockCosine::mlp, n);
     plan.droppedLayers.insert(plan.droppedLayers.end(), drop.begin(), drop.end());
 }
 
 void selectBlockDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n)
 {
-    const std::string where = "--drop-blocks";
+    const std::string where = "blocks to drop";
     if (n < 1)
         throw InputError(where, detail::concat("must be at least 1, got ", n));
     if (n >= cfg.numLayers)
         throw InputError(where, detail::concat("cannot drop ", n, " blocks: the model has ", cfg.numLayers,
                                                " and at least one must stay"));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     std::vector<int64_t> all(size_t(cfg.numLayers));
     for (int64_t l = 0; l < cfg.numLayers; ++l)
         all[size_t(l)] = l;
@@ -245,7 +245,7 @@ TrimLayout trimLayout(const ModelConfig& cfg, const Plan& plan, const std::strin
                 + (ls.size() > 1 ? "s " : " ") + joinInts(ls);
         throw InputError(where, "the MoE layers would keep different numbers of experts (" + detailText
                                     + "); a Hugging Face config.json has one expert count for all layers, so "
-                                      "drop the same number in every layer (per-layer Expert Drop, no --global)");
+                                      "drop the same number in every layer (per-layer Expert Drop, not a global one)");
     }
     if (!keptOf.empty())
         out.numExperts = keptOf.begin()->first;
