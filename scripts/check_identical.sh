@@ -4,7 +4,9 @@
 # perplexity), then fake-quant, GPTQ and GGUF exports of one plan and the perplexity of the GPTQ
 # checkpoint, each run with both binaries; scripts/compare_outputs.py then compares every file
 # (timestamps and durations excepted) and the printed perplexities.
-#   scripts/check_identical.sh OLD_MOEWB NEW_MOEWB [WORK_DIR]
+#   scripts/check_identical.sh OLD_MOEWB NEW_MOEWB [WORK_DIR] [ADDED_KEYS]
+# ADDED_KEYS (comma-separated): JSON keys and table columns the new build adds on purpose
+# (scripts/compare_outputs.py --added); what the old build wrote must still be equal.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OLD="$1" NEW="$2"
@@ -34,4 +36,4 @@ run_all() { # BINARY OUT
 rm -rf "$WORK/old" "$WORK/new"
 echo "check_identical: old $OLD"; run_all "$OLD" "$WORK/run"; mv "$WORK/run" "$WORK/old"
 echo "check_identical: new $NEW"; run_all "$NEW" "$WORK/run"; mv "$WORK/run" "$WORK/new"
-/usr/bin/python3 "$ROOT/scripts/compare_outputs.py" "$WORK/old" "$WORK/new"
+/usr/bin/python3 "$ROOT/scripts/compare_outputs.py" "$WORK/old" "$WORK/new" --added "${4:-}"

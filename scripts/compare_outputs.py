@@ -7,7 +7,12 @@ Files must be byte-identical, except for what records when or how long a run too
 compared after dropping those keys; HDF5 files dataset by dataset and attribute by attribute; GGUF
 files (tests/reference/gguf_reference.py) by every tensor's bytes and every metadata value, the
 embedded plan (moewb.plan) compared as JSON.
-Prints one line per difference and a summary; exit 1 when any."""
+--added KEY,KEY...: keys (JSON) and column headers (the printed tables, '*.table') that the new
+build adds on purpose are ignored where the old build's output lacks them; everything the old
+build wrote must still be there and equal.
+Prints one line per difference and a summary; exit 1 when any.
+
+    compare_outputs.py OLD_DIR NEW_DIR [--added kld,kld_p99,...]"""
 import json
 import os
 import sys
@@ -29,9 +34,38 @@ def strip(v):
     return v
 
 
+ADDED = set()
+
+
+def drop_added(old, new):
+    """new without the ADDED keys that old does not have (recursively, lists element by element)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: drop_added(old.get(k), v) for k, v in new.items() if k in old or k not in ADDED}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [drop_added(o, n) for o, n in zip(old, new)]
+    return new
+
+
 def same_json(a, b):
     with open(a, "rb") as fa, open(b, "rb") as fb:
-        return strip(json.load(fa)) == strip(json.load(fb))
+        old, new = strip(json.load(fa)), strip(json.load(fb))
+        return old == drop_added(old, new)
+
+
+def table_columns(path):
+    """A markdown table as {header: [cells]}, ADDED headers (by prefix) removed."""
+    with open(path, encoding="utf-8") as f:
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in f if line.startswith("|")]
+    if not rows:
+        return {}
+    header, body = rows[0], [r for r in rows[2:]]
+    keep = [i for i, h in enumerate(header) if not any(h.startswith(a) for a in ADDED)]
+    return {header[i]: [r[i] if i < len(r) else None for r in body] for i in keep}
+
+
+def same_table(a, b):
+    old, new = table_columns(a), table_columns(b)
+    return all(new.get(h) == v for h, v in old.items())
 
 
 def h5_items(path):
@@ -62,6 +96,8 @@ def gguf_items(path):
 
 
 def same_file(a, b):
+    if a.endswith(".table"):
+        return same_table(a, b)
     if a.endswith(".json"):
         return same_json(a, b)
     if a.endswith(".gguf"):
@@ -93,4 +129,9 @@ def main(a, b):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    args = sys.argv[1:]
+    if "--added" in args:
+        i = args.index("--added")
+        ADDED.update(k for k in args[i + 1].split(",") if k)
+        del args[i:i + 2]
+    sys.exit(main(args[0], args[1]))
