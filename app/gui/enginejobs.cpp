@@ -11,6 +11,7 @@
 #include "moewb/eval/tasks.h"
 #include "moewb/export/gguf.h"
 #include "moewb/export/gptq.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"

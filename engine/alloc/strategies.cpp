@@ -154,8 +154,7 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
         known = known || s == si.name;
     MOEWB_CHECK(known, "strategy", "unknown strategy '", s, "'");
     MOEWB_CHECK(s != "budget", "strategy", "'budget' needs measured errors (allocateBudget)");
-    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "group size", opt.groupSize,
-                " is invalid (use -1 or a positive multiple of 16)");
+    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "allocation", groupSizeProblem(opt.groupSize));
 
     AllocResult res;
     res.budgetBytes = budgetBytesFor(cfg, opt);

@@ -8,6 +8,7 @@
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <nlohmann/json.hpp>
 
