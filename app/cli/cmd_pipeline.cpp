@@ -193,7 +193,7 @@ int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
     if (opt.activationBits > 16)
         return usage(p, "--act-bits must be at most 16");
     opt.method = toStd(p.value(QStringLiteral("method")));
-    if (opt.method != "gptq" && opt.method != "rtn")
+    if (!isValidQuantMethod(opt.method))
         return usage(p, "--method must be gptq or rtn");
     bool ok = false;
     opt.groupSize = p.value(QStringLiteral("group-size")).toLongLong(&ok);

@@ -7,6 +7,7 @@
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 
@@ -198,7 +199,7 @@ int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
         return usage("--group-size must be -1 or a positive multiple of 16");
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.method = toStd(p.value(QStringLiteral("method")));
-    if (opt.method != "gptq" && opt.method != "rtn")
+    if (!isValidQuantMethod(opt.method))
         return usage("--method must be gptq or rtn");
     opt.seed = p.value(QStringLiteral("seed")).toULongLong(&ok);
     if (!ok)

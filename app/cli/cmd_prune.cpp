@@ -30,13 +30,13 @@ void printPruneSummary(const QuantizeReport& r)
     std::map<std::string, int64_t> byMethod;
     int64_t pruned = 0, numel = 0, untouched = 0;
     for (const LinearQuantResult& l : r.linears) {
-        if (l.sparsity <= 0) {
+        if (l.plan.sparsity <= 0) {
             ++untouched;
             continue;
         }
         byRole[l.role].first += l.pruned;
         byRole[l.role].second += l.numel;
-        byMethod[l.pruneMethod + (l.bits < 16 ? " + " + l.method + " " + std::to_string(l.bits) + "-bit" : "")] += 1;
+        byMethod[l.pruneMethod + (l.plan.bits < 16 ? " + " + l.method + " " + std::to_string(l.plan.bits) + "-bit" : "")] += 1;
         pruned += l.pruned;
         numel += l.numel;
     }
@@ -51,7 +51,7 @@ void printPruneSummary(const QuantizeReport& r)
         std::printf("method %s: %lld linears\n", m.c_str(), (long long)c);
     int64_t fallbacks = 0;
     for (const LinearQuantResult& l : r.linears)
-        fallbacks += (l.sparsity > 0 && !l.fallback.empty()) ? 1 : 0;
+        fallbacks += (l.plan.sparsity > 0 && !l.fallback.empty()) ? 1 : 0;
     if (fallbacks)
         std::printf("linears with a fallback (see moewb_quant_report.json): %lld\n", (long long)fallbacks);
     if (r.meanRelError >= 0)
@@ -125,7 +125,7 @@ void readQuantization(const QCommandLineParser& p, Plan& plan)
     if (!ok || !isValidGroupSize(plan.defaults.groupSize))
         throw InputError("--group-size", "expected -1 or a positive multiple of 16");
     plan.defaults.method = toStd(p.value(QStringLiteral("quant-method")));
-    if (plan.defaults.method != "gptq" && plan.defaults.method != "rtn")
+    if (!isValidQuantMethod(plan.defaults.method))
         throw InputError("--quant-method", "expected gptq or rtn, got '" + plan.defaults.method + "'");
 }
 
@@ -158,7 +158,7 @@ Plan prunePlan(const QCommandLineParser& p, const std::string& model)
     plan.defaults.bits = 16;
     plan.defaults.pruneMethod = toStd(p.value(QStringLiteral("method")));
     if (!isValidPruneMethod(plan.defaults.pruneMethod))
-        throw InputError("--method", "'" + plan.defaults.pruneMethod + "' is not magnitude, wanda or sparsegpt");
+        throw InputError("--method", pruneMethodProblem(plan.defaults.pruneMethod));
     readSparsity(p, plan);
     readQuantization(p, plan);
     addExcludeRules(p, plan);

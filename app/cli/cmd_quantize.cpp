@@ -6,6 +6,8 @@
 #include "moewb/workflow/quantize_export.h"
 
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
+#include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
@@ -25,7 +27,7 @@ void printSummary(const QuantizeReport& r)
 {
     std::map<std::tuple<std::string, int64_t>, int64_t> byMethodBits;
     for (const LinearQuantResult& l : r.linears)
-        byMethodBits[{l.method, l.bits}] += 1;
+        byMethodBits[{l.method, l.plan.bits}] += 1;
     std::printf("%-6s %5s %8s\n", "method", "bits", "linears");
     for (const auto& [k, n] : byMethodBits)
         std::printf("%-6s %5lld %8lld\n", std::get<0>(k).c_str(), (long long)std::get<1>(k), (long long)n);

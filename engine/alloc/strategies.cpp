@@ -435,8 +435,7 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
     const StrategyInfo* s = findStrategy(opt.strategy);
     MOEWB_CHECK(s, "strategy", "unknown strategy '", opt.strategy, "'");
     MOEWB_CHECK(s->run, "strategy", "'", s->name, "' needs measured quantization errors");
-    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "group size", opt.groupSize,
-                " is invalid (use -1 or a positive multiple of 16)");
+    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "allocation", groupSizeProblem(opt.groupSize));
     return s->run(cfg, stats, opt);
 }
 

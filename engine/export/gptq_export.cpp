@@ -9,6 +9,7 @@
 #include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <nlohmann/json.hpp>
 

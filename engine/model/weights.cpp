@@ -4,6 +4,7 @@
 #include "gptq/gptq_pack.h"
 #include "moewb/core/error.h"
 #include "moewb/gptq/gptq_checkpoint.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>

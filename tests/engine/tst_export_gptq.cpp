@@ -8,6 +8,7 @@
 #include "gptq/gptq_pack.h"
 #include "model/weights.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/core/error.h"
 #include "moewb/export/gptq.h"
 #include "moewb/safetensors/safetensors.h"

@@ -57,10 +57,8 @@ bool sameEntries(const std::vector<PlanEntry>& a, const std::vector<PlanEntry>& 
     for (size_t i = 0; i < a.size(); ++i) {
         const PlanEntry &x = a[i], &y = b[i];
         if (x.name != y.name || x.layer != y.layer || x.expert != y.expert || x.role != y.role
-            || x.inFeatures != y.inFeatures || x.outFeatures != y.outFeatures || x.bits != y.bits
-            || x.groupSize != y.groupSize || x.sym != y.sym || x.method != y.method || x.actOrder != y.actOrder
-            || x.staticGroups != y.staticGroups || x.dropped != y.dropped || x.sparsity != y.sparsity
-            || x.pattern.n != y.pattern.n || x.pattern.m != y.pattern.m || x.pruneMethod != y.pruneMethod) {
+            || x.inFeatures != y.inFeatures || x.outFeatures != y.outFeatures || x.dropped != y.dropped
+            || !(static_cast<const LinearSettings&>(x) == y)) {
             qWarning("entry %zu differs: %s", i, x.name.c_str());
             return false;
         }

@@ -6,6 +6,7 @@
 
 #include "moewb/gptq/gptq_checkpoint.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/core/progress.h"
 #include "moewb/quant/quantize.h"
 
