@@ -111,6 +111,7 @@ File read(const std::string& path);
 /// The raw bytes of one tensor.
 std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t);
 /// The tensor dequantized to float32 (numel values, ggml order = row-major of the reversed ne).
+/// InputError naming the tensor and block when a quantized block's scale is NaN or infinite.
 std::vector<float> readTensorF32(const File& f, const TensorEntry& t);
 
 } // namespace moewb::gguf
