@@ -271,7 +271,7 @@ void TestGgufKQuants::liveGgufPy()
 {
     const QString script = test::sourcePath("tests/reference/gguf_quant_golden.py");
     QProcess probe;
-    probe.start(QStringLiteral(MOEWB_PYTHON), {script, "available"});
+    probe.start(QString::fromLatin1(test::pythonPath()), {script, "available"});
     probe.waitForFinished(60000);
     if (probe.exitStatus() != QProcess::NormalExit || probe.exitCode() != 0)
         QSKIP("llama.cpp's gguf-py not available (set MOEWB_GGUF_PY to a checkout's gguf-py/ to run this)");
@@ -292,7 +292,7 @@ void TestGgufKQuants::liveGgufPy()
                 ours.insert(ours.end(), y.begin(), y.end());
             }
             QProcess p;
-            p.start(QStringLiteral(MOEWB_PYTHON), {script, "dequant", gguf::ggmlTypeName(t)});
+            p.start(QString::fromLatin1(test::pythonPath()), {script, "dequant", gguf::ggmlTypeName(t)});
             p.write(reinterpret_cast<const char*>(blocks.data()), qint64(blocks.size()));
             p.closeWriteChannel();
             QVERIFY(p.waitForFinished(120000));
