@@ -4,6 +4,7 @@
 //
 // The fixtures hold the published config.json values described in docs/formats.md §2 (keys the parser
 // ignores, such as initializer_range, are kept so that the files look like the real ones).
+#include "test_paths.h"
 #include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"
 
@@ -787,4 +788,3 @@ private slots:
 
 QTEST_APPLESS_MAIN(TestHfConfig)
 #include "tst_hf_config.moc"
-#include "test_paths.h"

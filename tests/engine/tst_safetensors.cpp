@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // safetensors reader, writer and sharded checkpoints against hand-computed bytes and the golden
 // files written by tests/data/safetensors/make_golden.py (an independent Python writer).
+#include "test_paths.h"
 #include "moewb/core/error.h"
 #include "moewb/safetensors/safetensors.h"
 
@@ -801,4 +802,3 @@ void TestSafetensors::checkpointErrors()
 
 QTEST_APPLESS_MAIN(TestSafetensors)
 #include "tst_safetensors.moc"
-#include "test_paths.h"

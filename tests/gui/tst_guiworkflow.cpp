@@ -11,6 +11,7 @@
 //    plan, byte-identical weights, perplexity) and the plan's size computed directly; selecting
 //    the run loads its plan; a session saved and reopened restores model, stats, plan and results,
 //    and a malformed session changes nothing.
+#include "test_paths.h"
 #include "jobdialogs.h"
 #include "mainwindow.h"
 
@@ -455,4 +456,3 @@ void TestGuiWorkflow::dialogsGiveSettings()
 
 QTEST_MAIN(TestGuiWorkflow)
 #include "tst_guiworkflow.moc"
-#include "test_paths.h"

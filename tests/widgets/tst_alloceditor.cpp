@@ -4,6 +4,7 @@
 // planSize() and hand-computed bytes of a tiny DeepSeek-shaped config; plans round-trip through the
 // plan JSON; invalid plan files leave the plan untouched; heat-map multi-selection → bulk set; the
 // item model, the gauge and the strategy panel driven by the real engine allocator.
+#include "test_paths.h"
 #include "alloc/allocationeditor.h"
 #include "alloc/allocationitemmodel.h"
 #include "alloc/bitscolors.h"
@@ -903,4 +904,3 @@ void TestAllocEditor::pruningEditsAndGauge()
 
 QTEST_MAIN(TestAllocEditor)
 #include "tst_alloceditor.moc"
-#include "test_paths.h"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The model tree and the outlier table: structure checked by QAbstractItemModelTester, values exact.
+#include "test_paths.h"
 #include "models/modeltreemodel.h"
 #include "models/outliertablemodel.h"
 #include "statsfixture.h"
@@ -190,4 +191,3 @@ void TestItemModels::outlierTableSortsByScore()
 
 QTEST_GUILESS_MAIN(TestItemModels)
 #include "tst_itemmodels.moc"
-#include "test_paths.h"
