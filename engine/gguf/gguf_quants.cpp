@@ -209,9 +209,31 @@ float bf16ToFp32(uint16_t h) { return bitsFloat(uint32_t(h) << 16); }
 
 // --- rows -------------------------------------------------------------------------------------
 
+namespace {
+
+/// The quantizers' inputs must be finite (and importance weights non-negative): a NaN or infinity
+/// would silently spoil a whole block's scale.
+void checkQuantizerInput(GgmlType t, const float* x, int64_t n, const float* importance)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(x[i]))
+            throw InputError(std::string(ggmlTypeName(t)) + " encoder",
+                             "value " + std::to_string(i) + " of the row is " + std::to_string(x[i])
+                                 + " (only finite values can be quantized)");
+        if (importance && !(importance[i] >= 0.0f && std::isfinite(importance[i])))
+            throw InputError(std::string(ggmlTypeName(t)) + " encoder",
+                             "importance " + std::to_string(i) + " of the row is " + std::to_string(importance[i])
+                                 + " (importance must be finite and non-negative)");
+    }
+}
+
+} // namespace
+
 void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n, const float* importance)
 {
     MOEWB_ASSERT(n % ggmlBlockSize(t) == 0);
+    if (ggmlBlockSize(t) > 1)
+        checkQuantizerInput(t, x, n, importance);
     switch (t) {
     case GgmlType::F32:
         std::memcpy(out, x, size_t(n) * 4);

@@ -50,7 +50,8 @@ float bf16ToFp32(uint16_t h);
 /// scale search); with it (n non-negative weights, one per column: the mean of x² over the
 /// linear's inputs, per expert for expert tensors), ggml's importance-weighted searches. Q8_0
 /// and the float types ignore importance. The weighted legacy types use statistics of the whole
-/// row, so pass whole rows.
+/// row, so pass whole rows. Quantized types: InputError for a NaN or infinite value or a negative
+/// or non-finite importance (the caller names the tensor).
 void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n, const float* importance = nullptr);
 
 /// Decodes n elements of type t (ggmlCanDequantize) into floats, as ggml's dequantize_row_*.

@@ -78,16 +78,26 @@ void decodeLegacy(const LegacyLayout& L, const uint8_t* y, float* out)
 
 // --- reference rules (no importance) ----------------------------------------------------------
 
+/// 1 / d, or 0 when d is 0 or so small (subnormal) that its inverse overflows.
+float inverseOf(float d)
+{
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    return std::isfinite(id) ? id : 0.0f;
+}
+
+/// v limited to [lo, hi] before a float → integer conversion (NaN → lo).
+float within(float v, float lo, float hi) { return std::fmin(std::fmax(v, lo), hi); }
+
 void encodeQ8_0(const float* x, uint8_t* y)
 {
     float amax = 0.0f;
     for (int j = 0; j < QK; ++j)
         amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = inverseOf(d);
     putHalf(y, fp32ToFp16(d));
     for (int j = 0; j < QK; ++j)
-        y[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+        y[2 + j] = uint8_t(int8_t(within(std::roundf(x[j] * id), -127.0f, 127.0f)));
 }
 
 /// Q4_0 / Q5_0: d maps the value of largest magnitude onto code 0 (−bias · d).
@@ -101,11 +111,11 @@ void encodeSymmetricRef(const LegacyLayout& L, const float* x, uint8_t* y)
         }
     }
     const float d = peak / float(-L.bias);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = inverseOf(d);
     const int top = 2 * L.bias - 1;
     uint8_t c[QK];
     for (int j = 0; j < QK; ++j) // truncation after + bias + ½, as the reference rule
-        c[j] = uint8_t(std::min(top, int(int8_t(x[j] * id + (float(L.bias) + 0.5f)))));
+        c[j] = uint8_t(int(within(x[j] * id + (float(L.bias) + 0.5f), 0.0f, float(top))));
     packLegacy(L, d, 0.0f, c, y);
 }
 
@@ -119,10 +129,10 @@ void encodeAffineRef(const LegacyLayout& L, const float* x, uint8_t* y)
     }
     const int top = L.fifthBit ? 31 : 15;
     const float d = (hi - lo) / float(top);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = inverseOf(d);
     uint8_t c[QK];
     for (int j = 0; j < QK; ++j)
-        c[j] = uint8_t(std::min(top, int(int8_t((x[j] - lo) * id + 0.5f))));
+        c[j] = uint8_t(int(within((x[j] - lo) * id + 0.5f, 0.0f, float(top))));
     packLegacy(L, d, lo, c, y);
 }
 

@@ -123,6 +123,7 @@ private slots:
     void degenerateRows();
     void fallbackAndNames();
     void nonFiniteScales();
+    void nonFiniteInputs();
 };
 
 void TestGgufKQuants::layouts_data()
@@ -507,6 +508,35 @@ void TestGgufKQuants::nonFiniteScales()
     }
     std::vector<uint8_t> f(64, 0xFF);
     QCOMPARE(gguf::firstNonFiniteScaleBlock(GgmlType::F16, f.data(), 32), int64_t(-1));
+}
+
+void TestGgufKQuants::nonFiniteInputs()
+{
+    std::mt19937 rng(2);
+    std::vector<float> x = gaussianRow(rng, 256);
+    std::vector<float> imp(256, 1.0f);
+    for (GgmlType t : kQuantTypes) {
+        auto message = [&](const std::vector<float>& row, const float* w) -> std::string {
+            try {
+                (void)encode(t, row, w);
+            } catch (const InputError& e) {
+                return e.what();
+            }
+            return {};
+        };
+        std::vector<float> bad = x;
+        bad[17] = std::nanf("");
+        QVERIFY2(QString::fromStdString(message(bad, nullptr)).contains("value 17 of the row is nan"), gguf::ggmlTypeName(t));
+        bad[17] = -INFINITY;
+        QVERIFY(QString::fromStdString(message(bad, imp.data())).contains(gguf::ggmlTypeName(t)));
+        std::vector<float> badImp = imp;
+        badImp[3] = -1.0f;
+        QVERIFY(QString::fromStdString(message(x, badImp.data())).contains("importance 3"));
+        QVERIFY(message(x, nullptr).empty());
+    }
+    // the float types store any value
+    x[0] = std::nanf("");
+    QVERIFY(std::isnan(decode(GgmlType::F32, encode(GgmlType::F32, x))[0]));
 }
 
 QTEST_APPLESS_MAIN(TestGgufKQuants)
