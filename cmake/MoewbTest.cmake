@@ -8,10 +8,9 @@ function(moewb_add_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE Qt6::Test ${T_LINK})
   set_target_properties(${name} PROPERTIES AUTOMOC ON)
-  target_compile_definitions(${name} PRIVATE
-    MOEWB_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    MOEWB_BINARY_DIR="${PROJECT_BINARY_DIR}"
-    MOEWB_PYTHON="/usr/bin/python3")
+  # Paths reach the tests through the environment (tests/test_paths.h), not compile definitions:
+  # a clone elsewhere then compiles identical test objects that ccache reuses.
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 600)
@@ -22,7 +21,7 @@ function(moewb_add_test name)
     set(cli "MOEWB_CLI=")
   endif()
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "QT_QPA_PLATFORM=offscreen;${cli}")
+    ENVIRONMENT "QT_QPA_PLATFORM=offscreen;${cli};MOEWB_SOURCE_DIR=${PROJECT_SOURCE_DIR};MOEWB_BINARY_DIR=${PROJECT_BINARY_DIR}")
   if(T_LABELS)
     set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
   endif()

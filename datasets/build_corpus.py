@@ -163,9 +163,9 @@ def src_scripture():
     return units
 
 
-def src_fortunes():
+def src_fortunes(packages=("fortunes", "fortunes-min")):
     files = set()
-    for pkg in ["fortunes", "fortunes-min"]:
+    for pkg in packages:
         for f in dpkg_files(pkg):
             if f.startswith("/usr/share/games/fortunes/") and "." not in os.path.basename(f):
                 files.add(f)

@@ -4,6 +4,7 @@
 #include "fuzz_common.h"
 
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <cstdlib>
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The sanitizer job (issue #13): builds the torch-free library (engine/core, engine/io, the GGUF
-# reader) and its tests with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) and runs them:
-# the parser tests and the malformed-file corpus (tests/data/bad). CI runs it after the main suite.
+# The sanitizer job (issue #13): builds the torch-free library (moewb_io: engine/core and the
+# format units, the GGUF reader included) and its tests with AddressSanitizer +
+# UndefinedBehaviorSanitizer (gcc) and runs them: the parser tests and the malformed-file corpus
+# (tests/data/bad). CI runs it after the main suite.
 #   scripts/sanitize.sh            io subset (what CI runs, a few minutes)
 #   scripts/sanitize.sh --all      every engine test with the sanitizers (slow: rebuilds the engine)
 set -euo pipefail

@@ -1,24 +1,90 @@
 #!/usr/bin/env bash
-# Retrains the two demo MoE models shipped in datasets/models/ (issue 5). Deterministic for the
-# seed and thread count; measured times are in docs/models.md. Usage:
-#   scripts/train_demo_models.sh [mixtral|qwen2moe|all] [OUT_ROOT (default datasets/models)]
+# Trains the demo MoE models. Deterministic for the seed, thread count and precision; measured
+# times and the plan are in docs/models.md. Usage:
+#   scripts/train_demo_models.sh MODEL [OUT_ROOT] [extra train-demo options...]
+#
+# MODEL (issue 5, as shipped in datasets/models/; one thread each, corpus v1 in datasets/corpus/):
+#   mixtral | qwen2moe | all
+# MODEL (issue 22 retraining, corpus v2, v2 tokenizer at vocab 4096, two data-parallel workers,
+# see docs/models.md "Retraining plan"):
+#   mixtral-v2 | qwen2moe-v2 | qwen3moe-v2
+#
+# The v2 runs stop with a training-state snapshot after MAX_SECONDS (default 9000 = 2.5 h) of
+# training and write OUT_ROOT/<model> as a usable (not yet annealed) model; running the same
+# command again resumes from OUT_ROOT/<model>.state, so a run longer than one session is split
+# across sessions with byte-identical results. Snapshots are also written every 500 steps, so a
+# killed session loses at most 500 steps. Corpus v2 is built into $CORPUS_V2 (default
+# /work/corpus-v2) when its manifest is missing (installing datasets/packages-v2.txt first), and
+# the v2 tokenizer into $TOKENIZER_V2 (default /work/tokenizer-v2/tokenizer.json).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MOEWB="${MOEWB:-$ROOT/build/app/cli/moewb}"
-# One thread per run: deterministic, and two runs can share the two cores without oversubscription.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 WHICH="${1:-all}"
 OUT="${2:-$ROOT/datasets/models}"
-DATA=(--tokenizer "$ROOT/datasets/tokenizer/tokenizer.json" --data "$ROOT/datasets/corpus/train.jsonl"
-      --eval "$ROOT/datasets/corpus/eval.jsonl" --eval-tokens 65536 --seed 0 --force)
+shift $(( $# > 2 ? 2 : $# ))
+EXTRA=("$@")
 
-if [[ "$WHICH" == mixtral || "$WHICH" == all ]]; then
-  "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/mixtral-8e.json" "${DATA[@]}" \
+v1() { # one thread per run: deterministic, and two runs can share the two cores
+  local name="$1" config="$2"
+  OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/$config" \
+    --tokenizer "$ROOT/datasets/tokenizer/tokenizer.json" --data "$ROOT/datasets/corpus/train.jsonl" \
+    --eval "$ROOT/datasets/corpus/eval.jsonl" --eval-tokens 65536 --seed 0 --force \
     --steps 800 --batch 8 --seq-len 256 --lr 4e-3 --warmup 30 --snapshot-every 100 --aux-coef 0.01 \
-    --out "$OUT/moewb-mixtral-8e"
-fi
-if [[ "$WHICH" == qwen2moe || "$WHICH" == all ]]; then
-  "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/qwen2moe-16e.json" "${DATA[@]}" \
-    --steps 800 --batch 8 --seq-len 256 --lr 4e-3 --warmup 30 --snapshot-every 100 --aux-coef 0.01 \
-    --out "$OUT/moewb-qwen2moe-16e"
-fi
+    --state "${TMPDIR:-/tmp}/moewb-train-state/$name" --out "$OUT/$name" "${EXTRA[@]}"
+}
+
+CORPUS_V2="${CORPUS_V2:-/work/corpus-v2}"
+TOKENIZER_V2="${TOKENIZER_V2:-/work/tokenizer-v2/tokenizer.json}"
+corpus_v2() {
+  if [[ ! -f "$CORPUS_V2/manifest.json" ]]; then
+    missing=()
+    for p in $(grep -v '^#' "$ROOT/datasets/packages-v2.txt"); do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+      echo "train_demo_models: installing ${missing[*]}" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    fi
+    /usr/bin/python3 "$ROOT/datasets/build_corpus_v2.py" "$CORPUS_V2" --seed 0 >&2
+  fi
+  # the v2 BPE at vocab 4096 (docs/models.md: why 4096); deterministic, ~1.5 min
+  if [[ ! -f "$TOKENIZER_V2" ]]; then
+    /usr/bin/python3 "$ROOT/datasets/train_bpe.py" "$CORPUS_V2/train.jsonl" "$TOKENIZER_V2" --vocab 4096 >&2
+  fi
+}
+
+# v2: the same command starts or resumes (the options must not change between sessions).
+v2() {
+  local name="$1" config="$2" steps="$3"
+  corpus_v2
+  local state="$OUT/$name.state" resume=()
+  if [[ -f "$OUT/$name/training_log.json" ]] && /usr/bin/python3 -c \
+      'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["steps_done"] == int(sys.argv[2]) else 1)' \
+      "$OUT/$name/training_log.json" "$steps"; then
+    echo "train_demo_models: $OUT/$name is complete ($steps steps)" >&2
+    return 0
+  fi
+  if compgen -G "$state/step-*" >/dev/null; then
+    resume=(--resume "$state")
+  elif [[ -e "$OUT/$name" ]]; then
+    echo "train_demo_models: $OUT/$name exists but $state has no snapshot; remove it to start over" >&2
+    exit 1
+  fi
+  "$MOEWB" train-demo --config "$ROOT/datasets/models/configs/$config" \
+    --tokenizer "$TOKENIZER_V2" --data "$CORPUS_V2/train.jsonl" \
+    --eval "$CORPUS_V2/eval.jsonl" --eval-tokens 0 --seed 0 --workers "${WORKERS:-2}" \
+    --steps "$steps" --batch 16 --seq-len 256 --lr 3e-3 --min-lr-ratio 0.1 --warmup 200 \
+    --aux-coef 0.01 --log-every 50 --snapshot-every 500 --max-seconds "${MAX_SECONDS:-9000}" \
+    --state "$state" --out "$OUT/$name" "${resume[@]}" "${EXTRA[@]}"
+}
+
+case "$WHICH" in
+  mixtral) v1 moewb-mixtral-8e mixtral-8e.json ;;
+  qwen2moe) v1 moewb-qwen2moe-16e qwen2moe-16e.json ;;
+  all) v1 moewb-mixtral-8e mixtral-8e.json; v1 moewb-qwen2moe-16e qwen2moe-16e.json ;;
+  # steps × 16 × 256 tokens: 5.8, 4.7 and 3.0 tokens per parameter (docs/models.md)
+  mixtral-v2) v2 moewb-mixtral-8e-v2 mixtral-8e-v2.json "${STEPS:-8000}" ;;
+  qwen2moe-v2) v2 moewb-qwen2moe-8e-v2 qwen2moe-8e-v2.json "${STEPS:-7000}" ;;
+  qwen3moe-v2) v2 moewb-qwen3moe-64e-v2 qwen3moe-64e-v2.json "${STEPS:-6500}" ;;
+  *) echo "usage: $0 mixtral|qwen2moe|all|mixtral-v2|qwen2moe-v2|qwen3moe-v2 [OUT_ROOT] [train-demo options...]" >&2; exit 2 ;;
+esac

@@ -14,7 +14,7 @@
 namespace moewb {
 
 namespace {
-// No exception may leave a QtConcurrent task (STYLE.md lesson 4): it becomes the message.
+// No exception may leave a QtConcurrent task (docs/architecture.md, Conventions): it becomes the message.
 QString currentExceptionMessage()
 {
     try {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The per-expert routing numbers the heat map, the domain view and the tree show, computed from
-// CalibStats (calib/stats.h) with no Qt types so they are easy to test exactly.
+// CalibStats (moewb/stats/stats.h) with no Qt types so they are easy to test exactly.
 #pragma once
 
 #include "moewb/stats/stats.h"

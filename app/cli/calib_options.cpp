@@ -4,7 +4,6 @@
 #include "cli_common.h"
 
 #include <cstdio>
-#include <filesystem>
 
 namespace moewb::cli {
 
@@ -66,23 +65,6 @@ std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, con
         return usage("--damp must be a number in (0, 1)");
     o.randomWindows = p.isSet(QStringLiteral("random-windows"));
     return o;
-}
-
-CalibSequences loadCalibSequences(const CalibCliOptions& o, const std::string& modelDir)
-{
-    CalibSequences r;
-    if (o.data.empty())
-        return r;
-    const CalibTokens tokens = loadCalibData(o.data, modelTokenizer(modelDir));
-    r.sequences = calibSequences(tokens, o.samples, o.seqLen, o.randomWindows, o.seed);
-    std::string names;
-    for (const auto& f : tokens.files)
-        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
-    r.description = (o.randomWindows ? std::to_string(r.sequences.size()) + " random windows (seed "
-                                           + std::to_string(o.seed) + ") of "
-                                     : "first " + std::to_string(r.sequences.size()) + " windows of ")
-        + std::to_string(o.seqLen) + " tokens of " + names;
-    return r;
 }
 
 } // namespace moewb::cli

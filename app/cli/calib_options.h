@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The calibration-data options shared by the commands that quantize (quantize, eval --plan):
 // --calib FILE / --domain NAME=FILE (repeatable), --samples, --seq-len, --random-windows, --seed,
-// and the GPTQ knobs --damp, --min-expert-tokens. One definition, one parser, one description.
+// and the GPTQ knobs --damp, --min-expert-tokens. One definition, one parser; the windows and their
+// description come from the engine (loadCalibSequences, moewb/workflow/calib_sequences.h).
 #pragma once
 
-#include "moewb/calib/calibrate.h"
 #include "moewb/quant/quantize.h"
+#include "moewb/workflow/calib_sequences.h"
 
 #include <QCommandLineParser>
 
@@ -16,12 +17,8 @@
 
 namespace moewb::cli {
 
-struct CalibCliOptions {
-    std::vector<CalibDataSpec> data;
-    int64_t samples = 128;
-    int64_t seqLen = 2048;
-    bool randomWindows = false;
-    int64_t seed = 0;
+/// The windows (CalibSelection: data, samples, seq-len, random windows, seed) and the GPTQ knobs.
+struct CalibCliOptions : CalibSelection {
     double damp = 0.01;
     int64_t minExpertTokens = kDefaultMinExpertTokens;
 };
@@ -31,13 +28,5 @@ void addCalibOptions(QCommandLineParser& p, int64_t defaultSamples, int64_t defa
 
 /// Reads them back; on a bad value prints "moewb COMMAND: usage error: ..." and returns nullopt.
 std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, const char* command);
-
-/// Calibration sequences of the model's tokenizer, and one human line saying what they are, e.g.
-/// "first 128 windows of 2048 tokens of wiki.txt". No data: empty sequences and "none".
-struct CalibSequences {
-    std::vector<std::vector<int32_t>> sequences;
-    std::string description = "none";
-};
-CalibSequences loadCalibSequences(const CalibCliOptions& o, const std::string& modelDir);
 
 } // namespace moewb::cli

@@ -93,6 +93,9 @@ int guarded(const std::function<int()>& body)
     } catch (const Cancelled&) {
         std::fprintf(stderr, "\nmoewb: cancelled\n");
         return ExitCancelled;
+    } catch (const OutputExistsError& e) {
+        std::fprintf(stderr, "moewb: error: %s (use --force to replace it)\n", e.what());
+        return ExitError;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "moewb: error: out of memory\n");
         return ExitError;

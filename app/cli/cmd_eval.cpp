@@ -9,6 +9,7 @@
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
+#include "moewb/eval/kld.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/eval/tasks.h"
 #include "moewb/hfconfig/hf_config.h"
@@ -144,9 +145,8 @@ void printRow(const std::string& name, int64_t n, const TaskMetrics* m, const st
                 ppl.c_str());
 }
 
-int runEval(const QStringList& args)
+void addEvalOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Evaluate a model.\n"
         "--ppl FILE (repeatable): perplexity of a UTF-8 text file, tokenized with the model's tokenizer.json, over "
@@ -157,6 +157,11 @@ int runEval(const QStringList& args)
         "With one --ppl and no --tasks prints 'perplexity: VALUE' (or --json); otherwise a table. --out writes the "
         "results JSON. If MODEL_DIR has a moewb_plan.json with activation_bits < 16, activations are fake-quantized "
         "to that many bits unless --act-bits is given.\n"
+        "--kld-ref REF_DIR: also the KL divergence of MODEL_DIR's next-token distributions from REF_DIR's (the "
+        "unquantized model) over the positions perplexity scores: mean, 99th percentile and the share of positions "
+        "with the same top token, printed after each text's perplexity (kld:, kld p99:, same top token:). Both must "
+        "tokenize the text alike; the reference's log-probabilities are kept in a scratch file under $TMPDIR "
+        "(scored tokens x vocabulary x 4 bytes).\n"
         "--plan FILE evaluates MODEL_DIR quantized by the plan without keeping it: the plan is applied as by "
         "'moewb quantize --format fake' (GPTQ needs --calib/--domain data) into a scratch directory under $TMPDIR "
         "(as large as the model), which is removed afterwards; the plan's activation_bits apply."));
@@ -175,15 +180,40 @@ int runEval(const QStringList& args)
     p.addOption({QStringLiteral("no-stream"), QStringLiteral("Load all layers at once instead of streaming one layer at a time.")});
     p.addOption({QStringLiteral("json"), QStringLiteral("Print the results JSON instead of the table.")});
     p.addOption({QStringLiteral("plan"), QStringLiteral("Quantize MODEL_DIR with this plan on the fly, then evaluate."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("kld-ref"), QStringLiteral("Also measure the KL divergence from this reference model (the unquantized one) on the --ppl texts."), QStringLiteral("REF_DIR")});
     addCalibOptions(p, 128, 2048);
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    const QStringList pplFiles = p.values(QStringLiteral("ppl")), taskFiles = p.values(QStringLiteral("tasks"));
-    if (p.positionalArguments().size() != 1 || (pplFiles.isEmpty() && taskFiles.isEmpty())) {
-        std::fprintf(stderr, "moewb eval: usage error: expected MODEL_DIR and at least one --ppl FILE or --tasks FILE\n\n%s",
-                     qPrintable(p.helpText()));
-        return ExitUsage;
-    }
+}
+
+/// What `moewb eval` was asked to do.
+struct EvalRequest {
+    std::string model; ///< MODEL_DIR as given
+    std::vector<std::string> pplFiles, taskFiles;
+    std::optional<std::string> planFile; ///< --plan (none: evaluate MODEL_DIR as it is)
+    std::optional<std::string> outFile;  ///< --out
+    std::optional<std::string> kldRef;   ///< --kld-ref
+    bool json = false;
+    bool actBitsGiven = false;
+    bool batchTokensGiven = false;
+    int64_t limit = 0, actBits = 16;
+    PerplexityOptions popt;
+    TaskEvalOptions topt;
+    CalibCliOptions calib;
+
+    /// One --ppl and no --tasks: "perplexity: VALUE" (or its JSON) instead of the table.
+    bool legacy() const { return pplFiles.size() == 1 && taskFiles.empty(); }
+};
+
+std::vector<std::string> toStdList(const QStringList& l)
+{
+    std::vector<std::string> out;
+    for (const QString& s : l)
+        out.push_back(toStd(s));
+    return out;
+}
+
+/// The integer options; false (after a usage error on stderr) when one is not an integer in range.
+bool readIntOptions(const QCommandLineParser& p, EvalRequest& r)
+{
     auto intOpt = [&](const char* name, int64_t& out, int64_t lo, int64_t hi) {
         if (!p.isSet(QLatin1String(name)))
             return true;
@@ -197,144 +227,260 @@ int runEval(const QStringList& args)
         return true;
     };
     const int64_t big = int64_t(1) << 40;
-    PerplexityOptions popt;
-    TaskEvalOptions topt;
-    int64_t limit = 0, actBits = 16;
-    popt.dtype = topt.dtype = toStd(p.value(QStringLiteral("dtype")));
-    popt.streaming = topt.streaming = !p.isSet(QStringLiteral("no-stream"));
-    if (!intOpt("ctx", popt.ctx, 1, big) || !intOpt("stride", popt.stride, 1, big)
-        || !intOpt("batch-tokens", popt.maxBatchTokens, 1, big) || !intOpt("limit", limit, 1, big)
-        || !intOpt("max-length", topt.maxLength, 2, big) || !intOpt("act-bits", actBits, 2, 16))
-        return ExitUsage;
-    topt.maxBatchTokens = popt.maxBatchTokens;
+    return intOpt("ctx", r.popt.ctx, 1, big) && intOpt("stride", r.popt.stride, 1, big)
+        && intOpt("batch-tokens", r.popt.maxBatchTokens, 1, big) && intOpt("limit", r.limit, 1, big)
+        && intOpt("max-length", r.topt.maxLength, 2, big) && intOpt("act-bits", r.actBits, 2, 16);
+}
+
+/// Parses the command line into r; false with the exit code (help: 0, usage error: 2) otherwise.
+bool parseEvalArgs(const QStringList& args, EvalRequest& r, int& exitCode)
+{
+    QCommandLineParser p;
+    addEvalOptions(p);
+    exitCode = ExitUsage;
+    if (!parseOrUsage(p, args)) {
+        exitCode = p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+        return false;
+    }
+    r.pplFiles = toStdList(p.values(QStringLiteral("ppl")));
+    r.taskFiles = toStdList(p.values(QStringLiteral("tasks")));
+    if (p.positionalArguments().size() != 1 || (r.pplFiles.empty() && r.taskFiles.empty())) {
+        std::fprintf(stderr, "moewb eval: usage error: expected MODEL_DIR and at least one --ppl FILE or --tasks FILE\n\n%s",
+                     qPrintable(p.helpText()));
+        return false;
+    }
+    r.popt.dtype = r.topt.dtype = toStd(p.value(QStringLiteral("dtype")));
+    r.popt.streaming = r.topt.streaming = !p.isSet(QStringLiteral("no-stream"));
+    if (!readIntOptions(p, r))
+        return false;
+    r.topt.maxBatchTokens = r.popt.maxBatchTokens;
     const std::optional<CalibCliOptions> calib = readCalibOptions(p, "eval");
     if (!calib)
-        return ExitUsage;
-    const bool withPlan = p.isSet(QStringLiteral("plan"));
-    if (!withPlan && !calib->data.empty()) {
+        return false;
+    r.calib = *calib;
+    if (!p.isSet(QStringLiteral("plan")) && !calib->data.empty()) {
         std::fprintf(stderr, "moewb eval: usage error: --calib/--domain are only used with --plan\n");
-        return ExitUsage;
+        return false;
     }
-    const bool legacy = pplFiles.size() == 1 && taskFiles.isEmpty();
-
-    return guarded([&] {
-        const auto t0 = std::chrono::steady_clock::now();
-        const std::string sourceModel = toStd(p.positionalArguments()[0]);
-        std::string model = sourceModel;
-        std::optional<Plan> plan;
-        std::optional<QuantizeSource> source; // trims first when the plan drops structure
-        if (withPlan) {
-            source.emplace(model, loadPlan(toStd(p.value(QStringLiteral("plan")))), toStd(p.value(QStringLiteral("plan"))),
-                           terminalProgress());
-            plan = source->plan();
+    r.model = toStd(p.positionalArguments()[0]);
+    if (p.isSet(QStringLiteral("plan")))
+        r.planFile = toStd(p.value(QStringLiteral("plan")));
+    if (p.isSet(QStringLiteral("out")))
+        r.outFile = toStd(p.value(QStringLiteral("out")));
+    if (p.isSet(QStringLiteral("kld-ref"))) {
+        if (r.pplFiles.empty()) {
+            std::fprintf(stderr, "moewb eval: usage error: --kld-ref needs at least one --ppl FILE\n");
+            return false;
         }
-        std::string bitsSource = "default";
-        if (p.isSet(QStringLiteral("act-bits"))) {
-            bitsSource = "option";
-        } else if (plan && plan->activationBits < 16) {
-            actBits = plan->activationBits;
-            bitsSource = "plan";
-            std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (the plan's activation_bits)\n",
-                         (long long)actBits);
-        } else if (const int64_t b = withPlan ? 16 : planActivationBits(model); b < 16) {
-            actBits = b;
-            bitsSource = "moewb_plan.json";
-            std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (moewb_plan.json)\n", (long long)actBits);
-        }
-        popt.activationBits = topt.activationBits = actBits;
-        // Parse every task file before the model runs: a bad line fails fast.
-        std::vector<TaskSet> sets;
-        for (const QString& f : taskFiles)
-            sets.push_back(loadTaskFile(toStd(f), limit));
+        r.kldRef = toStd(p.value(QStringLiteral("kld-ref")));
+    }
+    r.json = p.isSet(QStringLiteral("json"));
+    r.actBitsGiven = p.isSet(QStringLiteral("act-bits"));
+    r.batchTokensGiven = p.isSet(QStringLiteral("batch-tokens"));
+    return true;
+}
 
-        loadConfig(model); // a wrong MODEL_DIR fails before the GEMM probe below
-        const RuntimeInfo rt = initRuntime(true);
-        if (rt.slowBlas)
-            std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
-        std::optional<ScratchModel> scratch;
-        json quantJson;
-        if (plan) {
-            const std::string planPath = toStd(p.value(QStringLiteral("plan")));
-            const CalibSequences cs = loadCalibSequences(*calib, sourceModel);
-            QuantizeOptions qo;
-            qo.planPath = planPath;
-            qo.damp = calib->damp;
-            qo.minExpertTokens = calib->minExpertTokens;
-            qo.dtype = popt.dtype;
-            if (p.isSet(QStringLiteral("batch-tokens")))
-                qo.maxBatchTokens = popt.maxBatchTokens;
-            scratch.emplace();
-            const QuantizeReport qr = quantizeToFakeDir(source->modelDir(), *plan, cs.sequences, qo, scratch->path(),
-                                                        false, cs.description, terminalProgress());
-            quantJson = quantSummaryJson(qr, planPath);
-            std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n",
-                         planPath.c_str(), qr.seconds,
-                         qr.meanRelError >= 0 ? fmt("%.4g", qr.meanRelError).c_str() : "n/a");
-            model = scratch->path();
-        }
-        std::vector<std::pair<std::string, PerplexityResult>> ppls;
-        for (const QString& f : pplFiles)
-            ppls.emplace_back(toStd(f), evaluatePerplexityFile(model, toStd(f), popt, terminalProgress()));
-        TaskEvalResult tr;
-        if (!sets.empty())
-            tr = evaluateTasks(model, sets, topt, terminalProgress());
+/// --act-bits, else the plan's activation_bits, else MODEL_DIR/moewb_plan.json's; and which one it was.
+std::string chooseActivationBits(const EvalRequest& r, const Plan* plan, int64_t& actBits)
+{
+    actBits = r.actBits;
+    if (r.actBitsGiven)
+        return "option";
+    if (plan && plan->activationBits < 16) {
+        actBits = plan->activationBits;
+        std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (the plan's activation_bits)\n",
+                     (long long)actBits);
+        return "plan";
+    }
+    if (const int64_t b = plan ? 16 : planActivationBits(r.model); b < 16) {
+        actBits = b;
+        std::fprintf(stderr, "moewb: activations fake-quantized to %lld bits (moewb_plan.json)\n", (long long)actBits);
+        return "moewb_plan.json";
+    }
+    return "default";
+}
 
-        json j = {{"model", sourceModel}, {"tool_version", version()}, {"dtype", popt.dtype},
-                  {"activation_bits", actBits}, {"activation_bits_source", bitsSource}};
-        if (plan)
-            j["quantization"] = quantJson;
-        json tasks = json::array(), pj = json::array();
-        for (const TaskResult& t : tr.tasks)
-            tasks.push_back(taskJson(t));
-        for (const auto& [file, r] : ppls)
-            pj.push_back({{"file", file}, {"perplexity", r.perplexity}, {"nll_sum", r.nllSum},
-                          {"scored_tokens", r.scoredTokens}, {"tokens", r.totalTokens}, {"windows", r.windows},
-                          {"ctx", r.ctx}, {"stride", r.stride}, {"seconds", r.seconds}});
-        j["tasks"] = tasks;
-        j["perplexity"] = pj;
-        j["requests"] = tr.requests;
-        j["sequences"] = tr.sequences;
-        j["forward_tokens"] = tr.tokens;
-        j["tasks_seconds"] = tr.seconds;
-        j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (p.isSet(QStringLiteral("out")))
-            writeFileAtomically(toStd(p.value(QStringLiteral("out"))), j.dump(2) + "\n");
+/// The plan applied as `quantize --format fake` would into the scratch model; its summary JSON.
+json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const ScratchModel& scratch)
+{
+    const CalibSequences cs = loadCalibSequences(r.calib, r.model);
+    QuantizeOptions qo;
+    qo.planPath = *r.planFile;
+    qo.damp = r.calib.damp;
+    qo.minExpertTokens = r.calib.minExpertTokens;
+    qo.dtype = r.popt.dtype;
+    if (r.batchTokensGiven)
+        qo.maxBatchTokens = r.popt.maxBatchTokens;
+    const QuantizeReport qr = quantizeToFakeDir(source.modelDir(), source.plan(), cs.sequences, qo, scratch.path(),
+                                                false, cs.description, terminalProgress());
+    std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n", r.planFile->c_str(),
+                 qr.seconds, qr.meanRelError >= 0 ? fmt("%.4g", qr.meanRelError).c_str() : "n/a");
+    return quantSummaryJson(qr, *r.planFile);
+}
 
-        if (legacy && p.isSet(QStringLiteral("json"))) {
-            const PerplexityResult& r = ppls[0].second;
-            const nlohmann::json o = {{"perplexity", r.perplexity}, {"nll_sum", r.nllSum},
-                                      {"scored_tokens", r.scoredTokens}, {"tokens", r.totalTokens},
-                                      {"windows", r.windows}, {"ctx", r.ctx}, {"stride", r.stride},
-                                      {"seconds", r.seconds}};
-            std::printf("%s\n", o.dump(2).c_str());
-        } else if (legacy) {
-            const PerplexityResult& r = ppls[0].second;
-            std::printf("tokens: %lld (scored %lld) in %lld windows of %lld, stride %lld; %.1f s (%.0f tokens/s)\n",
-                        (long long)r.totalTokens, (long long)r.scoredTokens, (long long)r.windows, (long long)r.ctx,
-                        (long long)r.stride, r.seconds, double(r.totalTokens) / std::max(r.seconds, 1e-9));
-            std::printf("perplexity: %.4f\n", r.perplexity);
-        } else if (p.isSet(QStringLiteral("json"))) {
-            std::printf("%s\n", j.dump(2).c_str());
-        } else {
-            std::printf("%-28s %6s  %7s %-9s  %8s %-9s  %12s\n", "task", "n", "acc", "±stderr", "acc_norm", "±stderr",
-                        "ppl");
-            for (const TaskResult& t : tr.tasks) {
-                printRow(t.name, t.overall.n, &t.overall, t.overall.hasPpl ? fmt("%.3f", t.overall.ppl) : "");
-                for (const TaskMetrics& m : t.domains)
-                    printRow("  " + m.domain, m.n, &m, m.hasPpl ? fmt("%.3f", m.ppl) : "");
-            }
-            for (const auto& [file, r] : ppls) {
-                const size_t slash = file.find_last_of('/');
-                printRow("ppl " + (slash == std::string::npos ? file : file.substr(slash + 1)), r.scoredTokens, nullptr,
-                         fmt("%.4f", r.perplexity));
-            }
-            if (!sets.empty())
-                std::printf("tasks: %lld requests in %lld forward sequences (%lld tokens), %.1f s; activation bits %lld\n",
-                            (long long)tr.requests, (long long)tr.sequences, (long long)tr.tokens, tr.seconds,
-                            (long long)actBits);
+struct EvalResults {
+    std::vector<std::pair<std::string, PerplexityResult>> ppls; ///< by file
+    std::vector<KldResult> klds;        ///< by file, with --kld-ref
+    std::vector<double> refPerplexity;  ///< the reference's perplexity per file, with --kld-ref
+    TaskEvalResult tasks;
+    bool hasTasks = false;
+};
+
+/// One perplexity's numbers: ordered (results JSON) or sorted by key (legacy --json).
+template <typename Json>
+Json pplJson(const PerplexityResult& r)
+{
+    return {{"perplexity", r.perplexity}, {"nll_sum", r.nllSum}, {"scored_tokens", r.scoredTokens},
+            {"tokens", r.totalTokens},    {"windows", r.windows}, {"ctx", r.ctx},
+            {"stride", r.stride},         {"seconds", r.seconds}};
+}
+
+/// The KL divergence of one text: ordered (results JSON) or sorted by key (legacy --json).
+template <typename Json>
+Json kldJson(const std::string& ref, const KldResult& k, double refPerplexity)
+{
+    return {{"kld_ref", ref}, {"ref_perplexity", refPerplexity}, {"kld", k.meanKld}, {"kld_p99", k.p99Kld},
+            {"same_top", k.sameTop}};
+}
+
+/// "kld: X", "kld p99: X", "same top token: P %" (docs/evaluation.md).
+void printKld(const KldResult& k)
+{
+    std::printf("kld: %.6f\nkld p99: %.6f\nsame top token: %.2f %%\n", k.meanKld, k.p99Kld, 100.0 * k.sameTop);
+}
+
+/// The results JSON (--out, --json).
+json resultsJson(const EvalRequest& r, int64_t actBits, const std::string& bitsSource, const json* quantization,
+                 const EvalResults& res, double seconds)
+{
+    json j = {{"model", r.model}, {"tool_version", version()}, {"dtype", r.popt.dtype},
+              {"activation_bits", actBits}, {"activation_bits_source", bitsSource}};
+    if (quantization)
+        j["quantization"] = *quantization;
+    json tasks = json::array(), pj = json::array();
+    for (const TaskResult& t : res.tasks.tasks)
+        tasks.push_back(taskJson(t));
+    for (size_t i = 0; i < res.ppls.size(); ++i) {
+        json x = {{"file", res.ppls[i].first}};
+        x.update(pplJson<json>(res.ppls[i].second));
+        if (i < res.klds.size())
+            x.update(kldJson<json>(*r.kldRef, res.klds[i], res.refPerplexity[i]));
+        pj.push_back(std::move(x));
+    }
+    j["tasks"] = tasks;
+    j["perplexity"] = pj;
+    j["requests"] = res.tasks.requests;
+    j["sequences"] = res.tasks.sequences;
+    j["forward_tokens"] = res.tasks.tokens;
+    j["tasks_seconds"] = res.tasks.seconds;
+    j["seconds"] = seconds;
+    return j;
+}
+
+void printTable(const EvalResults& res, int64_t actBits)
+{
+    std::printf("%-28s %6s  %7s %-9s  %8s %-9s  %12s\n", "task", "n", "acc", "±stderr", "acc_norm", "±stderr", "ppl");
+    const TaskEvalResult& tr = res.tasks;
+    for (const TaskResult& t : tr.tasks) {
+        printRow(t.name, t.overall.n, &t.overall, t.overall.hasPpl ? fmt("%.3f", t.overall.ppl) : "");
+        for (const TaskMetrics& m : t.domains)
+            printRow("  " + m.domain, m.n, &m, m.hasPpl ? fmt("%.3f", m.ppl) : "");
+    }
+    for (size_t i = 0; i < res.ppls.size(); ++i) {
+        const auto& [file, r] = res.ppls[i];
+        const size_t slash = file.find_last_of('/');
+        printRow("ppl " + (slash == std::string::npos ? file : file.substr(slash + 1)), r.scoredTokens, nullptr,
+                 fmt("%.4f", r.perplexity));
+        if (i < res.klds.size())
+            printKld(res.klds[i]);
+    }
+    if (res.hasTasks)
+        std::printf("tasks: %lld requests in %lld forward sequences (%lld tokens), %.1f s; activation bits %lld\n",
+                    (long long)tr.requests, (long long)tr.sequences, (long long)tr.tokens, tr.seconds,
+                    (long long)actBits);
+}
+
+/// stdout: one perplexity (legacy: its line or its JSON), the whole JSON, or the table.
+void printResults(const EvalRequest& r, const json& j, const EvalResults& res, int64_t actBits)
+{
+    if (r.legacy() && r.json) {
+        nlohmann::json o = pplJson<nlohmann::json>(res.ppls[0].second);
+        if (!res.klds.empty())
+            o.update(kldJson<nlohmann::json>(*r.kldRef, res.klds[0], res.refPerplexity[0]));
+        std::printf("%s\n", o.dump(2).c_str());
+    } else if (r.legacy()) {
+        const PerplexityResult& p = res.ppls[0].second;
+        std::printf("tokens: %lld (scored %lld) in %lld windows of %lld, stride %lld; %.1f s (%.0f tokens/s)\n",
+                    (long long)p.totalTokens, (long long)p.scoredTokens, (long long)p.windows, (long long)p.ctx,
+                    (long long)p.stride, p.seconds, double(p.totalTokens) / std::max(p.seconds, 1e-9));
+        std::printf("perplexity: %.4f\n", p.perplexity);
+        if (!res.klds.empty())
+            printKld(res.klds[0]);
+    } else if (r.json) {
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        printTable(res, actBits);
+    }
+}
+
+int evaluate(EvalRequest& r)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<QuantizeSource> source; // trims first when the plan drops structure
+    if (r.planFile)
+        source.emplace(r.model, loadPlan(*r.planFile), *r.planFile, terminalProgress());
+    int64_t actBits = 16;
+    const std::string bitsSource = chooseActivationBits(r, source ? &source->plan() : nullptr, actBits);
+    r.popt.activationBits = r.topt.activationBits = actBits;
+    // Parse every task file before the model runs: a bad line fails fast.
+    std::vector<TaskSet> sets;
+    for (const std::string& f : r.taskFiles)
+        sets.push_back(loadTaskFile(f, r.limit));
+
+    loadConfig(r.model); // a wrong MODEL_DIR fails before the GEMM probe below
+    const RuntimeInfo rt = initRuntime(true);
+    if (rt.slowBlas)
+        std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+    std::optional<ScratchModel> scratch;
+    json quantJson;
+    std::string model = r.model;
+    if (source) {
+        scratch.emplace();
+        quantJson = quantizeForEval(r, *source, *scratch);
+        model = scratch->path();
+    }
+    EvalResults res;
+    for (const std::string& f : r.pplFiles) {
+        if (!r.kldRef) {
+            res.ppls.emplace_back(f, evaluatePerplexityFile(model, f, r.popt, terminalProgress()));
+            continue;
         }
-        return ExitOk;
-    });
+        PerplexityOptions refOpt = r.popt;
+        refOpt.activationBits = 16; // the reference is the model as it is
+        const auto ref = kldReferenceForFile(*r.kldRef, f, refOpt, terminalProgress());
+        res.klds.push_back(evaluateKldFile(model, *ref, f, r.popt, terminalProgress()));
+        res.ppls.emplace_back(f, res.klds.back().perplexity);
+        res.refPerplexity.push_back(ref->perplexity().perplexity);
+    }
+    res.hasTasks = !sets.empty();
+    if (res.hasTasks)
+        res.tasks = evaluateTasks(model, sets, r.topt, terminalProgress());
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const json j = resultsJson(r, actBits, bitsSource, source ? &quantJson : nullptr, res, seconds);
+    if (r.outFile)
+        writeFileAtomically(*r.outFile, j.dump(2) + "\n");
+    printResults(r, j, res, actBits);
+    return ExitOk;
+}
+
+int runEval(const QStringList& args)
+{
+    EvalRequest r;
+    int exitCode = ExitOk;
+    if (!parseEvalArgs(args, r, exitCode))
+        return exitCode;
+    return guarded([&] { return evaluate(r); });
 }
 
 const CommandRegistrar reg({"eval", "perplexity (--ppl) and zero-shot tasks (--tasks) of a model", runEval});

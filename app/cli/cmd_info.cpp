@@ -168,6 +168,209 @@ CheckpointFacts inspectCheckpoint(const ModelConfig& cfg, const std::string& dir
     return f;
 }
 
+/// Everything `moewb info` reports about one model directory.
+struct ModelFacts {
+    fs::path dir;
+    ModelConfig cfg;
+    int64_t configParams = 0;
+    std::vector<LinearInfo> lin;
+    std::vector<RoleSummary> roles;
+    std::optional<CheckpointFacts> ck; ///< none without safetensors files
+};
+
+/// MODEL_DIR or its config.json.
+ModelFacts readModelFacts(const std::string& arg)
+{
+    ModelFacts m;
+    std::error_code ec;
+    m.dir = fs::is_directory(arg, ec)           ? fs::path(arg)
+        : fs::path(arg).parent_path().empty() ? fs::path(".")
+                                                : fs::path(arg).parent_path();
+    m.cfg = loadConfig(arg);
+    m.configParams = parameterCount(m.cfg);
+    m.lin = listLinears(m.cfg);
+    m.roles = summarize(m.lin);
+    if (hasCheckpointFiles(m.dir))
+        m.ck = inspectCheckpoint(m.cfg, m.dir.string());
+    return m;
+}
+
+json expertsJson(const ModelConfig& cfg)
+{
+    if (!cfg.isMoe())
+        return nullptr;
+    return {{"routed", cfg.numExperts},
+            {"top_k", cfg.topK},
+            {"renormalize", cfg.normTopkProb},
+            {"expert_intermediate_size", cfg.moeIntermediateSize},
+            {"shared_intermediate_size", cfg.sharedIntermediateSize},
+            {"shared_experts", cfg.arch == Arch::DeepseekMoe ? cfg.numSharedExperts : (cfg.hasSharedExpert() ? 1 : 0)},
+            {"shared_expert_gate", cfg.sharedExpertGate}};
+}
+
+/// What config.json says.
+void addConfigJson(json& j, const ModelConfig& cfg)
+{
+    j["architecture"] = cfg.architecture;
+    j["model_type"] = cfg.modelType;
+    j["torch_dtype"] = cfg.torchDtype;
+    j["layers"] = {{"total", cfg.numLayers}, {"moe", layerList(cfg, true)}, {"dense", layerList(cfg, false)}};
+    j["hidden_size"] = cfg.hiddenSize;
+    j["attention"] = {{"heads", cfg.numHeads},      {"kv_heads", cfg.numKvHeads},
+                      {"head_dim", cfg.headDim},    {"qkv_bias", cfg.attentionBias},
+                      {"o_bias", cfg.oProjBias},    {"qk_norm", qkNormName(cfg.qkNorm)},
+                      {"clip_qkv", cfg.clipQkv ? json(*cfg.clipQkv) : json(nullptr)}};
+    j["experts"] = expertsJson(cfg);
+    j["intermediate_size"] = cfg.intermediateSize;
+    j["vocab_size"] = cfg.vocabSize;
+    j["tie_word_embeddings"] = cfg.tieWordEmbeddings;
+    j["rope_theta"] = cfg.ropeTheta;
+    j["rms_norm_eps"] = cfg.rmsNormEps;
+    j["max_position_embeddings"] = cfg.maxPositionEmbeddings;
+}
+
+/// The checkpoint and the check against the config (null without a checkpoint).
+void addCheckpointJson(json& j, const std::optional<CheckpointFacts>& ck)
+{
+    if (!ck) {
+        j["checkpoint"] = nullptr;
+        j["check"] = nullptr;
+        return;
+    }
+    j["checkpoint"] = {{"files", ck->files},
+                       {"tensors", ck->tensors},
+                       {"bytes", ck->bytes},
+                       {"bytes_per_dtype", ck->bytesPerDtype},
+                       {"parameters", ck->parameters},
+                       {"unexpected_tensors", ck->unexpected}};
+    j["check"] = {{"ok", ck->error.empty()}, {"error", ck->error.empty() ? json(nullptr) : json(ck->error)}};
+}
+
+/// The linears per role, and each one with --linears.
+void addLinearsJson(json& j, const ModelFacts& m, bool allLinears)
+{
+    json rj = json::array();
+    for (const auto& r : m.roles)
+        rj.push_back({{"role", linearRoleName(r.role)}, {"count", r.count},
+                      {"in", range(r.inMin, r.inMax)},  {"out", range(r.outMin, r.outMax)},
+                      {"bias", r.bias},                 {"parameters", r.params}});
+    j["linear_roles"] = rj;
+    j["linear_count"] = int64_t(m.lin.size());
+    if (!allLinears)
+        return;
+    json lj = json::array();
+    for (const auto& l : m.lin)
+        lj.push_back({{"name", l.name}, {"layer", l.layer}, {"expert", l.expert}, {"role", linearRoleName(l.role)},
+                      {"in", l.inFeatures}, {"out", l.outFeatures}, {"bias", l.hasBias}});
+    j["linears"] = lj;
+}
+
+void printJson(const ModelFacts& m, bool allLinears)
+{
+    json j;
+    j["path"] = m.dir.string();
+    addConfigJson(j, m.cfg);
+    j["parameters_config"] = m.configParams;
+    j["notes"] = m.cfg.notes;
+    addCheckpointJson(j, m.ck);
+    addLinearsJson(j, m, allLinears);
+    std::printf("%s\n", j.dump(2).c_str());
+}
+
+void printExperts(const ModelConfig& cfg, const std::string& denseLayers)
+{
+    if (!cfg.isMoe()) {
+        std::printf("experts:       none (dense model, MLP width %lld)\n", (long long)cfg.intermediateSize);
+        return;
+    }
+    const char* renorm = cfg.arch == Arch::Mixtral ? "always"
+        : cfg.normTopkProb                         ? "yes (norm_topk_prob)"
+                                                   : "no (raw softmax probabilities)";
+    std::printf("experts:       %lld routed (width %lld), top-%lld\n", (long long)cfg.numExperts,
+                (long long)cfg.moeIntermediateSize, (long long)cfg.topK);
+    std::printf("renormalize:   %s\n", renorm);
+    if (!cfg.hasSharedExpert())
+        std::printf("shared:        none\n");
+    else if (cfg.arch == Arch::DeepseekMoe)
+        std::printf("shared:        %lld shared experts merged into one MLP of width %lld, ungated\n",
+                    (long long)cfg.numSharedExperts, (long long)cfg.sharedIntermediateSize);
+    else
+        std::printf("shared:        1 shared expert of width %lld%s\n", (long long)cfg.sharedIntermediateSize,
+                    cfg.sharedExpertGate ? ", sigmoid-gated (shared_expert_gate)" : "");
+    if (!denseLayers.empty())
+        std::printf("dense MLP:     width %lld\n", (long long)cfg.intermediateSize);
+}
+
+/// What config.json says, as text.
+void printConfig(const fs::path& dir, const ModelConfig& cfg, int64_t configParams)
+{
+    std::printf("model:         %s\n", dir.string().c_str());
+    std::printf("architecture:  %s (model_type %s%s%s)\n", cfg.architecture.c_str(),
+                cfg.modelType.empty() ? "-" : cfg.modelType.c_str(), cfg.torchDtype.empty() ? "" : ", torch_dtype ",
+                cfg.torchDtype.c_str());
+    const std::string moeL = layerRanges(cfg, true), denseL = layerRanges(cfg, false);
+    std::printf("layers:        %lld (MoE: %s; dense: %s)\n", (long long)cfg.numLayers,
+                moeL.empty() ? "none" : moeL.c_str(), denseL.empty() ? "none" : denseL.c_str());
+    std::printf("hidden:        %lld\n", (long long)cfg.hiddenSize);
+    std::printf("attention:     %lld heads, %lld kv heads, head_dim %lld; q/k/v bias %s, o bias %s, q/k norm %s%s\n",
+                (long long)cfg.numHeads, (long long)cfg.numKvHeads, (long long)cfg.headDim,
+                cfg.attentionBias ? "yes" : "no", cfg.oProjBias ? "yes" : "no", qkNormName(cfg.qkNorm),
+                cfg.clipQkv ? (", clip_qkv " + std::to_string(*cfg.clipQkv)).c_str() : "");
+    printExperts(cfg, denseL);
+    std::printf("vocab:         %lld (%s)\n", (long long)cfg.vocabSize,
+                cfg.tieWordEmbeddings ? "lm_head tied to embeddings" : "separate lm_head");
+    std::printf("rope:          theta %g, rms_norm_eps %g, max positions %lld\n", cfg.ropeTheta, cfg.rmsNormEps,
+                (long long)cfg.maxPositionEmbeddings);
+    std::printf("parameters:    %s (%s, from config.json)\n", withCommas(configParams).c_str(),
+                shortCount(configParams).c_str());
+    for (const auto& n : cfg.notes)
+        std::printf("note:          %s\n", n.c_str());
+}
+
+void printCheckpoint(const std::optional<CheckpointFacts>& ck)
+{
+    if (!ck) {
+        std::printf("checkpoint:    none (no .safetensors files; config only)\n");
+        return;
+    }
+    std::printf("checkpoint:    %lld file(s), %lld tensors, %s bytes, %s parameters (%s)\n", (long long)ck->files,
+                (long long)ck->tensors, withCommas(ck->bytes).c_str(), withCommas(ck->parameters).c_str(),
+                shortCount(ck->parameters).c_str());
+    for (const auto& [dt, b] : ck->bytesPerDtype)
+        std::printf("  %-6s       %s bytes\n", dt.c_str(), withCommas(b).c_str());
+    if (!ck->unexpected.empty())
+        std::printf("unexpected:    %lld tensor(s) the architecture does not use, e.g. %s\n",
+                    (long long)ck->unexpected.size(), ck->unexpected.front().c_str());
+    std::printf("check:         %s\n",
+                ck->error.empty() ? "ok (every expected tensor present with its shape)" : "FAILED (see error)");
+}
+
+/// Every linear (--linears) or one line per role.
+void printLinears(const ModelFacts& m, bool allLinears)
+{
+    if (allLinears) {
+        std::printf("%-60s %8s %8s  %s\n", "linear", "in", "out", "role");
+        for (const auto& l : m.lin)
+            std::printf("%-60s %8lld %8lld  %s%s\n", l.name.c_str(), (long long)l.inFeatures, (long long)l.outFeatures,
+                        linearRoleName(l.role), l.hasBias ? " (+bias)" : "");
+        return;
+    }
+    std::printf("%-20s %7s %11s %11s %16s\n", "linear role", "count", "in", "out", "parameters");
+    for (const auto& r : m.roles)
+        std::printf("%-20s %7lld %11s %11s %16s%s\n", linearRoleName(r.role), (long long)r.count,
+                    range(r.inMin, r.inMax).c_str(), range(r.outMin, r.outMax).c_str(), withCommas(r.params).c_str(),
+                    r.bias ? "  (+bias)" : "");
+    std::printf("%-20s %7lld   (--linears lists each one)\n", "total", (long long)m.lin.size());
+}
+
+void printText(const ModelFacts& m, bool allLinears)
+{
+    printConfig(m.dir, m.cfg, m.configParams);
+    printCheckpoint(m.ck);
+    std::printf("\n");
+    printLinears(m, allLinears);
+}
+
 int runInfo(const QStringList& args)
 {
     QCommandLineParser p;
@@ -190,162 +393,15 @@ int runInfo(const QStringList& args)
     }
     const bool asJson = p.isSet(QStringLiteral("json"));
     const bool allLinears = p.isSet(QStringLiteral("linears"));
-
     return guarded([&] {
-        const std::string arg = toStd(p.positionalArguments()[0]);
-        std::error_code ec;
-        const fs::path dir = fs::is_directory(arg, ec) ? fs::path(arg) : fs::path(arg).parent_path().empty()
-                ? fs::path(".")
-                : fs::path(arg).parent_path();
-        const ModelConfig cfg = loadConfig(arg);
-        const int64_t configParams = parameterCount(cfg);
-        const std::vector<LinearInfo> lin = listLinears(cfg);
-        const std::vector<RoleSummary> roles = summarize(lin);
-        std::optional<CheckpointFacts> ck;
-        if (hasCheckpointFiles(dir))
-            ck = inspectCheckpoint(cfg, dir.string());
-
-        const char* renorm = !cfg.isMoe() ? "n/a"
-            : cfg.arch == Arch::Mixtral   ? "always"
-            : cfg.normTopkProb            ? "yes (norm_topk_prob)"
-                                          : "no (raw softmax probabilities)";
-
-        if (asJson) {
-            json j;
-            j["path"] = dir.string();
-            j["architecture"] = cfg.architecture;
-            j["model_type"] = cfg.modelType;
-            j["torch_dtype"] = cfg.torchDtype;
-            j["layers"] = {{"total", cfg.numLayers}, {"moe", layerList(cfg, true)}, {"dense", layerList(cfg, false)}};
-            j["hidden_size"] = cfg.hiddenSize;
-            j["attention"] = {{"heads", cfg.numHeads},      {"kv_heads", cfg.numKvHeads},
-                              {"head_dim", cfg.headDim},    {"qkv_bias", cfg.attentionBias},
-                              {"o_bias", cfg.oProjBias},    {"qk_norm", qkNormName(cfg.qkNorm)},
-                              {"clip_qkv", cfg.clipQkv ? json(*cfg.clipQkv) : json(nullptr)}};
-            if (cfg.isMoe()) {
-                j["experts"] = {{"routed", cfg.numExperts},
-                                {"top_k", cfg.topK},
-                                {"renormalize", cfg.normTopkProb},
-                                {"expert_intermediate_size", cfg.moeIntermediateSize},
-                                {"shared_intermediate_size", cfg.sharedIntermediateSize},
-                                {"shared_experts", cfg.arch == Arch::DeepseekMoe ? cfg.numSharedExperts
-                                                                                 : (cfg.hasSharedExpert() ? 1 : 0)},
-                                {"shared_expert_gate", cfg.sharedExpertGate}};
-            } else {
-                j["experts"] = nullptr;
-            }
-            j["intermediate_size"] = cfg.intermediateSize;
-            j["vocab_size"] = cfg.vocabSize;
-            j["tie_word_embeddings"] = cfg.tieWordEmbeddings;
-            j["rope_theta"] = cfg.ropeTheta;
-            j["rms_norm_eps"] = cfg.rmsNormEps;
-            j["max_position_embeddings"] = cfg.maxPositionEmbeddings;
-            j["parameters_config"] = configParams;
-            j["notes"] = cfg.notes;
-            if (ck) {
-                j["checkpoint"] = {{"files", ck->files},
-                                   {"tensors", ck->tensors},
-                                   {"bytes", ck->bytes},
-                                   {"bytes_per_dtype", ck->bytesPerDtype},
-                                   {"parameters", ck->parameters},
-                                   {"unexpected_tensors", ck->unexpected}};
-                j["check"] = {{"ok", ck->error.empty()},
-                              {"error", ck->error.empty() ? json(nullptr) : json(ck->error)}};
-            } else {
-                j["checkpoint"] = nullptr;
-                j["check"] = nullptr;
-            }
-            json rj = json::array();
-            for (const auto& r : roles)
-                rj.push_back({{"role", linearRoleName(r.role)}, {"count", r.count},
-                              {"in", range(r.inMin, r.inMax)},  {"out", range(r.outMin, r.outMax)},
-                              {"bias", r.bias},                 {"parameters", r.params}});
-            j["linear_roles"] = rj;
-            j["linear_count"] = int64_t(lin.size());
-            if (allLinears) {
-                json lj = json::array();
-                for (const auto& l : lin)
-                    lj.push_back({{"name", l.name}, {"layer", l.layer}, {"expert", l.expert},
-                                  {"role", linearRoleName(l.role)}, {"in", l.inFeatures},
-                                  {"out", l.outFeatures}, {"bias", l.hasBias}});
-                j["linears"] = lj;
-            }
-            std::printf("%s\n", j.dump(2).c_str());
-        } else {
-            std::printf("model:         %s\n", dir.string().c_str());
-            std::printf("architecture:  %s (model_type %s%s%s)\n", cfg.architecture.c_str(),
-                        cfg.modelType.empty() ? "-" : cfg.modelType.c_str(),
-                        cfg.torchDtype.empty() ? "" : ", torch_dtype ", cfg.torchDtype.c_str());
-            const std::string moeL = layerRanges(cfg, true), denseL = layerRanges(cfg, false);
-            std::printf("layers:        %lld (MoE: %s; dense: %s)\n", (long long)cfg.numLayers,
-                        moeL.empty() ? "none" : moeL.c_str(), denseL.empty() ? "none" : denseL.c_str());
-            std::printf("hidden:        %lld\n", (long long)cfg.hiddenSize);
-            std::printf("attention:     %lld heads, %lld kv heads, head_dim %lld; q/k/v bias %s, o bias %s, "
-                        "q/k norm %s%s\n",
-                        (long long)cfg.numHeads, (long long)cfg.numKvHeads, (long long)cfg.headDim,
-                        cfg.attentionBias ? "yes" : "no", cfg.oProjBias ? "yes" : "no", qkNormName(cfg.qkNorm),
-                        cfg.clipQkv ? (", clip_qkv " + std::to_string(*cfg.clipQkv)).c_str() : "");
-            if (cfg.isMoe()) {
-                std::printf("experts:       %lld routed (width %lld), top-%lld\n", (long long)cfg.numExperts,
-                            (long long)cfg.moeIntermediateSize, (long long)cfg.topK);
-                std::printf("renormalize:   %s\n", renorm);
-                if (cfg.hasSharedExpert()) {
-                    if (cfg.arch == Arch::DeepseekMoe)
-                        std::printf("shared:        %lld shared experts merged into one MLP of width %lld, ungated\n",
-                                    (long long)cfg.numSharedExperts, (long long)cfg.sharedIntermediateSize);
-                    else
-                        std::printf("shared:        1 shared expert of width %lld%s\n",
-                                    (long long)cfg.sharedIntermediateSize,
-                                    cfg.sharedExpertGate ? ", sigmoid-gated (shared_expert_gate)" : "");
-                } else {
-                    std::printf("shared:        none\n");
-                }
-                if (!denseL.empty())
-                    std::printf("dense MLP:     width %lld\n", (long long)cfg.intermediateSize);
-            } else {
-                std::printf("experts:       none (dense model, MLP width %lld)\n", (long long)cfg.intermediateSize);
-            }
-            std::printf("vocab:         %lld (%s)\n", (long long)cfg.vocabSize,
-                        cfg.tieWordEmbeddings ? "lm_head tied to embeddings" : "separate lm_head");
-            std::printf("rope:          theta %g, rms_norm_eps %g, max positions %lld\n", cfg.ropeTheta,
-                        cfg.rmsNormEps, (long long)cfg.maxPositionEmbeddings);
-            std::printf("parameters:    %s (%s, from config.json)\n", withCommas(configParams).c_str(),
-                        shortCount(configParams).c_str());
-            for (const auto& n : cfg.notes)
-                std::printf("note:          %s\n", n.c_str());
-            if (ck) {
-                std::printf("checkpoint:    %lld file(s), %lld tensors, %s bytes, %s parameters (%s)\n",
-                            (long long)ck->files, (long long)ck->tensors, withCommas(ck->bytes).c_str(),
-                            withCommas(ck->parameters).c_str(), shortCount(ck->parameters).c_str());
-                for (const auto& [dt, b] : ck->bytesPerDtype)
-                    std::printf("  %-6s       %s bytes\n", dt.c_str(), withCommas(b).c_str());
-                if (!ck->unexpected.empty())
-                    std::printf("unexpected:    %lld tensor(s) the architecture does not use, e.g. %s\n",
-                                (long long)ck->unexpected.size(), ck->unexpected.front().c_str());
-                std::printf("check:         %s\n", ck->error.empty()
-                                                       ? "ok (every expected tensor present with its shape)"
-                                                       : "FAILED (see error)");
-            } else {
-                std::printf("checkpoint:    none (no .safetensors files; config only)\n");
-            }
-            std::printf("\n");
-            if (allLinears) {
-                std::printf("%-60s %8s %8s  %s\n", "linear", "in", "out", "role");
-                for (const auto& l : lin)
-                    std::printf("%-60s %8lld %8lld  %s%s\n", l.name.c_str(), (long long)l.inFeatures,
-                                (long long)l.outFeatures, linearRoleName(l.role), l.hasBias ? " (+bias)" : "");
-            } else {
-                std::printf("%-20s %7s %11s %11s %16s\n", "linear role", "count", "in", "out", "parameters");
-                for (const auto& r : roles)
-                    std::printf("%-20s %7lld %11s %11s %16s%s\n", linearRoleName(r.role), (long long)r.count,
-                                range(r.inMin, r.inMax).c_str(), range(r.outMin, r.outMax).c_str(),
-                                withCommas(r.params).c_str(), r.bias ? "  (+bias)" : "");
-                std::printf("%-20s %7lld   (--linears lists each one)\n", "total", (long long)lin.size());
-            }
-        }
+        const ModelFacts m = readModelFacts(toStd(p.positionalArguments()[0]));
+        if (asJson)
+            printJson(m, allLinears);
+        else
+            printText(m, allLinears);
         std::fflush(stdout);
-        if (ck && !ck->error.empty())
-            throw InputError(dir.string(), ck->error);
+        if (m.ck && !m.ck->error.empty())
+            throw InputError(m.dir.string(), m.ck->error);
         return ExitOk;
     });
 }

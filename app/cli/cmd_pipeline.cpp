@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 
 namespace moewb::cli {
@@ -30,39 +31,89 @@ std::vector<std::string> splitList(const QStringList& values)
     return out;
 }
 
+/// One line per budget: the strategy with the lowest mean KLD over the texts, and whether its
+/// difference to uniform is outside the 95 % interval.
+void printWinner(const PipelineResult& r)
+{
+    std::map<double, const PipelineRow*> best;
+    auto meanKld = [](const PipelineRow& row) {
+        double s = 0;
+        for (double k : row.kld)
+            s += k;
+        return row.kld.empty() ? 0.0 : s / double(row.kld.size());
+    };
+    for (const PipelineRow& row : r.rows)
+        if (!row.strategy.empty() && !row.kld.empty()
+            && (!best.count(row.targetBits) || meanKld(row) < meanKld(*best[row.targetBits])))
+            best[row.targetBits] = &row;
+    if (best.empty())
+        return;
+    std::printf("\n* the 95 %% interval of the difference to uniform excludes 0 (paired bootstrap over windows)\n");
+    for (const auto& [bits, row] : best) {
+        std::string verdict = "lowest KLD";
+        if (row->strategy != "uniform" && row->kldVsUniform)
+            verdict += row->kldVsUniform->excludesZero() ? (row->kldVsUniform->hi < 0 ? ", better than uniform beyond noise"
+                                                                                        : ", worse than uniform beyond noise")
+                                                         : ", not distinguishable from uniform";
+        std::printf("at %g bits: %s (%s)\n", bits, row->label.c_str(), verdict.c_str());
+    }
+}
+
+std::string textName(const std::string& file)
+{
+    return toStd(QFileInfo(QString::fromStdString(file)).completeBaseName());
+}
+
+/// "+0.0123 [+0.0101, +0.0145] *": the paired difference to uniform, '*' when the 95 % interval
+/// excludes 0 (docs/evaluation.md).
+std::string intervalText(const PairedInterval& p, const char* format)
+{
+    const std::string f = std::string(format) + " [" + format + ", " + format + "]";
+    char buf[128];
+    std::snprintf(buf, sizeof buf, f.c_str(), p.diff, p.lo, p.hi);
+    return std::string(buf) + (p.excludesZero() ? " *" : "");
+}
+
 void printTable(const PipelineOptions& opt, const PipelineResult& r)
 {
     std::string header = "| model | avg bits | size MB |";
     std::string rule = "|---|---:|---:|";
     for (const std::string& f : opt.pplFiles) {
-        header += " ppl " + toStd(QFileInfo(QString::fromStdString(f)).completeBaseName()) + " |";
-        rule += "---:|";
+        header += " ppl " + textName(f) + " | kld " + textName(f) + " | same top " + textName(f) + " |";
+        rule += "---:|---:|---:|";
+    }
+    if (!opt.pplFiles.empty()) {
+        header += " Δkld vs uniform [95 %] |";
+        rule += "---|";
     }
     for (const std::string& t : r.taskNames) {
-        header += " " + t + " acc |";
-        rule += "---:|";
+        header += " " + t + " acc | Δacc vs uniform [95 %] |";
+        rule += "---:|---|";
     }
     header += " rel. error | fallback experts | s |";
     rule += "---:|---:|---:|";
     std::printf("\n%s\n%s\n", header.c_str(), rule.c_str());
     for (const PipelineRow& row : r.rows) {
         std::printf("| %s | %.3f | %.2f |", row.label.c_str(), row.achievedBits, double(row.modelBytes) / 1e6);
-        for (double v : row.ppl)
-            std::printf(" %.3f |", v);
-        for (const TaskMetrics& m : row.tasks)
-            std::printf(" %.3f ± %.3f |", m.acc, m.accStderr);
+        for (size_t i = 0; i < row.ppl.size(); ++i)
+            std::printf(" %.3f | %.5f | %.2f %% |", row.ppl[i], row.kld[i], 100.0 * row.sameTop[i]);
+        if (!opt.pplFiles.empty())
+            std::printf(" %s |", row.kldVsUniform ? intervalText(*row.kldVsUniform, "%+.5f").c_str() : "–");
+        for (size_t t = 0; t < row.tasks.size(); ++t)
+            std::printf(" %.3f ± %.3f | %s |", row.tasks[t].acc, row.tasks[t].accStderr,
+                        t < row.accVsUniform.size() ? intervalText(row.accVsUniform[t], "%+.3f").c_str() : "–");
         if (row.meanRelError >= 0)
             std::printf(" %.4f | %lld |", row.meanRelError, (long long)row.fallbackExperts);
         else
             std::printf(" – | – |");
         std::printf(" %.0f |\n", row.seconds);
     }
+    printWinner(r);
     std::printf("\nstats: %s\nresults: %s (%.0f s in all)\n", r.statsPath.c_str(), r.resultsPath.c_str(), r.seconds);
 }
 
-int runPipelineCmd(const QStringList& args)
+void addPipelineOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Calibrate, allocate bits with each --strategy at each --bits budget, quantize (fake-quant, GPTQ or RTN), "
         "and evaluate perplexity and zero-shot tasks before and after, in one command. Prints one comparison "
@@ -88,14 +139,11 @@ int runPipelineCmd(const QStringList& args)
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory in WORK.")});
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    if (p.positionalArguments().size() != 1)
-        return usage(p, "expected one MODEL_DIR");
+}
 
-    PipelineOptions opt;
-    opt.modelDir = toStd(p.positionalArguments()[0]);
-    opt.workDir = toStd(p.value(QStringLiteral("work")));
+/// Calibration data, strategies and budgets; 0 or ExitUsage (message printed).
+int readSweep(const QCommandLineParser& p, PipelineOptions& opt)
+{
     for (const QString& f : p.values(QStringLiteral("calib")))
         opt.calibData.push_back({toStd(f), ""});
     for (const QString& d : p.values(QStringLiteral("domain"))) {
@@ -108,13 +156,9 @@ int runPipelineCmd(const QStringList& args)
         return usage(p, "give calibration data with --calib FILE or --domain NAME=FILE");
     if (p.isSet(QStringLiteral("strategy")))
         opt.strategies = splitList(p.values(QStringLiteral("strategy")));
-    for (const std::string& s : opt.strategies) {
-        bool known = false;
-        for (const StrategyInfo& info : allocStrategies())
-            known = known || s == info.name;
-        if (!known)
+    for (const std::string& s : opt.strategies)
+        if (!findStrategy(s))
             return usage(p, "unknown strategy '" + s + "'");
-    }
     if (p.isSet(QStringLiteral("bits"))) {
         opt.bits.clear();
         for (const std::string& b : splitList(p.values(QStringLiteral("bits")))) {
@@ -125,6 +169,12 @@ int runPipelineCmd(const QStringList& args)
             opt.bits.push_back(v);
         }
     }
+    return 0;
+}
+
+/// Evaluation inputs, numbers and switches; 0 or ExitUsage (message printed).
+int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
+{
     for (const QString& f : p.values(QStringLiteral("ppl")))
         opt.pplFiles.push_back(toStd(f));
     for (const QString& f : p.values(QStringLiteral("tasks")))
@@ -143,7 +193,7 @@ int runPipelineCmd(const QStringList& args)
     if (opt.activationBits > 16)
         return usage(p, "--act-bits must be at most 16");
     opt.method = toStd(p.value(QStringLiteral("method")));
-    if (opt.method != "gptq" && opt.method != "rtn")
+    if (!isValidQuantMethod(opt.method))
         return usage(p, "--method must be gptq or rtn");
     bool ok = false;
     opt.groupSize = p.value(QStringLiteral("group-size")).toLongLong(&ok);
@@ -152,6 +202,25 @@ int runPipelineCmd(const QStringList& args)
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     opt.keepModels = p.isSet(QStringLiteral("keep-models"));
+    return 0;
+}
+
+int runPipelineCmd(const QStringList& args)
+{
+    QCommandLineParser p;
+    addPipelineOptions(p);
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    if (p.positionalArguments().size() != 1)
+        return usage(p, "expected one MODEL_DIR");
+
+    PipelineOptions opt;
+    opt.modelDir = toStd(p.positionalArguments()[0]);
+    opt.workDir = toStd(p.value(QStringLiteral("work")));
+    if (const int rc = readSweep(p, opt))
+        return rc;
+    if (const int rc = readSettings(p, opt))
+        return rc;
 
     return guarded([&] {
         const RuntimeInfo rt = initRuntime(true);

@@ -7,6 +7,7 @@
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 
@@ -137,17 +138,14 @@ int runShow(const QStringList& args)
     });
 }
 
-int runPlan(const QStringList& args)
+void addPlanOptions(QCommandLineParser& p)
 {
-    if (args.size() >= 2 && args[1] == QLatin1String("show")) {
-        QStringList sub = args.mid(2);
-        sub.prepend(QStringLiteral("moewb plan show"));
-        return runShow(sub);
-    }
-    QCommandLineParser p;
-    std::string strategies;
-    for (const StrategyInfo& s : allocStrategies())
+    std::string strategies, withStats;
+    for (const StrategyInfo& s : allocStrategies()) {
         strategies += std::string("\n  ") + s.name + ": " + s.description;
+        if (s.needsStats)
+            withStats += std::string(withStats.empty() ? "" : ", ") + s.name;
+    }
     p.setApplicationDescription(QString::fromStdString(
         "Choose a bit-width for every linear of a MoE model under a size budget and write an editable plan "
         "(docs/plan-format.md). `moewb plan show PLAN` prints one. The budget is in real GPTQ bytes: --bits B means "
@@ -156,8 +154,9 @@ int runPlan(const QStringList& args)
         "Strategies:" + strategies));
     p.addHelpOption();
     p.addPositionalArgument(QStringLiteral("MODEL_DIR"), QStringLiteral("Hugging Face model directory"));
-    p.addOption({QStringLiteral("stats"), QStringLiteral("Calibration statistics from moewb calibrate (needed by "
-                                                         "frequency, outlier, block, moqa, budget)."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("stats"),
+                 QString::fromStdString("Calibration statistics from moewb calibrate (needed by " + withStats + ")."),
+                 QStringLiteral("FILE")});
     p.addOption({QStringLiteral("strategy"), QStringLiteral("Allocation strategy (see above)."), QStringLiteral("NAME")});
     p.addOption({QStringLiteral("bits"), QStringLiteral("Target average bit-width in [2, 16]."), QStringLiteral("B")});
     p.addOption({QStringLiteral("bytes"), QStringLiteral("Target whole-model size in bytes (instead of --bits)."), QStringLiteral("N")});
@@ -173,28 +172,18 @@ int runPlan(const QStringList& args)
     p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
                                                           "size), else measured and written here."), QStringLiteral("FILE")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output plan file."), QStringLiteral("FILE")});
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    auto usage = [&](const std::string& msg) {
-        std::fprintf(stderr, "moewb plan: usage error: %s\n", msg.c_str());
-        return int(ExitUsage);
-    };
-    if (p.positionalArguments().size() != 1)
-        return usage("expected exactly one MODEL_DIR (or: moewb plan show PLAN)");
-    if (!p.isSet(QStringLiteral("out")))
-        return usage("--out FILE is required");
-    if (!p.isSet(QStringLiteral("strategy")))
-        return usage("--strategy NAME is required");
-    if (p.isSet(QStringLiteral("bits")) == p.isSet(QStringLiteral("bytes")))
-        return usage("give exactly one of --bits B and --bytes N");
+}
 
-    AllocOptions opt;
-    opt.strategy = toStd(p.value(QStringLiteral("strategy")));
-    bool known = false;
-    for (const StrategyInfo& s : allocStrategies())
-        known = known || opt.strategy == s.name;
-    if (!known)
-        return usage("unknown strategy '" + opt.strategy + "' (see --help)");
+int planUsage(const std::string& msg)
+{
+    std::fprintf(stderr, "moewb plan: usage error: %s\n", msg.c_str());
+    return ExitUsage;
+}
+
+/// The target and the strategy's parameters; 0 or ExitUsage (message printed).
+int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
+{
+    auto usage = planUsage;
     bool ok = true;
     if (p.isSet(QStringLiteral("bits"))) {
         opt.targetBits = p.value(QStringLiteral("bits")).toDouble(&ok);
@@ -210,7 +199,7 @@ int runPlan(const QStringList& args)
         return usage("--group-size must be -1 or a positive multiple of 16");
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.method = toStd(p.value(QStringLiteral("method")));
-    if (opt.method != "gptq" && opt.method != "rtn")
+    if (!isValidQuantMethod(opt.method))
         return usage("--method must be gptq or rtn");
     opt.seed = p.value(QStringLiteral("seed")).toULongLong(&ok);
     if (!ok)
@@ -230,9 +219,75 @@ int runPlan(const QStringList& args)
         if (!ok || opt.perLayer < 0)
             return usage("--per-layer must be a non-negative integer");
     }
-    const bool needsStats = opt.strategy == "frequency" || opt.strategy == "outlier" || opt.strategy == "block"
-        || opt.strategy == "moqa" || opt.strategy == "budget";
-    if (needsStats && !p.isSet(QStringLiteral("stats")))
+    return 0;
+}
+
+/// "budget": the error table from the cache file if there is one, else measured (and cached).
+AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
+                                 const AllocOptions& opt, const std::string& errorsPath)
+{
+    ErrorTable table;
+    const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
+    if (cached) {
+        table = loadErrorTable(errorsPath);
+        std::printf("read quantization errors from %s\n", errorsPath.c_str());
+    } else {
+        table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress());
+        if (!errorsPath.empty()) {
+            saveErrorTable(table, errorsPath);
+            std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
+        }
+    }
+    const auto ts = std::chrono::steady_clock::now();
+    AllocResult r = allocateBudget(cfg, table, opt);
+    std::printf("solved in %.1f ms\n",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count());
+    return r;
+}
+
+void printAllocation(const AllocResult& r, const std::string& out, std::chrono::steady_clock::time_point t0)
+{
+    for (const std::string& n : r.notes)
+        std::printf("%s\n", n.c_str());
+    std::printf("budget %lld bytes (%.3f GB)\n", (long long)r.budgetBytes, double(r.budgetBytes) / 1e9);
+    printSizeLine(r.size);
+    std::map<int64_t, int64_t> h;
+    for (const PlanEntry& e : r.entries)
+        h[e.bits]++;
+    std::printf("linears per width: %s\n", histogram(h).c_str());
+    std::printf("wrote %s in %.2f s\n", out.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+int runPlan(const QStringList& args)
+{
+    if (args.size() >= 2 && args[1] == QLatin1String("show")) {
+        QStringList sub = args.mid(2);
+        sub.prepend(QStringLiteral("moewb plan show"));
+        return runShow(sub);
+    }
+    QCommandLineParser p;
+    addPlanOptions(p);
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    auto usage = planUsage;
+    if (p.positionalArguments().size() != 1)
+        return usage("expected exactly one MODEL_DIR (or: moewb plan show PLAN)");
+    if (!p.isSet(QStringLiteral("out")))
+        return usage("--out FILE is required");
+    if (!p.isSet(QStringLiteral("strategy")))
+        return usage("--strategy NAME is required");
+    if (p.isSet(QStringLiteral("bits")) == p.isSet(QStringLiteral("bytes")))
+        return usage("give exactly one of --bits B and --bytes N");
+
+    AllocOptions opt;
+    opt.strategy = toStd(p.value(QStringLiteral("strategy")));
+    const StrategyInfo* strategy = findStrategy(opt.strategy);
+    if (!strategy)
+        return usage("unknown strategy '" + opt.strategy + "' (see --help)");
+    if (const int rc = readAllocNumbers(p, opt))
+        return rc;
+    if (strategy->needsStats && !p.isSet(QStringLiteral("stats")))
         return usage("strategy '" + opt.strategy + "' needs --stats FILE");
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
@@ -245,43 +300,15 @@ int runPlan(const QStringList& args)
         CalibStats stats;
         if (!statsPath.empty())
             stats = readStats(statsPath);
-        AllocResult r;
-        if (opt.strategy == "budget") {
-            ErrorTable table;
-            const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
-            if (cached) {
-                table = loadErrorTable(errorsPath);
-                std::printf("read quantization errors from %s\n", errorsPath.c_str());
-            } else {
-                table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress());
-                if (!errorsPath.empty()) {
-                    saveErrorTable(table, errorsPath);
-                    std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
-                }
-            }
-            const auto ts = std::chrono::steady_clock::now();
-            r = allocateBudget(cfg, table, opt);
-            std::printf("solved in %.1f ms\n",
-                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count());
-        } else {
-            r = allocate(cfg, stats, opt);
-        }
+        const AllocResult r = strategy->needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
+                                                        : allocate(cfg, stats, opt);
         Plan plan = planFromAllocation(r, opt);
         plan.provenance.modelPath = model;
         plan.provenance.statsPath = statsPath;
         plan.provenance.architecture = cfg.architecture;
         plan.provenance.created = utcTimestamp();
         savePlan(plan, out);
-        for (const std::string& n : r.notes)
-            std::printf("%s\n", n.c_str());
-        std::printf("budget %lld bytes (%.3f GB)\n", (long long)r.budgetBytes, double(r.budgetBytes) / 1e9);
-        printSizeLine(r.size);
-        std::map<int64_t, int64_t> h;
-        for (const PlanEntry& e : r.entries)
-            h[e.bits]++;
-        std::printf("linears per width: %s\n", histogram(h).c_str());
-        std::printf("wrote %s in %.2f s\n", out.c_str(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        printAllocation(r, out, t0);
         return ExitOk;
     });
 }

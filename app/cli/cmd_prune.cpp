@@ -30,13 +30,13 @@ void printPruneSummary(const QuantizeReport& r)
     std::map<std::string, int64_t> byMethod;
     int64_t pruned = 0, numel = 0, untouched = 0;
     for (const LinearQuantResult& l : r.linears) {
-        if (l.sparsity <= 0) {
+        if (l.plan.sparsity <= 0) {
             ++untouched;
             continue;
         }
         byRole[l.role].first += l.pruned;
         byRole[l.role].second += l.numel;
-        byMethod[l.pruneMethod + (l.bits < 16 ? " + " + l.method + " " + std::to_string(l.bits) + "-bit" : "")] += 1;
+        byMethod[l.pruneMethod + (l.plan.bits < 16 ? " + " + l.method + " " + std::to_string(l.plan.bits) + "-bit" : "")] += 1;
         pruned += l.pruned;
         numel += l.numel;
     }
@@ -51,7 +51,7 @@ void printPruneSummary(const QuantizeReport& r)
         std::printf("method %s: %lld linears\n", m.c_str(), (long long)c);
     int64_t fallbacks = 0;
     for (const LinearQuantResult& l : r.linears)
-        fallbacks += (l.sparsity > 0 && !l.fallback.empty()) ? 1 : 0;
+        fallbacks += (l.plan.sparsity > 0 && !l.fallback.empty()) ? 1 : 0;
     if (fallbacks)
         std::printf("linears with a fallback (see moewb_quant_report.json): %lld\n", (long long)fallbacks);
     if (r.meanRelError >= 0)
@@ -60,9 +60,8 @@ void printPruneSummary(const QuantizeReport& r)
                 (long long)r.calibTokens, r.seconds);
 }
 
-int runPrune(const QStringList& args)
+void addPruneOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Prune the linears of a model (docs/pruning.md): magnitude (|W|), Wanda (|W| x input-channel norm) or "
         "SparseGPT (OBS updates from the calibration Hessian), unstructured per-row sparsity or N:M along the "
@@ -95,6 +94,129 @@ int runPrune(const QStringList& args)
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype of the calibration forward: auto, bf16 or f32."),
                  QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("force"), QStringLiteral("Replace DIR if it exists.")});
+}
+
+/// --sparsity S or --pattern N:M into the plan's defaults.
+void readSparsity(const QCommandLineParser& p, Plan& plan)
+{
+    if (p.isSet(QStringLiteral("sparsity"))) {
+        bool ok = false;
+        plan.defaults.sparsity = p.value(QStringLiteral("sparsity")).toDouble(&ok);
+        if (!ok)
+            throw InputError("--sparsity", "expected a number, got '" + toStd(p.value(QStringLiteral("sparsity"))) + "'");
+        checkSparsity(plan.defaults.sparsity, "--sparsity");
+        if (plan.defaults.sparsity == 0)
+            throw InputError("--sparsity", "0 prunes nothing");
+    } else {
+        plan.defaults.pattern = toStd(p.value(QStringLiteral("pattern")));
+        const PrunePattern pat = parsePrunePattern(plan.defaults.pattern, "--pattern");
+        plan.defaults.sparsity = patternSparsity(pat, 0);
+    }
+}
+
+/// --bits, --group-size and --quant-method into the plan's defaults.
+void readQuantization(const QCommandLineParser& p, Plan& plan)
+{
+    bool ok = false;
+    plan.defaults.bits = p.value(QStringLiteral("bits")).toLongLong(&ok);
+    if (!ok || !isValidBits(plan.defaults.bits))
+        throw InputError("--bits", "expected 2, 3, 4, 8 or 16, got '" + toStd(p.value(QStringLiteral("bits"))) + "'");
+    plan.defaults.groupSize = p.value(QStringLiteral("group-size")).toLongLong(&ok);
+    if (!ok || !isValidGroupSize(plan.defaults.groupSize))
+        throw InputError("--group-size", "expected -1 or a positive multiple of 16");
+    plan.defaults.method = toStd(p.value(QStringLiteral("quant-method")));
+    if (!isValidQuantMethod(plan.defaults.method))
+        throw InputError("--quant-method", "expected gptq or rtn, got '" + plan.defaults.method + "'");
+}
+
+/// One dense rule per --exclude REGEX, --exclude-shared and --exclude-attention.
+void addExcludeRules(const QCommandLineParser& p, Plan& plan)
+{
+    QuantSettings dense;
+    dense.sparsity = 0.0;
+    std::vector<std::string> excludes;
+    for (const QString& x : p.values(QStringLiteral("exclude")))
+        excludes.push_back(toStd(x));
+    if (p.isSet(QStringLiteral("exclude-shared")))
+        excludes.push_back(R"(.*\.mlp\.shared_experts?\..*)");
+    if (p.isSet(QStringLiteral("exclude-attention")))
+        excludes.push_back(R"(.*\.self_attn\..*)");
+    for (const std::string& x : excludes) {
+        try {
+            std::regex re(x, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+            throw InputError("--exclude", "invalid regex '" + x + "': " + e.what());
+        }
+        plan.rules.push_back({x, dense});
+    }
+}
+
+/// The plan the options describe: every linear pruned (and with --bits quantized) but the excluded ones.
+Plan prunePlan(const QCommandLineParser& p, const std::string& model)
+{
+    Plan plan;
+    plan.defaults.bits = 16;
+    plan.defaults.pruneMethod = toStd(p.value(QStringLiteral("method")));
+    if (!isValidPruneMethod(plan.defaults.pruneMethod))
+        throw InputError("--method", pruneMethodProblem(plan.defaults.pruneMethod));
+    readSparsity(p, plan);
+    readQuantization(p, plan);
+    addExcludeRules(p, plan);
+    plan.provenance.strategy = "prune";
+    plan.provenance.modelPath = model;
+    plan.provenance.params = "method=" + plan.defaults.pruneMethod + " " + (p.isSet(QStringLiteral("pattern"))
+                                 ? "pattern=" + plan.defaults.pattern : "sparsity=" + toStd(p.value(QStringLiteral("sparsity"))));
+    return plan;
+}
+
+/// The quantizer's options; with --stats, Wanda's input norms (recorded in the plan's provenance).
+QuantizeOptions pruneOptions(const QCommandLineParser& p, const CalibCliOptions& calib, Plan& plan)
+{
+    QuantizeOptions opt;
+    opt.planPath = "prune options";
+    opt.damp = calib.damp;
+    opt.minExpertTokens = calib.minExpertTokens;
+    opt.dtype = toStd(p.value(QStringLiteral("dtype")));
+    if (p.isSet(QStringLiteral("stats"))) {
+        const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
+        plan.provenance.statsPath = statsPath;
+        const CalibStats stats = readStats(statsPath);
+        for (const LinearStats& l : stats.linears)
+            if (!l.actSqMean.empty())
+                opt.actSqMean[l.name] = l.actSqMean;
+    }
+    return opt;
+}
+
+int prune(const QCommandLineParser& p, const CalibCliOptions& calib)
+{
+    const std::string model = toStd(p.positionalArguments()[0]);
+    const std::string out = toStd(p.value(QStringLiteral("out")));
+    Plan plan = prunePlan(p, model);
+    {
+        std::error_code ec;
+        if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
+            throw InputError(out, "is the input model directory; choose another --out");
+    }
+    const RuntimeInfo rt = initRuntime(true);
+    if (rt.slowBlas)
+        std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+    const ModelConfig cfg = loadConfig(model);
+    validatePlan(plan, cfg, "--pattern/--exclude");
+    const QuantizeOptions opt = pruneOptions(p, calib, plan);
+    const CalibSequences cs = loadCalibSequences(calib, model);
+    const QuantizeReport r = quantizeToFakeDir(model, plan, cs.sequences, opt, out, p.isSet(QStringLiteral("force")),
+                                               cs.description, terminalProgress());
+    printPruneSummary(r);
+    std::printf("wrote %s (dense safetensors with zeros; per-linear sparsity in moewb_quant_report.json)\n",
+                out.c_str());
+    return ExitOk;
+}
+
+int runPrune(const QStringList& args)
+{
+    QCommandLineParser p;
+    addPruneOptions(p);
     if (!parseOrUsage(p, args))
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     auto usage = [&](const std::string& msg) {
@@ -110,93 +232,7 @@ int runPrune(const QStringList& args)
     const std::optional<CalibCliOptions> calib = readCalibOptions(p, "prune");
     if (!calib)
         return ExitUsage;
-
-    return guarded([&] {
-        Plan plan;
-        plan.defaults.bits = 16;
-        plan.defaults.pruneMethod = toStd(p.value(QStringLiteral("method")));
-        if (!isValidPruneMethod(plan.defaults.pruneMethod))
-            throw InputError("--method", "'" + plan.defaults.pruneMethod + "' is not magnitude, wanda or sparsegpt");
-        if (p.isSet(QStringLiteral("sparsity"))) {
-            bool ok = false;
-            plan.defaults.sparsity = p.value(QStringLiteral("sparsity")).toDouble(&ok);
-            if (!ok)
-                throw InputError("--sparsity", "expected a number, got '" + toStd(p.value(QStringLiteral("sparsity"))) + "'");
-            checkSparsity(plan.defaults.sparsity, "--sparsity");
-            if (plan.defaults.sparsity == 0)
-                throw InputError("--sparsity", "0 prunes nothing");
-        } else {
-            plan.defaults.pattern = toStd(p.value(QStringLiteral("pattern")));
-            const PrunePattern pat = parsePrunePattern(plan.defaults.pattern, "--pattern");
-            plan.defaults.sparsity = patternSparsity(pat, 0);
-        }
-        {
-            bool ok = false;
-            plan.defaults.bits = p.value(QStringLiteral("bits")).toLongLong(&ok);
-            if (!ok || !isValidBits(plan.defaults.bits))
-                throw InputError("--bits", "expected 2, 3, 4, 8 or 16, got '" + toStd(p.value(QStringLiteral("bits"))) + "'");
-            plan.defaults.groupSize = p.value(QStringLiteral("group-size")).toLongLong(&ok);
-            if (!ok || !isValidGroupSize(plan.defaults.groupSize))
-                throw InputError("--group-size", "expected -1 or a positive multiple of 16");
-            plan.defaults.method = toStd(p.value(QStringLiteral("quant-method")));
-            if (plan.defaults.method != "gptq" && plan.defaults.method != "rtn")
-                throw InputError("--quant-method", "expected gptq or rtn, got '" + plan.defaults.method + "'");
-        }
-        QuantSettings dense;
-        dense.sparsity = 0.0;
-        std::vector<std::string> excludes;
-        for (const QString& x : p.values(QStringLiteral("exclude")))
-            excludes.push_back(toStd(x));
-        if (p.isSet(QStringLiteral("exclude-shared")))
-            excludes.push_back(R"(.*\.mlp\.shared_experts?\..*)");
-        if (p.isSet(QStringLiteral("exclude-attention")))
-            excludes.push_back(R"(.*\.self_attn\..*)");
-        for (const std::string& x : excludes) {
-            try {
-                std::regex re(x, std::regex::ECMAScript);
-            } catch (const std::regex_error& e) {
-                throw InputError("--exclude", "invalid regex '" + x + "': " + e.what());
-            }
-            plan.rules.push_back({x, dense});
-        }
-        const std::string model = toStd(p.positionalArguments()[0]);
-        const std::string out = toStd(p.value(QStringLiteral("out")));
-        plan.provenance.strategy = "prune";
-        plan.provenance.modelPath = model;
-        plan.provenance.params = "method=" + plan.defaults.pruneMethod + " " + (p.isSet(QStringLiteral("pattern"))
-                                     ? "pattern=" + plan.defaults.pattern : "sparsity=" + toStd(p.value(QStringLiteral("sparsity"))));
-        {
-            std::error_code ec;
-            if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
-                throw InputError(out, "is the input model directory; choose another --out");
-        }
-        const RuntimeInfo rt = initRuntime(true);
-        if (rt.slowBlas)
-            std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
-        const ModelConfig cfg = loadConfig(model);
-        validatePlan(plan, cfg, "--pattern/--exclude");
-
-        QuantizeOptions opt;
-        opt.planPath = "prune options";
-        opt.damp = calib->damp;
-        opt.minExpertTokens = calib->minExpertTokens;
-        opt.dtype = toStd(p.value(QStringLiteral("dtype")));
-        if (p.isSet(QStringLiteral("stats"))) {
-            const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
-            plan.provenance.statsPath = statsPath;
-            const CalibStats stats = readStats(statsPath);
-            for (const LinearStats& l : stats.linears)
-                if (!l.actSqMean.empty())
-                    opt.actSqMean[l.name] = l.actSqMean;
-        }
-        const CalibSequences cs = loadCalibSequences(*calib, model);
-        const QuantizeReport r = quantizeToFakeDir(model, plan, cs.sequences, opt, out, p.isSet(QStringLiteral("force")),
-                                                   cs.description, terminalProgress());
-        printPruneSummary(r);
-        std::printf("wrote %s (dense safetensors with zeros; per-linear sparsity in moewb_quant_report.json)\n",
-                    out.c_str());
-        return ExitOk;
-    });
+    return guarded([&] { return prune(p, *calib); });
 }
 
 const CommandRegistrar reg({"prune", "prune linears (magnitude/Wanda/SparseGPT, unstructured or N:M), optionally quantize the rest",

@@ -3,13 +3,12 @@
 #include "calib_options.h"
 #include "cli_common.h"
 #include "dist_options.h"
-#include "moewb/workflow/quantize_source.h"
+#include "moewb/workflow/quantize_export.h"
 
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/error.h"
-#include "moewb/export/gguf.h"
-#include "moewb/export/gptq.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
 
@@ -17,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -29,7 +27,7 @@ void printSummary(const QuantizeReport& r)
 {
     std::map<std::tuple<std::string, int64_t>, int64_t> byMethodBits;
     for (const LinearQuantResult& l : r.linears)
-        byMethodBits[{l.method, l.bits}] += 1;
+        byMethodBits[{l.method, l.plan.bits}] += 1;
     std::printf("%-6s %5s %8s\n", "method", "bits", "linears");
     for (const auto& [k, n] : byMethodBits)
         std::printf("%-6s %5lld %8lld\n", std::get<0>(k).c_str(), (long long)std::get<1>(k), (long long)n);
@@ -73,9 +71,8 @@ std::optional<int64_t> parseByteSize(const std::string& text)
     return int64_t(bytes);
 }
 
-int runQuantize(const QStringList& args)
+void addQuantizeOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Apply a quantization plan (docs/plan-format.md) to a model, layer by layer: GPTQ or RTN per linear as "
         "the plan says, GPTQ Hessians from calibration data run through the already-quantized layers, true-"
@@ -102,141 +99,149 @@ int runQuantize(const QStringList& args)
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N"), QStringLiteral("8192")});
     p.addOption({QStringLiteral("force"), QStringLiteral("Replace DIR if it exists.")});
     addDistOptions(p);
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    auto usage = [&](const std::string& msg) {
-        std::fprintf(stderr, "moewb quantize: usage error: %s\n", msg.c_str());
-        return int(ExitUsage);
-    };
-    if (p.positionalArguments().size() != 1)
-        return usage("expected exactly one MODEL_DIR");
-    if (!p.isSet(QStringLiteral("plan")))
-        return usage("--plan FILE is required");
-    if (!p.isSet(QStringLiteral("out")))
-        return usage("--out DIR is required");
-    const std::string format = toStd(p.value(QStringLiteral("format")));
-    GgufExportOptions ggufOpt;
-    ggufOpt.unquantizedType = toStd(p.value(QStringLiteral("gguf-type")));
-    if (ggufOpt.unquantizedType != "f16" && ggufOpt.unquantizedType != "bf16" && ggufOpt.unquantizedType != "f32")
-        return usage("--gguf-type must be f16, bf16 or f32, got '" + ggufOpt.unquantizedType + "'");
-    if (format != "fake" && format != "gptq" && format != "gguf")
-        return usage("--format must be fake, gptq or gguf, got '" + format + "'");
-    GptqExportOptions gopt;
-    gopt.checkpointFormat = toStd(p.value(QStringLiteral("checkpoint-format")));
-    if (gopt.checkpointFormat != "gptq" && gopt.checkpointFormat != "gptq_v2")
-        return usage("--checkpoint-format must be gptq or gptq_v2, got '" + gopt.checkpointFormat + "'");
-    {
-        const std::optional<int64_t> shard = parseByteSize(toStd(p.value(QStringLiteral("max-shard-size"))));
-        if (!shard)
-            return usage("--max-shard-size expects a positive size such as 4GB, 500MB, 2GiB or a byte count, got '"
-                         + toStd(p.value(QStringLiteral("max-shard-size"))) + "'");
-        gopt.maxShardBytes = *shard;
-    }
+}
 
+/// Everything the command line says, checked.
+struct QuantizeArgs {
+    std::string model, planPath;
+    ExportTarget target;
+    CalibCliOptions calib;
+    QuantizeOptions opt;
+    DistCli dist;
+};
+
+int usageError(const std::string& msg)
+{
+    std::fprintf(stderr, "moewb quantize: usage error: %s\n", msg.c_str());
+    return ExitUsage;
+}
+
+/// The --format and its options; 0 or ExitUsage (message printed).
+int readTarget(const QCommandLineParser& p, ExportTarget& t)
+{
+    t.path = toStd(p.value(QStringLiteral("out")));
+    t.force = p.isSet(QStringLiteral("force"));
+    t.format = toStd(p.value(QStringLiteral("format")));
+    t.gguf.unquantizedType = toStd(p.value(QStringLiteral("gguf-type")));
+    if (t.gguf.unquantizedType != "f16" && t.gguf.unquantizedType != "bf16" && t.gguf.unquantizedType != "f32")
+        return usageError("--gguf-type must be f16, bf16 or f32, got '" + t.gguf.unquantizedType + "'");
+    if (!isExportFormat(t.format))
+        return usageError("--format must be fake, gptq or gguf, got '" + t.format + "'");
+    t.gptq.checkpointFormat = toStd(p.value(QStringLiteral("checkpoint-format")));
+    if (t.gptq.checkpointFormat != "gptq" && t.gptq.checkpointFormat != "gptq_v2")
+        return usageError("--checkpoint-format must be gptq or gptq_v2, got '" + t.gptq.checkpointFormat + "'");
+    const std::optional<int64_t> shard = parseByteSize(toStd(p.value(QStringLiteral("max-shard-size"))));
+    if (!shard)
+        return usageError("--max-shard-size expects a positive size such as 4GB, 500MB, 2GiB or a byte count, got '"
+                          + toStd(p.value(QStringLiteral("max-shard-size"))) + "'");
+    t.gptq.maxShardBytes = *shard;
+    return 0;
+}
+
+/// 0 or ExitUsage (message printed).
+int readQuantizeArgs(const QCommandLineParser& p, QuantizeArgs& a)
+{
+    if (p.positionalArguments().size() != 1)
+        return usageError("expected exactly one MODEL_DIR");
+    if (!p.isSet(QStringLiteral("plan")))
+        return usageError("--plan FILE is required");
+    if (!p.isSet(QStringLiteral("out")))
+        return usageError("--out DIR is required");
+    if (const int rc = readTarget(p, a.target))
+        return rc;
     const std::optional<CalibCliOptions> calib = readCalibOptions(p, "quantize");
     if (!calib)
         return ExitUsage;
-    QuantizeOptions opt;
-    opt.damp = calib->damp;
-    opt.minExpertTokens = calib->minExpertTokens;
+    a.calib = *calib;
+    a.opt.damp = calib->damp;
+    a.opt.minExpertTokens = calib->minExpertTokens;
     bool ok = false;
-    opt.maxBatchTokens = p.value(QStringLiteral("batch-tokens")).toLongLong(&ok);
-    if (!ok || opt.maxBatchTokens < 1)
-        return usage("--batch-tokens must be a positive integer");
-    opt.dtype = toStd(p.value(QStringLiteral("dtype")));
-    const std::string model = toStd(p.positionalArguments()[0]);
-    const std::string planPath = toStd(p.value(QStringLiteral("plan")));
-    const std::string out = toStd(p.value(QStringLiteral("out")));
-    opt.planPath = planPath;
-    const std::optional<DistCli> distCli = readDistOptions(p, "quantize");
-    if (!distCli)
+    a.opt.maxBatchTokens = p.value(QStringLiteral("batch-tokens")).toLongLong(&ok);
+    if (!ok || a.opt.maxBatchTokens < 1)
+        return usageError("--batch-tokens must be a positive integer");
+    a.opt.dtype = toStd(p.value(QStringLiteral("dtype")));
+    a.model = toStd(p.positionalArguments()[0]);
+    a.planPath = a.opt.planPath = toStd(p.value(QStringLiteral("plan")));
+    const std::optional<DistCli> dist = readDistOptions(p, "quantize");
+    if (!dist)
         return ExitUsage;
+    a.dist = *dist;
+    return 0;
+}
+
+void printTrimmed(const QuantizeSource& source)
+{
+    if (!source.trimmed())
+        return;
+    const TrimReport& t = source.trimReport();
+    std::fprintf(stderr, "moewb: trimmed first as the plan says: %lld -> %lld layers, %lld -> %lld experts per MoE "
+                         "layer, %lld -> %lld parameters\n",
+                 (long long)t.layersBefore, (long long)t.layersAfter, (long long)t.expertsBefore,
+                 (long long)t.expertsAfter, (long long)t.paramsBefore, (long long)t.paramsAfter);
+    for (const std::string& n : t.notes)
+        std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
+}
+
+void printWritten(const QuantizeExportResult& r, const std::string& out)
+{
+    printSummary(r.report);
+    if (r.format == "gguf") {
+        const GgufExportResult& g = r.gguf;
+        for (const std::string& n : g.notes)
+            std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
+        std::printf("wrote %s (GGUF v3, %s, %lld blocks from the quantizer's grid, %lld re-quantized, %.2f MB on "
+                    "disk) and %s.moewb_report.json\n",
+                    out.c_str(), g.fileType.c_str(), (long long)g.gridBlocks, (long long)g.requantBlocks,
+                    double(g.fileBytes) / 1e6, out.c_str());
+    } else if (r.format == "gptq") {
+        const GptqExportResult& g = r.gptq;
+        if (g.wrappedZeros > 0)
+            std::fprintf(stderr,
+                         "moewb: warning: %lld asymmetric groups have zero point 0, stored as 2^bits-1 in the v1 "
+                         "(gptq) format: moewb and AutoGPTQ's torch path read them back exactly, exllama/Marlin "
+                         "kernels do not (use --checkpoint-format gptq_v2 for GPTQModel, or sym)\n",
+                         (long long)g.wrappedZeros);
+        std::printf("wrote %s (GPTQ %s, %lld quantized linears, %.2f MB on disk in %lld shard%s)\n", out.c_str(),
+                    g.checkpointFormat.c_str(), (long long)g.quantizedLinears, double(g.bytesOnDisk) / 1e6,
+                    (long long)g.shards, g.shards == 1 ? "" : "s");
+    } else {
+        std::printf("wrote %s\n", out.c_str());
+    }
+}
+
+int runQuantize(const QStringList& args)
+{
+    QCommandLineParser p;
+    addQuantizeOptions(p);
+    if (!parseOrUsage(p, args))
+        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+    QuantizeArgs a;
+    if (const int rc = readQuantizeArgs(p, a))
+        return rc;
 
     return guarded([&] {
         const RuntimeInfo rt = initRuntime(true);
         if (rt.slowBlas)
             std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
-        {
-            std::error_code ec;
-            if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
-                throw InputError(out, "is the input model directory; choose another --out");
-        }
+        checkExportTarget(a.target, a.model);
         // Validates the plan before calibration data is read; trims first when the plan drops
         // experts, MoE layers or blocks.
-        const QuantizeSource source(model, loadPlan(planPath), planPath, terminalProgress());
-        const Plan& plan = source.plan();
-        const std::string& srcModel = source.modelDir();
-        if (source.trimmed()) {
-            const TrimReport& t = source.trimReport();
-            std::fprintf(stderr, "moewb: trimmed first as the plan says: %lld -> %lld layers, %lld -> %lld experts per MoE "
-                                 "layer, %lld -> %lld parameters\n",
-                         (long long)t.layersBefore, (long long)t.layersAfter, (long long)t.expertsBefore,
-                         (long long)t.expertsAfter, (long long)t.paramsBefore, (long long)t.paramsAfter);
-            for (const std::string& n : t.notes)
-                std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
-        }
-        if (format != "fake") // pruned 16-bit linears (#14) exist only as dense weights with zeros
-            for (const PlanEntry& e : expandPlan(plan, loadConfig(srcModel)))
-                if (e.sparsity > 0 && e.bits >= 16 && !e.dropped)
-                    throw InputError(planPath, e.name + " is pruned but left at 16 bits, which --format " + format
-                                                   + " cannot store from the pass; quantize it too or use --format fake");
-        const CalibSequences cs = loadCalibSequences(*calib, model);
-        const std::vector<std::vector<int32_t>>& seqs = cs.sequences;
-        const std::string& description = cs.description;
-        const std::unique_ptr<DistContext> dist = connectDist(*distCli);
-        opt.dist = dist.get();
-        if (dist && dist->rank() != 0) {
-            // The same layer loop and collectives as rank 0, with a sink that discards: rank 0
-            // alone writes. The barrier makes this rank fail too when rank 0 could not write.
-            const QuantizeReport r = quantizeModel(srcModel, plan, seqs, opt, [](const QuantizedWeight&) {},
-                                                   terminalProgress());
-            dist->barrier("output written by rank 0");
+        const QuantizeSource source(a.model, loadPlan(a.planPath), a.planPath, terminalProgress());
+        printTrimmed(source);
+        checkPlanForFormat(source.plan(), loadConfig(source.modelDir()), a.target.format, a.planPath);
+        const CalibSequences calib = loadCalibSequences(a.calib, a.model);
+        const std::unique_ptr<DistContext> dist = connectDist(a.dist);
+        a.opt.dist = dist.get();
+        // With --distributed every rank runs the pass, rank 0 alone writes, all meet at a barrier.
+        const QuantizeExportResult r = quantizeAndExport(source, calib, a.opt, a.target, terminalProgress());
+        if (dist)
             printCommunication(*dist);
+        if (!r.wrote) {
             std::printf("rank %d: quantized %zu linears with the group; rank 0 writes %s\n", dist->rank(),
-                        r.linears.size(), out.c_str());
+                        r.report.linears.size(), a.target.path.c_str());
             return ExitOk;
         }
-        // Rank 0 (or a single process) writes; with --distributed the others wait at this barrier.
-        auto written = [&] {
-            if (dist) {
-                dist->barrier("output written by rank 0");
-                printCommunication(*dist);
-            }
-        };
-        if (format == "gguf") {
-            const GgufExportResult g = quantizeToGguf(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
-                                                      description, terminalProgress(), ggufOpt);
-            written();
-            printSummary(g.quant);
-            for (const std::string& n : g.notes)
-                std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
-            std::printf("wrote %s (GGUF v3, %s, %lld blocks from the quantizer's grid, %lld re-quantized, %.2f MB on "
-                        "disk) and %s.moewb_report.json\n",
-                        out.c_str(), g.fileType.c_str(), (long long)g.gridBlocks, (long long)g.requantBlocks,
-                        double(g.fileBytes) / 1e6, out.c_str());
-            return ExitOk;
-        }
-        if (format == "gptq") {
-            const GptqExportResult g = quantizeToGptqDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
-                                                         description, terminalProgress(), gopt);
-            written();
-            printSummary(g.report);
-            if (g.wrappedZeros > 0)
-                std::fprintf(stderr,
-                             "moewb: warning: %lld asymmetric groups have zero point 0, stored as 2^bits-1 in the v1 "
-                             "(gptq) format: moewb and AutoGPTQ's torch path read them back exactly, exllama/Marlin "
-                             "kernels do not (use --checkpoint-format gptq_v2 for GPTQModel, or sym)\n",
-                             (long long)g.wrappedZeros);
-            std::printf("wrote %s (GPTQ %s, %lld quantized linears, %.2f MB on disk in %lld shard%s)\n", out.c_str(),
-                        g.checkpointFormat.c_str(), (long long)g.quantizedLinears, double(g.bytesOnDisk) / 1e6,
-                        (long long)g.shards, g.shards == 1 ? "" : "s");
-            return ExitOk;
-        }
-        const QuantizeReport r = quantizeToFakeDir(srcModel, plan, seqs, opt, out, p.isSet(QStringLiteral("force")),
-                                                   description, terminalProgress());
-        written();
-        printSummary(r);
-        std::printf("wrote %s\n", out.c_str());
+        printWritten(r, a.target.path);
         return ExitOk;
     });
 }

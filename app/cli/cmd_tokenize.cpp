@@ -8,7 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -31,7 +33,7 @@ std::ifstream openInput(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        throw IoError(path, "cannot open");
+        throw IoError(path, std::string("cannot open: ") + std::strerror(errno));
     return in;
 }
 

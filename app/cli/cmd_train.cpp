@@ -37,6 +37,14 @@ int runTrain(const QStringList& args)
     p.addOption({QStringLiteral("eval-tokens"), QStringLiteral("Held-out tokens to score at the end (default 65536, 0 = all)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("force"), QStringLiteral("Replace an existing output directory.")});
     p.addOption({QStringLiteral("snapshot-every"), QStringLiteral("Also write the output directory every N steps (a usable model if the run is stopped early)."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("threads"), QStringLiteral("Intra-op threads, OpenBLAS's too (default: OMP_NUM_THREADS or all cores). Results are deterministic for a thread count."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("workers"), QStringLiteral("Data-parallel workers, one thread each, each running batch/N sequences (default 1). Robust on a busy machine; deterministic for N."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("precision"), QStringLiteral("Matmul dtype: auto (bf16 where the CPU has native bf16, AVX512-BF16 or AMX; else f32), f32 or bf16 (default auto)."), QStringLiteral("P")});
+    p.addOption({QStringLiteral("prefetch"), QStringLiteral("Batches a background thread prepares ahead of the optimizer (default 2, 0 = none)."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("state"), QStringLiteral("Directory for training-state snapshots (default OUT.state)."), QStringLiteral("DIR")});
+    p.addOption({QStringLiteral("resume"), QStringLiteral("Continue from a training-state snapshot (a step-* directory, or a state directory: its newest); the other options must match the original run."), QStringLiteral("DIR")});
+    p.addOption({QStringLiteral("stop-at-step"), QStringLiteral("Stop after N steps with a snapshot (resume later with --resume)."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("max-seconds"), QStringLiteral("Stop with a snapshot at the first step that ends after S seconds of this session."), QStringLiteral("S")});
     if (!parseOrUsage(p, args))
         return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
     for (const char* required : {"config", "tokenizer", "data", "out"})
@@ -74,6 +82,28 @@ int runTrain(const QStringList& args)
             okAll = false;
         }
     };
+    opt.stateDir = toStd(p.value(QStringLiteral("state")));
+    opt.resumeDir = toStd(p.value(QStringLiteral("resume")));
+    if (p.isSet(QStringLiteral("precision"))) {
+        const QString v = p.value(QStringLiteral("precision"));
+        if (v == QLatin1String("auto"))
+            opt.precision = TrainPrecision::Auto;
+        else if (v == QLatin1String("f32"))
+            opt.precision = TrainPrecision::F32;
+        else if (v == QLatin1String("bf16"))
+            opt.precision = TrainPrecision::Bf16;
+        else {
+            std::fprintf(stderr, "moewb train-demo: usage error: --precision must be auto, f32 or bf16\n");
+            okAll = false;
+        }
+    }
+    int64_t threads = 0;
+    intOpt("threads", threads);
+    opt.threads = int(threads);
+    intOpt("prefetch", opt.prefetch, true);
+    intOpt("workers", opt.workers);
+    intOpt("stop-at-step", opt.stopAtStep);
+    realOpt("max-seconds", opt.maxSeconds);
     int64_t seed = 0;
     intOpt("steps", opt.steps);
     intOpt("batch", opt.batch);
@@ -99,9 +129,17 @@ int runTrain(const QStringList& args)
                         e.loss, std::exp(e.loss), e.auxLoss, e.lr, e.gradNorm, e.seconds);
             std::fflush(stdout);
         });
-        std::printf("parameters: %lld; training stream %lld tokens, seen %lld; %.1f s (%.0f tokens/s)\n",
-                    (long long)r.parameters, (long long)r.trainTokens, (long long)r.tokensSeen, r.seconds,
-                    double(r.tokensSeen) / std::max(r.seconds, 1e-9));
+        const double sessionTokens = double(r.stepsThisSession * opt.batch * opt.seqLen);
+        std::printf("parameters: %lld; training stream %lld tokens, seen %lld; %.1f s; %d threads x %lld workers, %s matmuls, "
+                    "%.0f tokens/s in steps this session\n",
+                    (long long)r.parameters, (long long)r.trainTokens, (long long)r.tokensSeen, r.seconds, r.threads,
+                    (long long)r.workers, r.computeDtype.c_str(), sessionTokens / std::max(r.stepSeconds, 1e-9));
+        if (r.stopped) {
+            std::printf("stopped after step %lld of %lld; state in %s (continue with the same options and --resume %s)\n",
+                        (long long)r.stepsDone, (long long)opt.steps, r.statePath.c_str(), r.statePath.c_str());
+            std::printf("wrote %s (snapshot)\n", opt.outDir.c_str());
+            return ExitOk;
+        }
         if (r.evalTokensScored > 0)
             std::printf("held-out loss %.4f (perplexity %.2f) over %lld tokens\n", r.evalLoss, std::exp(r.evalLoss),
                         (long long)r.evalTokensScored);

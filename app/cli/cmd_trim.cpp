@@ -12,7 +12,10 @@
 #include "moewb/model/runtime.h"
 #include "moewb/trim/trim.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <optional>
 #include <string>
 
 namespace moewb::cli {
@@ -47,9 +50,8 @@ std::string dropSummary(const Plan& plan)
     return s.empty() ? "nothing" : s;
 }
 
-int runTrim(const QStringList& args)
+void addTrimOptions(QCommandLineParser& p)
 {
-    QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Remove structure from a MoE model (docs/trimming.md): Expert Drop keeps the K experts per layer with "
         "the most routing probability (--keep-experts), Layer Drop removes the N MoE sub-layers whose output is "
@@ -72,27 +74,65 @@ int runTrim(const QStringList& args)
     p.addOption({QStringLiteral("eval"), QStringLiteral("After trimming, measure perplexity and forward speed of the input and the trimmed model on this UTF-8 text file."), QStringLiteral("TEXT")});
     p.addOption({QStringLiteral("ctx"), QStringLiteral("--eval window length (default: min(max_position_embeddings, 2048))."), QStringLiteral("N"), QStringLiteral("0")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("--eval compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
-    if (!parseOrUsage(p, args))
-        return p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
-    auto usage = [&](const std::string& msg) {
-        std::fprintf(stderr, "moewb trim: usage error: %s\n", msg.c_str());
-        return int(ExitUsage);
-    };
-    if (p.positionalArguments().size() != 1)
-        return usage("expected exactly one MODEL_DIR");
-    const bool dryRun = p.isSet(QStringLiteral("dry-run"));
+}
+
+/// What `moewb trim` was asked to do.
+struct TrimRequest {
+    std::string model, out;
+    std::optional<std::string> planFile; ///< --plan: apply its drops (none: select from --stats)
+    std::string statsPath;               ///< --stats
+    std::optional<std::string> planOut;  ///< --plan-out
+    std::optional<std::string> evalText; ///< --eval
+    std::string dtype;                   ///< --dtype of --eval
+    int64_t keep = -1, dropLayers = 0, dropBlocks = 0, ctx = 0;
+    bool global = false, dropLayersSet = false, dropBlocksSet = false, force = false, dryRun = false;
+};
+
+/// The selection options' consistency; false (after a usage error on stderr) otherwise.
+bool checkSelection(const QCommandLineParser& p, bool dryRun, const std::function<int(const std::string&)>& usage)
+{
     if (!dryRun && !p.isSet(QStringLiteral("out")))
-        return usage("--out DIR is required (or --dry-run)");
+        return usage("--out DIR is required (or --dry-run)"), false;
     const bool select = p.isSet(QStringLiteral("keep-experts")) || p.isSet(QStringLiteral("drop-layers"))
         || p.isSet(QStringLiteral("drop-blocks"));
     const bool fromPlan = p.isSet(QStringLiteral("plan"));
     if (select == fromPlan)
         return usage(fromPlan ? "--plan cannot be combined with --keep-experts / --drop-layers / --drop-blocks"
-                              : "give --keep-experts K, --drop-layers N or --drop-blocks N (with --stats), or --plan FILE");
+                              : "give --keep-experts K, --drop-layers N or --drop-blocks N (with --stats), or --plan FILE"),
+               false;
     if (select && !p.isSet(QStringLiteral("stats")))
-        return usage("--keep-experts / --drop-layers / --drop-blocks need --stats FILE");
+        return usage("--keep-experts / --drop-layers / --drop-blocks need --stats FILE"), false;
     if (p.isSet(QStringLiteral("global")) && !p.isSet(QStringLiteral("keep-experts")))
-        return usage("--global applies to --keep-experts only");
+        return usage("--global applies to --keep-experts only"), false;
+    return true;
+}
+
+std::optional<std::string> optionalValue(const QCommandLineParser& p, const char* name)
+{
+    if (!p.isSet(QLatin1String(name)))
+        return std::nullopt;
+    return toStd(p.value(QLatin1String(name)));
+}
+
+/// Parses the command line into r; false with the exit code (help: 0, usage error: 2) otherwise.
+bool parseTrimArgs(const QStringList& args, TrimRequest& r, int& exitCode)
+{
+    QCommandLineParser p;
+    addTrimOptions(p);
+    exitCode = ExitUsage;
+    if (!parseOrUsage(p, args)) {
+        exitCode = p.isSet(QStringLiteral("help")) ? ExitOk : ExitUsage;
+        return false;
+    }
+    auto usage = [&](const std::string& msg) {
+        std::fprintf(stderr, "moewb trim: usage error: %s\n", msg.c_str());
+        return int(ExitUsage);
+    };
+    if (p.positionalArguments().size() != 1)
+        return usage("expected exactly one MODEL_DIR"), false;
+    r.dryRun = p.isSet(QStringLiteral("dry-run"));
+    if (!checkSelection(p, r.dryRun, usage))
+        return false;
     auto intOpt = [&](const char* name, int64_t& out) {
         bool ok = false;
         out = p.value(QLatin1String(name)).toLongLong(&ok);
@@ -102,95 +142,122 @@ int runTrim(const QStringList& args)
         }
         return true;
     };
-    int64_t keep = -1, dropLayers = 0, dropBlocks = 0, ctx = 0;
-    if ((p.isSet(QStringLiteral("keep-experts")) && !intOpt("keep-experts", keep))
-        || (p.isSet(QStringLiteral("drop-layers")) && !intOpt("drop-layers", dropLayers))
-        || (p.isSet(QStringLiteral("drop-blocks")) && !intOpt("drop-blocks", dropBlocks)) || !intOpt("ctx", ctx))
-        return ExitUsage;
+    r.dropLayersSet = p.isSet(QStringLiteral("drop-layers"));
+    r.dropBlocksSet = p.isSet(QStringLiteral("drop-blocks"));
+    if ((p.isSet(QStringLiteral("keep-experts")) && !intOpt("keep-experts", r.keep))
+        || (r.dropLayersSet && !intOpt("drop-layers", r.dropLayers))
+        || (r.dropBlocksSet && !intOpt("drop-blocks", r.dropBlocks)) || !intOpt("ctx", r.ctx))
+        return false;
+    r.model = toStd(p.positionalArguments()[0]);
+    r.out = toStd(p.value(QStringLiteral("out")));
+    r.planFile = optionalValue(p, "plan");
+    r.statsPath = toStd(p.value(QStringLiteral("stats")));
+    r.planOut = optionalValue(p, "plan-out");
+    r.evalText = optionalValue(p, "eval");
+    r.dtype = toStd(p.value(QStringLiteral("dtype")));
+    r.global = p.isSet(QStringLiteral("global"));
+    r.force = p.isSet(QStringLiteral("force"));
+    return true;
+}
 
-    const std::string model = toStd(p.positionalArguments()[0]);
-    const std::string out = toStd(p.value(QStringLiteral("out")));
-    return guarded([&] {
-        const ModelConfig cfg = loadConfig(model);
-        Plan plan;
-        std::string where = "trim";
-        if (fromPlan) {
-            where = toStd(p.value(QStringLiteral("plan")));
-            plan = loadPlan(where); // only the drops matter here; trimLayout checks them
-        } else {
-            const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
-            if (p.isSet(QStringLiteral("global")))
-                where = "--global";
-            const CalibStats stats = readStats(statsPath);
-            if (keep >= 0)
-                selectExpertDrop(plan, cfg, stats, keep, p.isSet(QStringLiteral("global")));
-            if (p.isSet(QStringLiteral("drop-layers")))
-                selectLayerDrop(plan, cfg, stats, dropLayers);
-            if (p.isSet(QStringLiteral("drop-blocks")))
-                selectBlockDrop(plan, cfg, stats, dropBlocks);
-            PlanProvenance& pv = plan.provenance;
-            pv.strategy = "trim";
-            pv.modelPath = model;
-            pv.statsPath = statsPath;
-            pv.architecture = cfg.architecture;
-            std::string params;
-            if (keep >= 0)
-                params += "keep_experts=" + std::to_string(keep) + (p.isSet(QStringLiteral("global")) ? " global" : "");
-            if (p.isSet(QStringLiteral("drop-layers")))
-                params += (params.empty() ? "" : " ") + std::string("drop_layers=") + std::to_string(dropLayers);
-            if (p.isSet(QStringLiteral("drop-blocks")))
-                params += (params.empty() ? "" : " ") + std::string("drop_blocks=") + std::to_string(dropBlocks);
-            pv.params = params;
-            pv.toolVersion = MOEWB_VERSION;
-            pv.created = utcTimestamp();
-        }
-        std::printf("drop: %s\n", dropSummary(plan).c_str());
-        const TrimLayout layout = trimLayout(cfg, plan, where); // every refusal before anything is written
-        if (p.isSet(QStringLiteral("plan-out"))) {
-            const std::string po = toStd(p.value(QStringLiteral("plan-out")));
-            savePlan(plan, po);
-            std::printf("wrote plan %s\n", po.c_str());
-        }
-        std::printf("layers %lld -> %zu, experts per MoE layer %lld -> %lld\n", (long long)cfg.numLayers,
-                    layout.sourceLayer.size(), (long long)cfg.numExperts, (long long)layout.numExperts);
-        if (dryRun)
-            return ExitOk;
+/// "keep_experts=6 global drop_layers=1": the selection as the plan's provenance records it.
+std::string selectionParams(const TrimRequest& r)
+{
+    std::string params;
+    if (r.keep >= 0)
+        params += "keep_experts=" + std::to_string(r.keep) + (r.global ? " global" : "");
+    if (r.dropLayersSet)
+        params += (params.empty() ? "" : " ") + std::string("drop_layers=") + std::to_string(r.dropLayers);
+    if (r.dropBlocksSet)
+        params += (params.empty() ? "" : " ") + std::string("drop_blocks=") + std::to_string(r.dropBlocks);
+    return params;
+}
 
-        const RuntimeInfo rt = initRuntime(true);
-        if (rt.slowBlas)
-            std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
-        const ProgressFn progress = terminalProgress();
-        const TrimReport rep = trimCheckpoint(model, plan, out, p.isSet(QStringLiteral("force")), progress);
-        for (const std::string& n : rep.notes)
-            std::printf("note: %s\n", n.c_str());
-        std::printf("wrote %s\n", out.c_str());
-        std::printf("%-10s %8s %8s %14s %14s %12s", "model", "layers", "experts", "params", "active params", "bytes");
-        const bool eval = p.isSet(QStringLiteral("eval"));
-        PerplexityResult before, after;
-        if (eval) {
-            PerplexityOptions po;
-            po.ctx = ctx;
-            po.dtype = toStd(p.value(QStringLiteral("dtype")));
-            const std::string text = toStd(p.value(QStringLiteral("eval")));
-            before = evaluatePerplexityFile(model, text, po, progress);
-            after = evaluatePerplexityFile(out, text, po, progress);
-            std::printf(" %10s %10s", "ppl", "tokens/s");
-        }
+/// The drops chosen from the stats file, with their provenance.
+Plan selectFromStats(const TrimRequest& r, const ModelConfig& cfg)
+{
+    Plan plan;
+    const CalibStats stats = readStats(r.statsPath);
+    if (r.keep >= 0)
+        selectExpertDrop(plan, cfg, stats, r.keep, r.global);
+    if (r.dropLayersSet)
+        selectLayerDrop(plan, cfg, stats, r.dropLayers);
+    if (r.dropBlocksSet)
+        selectBlockDrop(plan, cfg, stats, r.dropBlocks);
+    PlanProvenance& pv = plan.provenance;
+    pv.strategy = "trim";
+    pv.modelPath = r.model;
+    pv.statsPath = r.statsPath;
+    pv.architecture = cfg.architecture;
+    pv.params = selectionParams(r);
+    pv.toolVersion = MOEWB_VERSION;
+    pv.created = utcTimestamp();
+    return plan;
+}
+
+/// Sizes of the original and the trimmed model (and, with --eval, perplexity and speed).
+void printComparison(const TrimReport& rep, const TrimRequest& r, const ProgressFn& progress)
+{
+    std::printf("%-10s %8s %8s %14s %14s %12s", "model", "layers", "experts", "params", "active params", "bytes");
+    const bool eval = r.evalText.has_value();
+    PerplexityResult before, after;
+    if (eval) {
+        PerplexityOptions po;
+        po.ctx = r.ctx;
+        po.dtype = r.dtype;
+        before = evaluatePerplexityFile(r.model, *r.evalText, po, progress);
+        after = evaluatePerplexityFile(r.out, *r.evalText, po, progress);
+        std::printf(" %10s %10s", "ppl", "tokens/s");
+    }
+    std::printf("\n");
+    auto row = [&](const char* name, int64_t layers, int64_t experts, int64_t params, int64_t active, int64_t bytes,
+                   const PerplexityResult& pr) {
+        std::printf("%-10s %8lld %8lld %14lld %14lld %12lld", name, (long long)layers, (long long)experts,
+                    (long long)params, (long long)active, (long long)bytes);
+        if (eval)
+            std::printf(" %10.4f %10.1f", pr.perplexity, double(pr.totalTokens) / std::max(pr.seconds, 1e-9));
         std::printf("\n");
-        auto row = [&](const char* name, int64_t layers, int64_t experts, int64_t params, int64_t active,
-                       int64_t bytes, const PerplexityResult& r) {
-            std::printf("%-10s %8lld %8lld %14lld %14lld %12lld", name, (long long)layers, (long long)experts,
-                        (long long)params, (long long)active, (long long)bytes);
-            if (eval)
-                std::printf(" %10.4f %10.1f", r.perplexity, double(r.totalTokens) / std::max(r.seconds, 1e-9));
-            std::printf("\n");
-        };
-        row("original", rep.layersBefore, rep.expertsBefore, rep.paramsBefore, rep.paramsBefore, rep.bytesBefore,
-            before);
-        row("trimmed", rep.layersAfter, rep.expertsAfter, rep.paramsAfter, rep.activeParamsAfter, rep.bytesAfter,
-            after);
+    };
+    row("original", rep.layersBefore, rep.expertsBefore, rep.paramsBefore, rep.paramsBefore, rep.bytesBefore, before);
+    row("trimmed", rep.layersAfter, rep.expertsAfter, rep.paramsAfter, rep.activeParamsAfter, rep.bytesAfter, after);
+}
+
+int trim(const TrimRequest& r)
+{
+    const ModelConfig cfg = loadConfig(r.model);
+    // only the drops of a --plan matter here; trimLayout checks them
+    const Plan plan = r.planFile ? loadPlan(*r.planFile) : selectFromStats(r, cfg);
+    const std::string where = r.planFile ? *r.planFile : r.global ? "--global" : "trim";
+    std::printf("drop: %s\n", dropSummary(plan).c_str());
+    const TrimLayout layout = trimLayout(cfg, plan, where); // every refusal before anything is written
+    if (r.planOut) {
+        savePlan(plan, *r.planOut);
+        std::printf("wrote plan %s\n", r.planOut->c_str());
+    }
+    std::printf("layers %lld -> %zu, experts per MoE layer %lld -> %lld\n", (long long)cfg.numLayers,
+                layout.sourceLayer.size(), (long long)cfg.numExperts, (long long)layout.numExperts);
+    if (r.dryRun)
         return ExitOk;
-    });
+
+    const RuntimeInfo rt = initRuntime(true);
+    if (rt.slowBlas)
+        std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
+    const ProgressFn progress = terminalProgress();
+    const TrimReport rep = trimCheckpoint(r.model, plan, r.out, r.force, progress);
+    for (const std::string& n : rep.notes)
+        std::printf("note: %s\n", n.c_str());
+    std::printf("wrote %s\n", r.out.c_str());
+    printComparison(rep, r, progress);
+    return ExitOk;
+}
+
+int runTrim(const QStringList& args)
+{
+    TrimRequest r;
+    int exitCode = ExitOk;
+    if (!parseTrimArgs(args, r, exitCode))
+        return exitCode;
+    return guarded([&] { return trim(r); });
 }
 
 const CommandRegistrar reg({"trim", "drop experts, MoE layers or decoder blocks (Expert/Layer/Block Drop)", runTrim});

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "enginejobs.h"
 
-#include "moewb/workflow/quantize_source.h"
+#include "moewb/workflow/calib_sequences.h"
+#include "moewb/workflow/quantize_export.h"
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/calib/calibrate.h"
@@ -11,6 +12,7 @@
 #include "moewb/eval/tasks.h"
 #include "moewb/export/gguf.h"
 #include "moewb/export/gptq.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/stats/stats_h5.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
@@ -159,13 +161,12 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
         opt.perLayer = s.perLayer;
         const CalibStats empty;
         const CalibStats& st = stats ? *stats : empty;
-        const bool needsStats = opt.strategy == "frequency" || opt.strategy == "outlier" || opt.strategy == "block"
-            || opt.strategy == "moqa" || opt.strategy == "budget";
-        if (needsStats && !stats)
+        const StrategyInfo* info = findStrategy(opt.strategy);
+        if (info && info->needsStats && !stats)
             throw InputError("strategy", "'" + opt.strategy + "' needs calibration statistics: calibrate or open stats first");
         report(progress, "allocate", 0, 1);
         AllocResult a;
-        if (opt.strategy == "budget") {
+        if (info && info->needsErrorTable) {
             initRuntime(false);
             const ErrorTable table = measureErrors(toStd(modelDir), *cfg, st, opt.groupSize, opt.candidates, progress);
             a = allocateBudget(*cfg, table, opt);
@@ -190,6 +191,62 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
     return job;
 }
 
+namespace {
+
+ExportTarget exportTarget(const QuantizeSettings& s)
+{
+    ExportTarget t;
+    t.format = toStd(s.format);
+    t.path = toStd(s.outPath);
+    t.force = s.force;
+    t.gptq.checkpointFormat = toStd(s.checkpointFormat);
+    t.gptq.maxShardBytes = s.maxShardBytes;
+    t.gguf.unquantizedType = toStd(s.ggufType);
+    return t;
+}
+
+CalibSelection calibSelection(const QuantizeSettings& s)
+{
+    CalibSelection c;
+    c.data = calibSpecs(s.calib);
+    c.samples = s.samples;
+    c.seqLen = s.seqLen;
+    c.randomWindows = s.randomWindows;
+    c.seed = s.seed;
+    return c;
+}
+
+/// The job's result: what was written (the format's own line), the calibration, the error.
+JobResult quantizeResult(const QuantizeExportResult& e, const QuantizeOutcome& o, const std::string& calibDescription)
+{
+    JobResult r;
+    const QuantizeReport& rep = e.report;
+    if (e.format == "gguf") {
+        r.summary = QObject::tr("wrote %1 (GGUF v3, %2, %3 MB)")
+                        .arg(o.outPath, fromStd(e.gguf.fileType), fmt("%.2f", double(e.gguf.fileBytes) / 1e6));
+        for (const std::string& n : e.gguf.notes)
+            r.details << fromStd(n);
+    } else if (e.format == "gptq") {
+        r.summary = QObject::tr("wrote %1 (GPTQ %2, %3 quantized linears, %4 MB)")
+                        .arg(o.outPath, fromStd(e.gptq.checkpointFormat))
+                        .arg(e.gptq.quantizedLinears)
+                        .arg(fmt("%.2f", double(e.gptq.bytesOnDisk) / 1e6));
+    } else {
+        r.summary = QObject::tr("wrote %1 (%2, %3 average bits, %4 MB as GPTQ)")
+                        .arg(o.outPath, o.label, fmt("%.3f", o.averageBits), fmt("%.2f", double(o.modelBytes) / 1e6));
+    }
+    r.details << QObject::tr("calibration: %1")
+                     .arg(fromStd(rep.calibDescription.empty() ? calibDescription : rep.calibDescription));
+    r.details << (rep.meanRelError >= 0 ? QObject::tr("mean relative output error: %1").arg(fmt("%.6g", rep.meanRelError))
+                                        : QObject::tr("mean relative output error: n/a (no calibration data)"));
+    r.details << QObject::tr("experts that fell back to RTN: %1").arg(rep.fallbackExperts.size());
+    r.outputPath = o.outPath;
+    r.value = o;
+    return r;
+}
+
+} // namespace
+
 Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
 {
     Job job;
@@ -199,39 +256,20 @@ Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
     job.kind = exportJob ? QStringLiteral("export") : QStringLiteral("quantize");
     job.outputPath = s.outPath;
     job.work = [plan, s](const ProgressFn& progress) {
-        if (s.outPath.isEmpty())
-            throw InputError("quantize", "no output path given");
-        const std::string model = toStd(s.modelDir), out = toStd(s.outPath);
-        const std::string format = toStd(s.format);
-        if (format != "fake" && format != "gptq" && format != "gguf")
-            throw InputError("quantize", "format must be fake, gptq or gguf, got '" + format + "'");
-        {
-            std::error_code ec;
-            if (std::filesystem::exists(out, ec) && std::filesystem::equivalent(out, model, ec))
-                throw InputError(out, "is the input model directory; choose another output");
-        }
+        const std::string model = toStd(s.modelDir);
+        const ExportTarget target = exportTarget(s);
+        checkExportTarget(target, model);
         const ModelConfig cfg = loadConfig(model);
         const PlanSize size = planSize(expandPlan(plan, cfg), cfg);
         initRuntime(false);
         const QuantizeSource source(model, plan, "plan", progress);
-        std::vector<std::vector<int32_t>> sequences;
-        std::string description = "none";
-        if (!s.calib.isEmpty()) {
-            const CalibTokens tokens = loadCalibData(calibSpecs(s.calib), modelTokenizer(model));
-            sequences = calibSequences(tokens, s.samples, s.seqLen, s.randomWindows, s.seed);
-            std::string names;
-            for (const auto& f : tokens.files)
-                names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
-            description = (s.randomWindows ? std::to_string(sequences.size()) + " random windows (seed "
-                                                 + std::to_string(s.seed) + ") of "
-                                           : "first " + std::to_string(sequences.size()) + " windows of ")
-                + std::to_string(s.seqLen) + " tokens of " + names;
-        }
+        const CalibSequences calib = loadCalibSequences(calibSelection(s), model);
         QuantizeOptions opt;
         opt.planPath = "plan";
         opt.damp = s.damp;
         opt.minExpertTokens = s.minExpertTokens;
         opt.dtype = toStd(s.dtype);
+        const QuantizeExportResult e = quantizeAndExport(source, calib, opt, target, progress);
         QuantizeOutcome o;
         o.outPath = s.outPath;
         o.format = s.format;
@@ -239,43 +277,8 @@ Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
         o.planJson = fromStd(planToJson(plan));
         o.averageBits = size.averageBits;
         o.modelBytes = size.modelBytes;
-        JobResult r;
-        QuantizeReport rep;
-        if (format == "gguf") {
-            GgufExportOptions g;
-            g.unquantizedType = toStd(s.ggufType);
-            const GgufExportResult e = quantizeToGguf(source.modelDir(), source.plan(), sequences, opt, out, s.force,
-                                                      description, progress, g);
-            rep = e.quant;
-            r.summary = QObject::tr("wrote %1 (GGUF v3, %2, %3 MB)")
-                            .arg(s.outPath, fromStd(e.fileType), fmt("%.2f", double(e.fileBytes) / 1e6));
-            for (const std::string& n : e.notes)
-                r.details << fromStd(n);
-        } else if (format == "gptq") {
-            GptqExportOptions g;
-            g.checkpointFormat = toStd(s.checkpointFormat);
-            g.maxShardBytes = s.maxShardBytes;
-            const GptqExportResult e = quantizeToGptqDir(source.modelDir(), source.plan(), sequences, opt, out, s.force,
-                                                         description, progress, g);
-            rep = e.report;
-            r.summary = QObject::tr("wrote %1 (GPTQ %2, %3 quantized linears, %4 MB)")
-                            .arg(s.outPath, fromStd(e.checkpointFormat))
-                            .arg(e.quantizedLinears)
-                            .arg(fmt("%.2f", double(e.bytesOnDisk) / 1e6));
-        } else {
-            rep = quantizeToFakeDir(source.modelDir(), source.plan(), sequences, opt, out, s.force, description,
-                                    progress);
-            r.summary = QObject::tr("wrote %1 (%2, %3 average bits, %4 MB as GPTQ)")
-                            .arg(s.outPath, o.label, fmt("%.3f", o.averageBits), fmt("%.2f", double(o.modelBytes) / 1e6));
-        }
-        o.meanRelError = rep.meanRelError;
-        r.details << QObject::tr("calibration: %1").arg(fromStd(rep.calibDescription.empty() ? description : rep.calibDescription));
-        r.details << (rep.meanRelError >= 0 ? QObject::tr("mean relative output error: %1").arg(fmt("%.6g", rep.meanRelError))
-                                            : QObject::tr("mean relative output error: n/a (no calibration data)"));
-        r.details << QObject::tr("experts that fell back to RTN: %1").arg(rep.fallbackExperts.size());
-        r.outputPath = s.outPath;
-        r.value = o;
-        return r;
+        o.meanRelError = e.report.meanRelError;
+        return quantizeResult(e, o, calib.description);
     };
     return job;
 }

@@ -2,7 +2,7 @@
 // The GUI's jobs over the engine (#12): each function turns the options a dialog collected into a
 // Job whose work calls the same engine functions as the matching CLI subcommand (app/cli/cmd_*.cpp),
 // so the GUI's numbers equal the CLI's. Only torch-free engine headers are included here: Qt's
-// signals/slots/emit macros must never meet a libtorch header (DESIGN.md).
+// signals/slots/emit macros must never meet a libtorch header (docs/architecture.md, Conventions).
 #pragma once
 
 #include "jobs/job.h"

@@ -207,9 +207,7 @@ StrategyDialog::StrategyDialog(bool haveStats, QWidget* parent)
     for (const StrategyInfo& info : allocStrategies()) {
         m_strategy->addItem(QString::fromLatin1(info.name), QString::fromLatin1(info.name));
         m_strategy->setItemData(m_strategy->count() - 1, QString::fromLatin1(info.description), Qt::ToolTipRole);
-        const std::string n = info.name;
-        const bool needsStats = n == "frequency" || n == "outlier" || n == "block" || n == "moqa" || n == "budget";
-        if (needsStats && !haveStats)
+        if (info.needsStats && !haveStats)
             qobject_cast<QStandardItemModel*>(m_strategy->model())->item(m_strategy->count() - 1)->setEnabled(false);
     }
     const int last = m_strategy->findData(remembered("strategy/name", QStringLiteral("uniform")));

@@ -18,7 +18,7 @@ ErrorTable measureErrors(const std::string& modelDir, const ModelConfig& cfg, co
 {
     MOEWB_CHECK(!candidates.empty(), "errors", "no candidate bit-widths");
     for (int64_t b : candidates)
-        MOEWB_CHECK(isValidBits(b), "errors", "candidate ", b, " not in {2,3,4,8,16}");
+        MOEWB_CHECK(isValidBits(b), "candidate bit-widths", bitsProblem(b));
     std::map<std::string, const LinearStats*> byName;
     for (const LinearStats& l : stats.linears)
         byName[l.name] = &l;

@@ -4,6 +4,7 @@
 
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -240,12 +241,10 @@ void saveErrorTable(const ErrorTable& t, const std::string& path)
 
 ErrorTable loadErrorTable(const std::string& path)
 {
-    std::ifstream f(path, std::ios::binary);
-    if (!f)
-        throw IoError(path, "cannot open");
+    const std::string text = readFileBytes(path);
     ErrorTable t;
     try {
-        const nlohmann::json j = nlohmann::json::parse(f);
+        const nlohmann::json j = nlohmann::json::parse(text);
         MOEWB_CHECK(j.value("format", "") == "moewb-alloc-errors" && j.value("version", 0) == 1, path,
                     "not a moewb error table (format moewb-alloc-errors, version 1)");
         t.candidates = j.at("candidates").get<std::vector<int64_t>>();

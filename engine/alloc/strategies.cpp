@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The heuristic bit-allocation strategies (ALGORITHMS.md A.4, C.2-C.4). See moewb/alloc/allocate.h
+// The heuristic bit-allocation strategies (docs/algorithms.md §6.1-6.2). See moewb/alloc/allocate.h
 // for the budget and the low/high ladder.
 #include "moewb/alloc/allocate.h"
 
@@ -9,29 +9,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <random>
 #include <sstream>
 
 namespace moewb {
-
-const std::vector<StrategyInfo>& allocStrategies()
-{
-    static const std::vector<StrategyInfo> table = {
-        {"uniform", "every linear at the largest width whose model fits the budget"},
-        {"attn-ffn", "attention first, then dense/shared MLPs, then routed experts (paper 000 H1)"},
-        {"first-k", "the first k MoE blocks (all their experts) higher (H2); --k"},
-        {"frequency", "most-routed experts higher (H3); --per-layer N for top-N in every layer"},
-        {"shared", "shared experts higher (H4); needs a model with shared experts"},
-        {"outlier", "linears with the highest weight outlier score higher (H6); --top-p"},
-        {"block", "MoE blocks with the lowest input/output cosine higher (H7); --k"},
-        {"moqa", "experts by MoQa significance: usage x input energy x non-redundancy (paper 002)"},
-        {"random", "random experts higher, seeded baseline (H8); --seed, --per-layer"},
-        {"budget", "minimal activation-weighted RTN error under the byte budget (knapsack)"},
-    };
-    return table;
-}
 
 namespace {
 
@@ -132,7 +116,307 @@ void seededShuffle(std::vector<size_t>& v, uint64_t seed)
     }
 }
 
+/// The low/high ladder a heuristic starts from (moewb/alloc/allocate.h): every linear at `low`.
+struct Ladder {
+    AllocResult res;
+    std::vector<PlanEntry> es;
+    int64_t linBudget = 0;
+    int64_t low = 2, high = 4;
+};
+
+void setBits(std::vector<PlanEntry>& es, int64_t bits)
+{
+    for (PlanEntry& e : es)
+        e.bits = bits;
+}
+
+Ladder startLadder(const ModelConfig& cfg, const AllocOptions& opt)
+{
+    Ladder l;
+    l.res.budgetBytes = budgetBytesFor(cfg, opt);
+    const int64_t fixed = fixedModelBytes(cfg);
+    l.linBudget = l.res.budgetBytes - fixed;
+    l.es = baseEntries(cfg, opt, 2);
+    MOEWB_CHECK(linearsBytes(l.es) <= l.linBudget, "budget", "the budget (", l.res.budgetBytes,
+                " bytes) is below the all-2-bit model (", linearsBytes(l.es) + fixed, " bytes)");
+    // The papers mix 2/4 bits; above 4 bits the mix is 4/8, above 8 it is 8/16.
+    for (auto [lo, hi] : {std::pair<int64_t, int64_t>{4, 8}, {8, 16}}) {
+        setBits(l.es, lo);
+        if (linearsBytes(l.es) <= l.linBudget)
+            l.low = lo, l.high = hi;
+    }
+    setBits(l.es, l.low);
+    return l;
+}
+
+AllocResult finishLadder(Ladder& l, const ModelConfig& cfg)
+{
+    l.res.entries = std::move(l.es);
+    l.res.size = planSize(l.res.entries, cfg);
+    MOEWB_ASSERT(l.res.size.modelBytes <= l.res.budgetBytes);
+    return std::move(l.res);
+}
+
+void sortByPriority(std::vector<Unit>& units)
+{
+    std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.priority > b.priority; });
+}
+
+/// Raises the units to `high` in priority order while the budget allows; a note says how many.
+void raiseUnits(Ladder& l, std::vector<Unit> units, const std::string& strategy)
+{
+    sortByPriority(units);
+    std::vector<PlanEntry>& es = l.es;
+    int64_t cur = linearsBytes(es);
+    size_t raised = 0, skipped = 0;
+    for (const Unit& u : units) {
+        int64_t delta = 0;
+        for (size_t i : u.idx)
+            delta += gptqLinearBytes(es[i].inFeatures, es[i].outFeatures, l.high, es[i].groupSize)
+                - gptqLinearBytes(es[i].inFeatures, es[i].outFeatures, es[i].bits, es[i].groupSize);
+        if (cur + delta > l.linBudget) {
+            ++skipped;
+            continue;
+        }
+        for (size_t i : u.idx)
+            es[i].bits = l.high;
+        cur += delta;
+        ++raised;
+    }
+    std::ostringstream os;
+    os << strategy << ": base " << l.low << " bits, " << raised << " of " << units.size() << " units raised to "
+       << l.high << " bits";
+    if (skipped)
+        os << " (" << skipped << " did not fit the budget)";
+    l.res.notes.push_back(os.str());
+}
+
+// ------------------------------------------------------------------------------ the strategies
+
+/// The priority list of a heuristic over the ladder's entries.
+using UnitsFn = std::vector<Unit> (*)(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
+                                      const std::vector<PlanEntry>& es);
+
+template <UnitsFn units>
+AllocResult allocateHeuristic(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt)
+{
+    Ladder l = startLadder(cfg, opt);
+    raiseUnits(l, units(cfg, stats, opt, l.es), opt.strategy);
+    return finishLadder(l, cfg);
+}
+
+/// Every linear at the largest width whose model fits (no ladder, no note).
+AllocResult allocateUniform(const ModelConfig& cfg, const CalibStats&, const AllocOptions& opt)
+{
+    Ladder l = startLadder(cfg, opt);
+    int64_t best = 2;
+    for (int64_t b : {2, 3, 4, 8, 16}) {
+        setBits(l.es, b);
+        if (linearsBytes(l.es) <= l.linBudget)
+            best = b;
+    }
+    setBits(l.es, best);
+    return finishLadder(l, cfg);
+}
+
+std::vector<Unit> attnFfnUnits(const ModelConfig&, const CalibStats&, const AllocOptions&,
+                               const std::vector<PlanEntry>& es)
+{
+    std::map<int64_t, Unit> attn, mlp;
+    for (size_t i = 0; i < es.size(); ++i) {
+        if (isAttn(es[i].role))
+            attn[es[i].layer].idx.push_back(i);
+        else if (isShared(es[i].role) || isDense(es[i].role))
+            mlp[es[i].layer].idx.push_back(i);
+    }
+    std::vector<Unit> units;
+    for (auto& [l, u] : attn)
+        units.push_back({u.idx, 3e6 - double(l)});
+    for (auto& [l, u] : mlp)
+        units.push_back({u.idx, 2e6 - double(l)});
+    for (auto& [key, idx] : expertUnits(es))
+        units.push_back({idx, 1e6 - double(key.first) * 1e3 - double(key.second) * 1e-3});
+    return units;
+}
+
+/// MoE blocks by priority (given per layer); with k >= 0 exactly the first k of them.
+std::vector<Unit> blockRanking(const ModelConfig& cfg, const std::vector<PlanEntry>& es, const AllocOptions& opt,
+                               const std::function<double(int64_t layer)>& priority)
+{
+    std::vector<Unit> units;
+    for (auto& [l, idx] : blockUnits(cfg, es))
+        units.push_back({idx, priority(l)});
+    MOEWB_CHECK(!units.empty(), opt.strategy, "the model has no MoE blocks");
+    if (opt.k >= 0) {
+        sortByPriority(units);
+        if (size_t(opt.k) < units.size())
+            units.resize(size_t(opt.k));
+    }
+    return units;
+}
+
+std::vector<Unit> firstKUnits(const ModelConfig& cfg, const CalibStats&, const AllocOptions& opt,
+                              const std::vector<PlanEntry>& es)
+{
+    return blockRanking(cfg, es, opt, [](int64_t l) { return -double(l); });
+}
+
+std::vector<Unit> blockCosineUnits(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
+                                   const std::vector<PlanEntry>& es)
+{
+    checkStatsMatch(cfg, stats);
+    const std::vector<double> cos = moeBlockCosine(stats);
+    return blockRanking(cfg, es, opt, [&](int64_t l) {
+        const double c = cos[size_t(l)];
+        return std::isfinite(c) ? -c : -1e9;
+    });
+}
+
+using ExpertUnits = std::vector<std::pair<std::pair<int64_t, int64_t>, std::vector<size_t>>>;
+
+ExpertUnits routedExperts(const std::vector<PlanEntry>& es, const std::string& strategy)
+{
+    ExpertUnits eu = expertUnits(es);
+    MOEWB_CHECK(!eu.empty(), strategy, "the model has no routed experts");
+    return eu;
+}
+
+/// One unit per routed expert with its priority; with perLayer >= 0 only the top perLayer experts
+/// of every layer (ties: lower expert index).
+std::vector<Unit> expertRanking(const ExpertUnits& eu, const std::vector<double>& priority, int64_t perLayer)
+{
+    std::vector<Unit> units;
+    for (size_t u = 0; u < eu.size(); ++u)
+        units.push_back({eu[u].second, priority[u]});
+    if (perLayer < 0)
+        return units;
+    std::map<int64_t, std::vector<size_t>> perL;
+    for (size_t u = 0; u < eu.size(); ++u)
+        perL[eu[u].first.first].push_back(u);
+    std::vector<Unit> kept;
+    for (auto& [l, us] : perL) {
+        std::stable_sort(us.begin(), us.end(), [&](size_t a, size_t b) { return units[a].priority > units[b].priority; });
+        for (size_t i = 0; i < us.size() && int64_t(i) < perLayer; ++i)
+            kept.push_back(units[us[i]]);
+    }
+    return kept;
+}
+
+std::vector<Unit> frequencyUnits(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
+                                 const std::vector<PlanEntry>& es)
+{
+    checkStatsMatch(cfg, stats);
+    const ExpertUnits eu = routedExperts(es, opt.strategy);
+    std::vector<double> pr;
+    for (const auto& [key, idx] : eu) {
+        const RouterStats* r = stats.router(key.first);
+        pr.push_back(r->tokens > 0 ? double(r->expertTokens[size_t(key.second)]) / double(r->tokens) : 0.0);
+    }
+    return expertRanking(eu, pr, opt.perLayer);
+}
+
+std::vector<Unit> moqaUnits(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
+                            const std::vector<PlanEntry>& es)
+{
+    checkStatsMatch(cfg, stats);
+    const ExpertUnits eu = routedExperts(es, opt.strategy);
+    std::map<int64_t, std::vector<double>> sig;
+    std::vector<double> pr;
+    for (const auto& [key, idx] : eu) {
+        if (!sig.count(key.first))
+            sig[key.first] = moqaSignificance(stats, key.first);
+        pr.push_back(sig[key.first][size_t(key.second)]);
+    }
+    return expertRanking(eu, pr, opt.perLayer);
+}
+
+std::vector<Unit> randomUnits(const ModelConfig&, const CalibStats&, const AllocOptions& opt,
+                              const std::vector<PlanEntry>& es)
+{
+    const ExpertUnits eu = routedExperts(es, opt.strategy);
+    std::vector<size_t> order(eu.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    seededShuffle(order, opt.seed);
+    std::vector<double> pr(eu.size(), 0.0);
+    for (size_t r = 0; r < order.size(); ++r)
+        pr[order[r]] = double(order.size() - r);
+    return expertRanking(eu, pr, opt.perLayer);
+}
+
+std::vector<Unit> sharedUnits(const ModelConfig& cfg, const CalibStats&, const AllocOptions&,
+                              const std::vector<PlanEntry>& es)
+{
+    MOEWB_CHECK(cfg.hasSharedExpert(), "shared", "the model (", cfg.architecture,
+                ") has no shared experts; use attn-ffn or frequency instead");
+    std::map<int64_t, Unit> sh;
+    for (size_t i = 0; i < es.size(); ++i)
+        if (isShared(es[i].role))
+            sh[es[i].layer].idx.push_back(i);
+    std::vector<Unit> units;
+    for (auto& [l, u] : sh)
+        units.push_back({u.idx, -double(l)});
+    return units;
+}
+
+std::vector<Unit> outlierUnits(const ModelConfig&, const CalibStats& stats, const AllocOptions& opt,
+                               const std::vector<PlanEntry>& es)
+{
+    std::map<std::string, float> score;
+    for (const LinearStats& li : stats.linears)
+        score[li.name] = li.outlierScore;
+    std::vector<Unit> units;
+    size_t withScore = 0;
+    for (size_t i = 0; i < es.size(); ++i) {
+        auto it = score.find(es[i].name);
+        const double sc = it == score.end() || !std::isfinite(it->second) ? -1e30 : double(it->second);
+        withScore += sc > -1e30;
+        units.push_back({{i}, sc});
+    }
+    MOEWB_CHECK(withScore > 0, "outlier", "the statistics hold no weight outlier scores");
+    if (opt.topP >= 0) {
+        MOEWB_CHECK(opt.topP <= 1.0, "outlier", "the top fraction ", opt.topP, " is outside [0, 1]");
+        sortByPriority(units);
+        units.resize(size_t(std::ceil(opt.topP * double(units.size()))));
+    }
+    return units;
+}
+
 } // namespace
+
+const std::vector<StrategyInfo>& allocStrategies()
+{
+    // name, description, needs stats, needs an error table, parameters, function
+    static const std::vector<StrategyInfo> table = {
+        {"uniform", "every linear at the largest width whose model fits the budget", false, false, 0,
+         &allocateUniform},
+        {"attn-ffn", "attention first, then dense/shared MLPs, then routed experts (paper 000 H1)", false, false, 0,
+         &allocateHeuristic<attnFfnUnits>},
+        {"first-k", "the first k MoE blocks (all their experts) higher (H2); --k", false, false, kParamK,
+         &allocateHeuristic<firstKUnits>},
+        {"frequency", "most-routed experts higher (H3); --per-layer N for top-N in every layer", true, false,
+         kParamPerLayer, &allocateHeuristic<frequencyUnits>},
+        {"shared", "shared experts higher (H4); needs a model with shared experts", false, false, 0,
+         &allocateHeuristic<sharedUnits>},
+        {"outlier", "linears with the highest weight outlier score higher (H6); --top-p", true, false, kParamTopP,
+         &allocateHeuristic<outlierUnits>},
+        {"block", "MoE blocks with the lowest input/output cosine higher (H7); --k", true, false, kParamK,
+         &allocateHeuristic<blockCosineUnits>},
+        {"moqa", "experts by MoQa significance: usage x input energy x non-redundancy (paper 002)", true, false,
+         kParamPerLayer, &allocateHeuristic<moqaUnits>},
+        {"random", "random experts higher, seeded baseline (H8); --seed, --per-layer", false, false,
+         kParamSeed | kParamPerLayer, &allocateHeuristic<randomUnits>},
+        {"budget", "minimal activation-weighted RTN error under the byte budget (knapsack)", true, true, 0, nullptr},
+    };
+    return table;
+}
+
+const StrategyInfo* findStrategy(const std::string& name)
+{
+    for (const StrategyInfo& s : allocStrategies())
+        if (name == s.name)
+            return &s;
+    return nullptr;
+}
 
 int64_t budgetBytesFor(const ModelConfig& cfg, const AllocOptions& opt)
 {
@@ -148,177 +432,11 @@ int64_t budgetBytesFor(const ModelConfig& cfg, const AllocOptions& opt)
 
 AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt)
 {
-    const std::string& s = opt.strategy;
-    bool known = false;
-    for (const StrategyInfo& si : allocStrategies())
-        known = known || s == si.name;
-    MOEWB_CHECK(known, "strategy", "unknown strategy '", s, "'");
-    MOEWB_CHECK(s != "budget", "strategy", "'budget' needs measured errors (allocateBudget)");
-    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "group size", opt.groupSize,
-                " is invalid (use -1 or a positive multiple of 16)");
-
-    AllocResult res;
-    res.budgetBytes = budgetBytesFor(cfg, opt);
-    const int64_t fixed = fixedModelBytes(cfg);
-    const int64_t linBudget = res.budgetBytes - fixed;
-    std::vector<PlanEntry> es = baseEntries(cfg, opt, 2);
-    MOEWB_CHECK(linearsBytes(es) <= linBudget, "budget", "the budget (", res.budgetBytes,
-                " bytes) is below the all-2-bit model (", linearsBytes(es) + fixed, " bytes)");
-
-    auto setAll = [&](int64_t b) {
-        for (PlanEntry& e : es)
-            e.bits = b;
-    };
-    // Ladder: the papers mix 2/4 bits; above 4 bits the mix is 4/8, above 8 it is 8/16.
-    int64_t low = 2, high = 4;
-    for (auto [lo, hi] : {std::pair<int64_t, int64_t>{4, 8}, {8, 16}}) {
-        setAll(lo);
-        if (linearsBytes(es) <= linBudget)
-            low = lo, high = hi;
-    }
-    setAll(low);
-
-    std::vector<Unit> units;
-    bool stopAtK = false; // first-k / block with --k: exactly the first k units, no more
-    if (s == "uniform") {
-        int64_t best = 2;
-        for (int64_t b : {2, 3, 4, 8, 16}) {
-            setAll(b);
-            if (linearsBytes(es) <= linBudget)
-                best = b;
-        }
-        setAll(best);
-    } else if (s == "attn-ffn") {
-        std::map<int64_t, Unit> attn, mlp;
-        for (size_t i = 0; i < es.size(); ++i) {
-            if (isAttn(es[i].role))
-                attn[es[i].layer].idx.push_back(i);
-            else if (isShared(es[i].role) || isDense(es[i].role))
-                mlp[es[i].layer].idx.push_back(i);
-        }
-        for (auto& [l, u] : attn)
-            units.push_back({u.idx, 3e6 - double(l)});
-        for (auto& [l, u] : mlp)
-            units.push_back({u.idx, 2e6 - double(l)});
-        for (auto& [key, idx] : expertUnits(es))
-            units.push_back({idx, 1e6 - double(key.first) * 1e3 - double(key.second) * 1e-3});
-    } else if (s == "first-k" || s == "block") {
-        std::vector<double> cos;
-        if (s == "block") {
-            checkStatsMatch(cfg, stats);
-            cos = moeBlockCosine(stats);
-        }
-        for (auto& [l, idx] : blockUnits(cfg, es)) {
-            double pr = -double(l);
-            if (s == "block") {
-                const double c = cos[size_t(l)];
-                pr = std::isfinite(c) ? -c : -1e9;
-            }
-            units.push_back({idx, pr});
-        }
-        MOEWB_CHECK(!units.empty(), s, "the model has no MoE blocks");
-        stopAtK = opt.k >= 0;
-    } else if (s == "frequency" || s == "moqa" || s == "random") {
-        if (s != "random")
-            checkStatsMatch(cfg, stats);
-        const auto eu = expertUnits(es);
-        MOEWB_CHECK(!eu.empty(), s, "the model has no routed experts");
-        std::map<int64_t, std::vector<double>> sig;
-        std::vector<size_t> order(eu.size());
-        std::iota(order.begin(), order.end(), size_t(0));
-        std::vector<double> randomRank(eu.size(), 0.0);
-        if (s == "random") {
-            seededShuffle(order, opt.seed);
-            for (size_t r = 0; r < order.size(); ++r)
-                randomRank[order[r]] = double(order.size() - r);
-        }
-        for (size_t u = 0; u < eu.size(); ++u) {
-            const auto [l, e] = eu[u].first;
-            double pr = randomRank[u];
-            if (s == "frequency") {
-                const RouterStats* r = stats.router(l);
-                pr = r->tokens > 0 ? double(r->expertTokens[size_t(e)]) / double(r->tokens) : 0.0;
-            } else if (s == "moqa") {
-                if (!sig.count(l))
-                    sig[l] = moqaSignificance(stats, l);
-                pr = sig[l][size_t(e)];
-            }
-            units.push_back({eu[u].second, pr});
-        }
-        if (opt.perLayer >= 0) {
-            // Keep only the top-N experts of every layer (ties: lower expert index).
-            std::map<int64_t, std::vector<size_t>> perL;
-            for (size_t u = 0; u < eu.size(); ++u)
-                perL[eu[u].first.first].push_back(u);
-            std::vector<Unit> kept;
-            for (auto& [l, us] : perL) {
-                std::stable_sort(us.begin(), us.end(),
-                                 [&](size_t a, size_t b) { return units[a].priority > units[b].priority; });
-                for (size_t i = 0; i < us.size() && int64_t(i) < opt.perLayer; ++i)
-                    kept.push_back(units[us[i]]);
-            }
-            units = kept;
-        }
-    } else if (s == "shared") {
-        MOEWB_CHECK(cfg.hasSharedExpert(), "shared", "the model (", cfg.architecture,
-                    ") has no shared experts; use attn-ffn or frequency instead");
-        std::map<int64_t, Unit> sh;
-        for (size_t i = 0; i < es.size(); ++i)
-            if (isShared(es[i].role))
-                sh[es[i].layer].idx.push_back(i);
-        for (auto& [l, u] : sh)
-            units.push_back({u.idx, -double(l)});
-    } else if (s == "outlier") {
-        std::map<std::string, float> score;
-        for (const LinearStats& li : stats.linears)
-            score[li.name] = li.outlierScore;
-        size_t withScore = 0;
-        for (size_t i = 0; i < es.size(); ++i) {
-            auto it = score.find(es[i].name);
-            const double sc = it == score.end() || !std::isfinite(it->second) ? -1e30 : double(it->second);
-            withScore += sc > -1e30;
-            units.push_back({{i}, sc});
-        }
-        MOEWB_CHECK(withScore > 0, "outlier", "the stats hold no weight outlier scores");
-        if (opt.topP >= 0) {
-            MOEWB_CHECK(opt.topP <= 1.0, "outlier", "--top-p ", opt.topP, " outside [0, 1]");
-            std::stable_sort(units.begin(), units.end(),
-                             [](const Unit& a, const Unit& b) { return a.priority > b.priority; });
-            units.resize(size_t(std::ceil(opt.topP * double(units.size()))));
-        }
-    }
-
-    std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.priority > b.priority; });
-    if (stopAtK && size_t(opt.k) < units.size())
-        units.resize(size_t(opt.k));
-    int64_t cur = linearsBytes(es);
-    size_t raised = 0, skipped = 0;
-    for (const Unit& u : units) {
-        int64_t delta = 0;
-        for (size_t i : u.idx)
-            delta += gptqLinearBytes(es[i].inFeatures, es[i].outFeatures, high, es[i].groupSize)
-                - gptqLinearBytes(es[i].inFeatures, es[i].outFeatures, es[i].bits, es[i].groupSize);
-        if (cur + delta > linBudget) {
-            ++skipped;
-            continue;
-        }
-        for (size_t i : u.idx)
-            es[i].bits = high;
-        cur += delta;
-        ++raised;
-    }
-    if (s != "uniform") {
-        std::ostringstream os;
-        os << s << ": base " << low << " bits, " << raised << " of " << units.size() << " units raised to " << high
-           << " bits";
-        if (skipped)
-            os << " (" << skipped << " did not fit the budget)";
-        res.notes.push_back(os.str());
-    }
-    res.entries = std::move(es);
-    res.size = planSize(res.entries, cfg);
-    MOEWB_ASSERT(res.size.modelBytes <= res.budgetBytes);
-    return res;
+    const StrategyInfo* s = findStrategy(opt.strategy);
+    MOEWB_CHECK(s, "strategy", "unknown strategy '", opt.strategy, "'");
+    MOEWB_CHECK(s->run, "strategy", "'", s->name, "' needs measured quantization errors");
+    MOEWB_CHECK(isValidGroupSize(opt.groupSize), "allocation", groupSizeProblem(opt.groupSize));
+    return s->run(cfg, stats, opt);
 }
 
 Plan planFromAllocation(const AllocResult& r, const AllocOptions& opt)

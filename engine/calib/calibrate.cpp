@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <filesystem>
 
 namespace moewb {
 
@@ -67,8 +66,8 @@ TokenLayout layoutOf(const std::vector<at::Tensor>& sequences)
 CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& sequences, const TokenLayout& layout,
                           const CalibrateOptions& opt, ForwardObserver* extra, const ProgressFn& progress)
 {
-    MOEWB_CHECK(opt.maxBatchTokens > 0, "--batch-tokens", "must be positive");
-    MOEWB_CHECK(opt.probeTokens >= 0, "--probe-tokens", "must not be negative");
+    MOEWB_CHECK(opt.maxBatchTokens > 0, "calibration", "the tokens per batch must be positive");
+    MOEWB_CHECK(opt.probeTokens >= 0, "calibration", "the probe tokens must not be negative");
     const ModelConfig& cfg = model.config();
     const std::vector<LinearInfo> linears = listLinears(cfg);
 
@@ -157,7 +156,7 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     const std::vector<CalibWindow> windows
         = calibWindows(int64_t(tokens.ids.size()), opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
     const int worldSize = opt.dist ? opt.dist->worldSize() : 1;
-    MOEWB_CHECK(int64_t(windows.size()) >= worldSize, "--samples",
+    MOEWB_CHECK(int64_t(windows.size()) >= worldSize, "calibration",
                 windows.size(), " calibration windows cannot be shared by ", worldSize, " ranks (one at least each)");
     const Model model(modelDir);
 
@@ -202,13 +201,8 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     p.toolVersion = version();
     p.created = opt.created.empty() ? utcTimestamp() : opt.created;
 
-    std::string names;
-    for (const auto& f : tokens.files)
-        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
-    p.dataDescription = (opt.randomWindows ? std::to_string(windows.size()) + " random windows (seed "
-                                                 + std::to_string(opt.seed) + ") of "
-                                           : "first " + std::to_string(windows.size()) + " windows of ")
-        + std::to_string(opt.seqLen) + " tokens of " + names
+    p.dataDescription
+        = calibDataDescription(tokens.files, int64_t(windows.size()), opt.seqLen, opt.randomWindows, opt.seed)
         + (haveDomains ? " (" + std::to_string(tokens.domains.size()) + " domains)" : "");
 
     nlohmann::json j;
@@ -233,8 +227,8 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
 CalibStats calibrate(const std::string& modelDir, const CalibrateOptions& opt, const TokenizeFn& tokenize,
                      const ProgressFn& progress)
 {
-    MOEWB_CHECK(opt.samples > 0, "--samples", "must be a positive integer, got ", opt.samples);
-    MOEWB_CHECK(opt.seqLen > 0, "--seq-len", "must be a positive integer, got ", opt.seqLen);
+    MOEWB_CHECK(opt.samples > 0, "calibration", "the number of samples must be positive, got ", opt.samples);
+    MOEWB_CHECK(opt.seqLen > 0, "calibration", "the sequence length must be positive, got ", opt.seqLen);
     // Config first: a bad model directory is reported before any data is read.
     (void)loadConfig(modelDir);
     const CalibTokens tokens = loadCalibData(opt.data, tokenize);

@@ -11,6 +11,7 @@
 #include <climits>
 #include <limits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -151,7 +152,7 @@ std::string sha256File(const std::string& path, int64_t* bytes)
 
 CalibTokens loadCalibData(const std::vector<CalibDataSpec>& inputs, const TokenizeFn& tokenize)
 {
-    MOEWB_CHECK(!inputs.empty(), "--data", "no calibration data given");
+    MOEWB_CHECK(!inputs.empty(), "calibration", "no calibration data given");
     CalibTokens out;
     std::vector<std::string> labels; // per token, resolved to indices at the end
     std::vector<int32_t> labelOf;    // per token index into `labels`
@@ -255,16 +256,16 @@ CalibTokens loadCalibData(const std::vector<CalibDataSpec>& inputs, const Tokeni
 
 std::vector<CalibWindow> calibWindows(int64_t n, int64_t samples, int64_t seqLen, bool randomWindows, int64_t seed)
 {
-    MOEWB_CHECK(samples > 0, "--samples", "must be a positive integer, got ", samples);
-    MOEWB_CHECK(seqLen > 0, "--seq-len", "must be a positive integer, got ", seqLen);
-    MOEWB_CHECK(n > 0, "--data", "the calibration data holds no tokens");
+    MOEWB_CHECK(samples > 0, "calibration", "the number of samples must be positive, got ", samples);
+    MOEWB_CHECK(seqLen > 0, "calibration", "the sequence length must be positive, got ", seqLen);
+    MOEWB_CHECK(n > 0, "calibration", "the calibration data holds no tokens");
     std::vector<CalibWindow> out;
     if (!randomWindows) {
         for (int64_t k = 0; k < samples && k * seqLen < n; ++k)
             out.push_back({k * seqLen, std::min((k + 1) * seqLen, n)});
         return out;
     }
-    MOEWB_CHECK(n > seqLen, "--random-windows", "the data has ", n, " tokens; random windows of ", seqLen,
+    MOEWB_CHECK(n > seqLen, "calibration", "the data has ", n, " tokens; random windows of ", seqLen,
                 " tokens need at least ", seqLen + 1);
     // Start ~ U[0, n − L − 1] as in the GPTQ scripts (python random.randint(0, n - L - 1)).
     std::mt19937_64 gen{static_cast<uint64_t>(seed)};
@@ -279,6 +280,17 @@ std::vector<CalibWindow> calibWindows(int64_t n, int64_t samples, int64_t seqLen
         out.push_back({b, b + seqLen});
     }
     return out;
+}
+
+std::string calibDataDescription(const std::vector<CalibDataFile>& files, int64_t windows, int64_t seqLen,
+                                 bool randomWindows, int64_t seed)
+{
+    std::string names;
+    for (const CalibDataFile& f : files)
+        names += (names.empty() ? "" : ", ") + std::filesystem::path(f.path).filename().string();
+    return (randomWindows ? std::to_string(windows) + " random windows (seed " + std::to_string(seed) + ") of "
+                          : "first " + std::to_string(windows) + " windows of ")
+        + std::to_string(seqLen) + " tokens of " + names;
 }
 
 } // namespace moewb

@@ -69,12 +69,13 @@ void removeStaleOutputs(const fs::path& out)
 
 fs::path prepareOutputDir(const std::string& modelDir, const std::string& outDir, bool force)
 {
-    MOEWB_CHECK(!outDir.empty(), "--out", "no output directory given");
+    MOEWB_CHECK(!outDir.empty(), "output", "no output directory given");
     const fs::path out = fs::path(outDir).lexically_normal();
     std::error_code ec;
     removeStaleOutputs(out);
     if (fs::exists(out, ec)) {
-        MOEWB_CHECK(force, outDir, "already exists (use --force to replace it)");
+        if (!force)
+            throw OutputExistsError(outDir);
         MOEWB_CHECK(!fs::equivalent(out, modelDir, ec), outDir, "is the input model directory");
         MOEWB_CHECK(fs::is_directory(out), outDir, "exists and is not a directory");
     }

@@ -73,10 +73,10 @@ DistOptions resolveDistOptions(const DistOptions& given)
             throw InputError("MOEWB_DIST_TIMEOUT", std::string("expected a positive number of seconds, got '") + t + "'");
         o.timeoutSeconds = v;
     }
-    MOEWB_CHECK(o.worldSize >= 1, "--world-size", "give --world-size N (or WORLD_SIZE) with --distributed");
-    MOEWB_CHECK(o.rank >= 0, "--rank", "give --rank R (or RANK) with --distributed");
-    MOEWB_CHECK(o.rank < o.worldSize, "--rank", "rank ", o.rank, " is not below the world size ", o.worldSize);
-    MOEWB_CHECK(o.masterPort >= 1 && o.masterPort <= 65535, "--master-port", "must be in 1..65535, got ",
+    MOEWB_CHECK(o.worldSize >= 1, "distributed run", "the world size is not set (or WORLD_SIZE in the environment)");
+    MOEWB_CHECK(o.rank >= 0, "distributed run", "the rank of this process is not set (or RANK in the environment)");
+    MOEWB_CHECK(o.rank < o.worldSize, "distributed run", "rank ", o.rank, " is not below the world size ", o.worldSize);
+    MOEWB_CHECK(o.masterPort >= 1 && o.masterPort <= 65535, "distributed run", "the master port must be in 1..65535, got ",
                 o.masterPort);
     MOEWB_CHECK(o.timeoutSeconds > 0, "MOEWB_DIST_TIMEOUT", "must be positive");
     return o;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "moewb/eval/perplexity.h"
 
+#include "eval/scored_logits.h"
 #include "model/streamer.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
 #include "moewb/tokenizer/tokenizer.h"
@@ -17,8 +19,8 @@ namespace moewb {
 
 std::vector<PplWindow> perplexityWindows(int64_t n, int64_t ctx, int64_t stride)
 {
-    MOEWB_CHECK(ctx >= 2, "--ctx", "context must be at least 2 tokens, got ", ctx);
-    MOEWB_CHECK(stride >= 1, "--stride", "stride must be at least 1, got ", stride);
+    MOEWB_CHECK(ctx >= 2, "perplexity", "the context must be at least 2 tokens, got ", ctx);
+    MOEWB_CHECK(stride >= 1, "perplexity", "the stride must be at least 1 token, got ", stride);
     std::vector<PplWindow> out;
     if (n < 2)
         return out;
@@ -34,15 +36,21 @@ std::vector<PplWindow> perplexityWindows(int64_t n, int64_t ctx, int64_t stride)
     return out;
 }
 
-PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vector<int32_t>& ids,
-                                    const PerplexityOptions& opt, const ProgressFn& progress)
+int64_t contextLength(const ModelConfig& cfg, int64_t requested)
+{
+    return requested > 0 ? requested
+                         : std::min<int64_t>(cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : 2048, 2048);
+}
+
+PerplexityResult runScored(const std::string& modelDir, const std::vector<int32_t>& ids, const PerplexityOptions& opt,
+                           const ScoredSink& sink, const ProgressFn& progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
     initRuntime(false);
     const Model model(modelDir);
     const ModelConfig& cfg = model.config();
     PerplexityResult r;
-    r.ctx = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : 2048, 2048);
+    r.ctx = contextLength(cfg, opt.ctx);
     r.stride = opt.stride > 0 ? opt.stride : r.ctx;
     r.totalTokens = int64_t(ids.size());
     MOEWB_CHECK(r.totalTokens >= 2, modelDir, "perplexity needs at least 2 tokens, the text has ", r.totalTokens);
@@ -68,8 +76,10 @@ PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vect
                   if (count <= 0)
                       return;
                   const at::Tensor lp = at::log_softmax(logits.slice(0, from, from + count).to(at::kDouble), -1);
-                  const at::Tensor targets = all.slice(0, w.firstScored, w.end).unsqueeze(1);
-                  nll[i] = -lp.gather(1, targets).sum().item<double>();
+                  const at::Tensor targets = all.slice(0, w.firstScored, w.end);
+                  nll[i] = -lp.gather(1, targets.unsqueeze(1)).sum().item<double>();
+                  if (sink)
+                      sink(i, w, lp, targets);
               },
               nullptr, progress);
     for (size_t i = 0; i < windows.size(); ++i) {
@@ -81,20 +91,22 @@ PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vect
     return r;
 }
 
+PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vector<int32_t>& ids,
+                                    const PerplexityOptions& opt, const ProgressFn& progress)
+{
+    return runScored(modelDir, ids, opt, {}, progress);
+}
+
 PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::string& textFile,
                                         const PerplexityOptions& opt, const ProgressFn& progress)
 {
     // Validate the model (config.json, safetensors headers) before spending time on tokenization.
     loadConfig(modelDir);
     Checkpoint::open(modelDir);
-    std::ifstream in(textFile, std::ios::binary);
-    if (!in)
-        throw IoError(textFile, "cannot open text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = readFileBytes(textFile);
     report(progress, "tokenize", 0, 1);
     const auto tok = Tokenizer::load(modelDir);
-    const std::vector<int32_t> ids = tok->encode(ss.str(), /*addSpecialTokens=*/true);
+    const std::vector<int32_t> ids = tok->encode(text, /*addSpecialTokens=*/true);
     report(progress, "tokenize", 1, 1);
     return evaluatePerplexity(modelDir, ids, opt, progress);
 }

@@ -3,6 +3,7 @@
 #include "moewb/eval/tasks.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -318,12 +319,7 @@ TaskSet parseTaskText(const std::string& text, const std::string& where, int64_t
 
 TaskSet loadTaskFile(const std::string& path, int64_t limit)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw IoError(path, "cannot open task file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parseTaskText(ss.str(), path, limit);
+    return parseTaskText(readFileBytes(path), path, limit);
 }
 
 } // namespace moewb

@@ -63,7 +63,7 @@ TaskEvalResult evaluateTasks(const std::string& modelDir, const std::vector<Task
     const auto tok = Tokenizer::load(modelDir);
     const int64_t maxLength = opt.maxLength > 0 ? opt.maxLength
                                                 : (cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : 2048);
-    MOEWB_CHECK(maxLength >= 2, "--max-length", "must be at least 2, got ", maxLength);
+    MOEWB_CHECK(maxLength >= 2, "zero-shot tasks", "the maximum length must be at least 2 tokens, got ", maxLength);
     const int32_t emptyCtx = int32_t(cfg.bosTokenId ? *cfg.bosTokenId : cfg.eosTokenId ? *cfg.eosTokenId : -1);
 
     // ---- tokenize (contexts are shared by the choices of an item: encode each once)

@@ -6,8 +6,10 @@
 #include "gptq/gptq_pack.h"
 #include "core/output_dir.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <nlohmann/json.hpp>
 
@@ -28,12 +30,7 @@ namespace {
 
 std::string readText(const fs::path& p)
 {
-    std::ifstream f(p, std::ios::binary);
-    if (!f)
-        throw IoError(p.string(), "cannot read file");
-    std::ostringstream os;
-    os << f.rdbuf();
-    return os.str();
+    return readFileBytes(p.string());
 }
 
 ojson parseJsonFile(const fs::path& p)
@@ -98,6 +95,135 @@ bool endsWith(const std::string& s, const std::string& suffix)
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+/// Tensor name ("….weight") → plan entry, for every linear the plan quantizes.
+std::map<std::string, const PlanEntry*> quantizedLinears(const std::vector<PlanEntry>& entries,
+                                                         const std::string& planPath)
+{
+    std::map<std::string, const PlanEntry*> quantized;
+    for (const PlanEntry& e : entries)
+        if (!e.dropped && e.bits < 16)
+            quantized[e.name + ".weight"] = &e;
+    MOEWB_CHECK(!quantized.empty(), planPath,
+                "the plan leaves every linear at 16 bits: there is nothing to store as GPTQ (a fake-quantized "
+                "export keeps the model as it is)");
+    return quantized;
+}
+
+/// The output checkpoint: every tensor with its shape and shard, known before anything is
+/// quantized (the writers need their headers first).
+struct GptqLayout {
+    std::vector<OutTensor> tensors; ///< in the input's name order
+    size_t shards = 1;
+    uint64_t total = 0; ///< tensor bytes
+};
+
+/// A quantized linear's four tensors take the place of its weight; the rest is copied.
+std::vector<OutTensor> outputTensors(const Checkpoint& ckpt, const std::vector<std::string>& names,
+                                     const std::map<std::string, const PlanEntry*>& quantized)
+{
+    std::vector<OutTensor> tensors;
+    for (const std::string& n : names) {
+        const TensorInfo& info = ckpt.info(n);
+        auto it = quantized.find(n);
+        if (it == quantized.end()) {
+            tensors.push_back({n, info.dtype, info.shape, info.nbytes(), 0});
+            continue;
+        }
+        const PlanEntry& e = *it->second;
+        MOEWB_CHECK(info.shape == (std::vector<int64_t>{e.outFeatures, e.inFeatures}), ckpt.fileOf(n).path(),
+                    "tensor '", n, "' does not have the shape config.json implies");
+        const int64_t groups = gptq::groupCount(e.inFeatures, e.groupSize);
+        const std::vector<std::tuple<std::string, DType, std::vector<int64_t>>> parts = {
+            {".g_idx", DType::I32, {e.inFeatures}},
+            {".qweight", DType::I32, gptq::qweightShape(e.inFeatures, e.outFeatures, e.bits)},
+            {".qzeros", DType::I32, gptq::qzerosShape(e.outFeatures, groups, e.bits)},
+            {".scales", DType::F16, gptq::scalesShape(e.outFeatures, groups)}};
+        for (const auto& [suffix, dt, shape] : parts)
+            tensors.push_back({e.name + suffix, dt, shape, byteSize(dt, shape), 0});
+    }
+    return tensors;
+}
+
+/// Shards: filled in name order; a new shard starts when the next tensor would overflow this one.
+GptqLayout shardTensors(std::vector<OutTensor> tensors, int64_t maxShardBytes)
+{
+    GptqLayout l;
+    l.tensors = std::move(tensors);
+    uint64_t inShard = 0;
+    for (OutTensor& t : l.tensors) {
+        if (inShard > 0 && inShard + t.nbytes > uint64_t(maxShardBytes)) {
+            ++l.shards;
+            inShard = 0;
+        }
+        t.shard = l.shards - 1;
+        inShard += t.nbytes;
+        l.total += t.nbytes;
+    }
+    return l;
+}
+
+/// Tensors, headers (generously 256 bytes per tensor), the companion files and the JSON we add.
+void checkDiskSpace(const std::string& modelDir, const fs::path& tmpPath, const GptqLayout& layout)
+{
+    uint64_t need = layout.total + 256 * layout.tensors.size() + (uint64_t(1) << 20);
+    for (const auto& entry : fs::directory_iterator(modelDir))
+        if (entry.is_regular_file() && isCompanionFile(entry.path()))
+            need += entry.file_size();
+    const int64_t avail = freeDiskBytes(tmpPath);
+    if (avail >= 0 && uint64_t(avail) < need)
+        throw IoError(tmpPath.parent_path().string(), "not enough free disk space: the GPTQ checkpoint needs "
+                                                          + gb(double(need)) + ", " + gb(double(avail))
+                                                          + " are available");
+}
+
+/// One SafetensorsWriter per shard, every tensor declared and the headers written.
+class ShardWriters {
+public:
+    ShardWriters(const fs::path& dir, const GptqLayout& layout)
+    {
+        for (size_t i = 0; i < layout.shards; ++i)
+            m_writers.push_back(std::make_unique<SafetensorsWriter>((dir / shardName(i, layout.shards)).string()));
+        for (const OutTensor& t : layout.tensors) {
+            m_writers[t.shard]->declare(t.name, t.dtype, t.shape);
+            m_where[t.name] = &t;
+        }
+        for (auto& w : m_writers)
+            w->begin();
+    }
+
+    void put(const std::string& name, const void* data, uint64_t nbytes)
+    {
+        const OutTensor* t = m_where.at(name);
+        MOEWB_ASSERT(t->nbytes == nbytes);
+        m_writers[t->shard]->write(name, data, nbytes);
+    }
+
+    void commit()
+    {
+        for (auto& w : m_writers)
+            w->commit();
+    }
+
+private:
+    std::vector<std::unique_ptr<SafetensorsWriter>> m_writers;
+    std::map<std::string, const OutTensor*> m_where;
+};
+
+/// model.safetensors.index.json of a sharded checkpoint.
+void writeShardIndex(const fs::path& dir, const GptqLayout& layout)
+{
+    ojson index;
+    index["metadata"] = ojson{{"total_size", layout.total}};
+    ojson map = ojson::object();
+    std::map<std::string, std::string> sorted;
+    for (const OutTensor& t : layout.tensors)
+        sorted[t.name] = shardName(t.shard, layout.shards);
+    for (const auto& [n, f] : sorted)
+        map[n] = f;
+    index["weight_map"] = map;
+    writeTextFile(dir / "model.safetensors.index.json", index.dump(2) + "\n");
+}
+
 } // namespace
 
 std::string gptqQuantizationConfigJson(const std::vector<PlanEntry>& entries, const ModelConfig& cfg,
@@ -144,96 +270,48 @@ std::string gptqQuantizationConfigJson(const std::vector<PlanEntry>& entries, co
     return q.dump(2);
 }
 
+namespace {
+
+/// config.json as the model has it plus quantization_config, the same dict in quantize_config.json,
+/// the plan and the report.
+void writeGptqMetadata(const fs::path& dir, const std::string& modelDir, const Plan& plan,
+                       const std::vector<PlanEntry>& entries, const ModelConfig& cfg, const QuantizeOptions& opt,
+                       const GptqExportResult& res)
+{
+    const std::string qcText = gptqQuantizationConfigJson(entries, cfg, opt, res.checkpointFormat);
+    ojson config = parseJsonFile(fs::path(modelDir) / "config.json");
+    config["quantization_config"] = ojson::parse(qcText);
+    writeTextFile(dir / "config.json", config.dump(2) + "\n");
+    writeTextFile(dir / "quantize_config.json", qcText + "\n");
+    savePlan(plan, (dir / "moewb_plan.json").string());
+    writeTextFile(dir / "moewb_quant_report.json", reportToJson(res.report) + "\n");
+}
+
+} // namespace
+
 GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan,
                                    const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
                                    const std::string& outDir, bool force, const std::string& calibDescription,
                                    const ProgressFn& progress, const GptqExportOptions& gopt)
 {
-    const gptq::ZeroFormat fmt = gptq::zeroFormatFromName(gopt.checkpointFormat, "--checkpoint-format");
-    MOEWB_CHECK(gopt.maxShardBytes > 0, "--max-shard-size", "must be positive");
+    const gptq::ZeroFormat fmt = gptq::zeroFormatFromName(gopt.checkpointFormat, "GPTQ export");
+    MOEWB_CHECK(gopt.maxShardBytes > 0, "GPTQ export", "the largest shard size must be positive");
     const ModelConfig cfg = loadConfig(modelDir);
     checkPlanForQuantize(plan, cfg, opt.planPath);
     const std::vector<PlanEntry> entries = expandPlan(plan, cfg);
-    std::map<std::string, const PlanEntry*> quantized; // tensor name ("….weight") → entry
-    for (const PlanEntry& e : entries)
-        if (!e.dropped && e.bits < 16)
-            quantized[e.name + ".weight"] = &e;
-    MOEWB_CHECK(!quantized.empty(), opt.planPath,
-                "the plan leaves every linear at 16 bits: there is nothing to store as GPTQ (use --format fake)");
-
+    const std::map<std::string, const PlanEntry*> quantized = quantizedLinears(entries, opt.planPath);
     const Checkpoint ckpt = Checkpoint::open(modelDir);
     const std::vector<std::string> names = ckpt.names();
     for (const std::string& n : names)
         MOEWB_CHECK(!endsWith(n, ".qweight"), ckpt.fileOf(n).path(),
                     "holds GPTQ tensors ('", n, "'): quantize the unquantized model instead");
-
-    // Every output tensor with its shape, known before anything is quantized (the writers need
-    // their headers first). A quantized linear's four tensors take the place of its weight.
-    std::vector<OutTensor> tensors;
-    for (const std::string& n : names) {
-        const TensorInfo& info = ckpt.info(n);
-        auto it = quantized.find(n);
-        if (it == quantized.end()) {
-            tensors.push_back({n, info.dtype, info.shape, info.nbytes(), 0});
-            continue;
-        }
-        const PlanEntry& e = *it->second;
-        MOEWB_CHECK(info.shape == (std::vector<int64_t>{e.outFeatures, e.inFeatures}), ckpt.fileOf(n).path(),
-                    "tensor '", n, "' does not have the shape config.json implies");
-        const int64_t groups = gptq::groupCount(e.inFeatures, e.groupSize);
-        const std::string base = e.name;
-        const std::vector<std::tuple<std::string, DType, std::vector<int64_t>>> parts = {
-            {".g_idx", DType::I32, {e.inFeatures}},
-            {".qweight", DType::I32, gptq::qweightShape(e.inFeatures, e.outFeatures, e.bits)},
-            {".qzeros", DType::I32, gptq::qzerosShape(e.outFeatures, groups, e.bits)},
-            {".scales", DType::F16, gptq::scalesShape(e.outFeatures, groups)}};
-        for (const auto& [suffix, dt, shape] : parts)
-            tensors.push_back({base + suffix, dt, shape, byteSize(dt, shape), 0});
-    }
-    // Shards: fill in name order; a new shard starts when the next tensor would overflow this one.
-    size_t nShards = 1;
-    uint64_t inShard = 0, total = 0;
-    for (OutTensor& t : tensors) {
-        if (inShard > 0 && inShard + t.nbytes > uint64_t(gopt.maxShardBytes)) {
-            ++nShards;
-            inShard = 0;
-        }
-        t.shard = nShards - 1;
-        inShard += t.nbytes;
-        total += t.nbytes;
-    }
+    const GptqLayout layout = shardTensors(outputTensors(ckpt, names, quantized), gopt.maxShardBytes);
 
     const fs::path tmpPath = prepareOutputDir(modelDir, outDir, force);
     TempDir tmp(tmpPath);
-    {
-        // Tensors, headers (generously 256 bytes per tensor), the companion files and the JSON we add.
-        uint64_t need = total + 256 * tensors.size() + (uint64_t(1) << 20);
-        for (const auto& entry : fs::directory_iterator(modelDir))
-            if (entry.is_regular_file() && isCompanionFile(entry.path()))
-                need += entry.file_size();
-        const int64_t avail = freeDiskBytes(tmpPath);
-        if (avail >= 0 && uint64_t(avail) < need)
-            throw IoError(tmpPath.parent_path().string(), "not enough free disk space: the GPTQ checkpoint needs "
-                                                              + gb(double(need)) + ", " + gb(double(avail))
-                                                              + " are available");
-    }
+    checkDiskSpace(modelDir, tmpPath, layout);
     copyCompanionFiles(modelDir, tmpPath);
-
-    std::vector<std::unique_ptr<SafetensorsWriter>> writers;
-    for (size_t i = 0; i < nShards; ++i)
-        writers.push_back(std::make_unique<SafetensorsWriter>((tmpPath / shardName(i, nShards)).string()));
-    std::map<std::string, const OutTensor*> where;
-    for (const OutTensor& t : tensors) {
-        writers[t.shard]->declare(t.name, t.dtype, t.shape);
-        where[t.name] = &t;
-    }
-    for (auto& w : writers)
-        w->begin();
-    auto put = [&](const std::string& name, const void* data, uint64_t nbytes) {
-        const OutTensor* t = where.at(name);
-        MOEWB_ASSERT(t->nbytes == nbytes);
-        writers[t->shard]->write(name, data, nbytes);
-    };
+    ShardWriters writers(tmpPath, layout);
 
     GptqExportResult res;
     res.checkpointFormat = gptq::zeroFormatName(fmt);
@@ -246,10 +324,10 @@ GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan
                      && w.gIdx && w.groups == gptq::groupCount(e.inFeatures, e.groupSize));
         const gptq::PackedLinear p = gptq::packLinear(w.q, w.scales, w.zeros, w.gIdx, e.outFeatures, e.inFeatures,
                                                       w.groups, e.bits, fmt, e.name, &res.wrappedZeros);
-        put(e.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
-        put(e.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
-        put(e.name + ".scales", p.scales.data(), p.scales.size() * 2);
-        put(e.name + ".g_idx", p.gIdx.data(), p.gIdx.size() * 4);
+        writers.put(e.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
+        writers.put(e.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
+        writers.put(e.name + ".scales", p.scales.data(), p.scales.size() * 2);
+        writers.put(e.name + ".g_idx", p.gIdx.data(), p.gIdx.size() * 4);
     };
     res.report = quantizeModel(modelDir, plan, sequences, opt, sink, progress);
     res.report.calibDescription = calibDescription;
@@ -262,38 +340,18 @@ GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan
         report(progress, "write", i++, int64_t(names.size()), n);
         if (quantized.count(n))
             continue;
-        put(n, ckpt.data(n), ckpt.info(n).nbytes());
+        writers.put(n, ckpt.data(n), ckpt.info(n).nbytes());
         ckpt.release(n);
     }
-    for (auto& w : writers)
-        w->commit();
+    writers.commit();
     report(progress, "write", int64_t(names.size()), int64_t(names.size()));
-
-    if (nShards > 1) {
-        ojson index;
-        index["metadata"] = ojson{{"total_size", total}};
-        ojson map = ojson::object();
-        std::map<std::string, std::string> sorted;
-        for (const OutTensor& t : tensors)
-            sorted[t.name] = shardName(t.shard, nShards);
-        for (const auto& [n, f] : sorted)
-            map[n] = f;
-        index["weight_map"] = map;
-        writeTextFile(tmpPath / "model.safetensors.index.json", index.dump(2) + "\n");
-    }
-
-    // config.json as the model has it, plus quantization_config; the same dict in quantize_config.json.
-    const std::string qcText = gptqQuantizationConfigJson(entries, cfg, opt, res.checkpointFormat);
-    ojson config = parseJsonFile(fs::path(modelDir) / "config.json");
-    config["quantization_config"] = ojson::parse(qcText);
-    writeTextFile(tmpPath / "config.json", config.dump(2) + "\n");
-    writeTextFile(tmpPath / "quantize_config.json", qcText + "\n");
-    savePlan(plan, (tmpPath / "moewb_plan.json").string());
-    writeTextFile(tmpPath / "moewb_quant_report.json", reportToJson(res.report) + "\n");
+    if (layout.shards > 1)
+        writeShardIndex(tmpPath, layout);
+    writeGptqMetadata(tmpPath, modelDir, plan, entries, cfg, opt, res);
 
     res.bytesOnDisk = directoryBytes(tmpPath);
-    res.tensorBytes = total;
-    res.shards = int64_t(nShards);
+    res.tensorBytes = layout.total;
+    res.shards = int64_t(layout.shards);
     res.quantizedLinears = int64_t(quantized.size());
     publishOutputDir(tmpPath, outDir);
     tmp.release();

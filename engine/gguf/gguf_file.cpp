@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GGUF v3 writer and reader (FORMATS.md §4.1; ggml gguf.cpp's validation rules).
+// GGUF v3 writer and reader (docs/export-gguf.md, "File layout"; ggml gguf.cpp's validation rules).
 #include "gguf/gguf_file.h"
 
 #include "moewb/core/atomic_file.h"
@@ -630,8 +630,14 @@ std::vector<float> readTensorF32(const File& f, const TensorEntry& t)
     std::vector<float> out(static_cast<size_t>(t.numel()));
     const int64_t rows = t.numel() / t.ne[0];
     const int64_t rb = ggmlRowBytes(t.type, t.ne[0]);
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t bad = firstNonFiniteScaleBlock(t.type, bytes.data() + r * rb, t.ne[0]);
+        if (bad >= 0)
+            throw InputError(f.path, "tensor '" + shown(t.name) + "': " + ggmlTypeName(t.type) + " block "
+                                         + std::to_string(r * (t.ne[0] / ggmlBlockSize(t.type)) + bad)
+                                         + " has a non-finite scale (NaN or infinity)");
         dequantizeRow(t.type, bytes.data() + r * rb, out.data() + r * t.ne[0], t.ne[0]);
+    }
     return out;
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GGUF v3 container (FORMATS.md §4.1): typed metadata, tensor infos, aligned data. A streaming
+// GGUF v3 container (docs/export-gguf.md, "File layout"): typed metadata, tensor infos, aligned data. A streaming
 // writer (tensors declared first, bytes written at their offsets in any order, temp file renamed
 // at commit) and a validating reader. Torch-free.
 #pragma once
@@ -111,6 +111,7 @@ File read(const std::string& path);
 /// The raw bytes of one tensor.
 std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t);
 /// The tensor dequantized to float32 (numel values, ggml order = row-major of the reversed ne).
+/// InputError naming the tensor and block when a quantized block's scale is NaN or infinite.
 std::vector<float> readTensorF32(const File& f, const TensorEntry& t);
 
 } // namespace moewb::gguf

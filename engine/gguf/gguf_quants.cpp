@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
-// ggml block formats (FORMATS.md §4.2), written from ggml-quants.c's reference rules.
+// ggml tensor types (docs/export-gguf.md, "Tensor types and block layouts"): the type table, fp16 / bf16 conversion, and the row
+// encoders / decoders, which dispatch to the block codecs (legacy_quants.cpp, kquants.cpp,
+// kquant_layout.cpp, iq4nl.cpp). Written from ggml-quants.c's rules.
 #include "gguf/gguf_quants.h"
+
+#include "gguf/quant_detail.h"
 
 #include "moewb/core/error.h"
 
@@ -29,72 +33,6 @@ float bitsFloat(uint32_t u)
     return f;
 }
 
-void putHalf(uint8_t* p, uint16_t h)
-{
-    p[0] = uint8_t(h & 0xFF);
-    p[1] = uint8_t(h >> 8);
-}
-
-uint16_t getHalf(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
-
-constexpr int64_t QK = 32;
-
-// --- reference quantizers, one 32-element block each (ggml-quants.c quantize_row_*_ref) -------
-
-void quantizeBlockQ8_0(const float* x, uint8_t* y)
-{
-    float amax = 0.0f;
-    for (int64_t j = 0; j < QK; ++j)
-        amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / ((1 << 7) - 1);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    putHalf(y, fp32ToFp16(d));
-    for (int64_t j = 0; j < QK; ++j)
-        y[2 + j] = uint8_t(int8_t(std::roundf(x[j] * id)));
-}
-
-void quantizeBlockQ4_0(const float* x, uint8_t* y)
-{
-    float amax = 0.0f, max = 0.0f;
-    for (int64_t j = 0; j < QK; ++j) {
-        const float v = x[j];
-        if (amax < std::fabs(v)) {
-            amax = std::fabs(v);
-            max = v;
-        }
-    }
-    const float d = max / -8;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    putHalf(y, fp32ToFp16(d));
-    for (int64_t j = 0; j < QK / 2; ++j) {
-        const float x0 = x[j] * id;
-        const float x1 = x[QK / 2 + j] * id;
-        const uint8_t xi0 = uint8_t(std::min<int>(15, int8_t(x0 + 8.5f)));
-        const uint8_t xi1 = uint8_t(std::min<int>(15, int8_t(x1 + 8.5f)));
-        y[2 + j] = uint8_t(xi0 | (xi1 << 4));
-    }
-}
-
-void quantizeBlockQ4_1(const float* x, uint8_t* y)
-{
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int64_t j = 0; j < QK; ++j) {
-        min = std::min(min, x[j]);
-        max = std::max(max, x[j]);
-    }
-    const float d = (max - min) / ((1 << 4) - 1);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    putHalf(y, fp32ToFp16(d));
-    putHalf(y + 2, fp32ToFp16(min));
-    for (int64_t j = 0; j < QK / 2; ++j) {
-        const float x0 = (x[j] - min) * id;
-        const float x1 = (x[QK / 2 + j] - min) * id;
-        const uint8_t xi0 = uint8_t(std::min<int>(15, int8_t(x0 + 0.5f)));
-        const uint8_t xi1 = uint8_t(std::min<int>(15, int8_t(x1 + 0.5f)));
-        y[4 + j] = uint8_t(xi0 | (xi1 << 4));
-    }
-}
-
 } // namespace
 
 // --- type table -----------------------------------------------------------------------------------
@@ -111,8 +49,9 @@ constexpr TypeTraits kTypes[] = {
     {0, "F32", 1, 4},      {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},   {3, "Q4_1", 32, 20},
     {6, "Q5_0", 32, 22},   {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},   {9, "Q8_1", 32, 36},
     {10, "Q2_K", 256, 84}, {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {24, "I8", 1, 1},     {25, "I16", 1, 2},
-    {26, "I32", 1, 4},     {27, "I64", 1, 8},      {28, "F64", 1, 8},     {30, "BF16", 1, 2},
+    {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {20, "IQ4_NL", 32, 18}, {24, "I8", 1, 1},
+    {25, "I16", 1, 2},     {26, "I32", 1, 4},      {27, "I64", 1, 8},     {28, "F64", 1, 8},
+    {30, "BF16", 1, 2},
 };
 
 const TypeTraits* traits(uint32_t id)
@@ -146,7 +85,7 @@ int64_t ggmlTypeSize(GgmlType t)
     return tr->size;
 }
 
-bool ggmlCanDequantize(GgmlType t)
+bool ggmlCanQuantize(GgmlType t)
 {
     switch (t) {
     case GgmlType::F32:
@@ -154,12 +93,24 @@ bool ggmlCanDequantize(GgmlType t)
     case GgmlType::BF16:
     case GgmlType::Q4_0:
     case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
     case GgmlType::Q8_0:
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+    case GgmlType::IQ4_NL:
         return true;
     default:
         return false;
     }
 }
+
+bool ggmlCanDequantize(GgmlType t) { return ggmlCanQuantize(t); }
+
+double ggmlBitsPerWeight(GgmlType t) { return 8.0 * double(ggmlTypeSize(t)) / double(ggmlBlockSize(t)); }
 
 int64_t ggmlRowBytes(GgmlType t, int64_t n)
 {
@@ -178,6 +129,35 @@ GgmlType floatTypeFromName(const std::string& name, const std::string& where)
     if (s == "f32")
         return GgmlType::F32;
     throw InputError(where, "unquantized tensor type must be f16, bf16 or f32, got '" + name + "'");
+}
+
+bool ggmlTypeFromName(const std::string& name, GgmlType& out)
+{
+    std::string s = name;
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+    for (const TypeTraits& t : kTypes) {
+        if (s == t.name && ggmlCanQuantize(GgmlType(t.id))) {
+            out = GgmlType(t.id);
+            return true;
+        }
+    }
+    return false;
+}
+
+GgmlType rowFallbackType(GgmlType t, int64_t n)
+{
+    if (n % ggmlBlockSize(t) == 0)
+        return t;
+    GgmlType f = GgmlType::F16;
+    switch (t) {
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K: f = GgmlType::IQ4_NL; break;
+    case GgmlType::Q4_K: f = GgmlType::Q5_0; break;
+    case GgmlType::Q5_K: f = GgmlType::Q5_1; break;
+    case GgmlType::Q6_K: f = GgmlType::Q8_0; break;
+    default: break;
+    }
+    return n % ggmlBlockSize(f) == 0 ? f : GgmlType::F16;
 }
 
 // --- fp16 / bf16 (the bit tricks of ggml-impl.h / Maratyszcza's FP16) -------------------------
@@ -229,32 +209,59 @@ float bf16ToFp32(uint16_t h) { return bitsFloat(uint32_t(h) << 16); }
 
 // --- rows -------------------------------------------------------------------------------------
 
-void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n)
+namespace {
+
+/// The quantizers' inputs must be finite (and importance weights non-negative): a NaN or infinity
+/// would silently spoil a whole block's scale.
+void checkQuantizerInput(GgmlType t, const float* x, int64_t n, const float* importance)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(x[i]))
+            throw InputError(std::string(ggmlTypeName(t)) + " encoder",
+                             "value " + std::to_string(i) + " of the row is " + std::to_string(x[i])
+                                 + " (only finite values can be quantized)");
+        if (importance && !(importance[i] >= 0.0f && std::isfinite(importance[i])))
+            throw InputError(std::string(ggmlTypeName(t)) + " encoder",
+                             "importance " + std::to_string(i) + " of the row is " + std::to_string(importance[i])
+                                 + " (importance must be finite and non-negative)");
+    }
+}
+
+} // namespace
+
+void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n, const float* importance)
 {
     MOEWB_ASSERT(n % ggmlBlockSize(t) == 0);
+    if (ggmlBlockSize(t) > 1)
+        checkQuantizerInput(t, x, n, importance);
     switch (t) {
     case GgmlType::F32:
         std::memcpy(out, x, size_t(n) * 4);
         return;
     case GgmlType::F16:
         for (int64_t i = 0; i < n; ++i)
-            putHalf(out + 2 * i, fp32ToFp16(x[i]));
+            detail::putHalf(out + 2 * i, fp32ToFp16(x[i]));
         return;
     case GgmlType::BF16:
         for (int64_t i = 0; i < n; ++i)
-            putHalf(out + 2 * i, fp32ToBf16(x[i]));
-        return;
-    case GgmlType::Q8_0:
-        for (int64_t b = 0; b < n / QK; ++b)
-            quantizeBlockQ8_0(x + b * QK, out + b * 34);
+            detail::putHalf(out + 2 * i, fp32ToBf16(x[i]));
         return;
     case GgmlType::Q4_0:
-        for (int64_t b = 0; b < n / QK; ++b)
-            quantizeBlockQ4_0(x + b * QK, out + b * 18);
-        return;
     case GgmlType::Q4_1:
-        for (int64_t b = 0; b < n / QK; ++b)
-            quantizeBlockQ4_1(x + b * QK, out + b * 20);
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+        detail::quantizeLegacyRow(t, x, out, n, importance);
+        return;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+        detail::quantizeKRow(t, x, out, n, importance);
+        return;
+    case GgmlType::IQ4_NL:
+        detail::quantizeIq4NlRow(x, out, n, importance);
         return;
     default:
         throw Error(std::string("GGUF: cannot encode tensors of type ") + ggmlTypeName(t));
@@ -270,48 +277,65 @@ void dequantizeRow(GgmlType t, const uint8_t* in, float* out, int64_t n)
         return;
     case GgmlType::F16:
         for (int64_t i = 0; i < n; ++i)
-            out[i] = fp16ToFp32(getHalf(in + 2 * i));
+            out[i] = fp16ToFp32(detail::getHalf(in + 2 * i));
         return;
     case GgmlType::BF16:
         for (int64_t i = 0; i < n; ++i)
-            out[i] = bf16ToFp32(getHalf(in + 2 * i));
-        return;
-    case GgmlType::Q8_0:
-        for (int64_t b = 0; b < n / QK; ++b) {
-            const uint8_t* blk = in + b * 34;
-            const float d = fp16ToFp32(getHalf(blk));
-            for (int64_t j = 0; j < QK; ++j)
-                out[b * QK + j] = float(int8_t(blk[2 + j])) * d;
-        }
+            out[i] = bf16ToFp32(detail::getHalf(in + 2 * i));
         return;
     case GgmlType::Q4_0:
-        for (int64_t b = 0; b < n / QK; ++b) {
-            const uint8_t* blk = in + b * 18;
-            const float d = fp16ToFp32(getHalf(blk));
-            for (int64_t j = 0; j < QK / 2; ++j) {
-                out[b * QK + j] = float((blk[2 + j] & 0x0F) - 8) * d;
-                out[b * QK + j + QK / 2] = float((blk[2 + j] >> 4) - 8) * d;
-            }
-        }
-        return;
     case GgmlType::Q4_1:
-        for (int64_t b = 0; b < n / QK; ++b) {
-            const uint8_t* blk = in + b * 20;
-            const float d = fp16ToFp32(getHalf(blk));
-            const float m = fp16ToFp32(getHalf(blk + 2));
-            for (int64_t j = 0; j < QK / 2; ++j) {
-                out[b * QK + j] = float(blk[4 + j] & 0x0F) * d + m;
-                out[b * QK + j + QK / 2] = float(blk[4 + j] >> 4) * d + m;
-            }
-        }
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+        detail::dequantizeLegacyRow(t, in, out, n);
+        return;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+        detail::dequantizeKRow(t, in, out, n);
+        return;
+    case GgmlType::IQ4_NL:
+        detail::dequantizeIq4NlRow(in, out, n);
         return;
     default:
         throw Error(std::string("GGUF: cannot dequantize tensors of type ") + ggmlTypeName(t));
     }
 }
 
+int64_t firstNonFiniteScaleBlock(GgmlType t, const uint8_t* in, int64_t n)
+{
+    int first = -1, second = -1; // byte offsets of the fp16 scale fields in a block
+    switch (t) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+    case GgmlType::Q8_0:
+    case GgmlType::IQ4_NL: first = 0; break;
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: first = 0, second = 2; break;
+    case GgmlType::Q2_K: first = 80, second = 82; break;
+    case GgmlType::Q3_K: first = 108; break;
+    case GgmlType::Q6_K: first = 208; break;
+    default: return -1;
+    }
+    const int64_t bytes = ggmlTypeSize(t);
+    for (int64_t b = 0; b < n / ggmlBlockSize(t); ++b) {
+        const uint8_t* blk = in + b * bytes;
+        // fp16 exponent all ones: infinity or NaN
+        if ((detail::getHalf(blk + first) & 0x7C00) == 0x7C00
+            || (second >= 0 && (detail::getHalf(blk + second) & 0x7C00) == 0x7C00))
+            return b;
+    }
+    return -1;
+}
+
 void packGridRow(GgmlType t, const GridRow& g, uint8_t* out, int64_t n, PackStats& stats)
 {
+    constexpr int64_t QK = detail::kLegacyBlock;
     auto value = [&](int64_t c) {
         const int32_t k = g.gIdx[c];
         return g.scales[k] * (float(g.q[c]) - g.zeros[k]);
@@ -360,14 +384,14 @@ void packGridRow(GgmlType t, const GridRow& g, uint8_t* out, int64_t n, PackStat
             continue;
         }
         ++stats.gridBlocks;
-        putHalf(y, fp32ToFp16(scale));
+        detail::putHalf(y, fp32ToFp16(scale));
         if (t == GgmlType::Q8_0) {
             for (int64_t j = 0; j < QK; ++j)
                 y[2 + j] = uint8_t(int8_t(g.q[c0 + j] + off));
         } else {
             uint8_t* qs = y + (t == GgmlType::Q4_0 ? 2 : 4);
             if (t == GgmlType::Q4_1)
-                putHalf(y + 2, fp32ToFp16(-scale * zero));
+                detail::putHalf(y + 2, fp32ToFp16(-scale * zero));
             for (int64_t j = 0; j < QK / 2; ++j)
                 qs[j] = uint8_t((g.q[c0 + j] + off) | ((g.q[c0 + QK / 2 + j] + off) << 4));
         }

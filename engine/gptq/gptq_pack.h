@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-// GPTQ tensor packing (FORMATS.md §3.3–3.7), no torch: int32 qweight / qzeros, fp16 scales, g_idx,
-// and the way back (dequantization) for the checkpoint reader in model/weights.cpp.
+// GPTQ tensor packing (docs/export-gptq.md, "Packing in detail"), no torch: int32 qweight / qzeros,
+// fp16 scales, g_idx, and the way back (dequantization) for the checkpoint reader in model/weights.cpp.
 //
 // Note [GPTQ bit stream]: one packed row (a column of qweight along K, a row of qzeros along N) is
 // a little-endian bit stream of int32 words; value k occupies stream bits [b·k, b·k + b). For
-// b ∈ {2, 4, 8} this is §3.5 (32/b values per word, lowest bits first); for b = 3 it is §3.6
-// (32 values in 3 words, values 10 and 21 straddling words). A length that is not a multiple of
-// 32/b (32 for b = 3) ends in a partly used word whose unused bits are 0: qweight has
+// b ∈ {2, 4, 8} a word holds 32/b whole values, lowest bits first; for b = 3, 32 values fill 3
+// words, values 10 and 21 straddling words. A length that is not a multiple of 32/b (32 for b = 3)
+// ends in a partly used word whose unused bits are 0: qweight has
 // ceil(K·b/32) rows and qzeros ceil(N·b/32) columns, as moewb/plan/plan.h gptqLinearBytes counts.
 #pragma once
 
@@ -54,7 +54,7 @@ std::vector<int32_t> packQweight(const int32_t* q, int64_t out, int64_t in, int6
 /// Zero points [out·groups] (row-major [out, groups], integers in [0, 2^b − 1]) → qzeros
 /// [groups, ceil(N·b/32)]. V1 stores (zero − 1) mod 2^b: a zero of 0 (possible for asym) is
 /// stored as 2^b − 1, which loaders that mask after adding 1 (AutoGPTQ's torch path, this
-/// reader) read back as 0 but exllama/Marlin kernels read as 2^b (FORMATS.md §3.7).
+/// reader) read back as 0 but exllama/Marlin kernels read as 2^b (docs/export-gptq.md, "Zero points: v1 and v2").
 /// `wrapped` (optional) counts such zeros.
 std::vector<int32_t> packQzeros(const float* zeros, int64_t out, int64_t groups, int64_t bits, ZeroFormat fmt,
                                 int64_t* wrapped = nullptr);

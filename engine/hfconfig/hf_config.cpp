@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // config.json → ModelConfig. Every supported architecture's keys, class defaults and checks are in
-// one table-like function per family so that the rules from docs (FORMATS.md §2) read top to bottom.
+// one table-like function per family so that the rules of docs/formats.md §2 read top to bottom.
 #include "moewb/core/json_limits.h"
 #include "moewb/hfconfig/hf_config.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -335,17 +336,8 @@ void noteSlidingWindow(ModelConfig& c, int64_t window)
                                      " most recent tokens"));
 }
 
-} // namespace
-
-const char* archName(Arch a)
-{
-    for (const auto& e : kArchs)
-        if (e.arch == a)
-            return e.className;
-    return "?";
-}
-
-ModelConfig parseConfigJson(const std::string& jsonText, const std::string& where)
+/// The JSON object of config.json; InputError with our own line and column otherwise.
+json parseConfigObject(const std::string& jsonText, const std::string& where)
 {
     checkJsonDepth(jsonText, where);
     json j;
@@ -371,12 +363,12 @@ ModelConfig parseConfigJson(const std::string& jsonText, const std::string& wher
     }
     if (!j.is_object())
         throw InputError(where, std::string("top level is a JSON ") + j.type_name() + ", expected an object");
+    return j;
+}
 
-    const Keys k(j, where);
-    ModelConfig c;
-    c.arch = detectArch(k, c);
-    const ArchDefaults d = classDefaults(c.arch);
-
+/// The keys every architecture has: sizes, attention, norm, RoPE, activation, embeddings, special tokens.
+void readCommonKeys(const Keys& k, ModelConfig& c, const ArchDefaults& d)
+{
     c.torchDtype = k.optString("torch_dtype").value_or(k.optString("dtype").value_or(""));
     c.hiddenSize = k.reqSize("hidden_size");
     c.numLayers = k.reqSize("num_hidden_layers", kMaxCount);
@@ -392,81 +384,101 @@ ModelConfig parseConfigJson(const std::string& jsonText, const std::string& wher
     c.tieWordEmbeddings = k.boolOr("tie_word_embeddings", false);
     c.bosTokenId = k.has("bos_token_id") ? k.tokenId("bos_token_id") : d.bos;
     c.eosTokenId = k.has("eos_token_id") ? k.tokenId("eos_token_id") : d.eos;
+}
 
+void readSlidingWindow(const Keys& k, ModelConfig& c)
+{
+    if (const auto w = k.optInt("sliding_window"))
+        noteSlidingWindow(c, k.bounded("sliding_window", *w, 1, INT64_MAX));
+}
+
+/// Qwen2-MoE: a sigmoid-gated shared expert; dense layers by list and step.
+void readQwen2Moe(const Keys& k, ModelConfig& c)
+{
+    readRouting(k, c, "num_experts");
+    c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
+    c.sharedIntermediateSize = k.reqSize("shared_expert_intermediate_size");
+    c.sharedExpertGate = true;
+    c.normTopkProb = k.boolOr("norm_topk_prob", false);
+    c.decoderSparseStep = k.sizeOr("decoder_sparse_step", 1, kMaxCount);
+    c.mlpOnlyLayers = k.intList("mlp_only_layers");
+    // Hard-wired true in older transformers; v5 spells it qkv_bias.
+    c.attentionBias = k.boolOr("qkv_bias", k.boolOr("attention_bias", true));
+}
+
+/// Qwen3-MoE: per-head q/k norms; dense layers by list and step.
+void readQwen3Moe(const Keys& k, ModelConfig& c)
+{
+    readRouting(k, c, "num_experts");
+    c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
+    c.normTopkProb = k.boolOr("norm_topk_prob", false);
+    c.decoderSparseStep = k.sizeOr("decoder_sparse_step", 1, kMaxCount);
+    c.mlpOnlyLayers = k.intList("mlp_only_layers");
+    c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
+    c.qkNorm = QkNorm::PerHead;
+}
+
+void readOlmoe(const Keys& k, ModelConfig& c)
+{
+    readRouting(k, c, "num_experts");
+    c.moeIntermediateSize = c.intermediateSize;
+    c.normTopkProb = k.boolOr("norm_topk_prob", false);
+    c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
+    c.qkNorm = QkNorm::Whole;
+    if (const auto clip = k.optDouble("clip_qkv")) {
+        if (!(*clip > 0.0))
+            k.fail(detail::concat("key 'clip_qkv' must be positive or null, got ", *clip));
+        c.clipQkv = *clip;
+    }
+}
+
+void readDeepseekMoe(const Keys& k, ModelConfig& c)
+{
+    readRouting(k, c, "n_routed_experts");
+    c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
+    c.numSharedExperts = k.bounded("n_shared_experts", k.intOr("n_shared_experts", 0), 0, kMaxCount);
+    c.sharedIntermediateSize = c.moeIntermediateSize * c.numSharedExperts;
+    c.normTopkProb = k.boolOr("norm_topk_prob", false);
+    c.topkNormEps = 1e-20;
+    c.firstKDenseReplace = k.bounded("first_k_dense_replace", k.intOr("first_k_dense_replace", 0), 0, kMaxCount);
+    c.moeLayerFreq = k.sizeOr("moe_layer_freq", 1, kMaxCount);
+    const std::string scoring = k.optString("scoring_func").value_or("softmax");
+    if (scoring != "softmax")
+        k.fail("scoring_func '" + scoring + "' is not supported (DeepSeek v1 routers use 'softmax')");
+    c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
+}
+
+/// What each architecture adds: routing, expert widths, biases, q/k norms, sliding windows.
+void readArchKeys(const Keys& k, ModelConfig& c)
+{
     switch (c.arch) {
     case Arch::Mixtral:
         readRouting(k, c, "num_local_experts");
         c.moeIntermediateSize = c.intermediateSize;
         c.normTopkProb = true; // MixtralSparseMoeBlock always renormalizes; there is no key
-        if (const auto w = k.optInt("sliding_window"))
-            noteSlidingWindow(c, k.bounded("sliding_window", *w, 1, INT64_MAX));
+        readSlidingWindow(k, c);
         break;
-    case Arch::Qwen2Moe:
-        readRouting(k, c, "num_experts");
-        c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
-        c.sharedIntermediateSize = k.reqSize("shared_expert_intermediate_size");
-        c.sharedExpertGate = true;
-        c.normTopkProb = k.boolOr("norm_topk_prob", false);
-        c.decoderSparseStep = k.sizeOr("decoder_sparse_step", 1, kMaxCount);
-        c.mlpOnlyLayers = k.intList("mlp_only_layers");
-        // Hard-wired true in older transformers; v5 spells it qkv_bias.
-        c.attentionBias = k.boolOr("qkv_bias", k.boolOr("attention_bias", true));
-        break;
-    case Arch::Qwen3Moe:
-        readRouting(k, c, "num_experts");
-        c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
-        c.normTopkProb = k.boolOr("norm_topk_prob", false);
-        c.decoderSparseStep = k.sizeOr("decoder_sparse_step", 1, kMaxCount);
-        c.mlpOnlyLayers = k.intList("mlp_only_layers");
-        c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
-        c.qkNorm = QkNorm::PerHead;
-        break;
-    case Arch::Olmoe:
-        readRouting(k, c, "num_experts");
-        c.moeIntermediateSize = c.intermediateSize;
-        c.normTopkProb = k.boolOr("norm_topk_prob", false);
-        c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
-        c.qkNorm = QkNorm::Whole;
-        if (const auto clip = k.optDouble("clip_qkv")) {
-            if (!(*clip > 0.0))
-                k.fail(detail::concat("key 'clip_qkv' must be positive or null, got ", *clip));
-            c.clipQkv = *clip;
-        }
-        break;
-    case Arch::DeepseekMoe: {
-        readRouting(k, c, "n_routed_experts");
-        c.moeIntermediateSize = k.reqSize("moe_intermediate_size");
-        c.numSharedExperts = k.bounded("n_shared_experts", k.intOr("n_shared_experts", 0), 0, kMaxCount);
-        c.sharedIntermediateSize = c.moeIntermediateSize * c.numSharedExperts;
-        c.normTopkProb = k.boolOr("norm_topk_prob", false);
-        c.topkNormEps = 1e-20;
-        c.firstKDenseReplace = k.bounded("first_k_dense_replace", k.intOr("first_k_dense_replace", 0), 0, kMaxCount);
-        c.moeLayerFreq = k.sizeOr("moe_layer_freq", 1, kMaxCount);
-        const std::string scoring = k.optString("scoring_func").value_or("softmax");
-        if (scoring != "softmax")
-            k.fail("scoring_func '" + scoring + "' is not supported (DeepSeek v1 routers use 'softmax')");
-        c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
-        break;
-    }
+    case Arch::Qwen2Moe: readQwen2Moe(k, c); break;
+    case Arch::Qwen3Moe: readQwen3Moe(k, c); break;
+    case Arch::Olmoe: readOlmoe(k, c); break;
+    case Arch::DeepseekMoe: readDeepseekMoe(k, c); break;
     case Arch::Llama:
         c.attentionBias = c.oProjBias = k.boolOr("attention_bias", false);
         if (k.boolOr("mlp_bias", false))
             k.fail("mlp_bias true is not supported (MLP projections with bias)");
         break;
-    case Arch::Mistral:
-        if (const auto w = k.optInt("sliding_window"))
-            noteSlidingWindow(c, k.bounded("sliding_window", *w, 1, INT64_MAX));
-        break;
-    case Arch::Qwen2:
-        c.attentionBias = k.boolOr("qkv_bias", k.boolOr("attention_bias", true));
-        break;
+    case Arch::Mistral: readSlidingWindow(k, c); break;
+    case Arch::Qwen2: c.attentionBias = k.boolOr("qkv_bias", k.boolOr("attention_bias", true)); break;
     }
-
     if (c.arch == Arch::Qwen2 || c.arch == Arch::Qwen2Moe || c.arch == Arch::Qwen3Moe) {
         if (k.boolOr("use_sliding_window", false))
-            if (const auto w = k.optInt("sliding_window"))
-                noteSlidingWindow(c, k.bounded("sliding_window", *w, 1, INT64_MAX));
+            readSlidingWindow(k, c);
     }
+}
+
+/// mlp_only_layers and moewb_dropped_moe_layers name real (MoE) layers; a note when no layer is MoE.
+void checkLayerLists(const Keys& k, ModelConfig& c)
+{
     for (int64_t l : c.mlpOnlyLayers) {
         if (l < 0 || l >= c.numLayers)
             k.fail(detail::concat("mlp_only_layers lists layer ", l, ", outside 0..", c.numLayers - 1,
@@ -484,6 +496,27 @@ ModelConfig parseConfigJson(const std::string& jsonText, const std::string& wher
             c.notes.push_back("no layer is MoE with these settings (mlp_only_layers / decoder_sparse_step / "
                               "first_k_dense_replace / moe_layer_freq)");
     }
+}
+
+} // namespace
+
+const char* archName(Arch a)
+{
+    for (const auto& e : kArchs)
+        if (e.arch == a)
+            return e.className;
+    return "?";
+}
+
+ModelConfig parseConfigJson(const std::string& jsonText, const std::string& where)
+{
+    const json j = parseConfigObject(jsonText, where);
+    const Keys k(j, where);
+    ModelConfig c;
+    c.arch = detectArch(k, c);
+    readCommonKeys(k, c, classDefaults(c.arch));
+    readArchKeys(k, c);
+    checkLayerLists(k, c);
     return c;
 }
 
@@ -492,22 +525,13 @@ ModelConfig loadConfig(const std::string& pathOrDir)
     std::error_code ec;
     fs::path p(pathOrDir);
     if (!fs::exists(p, ec))
-        throw InputError(pathOrDir, "no such file or directory");
+        throwCannotAccess(pathOrDir);
     if (fs::is_directory(p, ec))
         p /= "config.json";
     const std::string path = p.string();
-    std::ifstream in(p, std::ios::binary);
-    if (!in) {
-        const int err = errno;
-        if (!fs::exists(p, ec))
-            throw InputError(path, "no such file");
-        throw IoError(path, std::string("cannot open: ") + std::strerror(err));
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad())
-        throw IoError(path, "read failed");
-    return parseConfigJson(ss.str(), path);
+    if (!fs::exists(p, ec))
+        throwCannotAccess(path, "no such file");
+    return parseConfigJson(readFileBytes(path), path);
 }
 
 // ---- layer kinds and tensor names ---------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
+#include <dlfcn.h>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -30,21 +31,30 @@ std::string mappedBlas()
     return {};
 }
 
-double measureGflops()
+} // namespace
+
+double measureGemmGflops(int64_t n, int reps)
 {
-    const int64_t n = 512;
     const at::Tensor a = at::rand({n, n}), b = at::rand({n, n});
-    at::Tensor c = at::matmul(a, b); // warm-up
+    at::Tensor c = at::mm(a, b); // warm-up
     double best = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {
+    for (int rep = 0; rep < reps; ++rep) {
         const auto t0 = std::chrono::steady_clock::now();
-        c = at::matmul(a, b);
+        c = at::mm(a, b);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-    return 2.0 * double(n * n * n) / best / 1e9;
+    return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
 }
 
-} // namespace
+int setComputeThreads(int threads)
+{
+    threads = std::max(1, threads);
+    at::set_num_threads(threads);
+    using SetThreads = void (*)(int);
+    if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+        set(threads);
+    return at::get_num_threads();
+}
 
 RuntimeInfo initRuntime(bool measureGemm)
 {
@@ -61,7 +71,7 @@ RuntimeInfo initRuntime(bool measureGemm)
         threadsSet = true;
     }
     if (measureGemm && !measured) {
-        info.gemmGflops = measureGflops();
+        info.gemmGflops = measureGemmGflops(512, 3);
         info.blasLibrary = mappedBlas();
         // An optimized BLAS reaches tens of GFLOP/s per core here; the reference BLAS stays near 2-5.
         // Only when the mapped library is not a known optimized one: a busy machine also measures slow.

@@ -23,7 +23,7 @@ at::ScalarType computeDtype(const ModelConfig& cfg, const std::string& request)
     // fp16 GEMMs have no fast CPU path in libtorch: run half-precision checkpoints in fp32.
     if (r == "float32" || r == "f32" || r == "float" || r == "float16" || r == "f16" || r == "half")
         return at::kFloat;
-    throw InputError("--dtype", "unknown dtype '" + request + "' (use auto, bf16 or f32)");
+    throw InputError("compute dtype", "unknown dtype '" + request + "' (use auto, bf16 or f32)");
 }
 
 Model::Model(const std::string& dir)

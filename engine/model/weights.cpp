@@ -4,6 +4,7 @@
 #include "gptq/gptq_pack.h"
 #include "moewb/core/error.h"
 #include "moewb/gptq/gptq_checkpoint.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
@@ -115,10 +116,10 @@ std::vector<T> copyOut(const Checkpoint& ckpt, const std::string& name)
     return v;
 }
 
-/// `base`.weight of a GPTQ checkpoint (FORMATS.md §3.3–3.7): dequantized from qweight / qzeros /
-/// scales / g_idx as float(fp16 scale) · (q − zero), rounded to the model's dtype (config.json
-/// torch_dtype, as a dequantizing export would have stored it), then converted to `target`.
-/// `expect` ({out, in}) is checked when given.
+/// `base`.weight of a GPTQ checkpoint (docs/export-gptq.md, "Packing in detail"): dequantized from
+/// qweight / qzeros / scales / g_idx as float(fp16 scale) · (q − zero), rounded to the model's
+/// dtype (config.json torch_dtype, as a dequantizing export would have stored it), then converted
+/// to `target`. `expect` ({out, in}) is checked when given.
 at::Tensor loadGptqWeight(const Checkpoint& ckpt, const std::string& base, const std::vector<int64_t>* expect,
                           at::ScalarType target)
 {

@@ -28,7 +28,7 @@ struct LayerWeights {
     int64_t layer = -1;
     std::unordered_map<std::string, at::Tensor> tensors;
     /// The forward fake-quantizes the input of every quantizable linear of this layer per token
-    /// to this many bits (quant/actquant.h); 16 = off. Set by Model::run from StreamOptions.
+    /// to this many bits (model/actquant.h); 16 = off. Set by Model::run from StreamOptions.
     int64_t activationBits = 16;
 
     const at::Tensor& get(const std::string& name) const; ///< throws if absent

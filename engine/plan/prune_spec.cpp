@@ -4,6 +4,7 @@
 #include "moewb/core/error.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace moewb {
@@ -26,23 +27,67 @@ bool parseCount(const std::string& s, int64_t& out)
     return true;
 }
 
-} // namespace
-
-PrunePattern parsePrunePattern(const std::string& text, const std::string& where)
+/// The pattern, or what is wrong with the text in `problem`.
+PrunePattern parsePattern(const std::string& text, std::string& problem)
 {
     if (text == "unstructured")
         return {};
     const size_t colon = text.find(':');
     int64_t n = 0, m = 0;
     if (colon == std::string::npos || !parseCount(text.substr(0, colon), n) || !parseCount(text.substr(colon + 1), m))
-        throw InputError(where, "pattern '" + text + "' is not 'unstructured' or N:M (e.g. 2:4)");
-    if (n < 1)
-        throw InputError(where, "pattern " + text + ": N must be at least 1 (N:M keeps N weights in every M)");
-    if (n >= m)
-        throw InputError(where, "pattern " + text + ": N must be smaller than M (N:M keeps N weights in every M)");
-    if (m > 1024)
-        throw InputError(where, "pattern " + text + ": M must be at most 1024");
+        problem = "pattern '" + text + "' is not 'unstructured' or N:M (e.g. 2:4)";
+    else if (n < 1)
+        problem = "pattern " + text + ": N must be at least 1 (N:M keeps N weights in every M)";
+    else if (n >= m)
+        problem = "pattern " + text + ": N must be smaller than M (N:M keeps N weights in every M)";
+    else if (m > 1024)
+        problem = "pattern " + text + ": M must be at most 1024";
     return {n, m};
+}
+
+/// The shortest text that reads back as v ("1.5", not "1.500000").
+std::string shortest(double v)
+{
+    if (!std::isfinite(v))
+        return std::to_string(v);
+    char buf[40];
+    for (int digits = 1; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (std::strtod(buf, nullptr) == v)
+            break;
+    }
+    return buf;
+}
+
+} // namespace
+
+std::string prunePatternProblem(const std::string& text)
+{
+    std::string problem;
+    parsePattern(text, problem);
+    return problem;
+}
+
+std::string sparsityProblem(const double& s)
+{
+    if (std::isfinite(s) && s >= 0 && s < 1)
+        return {};
+    return "sparsity " + shortest(s) + " is outside [0, 1)";
+}
+
+std::string pruneMethodProblem(const std::string& method)
+{
+    return isValidPruneMethod(method) ? std::string()
+                                      : "prune method '" + method + "' is not magnitude, wanda or sparsegpt";
+}
+
+PrunePattern parsePrunePattern(const std::string& text, const std::string& where)
+{
+    std::string problem;
+    const PrunePattern p = parsePattern(text, problem);
+    if (!problem.empty())
+        throw InputError(where, problem);
+    return p;
 }
 
 std::string prunePatternName(const PrunePattern& p)
@@ -52,14 +97,16 @@ std::string prunePatternName(const PrunePattern& p)
 
 void checkSparsity(double s, const std::string& where)
 {
-    if (!std::isfinite(s) || s < 0 || s >= 1)
-        throw InputError(where, "sparsity " + std::to_string(s) + " is outside [0, 1)");
+    const std::string problem = sparsityProblem(s);
+    if (!problem.empty())
+        throw InputError(where, problem);
 }
 
 void checkPruneSpec(const PruneSpec& spec, int64_t inFeatures, const std::string& where)
 {
-    if (!isValidPruneMethod(spec.method))
-        throw InputError(where, "prune method '" + spec.method + "' is not magnitude, wanda or sparsegpt");
+    const std::string problem = pruneMethodProblem(spec.method);
+    if (!problem.empty())
+        throw InputError(where, problem);
     checkSparsity(spec.sparsity, where);
     const PrunePattern& p = spec.pattern;
     if (p.structured()) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// GPTQ (Frantar et al. 2022) for one linear, on the grid of rtn.h (FORMATS.md §3.4), and the
+// GPTQ (Frantar et al. 2022) for one linear, on the grid of rtn.h (docs/algorithms.md §3.1-3.2), and the
 // Hessian accumulator its callers fill from calibration activations.
 #pragma once
 
@@ -31,7 +31,7 @@ struct GptqResult {
     at::Tensor scales;   ///< [out, groups] float32 (float64 with opt.float64)
     at::Tensor zeros;    ///< [out, groups] float32 (float64 with opt.float64), integer-valued
     at::Tensor gIdx;     ///< [in] int32: group of each input column (i / G unless actOrder && !staticGroups,
-                         ///< then the group of the column's position in quantization order, FORMATS.md §3.4)
+                         ///< then the group of the column's position in quantization order, docs/algorithms.md §3.1)
     double dampUsed = 0; ///< the damping fraction finally used (opt.dampPercent, or ×10 per failed Cholesky)
     double dampLambda = 0; ///< the absolute λ added to diag(H): dampUsed · mean(diag H)
     double loss = 0;     ///< the GPTQ objective as GPTQ reports it: ½ Σ_rows Σ_i err_i² / [U]_ii² with U the

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The GPTQ quantizer grid (FORMATS.md §3.4), shared by RTN and GPTQ so that both compute the same
+// The GPTQ quantizer grid (docs/algorithms.md §3.1), shared by RTN and GPTQ so that both compute the same
 // scale, zero and code bit for bit. Plain C++ (no torch): scalar helpers inlined into the loops.
 #pragma once
 

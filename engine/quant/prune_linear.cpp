@@ -22,9 +22,6 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
     LinearQuantResult& r = out.result;
     r = planResult(e);
     r.tokens = h.defined() ? tokens : -1;
-    r.sparsity = e.sparsity;
-    r.pattern = prunePatternName(e.pattern);
-    r.planPruneMethod = e.pruneMethod;
     const bool haveH = h.defined() && tokens > 0;
     std::string reasons;
     auto note = [&reasons](const std::string& s) { reasons += (reasons.empty() ? "" : "; ") + s; };
@@ -43,7 +40,7 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
 
     std::string method = e.pruneMethod;
     if (method == "sparsegpt") {
-        MOEWB_CHECK(h.defined(), e.name, "prune method sparsegpt needs calibration data (--calib)");
+        MOEWB_CHECK(h.defined(), e.name, "prune method sparsegpt needs calibration data");
         if (e.expert >= 0 && tokens < opt.minExpertTokens) {
             method = haveH ? "wanda" : "magnitude";
             note("sparsegpt -> " + method + ": " + std::to_string(tokens) + " routed tokens < min-expert-tokens "
@@ -52,7 +49,7 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
     }
     if (method == "wanda" && !norms.defined()) {
         MOEWB_CHECK(e.expert >= 0 && h.defined(), e.name,
-                    "prune method wanda needs input norms: calibration data (--calib) or a stats file (--stats)");
+                    "prune method wanda needs input norms: calibration data or calibration statistics");
         method = "magnitude";
         note("wanda -> magnitude: no routed calibration tokens");
     }
@@ -60,7 +57,7 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
     const bool quant = e.bits < 16;
     std::string qmethod = quant ? e.method : "none";
     if (quant) {
-        MOEWB_CHECK(e.method == "gptq" || e.method == "rtn", e.name, "unknown method '", e.method, "'");
+        MOEWB_CHECK(isValidQuantMethod(e.method), e.name, quantMethodProblem(e.method));
         const std::string fb = expertFallbackReason(e, haveH ? tokens : 0, opt.minExpertTokens);
         if (e.method == "gptq" && !fb.empty()) {
             qmethod = "rtn";

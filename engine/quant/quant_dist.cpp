@@ -46,6 +46,12 @@ public:
         pod(uint64_t(s.size()));
         raw(s.data(), s.size());
     }
+    void put(const std::string& s) { str(s); }
+    template <typename T>
+    void put(const T& v)
+    {
+        pod(v);
+    }
     /// dtype, sizes, contiguous bytes.
     void tensor(const at::Tensor& t)
     {
@@ -89,6 +95,12 @@ public:
         m_pos += n;
         return s;
     }
+    void get(std::string& s) { s = str(); }
+    template <typename T>
+    void get(T& v)
+    {
+        v = pod<T>();
+    }
     at::Tensor tensor()
     {
         const auto type = at::ScalarType(pod<int32_t>());
@@ -116,19 +128,17 @@ std::string packQuantized(const std::vector<QuantizedLinear>& q)
     for (const QuantizedLinear& l : q) {
         const LinearQuantResult& r = l.result;
         // Codes are < 2^bits: one byte each up to 8 bits (every GPTQ/GGUF width), two above.
-        w.tensor(l.q.to(r.bits <= 8 ? at::kByte : at::kShort));
+        w.tensor(l.q.to(r.plan.bits <= 8 ? at::kByte : at::kShort));
         w.tensor(l.scales);
         w.tensor(l.zeros);
         w.tensor(l.gIdx);
         w.str(r.name);
         w.str(r.role);
-        w.str(r.planMethod);
         w.str(r.method);
         w.str(r.fallback);
-        for (int64_t v : {r.layer, r.expert, r.bits, r.groupSize, r.tokens})
+        for (int64_t v : {r.layer, r.expert, r.tokens})
             w.pod(v);
-        for (bool v : {r.sym, r.actOrder, r.staticGroups})
-            w.pod(uint8_t(v));
+        forEachSetting([&](const auto& f) { w.put(r.plan.*f.resolved); });
         for (double v : {r.relError, r.dampUsed, r.dampLambda, r.seconds})
             w.pod(v);
     }
@@ -150,13 +160,11 @@ std::vector<QuantizedLinear> unpackQuantized(const std::string& bytes, const std
         LinearQuantResult& r = l.result;
         r.name = rd.str();
         r.role = rd.str();
-        r.planMethod = rd.str();
         r.method = rd.str();
         r.fallback = rd.str();
-        for (int64_t* v : {&r.layer, &r.expert, &r.bits, &r.groupSize, &r.tokens})
+        for (int64_t* v : {&r.layer, &r.expert, &r.tokens})
             *v = rd.pod<int64_t>();
-        for (bool* v : {&r.sym, &r.actOrder, &r.staticGroups})
-            *v = rd.pod<uint8_t>() != 0;
+        forEachSetting([&](const auto& f) { rd.get(r.plan.*f.resolved); });
         for (double* v : {&r.relError, &r.dampUsed, &r.dampLambda, &r.seconds})
             *v = rd.pod<double>();
         l.stored = dequantHalfScales(l.q, l.scales, l.zeros, l.gIdx).to(storeDtypes[i]).contiguous();

@@ -44,12 +44,7 @@ LinearQuantResult planResult(const PlanEntry& e)
     r.layer = e.layer;
     r.expert = e.expert;
     r.role = linearRoleName(e.role);
-    r.bits = e.bits;
-    r.groupSize = e.groupSize;
-    r.sym = e.sym;
-    r.actOrder = e.actOrder;
-    r.staticGroups = e.staticGroups;
-    r.planMethod = e.method;
+    r.plan = e;
     return r;
 }
 
@@ -80,7 +75,7 @@ std::vector<QuantizedLinear> quantizeDenseLinears(const std::vector<LinearInput>
         LinearQuantResult& r = out[i].result;
         r = planResult(e);
         r.tokens = h.defined() ? tokens : -1;
-        MOEWB_CHECK(e.method == "gptq" || e.method == "rtn", e.name, "unknown method '", e.method, "'");
+        MOEWB_CHECK(isValidQuantMethod(e.method), e.name, quantMethodProblem(e.method));
         r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens);
         if (e.method == "gptq" && r.fallback.empty()) {
             MOEWB_CHECK(h.defined(), e.name, "method gptq needs calibration data");

@@ -23,13 +23,13 @@ std::string reportToJson(const QuantizeReport& r)
         j["layer"] = l.layer;
         j["expert"] = l.expert < 0 ? ojson(nullptr) : ojson(l.expert);
         j["role"] = l.role;
-        j["bits"] = l.bits;
-        j["group_size"] = l.groupSize;
-        j["sym"] = l.sym;
-        j["act_order"] = l.actOrder;
-        if (l.staticGroups)
+        j["bits"] = l.plan.bits;
+        j["group_size"] = l.plan.groupSize;
+        j["sym"] = l.plan.sym;
+        j["act_order"] = l.plan.actOrder;
+        if (l.plan.staticGroups)
             j["static_groups"] = true;
-        j["plan_method"] = l.planMethod;
+        j["plan_method"] = l.plan.method;
         j["method"] = l.method;
         j["fallback"] = l.fallback.empty() ? ojson(nullptr) : ojson(l.fallback);
         j["tokens"] = l.tokens < 0 ? ojson(nullptr) : ojson(l.tokens);
@@ -37,10 +37,10 @@ std::string reportToJson(const QuantizeReport& r)
         j["damp"] = orNull(l.dampUsed);
         j["damp_lambda"] = orNull(l.dampLambda);
         j["seconds"] = l.seconds;
-        if (l.sparsity > 0) { // pruned (#14); absent otherwise so unpruned reports keep their shape
-            j["sparsity"] = l.sparsity;
-            j["pattern"] = l.pattern;
-            j["plan_prune_method"] = l.planPruneMethod;
+        if (l.plan.sparsity > 0) { // pruned (#14); absent otherwise so unpruned reports keep their shape
+            j["sparsity"] = l.plan.sparsity;
+            j["pattern"] = prunePatternName(l.plan.pattern);
+            j["plan_prune_method"] = l.plan.pruneMethod;
             j["prune_method"] = l.pruneMethod;
             j["numel"] = l.numel;
             j["pruned"] = l.pruned;
@@ -48,11 +48,11 @@ std::string reportToJson(const QuantizeReport& r)
             j["zeros"] = l.zeros < 0 ? ojson(nullptr) : ojson(l.zeros);
         }
         linears.push_back(std::move(j));
-        byMethodBits[{l.method, l.bits}] += 1;
+        byMethodBits[{l.method, l.plan.bits}] += 1;
     }
     int64_t prunedLinears = 0, prunedNumel = 0, prunedCount = 0, prunedZeros = 0;
     for (const LinearQuantResult& l : r.linears)
-        if (l.sparsity > 0 && l.pruned >= 0) {
+        if (l.plan.sparsity > 0 && l.pruned >= 0) {
             ++prunedLinears;
             prunedNumel += l.numel;
             prunedCount += l.pruned;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Round-to-nearest group quantization with the GPTQ quantizer's grid (FORMATS.md §3.4): the
+// Round-to-nearest group quantization with the GPTQ quantizer's grid (docs/algorithms.md §3.1): the
 // baseline quantizer, the error model of the budget solver (#7) and the fallback of `quantize`.
 #pragma once
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // safetensors reader (mmap + the reference's full validation), sharded checkpoints and the
-// streaming atomic writer. Format rules: docs FORMATS.md §1. No torch and no Qt in this file.
+// streaming atomic writer. Format rules: docs/formats.md §1. No torch and no Qt in this file.
 #include "moewb/core/json_limits.h"
 #include "moewb/safetensors/safetensors.h"
 
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -298,11 +299,11 @@ int64_t TensorInfo::numel() const
 // ---------------------------------------------------------------------------------------------
 // SafetensorsFile
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
-{
-    std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
-    f->m_path = path;
+namespace {
 
+/// The whole file mapped read-only; at least the 8-byte header length.
+std::pair<const uint8_t*, uint64_t> mapFile(const std::string& path)
+{
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         throw IoError(path, "cannot open: " + osError(errno));
@@ -329,19 +330,18 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
     ::close(fd); // the mapping keeps the file alive
     if (map == MAP_FAILED)
         throw IoError(path, "cannot mmap " + std::to_string(size) + " bytes: " + osError(mapErr));
-    f->m_map = static_cast<const uint8_t*>(map);
-    f->m_size = size;
-    // From here on the destructor unmaps if validation throws.
+    return {static_cast<const uint8_t*>(map), size};
+}
 
-    const uint8_t* p = f->m_map;
-    uint64_t n = 0;
+/// The JSON header after the 8-byte length (UTF-8, depth-limited, no duplicate keys); its length in n.
+json parseHeader(const std::string& path, const uint8_t* p, uint64_t size, uint64_t& n)
+{
+    n = 0;
     for (int i = 7; i >= 0; --i)
         n = (n << 8) | p[i];
     MOEWB_CHECK(n <= kMaxHeaderSize, path, "header length ", n,
                 " exceeds the 100000000-byte limit (not a safetensors file?)");
     MOEWB_CHECK(8 + n <= size, path, "header length ", n, " runs past the end of the ", size, "-byte file");
-    f->m_dataStart = 8 + n;
-
     const char* hBegin = reinterpret_cast<const char*>(p + 8);
     const char* hEnd = hBegin + n;
     const size_t bad = firstInvalidUtf8(p + 8, n);
@@ -360,8 +360,14 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
         throw InputError(path, "header is not valid JSON: " + oneLine(e.what()));
     }
     MOEWB_CHECK(header.is_object(), path, "header is a JSON ", header.type_name(), ", expected an object");
+    return header;
+}
 
-    f->m_tensors.reserve(header.size());
+/// The header's tensor entries and __metadata__ strings.
+void readEntries(const std::string& path, const json& header, std::vector<TensorInfo>& tensors,
+                 std::map<std::string, std::string>& metadata)
+{
+    tensors.reserve(header.size());
     for (const auto& [key, value] : header.items()) {
         if (key == "__metadata__") {
             // serde's Option<HashMap<String,String>>: null means absent.
@@ -372,20 +378,24 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
             for (const auto& [mk, mv] : value.items()) {
                 MOEWB_CHECK(mv.is_string(), path, "__metadata__ value for key '", mk, "' is a ", jsonTypeName(mv),
                             ", expected a string");
-                f->m_metadata[mk] = mv.get<std::string>();
+                metadata[mk] = mv.get<std::string>();
             }
             continue;
         }
         TensorInfo t;
         parseTensorEntry(path, key, value, t);
-        f->m_tensors.push_back(std::move(t));
+        tensors.push_back(std::move(t));
     }
+}
 
-    // Note [safetensors offsets]: like the reference, sort by (BEGIN, END) and require the ranges to
-    // tile [0, last END) exactly. Any order in the header and unaligned BEGINs are fine.
+/// Note [safetensors offsets]: like the reference, sort by (BEGIN, END) and require the ranges to
+/// tile [0, last END) exactly, each as long as its shape and dtype need. Any order in the header and
+/// unaligned BEGINs are fine. Returns the last END.
+uint64_t checkTiling(const std::string& path, const std::vector<TensorInfo>& tensors)
+{
     std::vector<const TensorInfo*> byOffset;
-    byOffset.reserve(f->m_tensors.size());
-    for (const auto& t : f->m_tensors)
+    byOffset.reserve(tensors.size());
+    for (const auto& t : tensors)
         byOffset.push_back(&t);
     std::sort(byOffset.begin(), byOffset.end(), [](const TensorInfo* a, const TensorInfo* b) {
         return std::tie(a->begin, a->end, a->name) < std::tie(b->begin, b->end, b->name);
@@ -410,17 +420,36 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
         prevEnd = t->end;
         prev = t;
     }
-    const uint64_t dataSize = size - f->m_dataStart;
-    if (prevEnd != dataSize) {
-        // prevEnd > dataSize: the file was cut short. prevEnd < dataSize: junk after the last tensor.
-        if (prevEnd > dataSize)
-            throw InputError(path, "file is truncated: tensors need " + std::to_string(prevEnd) +
-                                       " data bytes but only " + std::to_string(dataSize) + " follow the header");
-        throw InputError(path, std::to_string(dataSize - prevEnd) +
-                                   " trailing bytes after the last tensor (tensors end at data offset " +
-                                   std::to_string(prevEnd) + ", data is " + std::to_string(dataSize) + " bytes)");
-    }
+    return prevEnd;
+}
 
+/// The tensors end exactly where the file does.
+void checkDataSize(const std::string& path, uint64_t tensorsEnd, uint64_t dataSize)
+{
+    if (tensorsEnd == dataSize)
+        return;
+    // tensorsEnd > dataSize: the file was cut short. tensorsEnd < dataSize: junk after the last tensor.
+    if (tensorsEnd > dataSize)
+        throw InputError(path, "file is truncated: tensors need " + std::to_string(tensorsEnd) +
+                                   " data bytes but only " + std::to_string(dataSize) + " follow the header");
+    throw InputError(path, std::to_string(dataSize - tensorsEnd) +
+                               " trailing bytes after the last tensor (tensors end at data offset " +
+                               std::to_string(tensorsEnd) + ", data is " + std::to_string(dataSize) + " bytes)");
+}
+
+} // namespace
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path)
+{
+    std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
+    f->m_path = path;
+    std::tie(f->m_map, f->m_size) = mapFile(path);
+    // From here on the destructor unmaps if validation throws.
+    uint64_t headerLength = 0;
+    const json header = parseHeader(path, f->m_map, f->m_size, headerLength);
+    f->m_dataStart = 8 + headerLength;
+    readEntries(path, header, f->m_tensors, f->m_metadata);
+    checkDataSize(path, checkTiling(path, f->m_tensors), f->m_size - f->m_dataStart);
     std::sort(f->m_tensors.begin(), f->m_tensors.end(),
               [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
     for (size_t i = 0; i < f->m_tensors.size(); ++i)
@@ -481,7 +510,11 @@ Checkpoint Checkpoint::open(const std::string& dir)
     Checkpoint c;
     c.m_dir = dir;
     std::error_code ec;
-    MOEWB_CHECK(fs::is_directory(dir, ec), dir, fs::exists(dir, ec) ? "not a directory" : "no such directory");
+    if (!fs::is_directory(dir, ec)) {
+        if (fs::exists(dir, ec))
+            throw InputError(dir, "not a directory");
+        throwCannotAccess(dir, "no such directory");
+    }
 
     const fs::path root(dir);
     const fs::path indexPath = root / "model.safetensors.index.json";
@@ -681,7 +714,7 @@ void SafetensorsWriter::begin()
     if (d->begun)
         return;
 
-    // Reference order (FORMATS.md §1.2): dtype alignment descending, then name byte-wise ascending.
+    // Reference order (docs/formats.md §1.2): dtype alignment descending, then name byte-wise ascending.
     std::vector<std::pair<const std::string*, Impl::Entry*>> order;
     order.reserve(d->entries.size());
     for (auto& [name, e] : d->entries)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The data-free weight outlier score (ALGORITHMS.md A/H6, calib/stats.h OutlierScoreParams).
+// The data-free weight outlier score (docs/algorithms.md §5.2, moewb/stats/stats.h OutlierScoreParams).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Scorers used by the bit-allocation strategies (#7, ALGORITHMS.md A/H6-H7, C.2). Pure functions:
+// Scorers used by the bit-allocation strategies (#7, docs/algorithms.md §5). Pure functions:
 // the torch ones take a weight tensor, the rest read CalibStats only.
 #pragma once
 
@@ -20,12 +20,13 @@ double weightKurtosis(const at::Tensor& w);
 /// channel second moments actSqMean [in] (AWQ/Wanda-style salience). Empty actSqMean = all ones.
 double activationAwareScore(const at::Tensor& w, const std::vector<float>& actSqMean);
 
-/// MoE block scorer (A/H7, the measured, non-learned version): per decoder layer the mean cosine
-/// between the MoE part's input and output (BlockCosine::mlp); NaN for dense layers. Lower cosine =
-/// the block changes its input more = more important.
+/// MoE block scorer (H7, docs/algorithms.md §5.3: the measured, non-learned version): per decoder
+/// layer the mean cosine between the MoE part's input and output (BlockCosine::mlp); NaN for dense
+/// layers. Lower cosine = the block changes its input more = more important.
 std::vector<double> moeBlockCosine(const CalibStats& stats);
 
-/// MoQa-style expert significance (C.2, our operationalisation): for each expert j of the layer,
+/// MoQa-style expert significance (docs/algorithms.md §5.4, our operationalisation): for each
+/// expert j of the layer,
 ///   usage_j = expertTokens_j / router tokens
 ///   sensitivity_j = sum over the expert's linears of mean_c actSqMean_c (input energy, diag(H)/2),
 ///                   1 when activations were not recorded
@@ -35,7 +36,7 @@ std::vector<double> moeBlockCosine(const CalibStats& stats);
 ///   numerator is 0). Empty for a dense layer.
 std::vector<double> moqaSignificance(const CalibStats& stats, int64_t layer);
 
-/// Fuzzy c-means on scalars (ALGORITHMS.md C.4, MoQa/DynaMo Algorithm 1). Deterministic: centres
+/// Fuzzy c-means on scalars (docs/algorithms.md §5.5, MoQa/DynaMo Algorithm 1). Deterministic: centres
 /// start at the (k + 0.5)/c quantiles of the sorted values instead of random memberships.
 struct FuzzyClusters {
     std::vector<double> centres;     ///< [c], descending (cluster 0 = most significant = most bits)

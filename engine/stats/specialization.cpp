@@ -123,7 +123,7 @@ ModelSpecialization modelSpecialization(const CalibStats& stats, const std::stri
     ModelSpecialization m;
     m.domains = stats.provenance.domains;
     MOEWB_CHECK(!m.domains.empty(), where,
-                "has no per-domain routing counts (calibrate with --domain NAME=FILE or JSONL \"domain\" fields)");
+                "has no per-domain routing counts (calibrate with data labelled by domain: named files or JSONL \"domain\" fields)");
     for (const LayerStats& l : stats.layers) {
         if (!l.isMoe)
             continue;

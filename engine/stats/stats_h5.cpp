@@ -147,8 +147,8 @@ void checkMatrix(const Matrix<T>& m, int64_t rows, int64_t cols, const std::stri
 // ---- writer -------------------------------------------------------------------------------------
 
 // Note [Deterministic files]: HDF5 stamps every object header with its creation time unless told
-// not to. Same statistics must give a byte-identical file (DESIGN.md), so groups, datasets and the
-// root group are all created with time tracking off.
+// not to. Same statistics must give a byte-identical file (docs/architecture.md, Conventions), so
+// groups, datasets and the root group are all created with time tracking off.
 H5::DSetCreatPropList datasetProps()
 {
     H5::DSetCreatPropList p;
@@ -620,12 +620,9 @@ H5::H5File openForRead(const std::string& path)
     }
 }
 
-CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progress)
+/// The version comes first: a newer file may lay out everything else differently.
+void checkFormatVersion(const Reader& rd, const Loc& root)
 {
-    CalibStats s;
-    const Loc root{file.openGroup("/"), "/"};
-
-    // The version comes first: a newer file may lay out everything else differently.
     if (!root.g.attrExists(h5::kFormatVersion))
         rd.fail("not a moewb stats file (no format_version attribute)");
     const int64_t version = rd.i64(root, h5::kFormatVersion);
@@ -638,7 +635,11 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
     if (version != kStatsFormatVersion)
         rd.fail("format_version " + std::to_string(version) + " is not supported by this moewb ("
                 + std::to_string(kStatsFormatVersion) + ")");
+}
 
+/// The root attributes: provenance, layer count, hidden size.
+void readRootAttributes(const Reader& rd, const Loc& root, CalibStats& s)
+{
     StatsProvenance& p = s.provenance;
     p.toolVersion = rd.str(root, h5::kToolVersion);
     p.created = rd.str(root, h5::kCreated);
@@ -658,7 +659,11 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
     s.hiddenSize = rd.i64(root, h5::kHiddenSize);
     if (s.numLayers < 0 || s.numLayers > 100000)
         rd.fail("num_layers " + std::to_string(s.numLayers) + " is out of range");
+}
 
+/// /data: the calibration files and the domains; returns the domain count.
+hsize_t readDataGroup(const Reader& rd, const Loc& root, StatsProvenance& p)
+{
     const Loc data = rd.group(root, h5::kDataGroup);
     const Dims fileShape = rd.shapeOf(data, h5::kFilePath);
     if (fileShape.size() != 1)
@@ -678,8 +683,12 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
     const hsize_t nd = domShape[0];
     p.domains = rd.strings(data, h5::kDomains, nd);
     p.domainTokenCounts = rd.array<int64_t>(data, h5::kDomainTokenCounts, {nd});
+    return nd;
+}
 
-    const Loc layers = rd.group(root, h5::kLayersGroup);
+/// /layers/N attributes of every layer (not the routers).
+void readLayerHeaders(const Reader& rd, const Loc& layers, CalibStats& s)
+{
     s.layers.resize(size_t(s.numLayers));
     for (int64_t i = 0; i < s.numLayers; ++i) {
         const Loc g = rd.group(layers, std::to_string(i));
@@ -693,54 +702,65 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
         l.cosine.block = rd.f64(g, h5::kBlockCosWhole);
         l.cosine.tokens = rd.i64(g, h5::kBlockCosTokens);
     }
-    int64_t moeLayers = 0;
-    for (const LayerStats& l : s.layers)
-        moeLayers += l.isMoe ? 1 : 0;
-    const int64_t steps = moeLayers + 2;
-    int64_t step = 0;
-    report(progress, "read", ++step, steps, "header");
-    // Transitions need the next layer's expert count, so routers are read after all headers.
-    for (int64_t i = 0; i < s.numLayers; ++i) {
-        LayerStats& l = s.layers[size_t(i)];
-        if (!l.isMoe)
-            continue;
-        report(progress, "read", ++step, steps, "layer " + std::to_string(i) + "/" + std::to_string(s.numLayers));
-        const Loc g = rd.group(layers, std::to_string(i));
-        RouterStats& r = l.router;
-        r.numExperts = rd.i64(g, h5::kNumExperts);
-        if (r.numExperts <= 0 || r.numExperts > (int64_t(1) << 20))
-            rd.fail("attribute 'num_experts' on " + g.path + " is " + std::to_string(r.numExperts));
-        r.topK = rd.i64(g, h5::kTopK);
-        r.tokens = rd.i64(g, h5::kRouterTokens);
-        r.routerEntropy = rd.f64(g, h5::kRouterEntropy);
-        r.correlationTokens = rd.i64(g, h5::kCorrelationTokens);
-        r.correlationMethod = rd.str(g, h5::kCorrelationMethod);
-        r.nextMoeLayer = rd.i64(g, h5::kNextMoeLayer);
-        int64_t nextE = 0;
-        if (r.nextMoeLayer >= 0) {
-            if (r.nextMoeLayer <= i || r.nextMoeLayer >= s.numLayers || !s.layers[size_t(r.nextMoeLayer)].isMoe)
-                rd.fail("attribute 'next_moe_layer' on " + g.path + " is " + std::to_string(r.nextMoeLayer)
-                        + ", not a later MoE layer");
-            nextE = rd.i64(rd.group(layers, std::to_string(r.nextMoeLayer)), h5::kNumExperts);
-        }
-        const hsize_t e = hsize_t(r.numExperts);
-        r.expertTokens = rd.array<int64_t>(g, h5::kExpertTokens, {e});
-        r.expertTop1 = rd.array<int64_t>(g, h5::kExpertTop1, {e});
-        r.expertWeightMass = rd.array<double>(g, h5::kExpertWeightMass, {e});
-        r.expertProbMass = rd.array<double>(g, h5::kExpertProbMass, {e});
-        r.domainTokens = rd.matrix<int64_t>(g, h5::kDomainTokens, int64_t(nd), r.numExperts);
-        r.coactivation = rd.matrix<int64_t>(g, h5::kCoactivation, r.numExperts, r.numExperts);
-        // The probe is optional: [0, 0] when it did not run, otherwise [E, E].
-        const Dims corr = rd.shapeOf(g, h5::kCorrelation);
-        const int64_t ce = corr == Dims{0, 0} ? 0 : r.numExperts;
-        r.correlation = rd.matrix<float>(g, h5::kCorrelation, ce, ce);
-        r.transitions = rd.matrix<int64_t>(g, h5::kTransitions, r.numExperts, nextE);
-        const Dims dead = rd.shapeOf(g, h5::kDeadExperts);
-        if (dead.size() != 1)
-            rd.fail("dataset " + child(g.path, h5::kDeadExperts) + " has shape " + dimsText(dead) + ", expected [n]");
-        r.deadExperts = rd.array<int64_t>(g, h5::kDeadExperts, dead);
-    }
+}
 
+/// The router of MoE layer i; its transitions need the next MoE layer's expert count.
+void readRouter(const Reader& rd, const Loc& layers, int64_t i, hsize_t nd, CalibStats& s)
+{
+    const Loc g = rd.group(layers, std::to_string(i));
+    RouterStats& r = s.layers[size_t(i)].router;
+    r.numExperts = rd.i64(g, h5::kNumExperts);
+    if (r.numExperts <= 0 || r.numExperts > (int64_t(1) << 20))
+        rd.fail("attribute 'num_experts' on " + g.path + " is " + std::to_string(r.numExperts));
+    r.topK = rd.i64(g, h5::kTopK);
+    r.tokens = rd.i64(g, h5::kRouterTokens);
+    r.routerEntropy = rd.f64(g, h5::kRouterEntropy);
+    r.correlationTokens = rd.i64(g, h5::kCorrelationTokens);
+    r.correlationMethod = rd.str(g, h5::kCorrelationMethod);
+    r.nextMoeLayer = rd.i64(g, h5::kNextMoeLayer);
+    int64_t nextE = 0;
+    if (r.nextMoeLayer >= 0) {
+        if (r.nextMoeLayer <= i || r.nextMoeLayer >= s.numLayers || !s.layers[size_t(r.nextMoeLayer)].isMoe)
+            rd.fail("attribute 'next_moe_layer' on " + g.path + " is " + std::to_string(r.nextMoeLayer)
+                    + ", not a later MoE layer");
+        nextE = rd.i64(rd.group(layers, std::to_string(r.nextMoeLayer)), h5::kNumExperts);
+    }
+    const hsize_t e = hsize_t(r.numExperts);
+    r.expertTokens = rd.array<int64_t>(g, h5::kExpertTokens, {e});
+    r.expertTop1 = rd.array<int64_t>(g, h5::kExpertTop1, {e});
+    r.expertWeightMass = rd.array<double>(g, h5::kExpertWeightMass, {e});
+    r.expertProbMass = rd.array<double>(g, h5::kExpertProbMass, {e});
+    r.domainTokens = rd.matrix<int64_t>(g, h5::kDomainTokens, int64_t(nd), r.numExperts);
+    r.coactivation = rd.matrix<int64_t>(g, h5::kCoactivation, r.numExperts, r.numExperts);
+    // The probe is optional: [0, 0] when it did not run, otherwise [E, E].
+    const Dims corr = rd.shapeOf(g, h5::kCorrelation);
+    const int64_t ce = corr == Dims{0, 0} ? 0 : r.numExperts;
+    r.correlation = rd.matrix<float>(g, h5::kCorrelation, ce, ce);
+    r.transitions = rd.matrix<int64_t>(g, h5::kTransitions, r.numExperts, nextE);
+    const Dims dead = rd.shapeOf(g, h5::kDeadExperts);
+    if (dead.size() != 1)
+        rd.fail("dataset " + child(g.path, h5::kDeadExperts) + " has shape " + dimsText(dead) + ", expected [n]");
+    r.deadExperts = rd.array<int64_t>(g, h5::kDeadExperts, dead);
+}
+
+/// Every row's activation slice [offset, offset + channels) lies inside act_absmax (total values).
+void checkActivationSlices(const Reader& rd, const std::vector<std::string>& names, const std::vector<int64_t>& inF,
+                           const std::vector<int64_t>& offset, const std::vector<int64_t>& channels, int64_t total)
+{
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (channels[i] != 0 && channels[i] != inF[i])
+            rd.fail("/linears row " + std::to_string(i) + " (" + names[i] + "): act_channels "
+                    + std::to_string(channels[i]) + " is neither 0 nor in_features " + std::to_string(inF[i]));
+        if (offset[i] < 0 || channels[i] < 0 || offset[i] + channels[i] > total)
+            rd.fail("/linears row " + std::to_string(i) + " (" + names[i] + "): act_offset "
+                    + std::to_string(offset[i]) + " + " + std::to_string(channels[i]) + " is past the end of "
+                    + "act_absmax (" + std::to_string(total) + ")");
+    }
+}
+
+/// /linears: one row per linear, its activation statistics split out of the bulk arrays.
+void readLinears(const Reader& rd, const Loc& root, CalibStats& s)
+{
     const Loc lin = rd.group(root, h5::kLinearsGroup);
     s.outlier.metric = rd.str(lin, h5::kOutlierMetric);
     s.outlier.computeDtype = rd.str(lin, h5::kOutlierDtype);
@@ -764,15 +784,7 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
     if (actShape.size() != 1)
         rd.fail("dataset /linears/act_absmax has shape " + dimsText(actShape) + ", expected [C]");
     const int64_t total = int64_t(actShape[0]);
-    for (size_t i = 0; i < n; ++i) {
-        if (channels[i] != 0 && channels[i] != inF[i])
-            rd.fail("/linears row " + std::to_string(i) + " (" + names[i] + "): act_channels "
-                    + std::to_string(channels[i]) + " is neither 0 nor in_features " + std::to_string(inF[i]));
-        if (offset[i] < 0 || channels[i] < 0 || offset[i] + channels[i] > total)
-            rd.fail("/linears row " + std::to_string(i) + " (" + names[i] + "): act_offset "
-                    + std::to_string(offset[i]) + " + " + std::to_string(channels[i]) + " is past the end of "
-                    + "act_absmax (" + std::to_string(total) + ")");
-    }
+    checkActivationSlices(rd, names, inF, offset, channels, total);
     s.linears.resize(n);
     for (size_t i = 0; i < n; ++i) {
         LinearStats& r = s.linears[i];
@@ -794,7 +806,32 @@ CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progres
     };
     splitInto(h5::kActAbsMax, &LinearStats::actAbsMax);
     splitInto(h5::kActSqMean, &LinearStats::actSqMean);
-    report(progress, "read", steps, steps, std::to_string(n) + " linears");
+}
+
+CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progress)
+{
+    CalibStats s;
+    const Loc root{file.openGroup("/"), "/"};
+    checkFormatVersion(rd, root);
+    readRootAttributes(rd, root, s);
+    const hsize_t nd = readDataGroup(rd, root, s.provenance);
+    const Loc layers = rd.group(root, h5::kLayersGroup);
+    readLayerHeaders(rd, layers, s);
+    int64_t moeLayers = 0;
+    for (const LayerStats& l : s.layers)
+        moeLayers += l.isMoe ? 1 : 0;
+    const int64_t steps = moeLayers + 2;
+    int64_t step = 0;
+    report(progress, "read", ++step, steps, "header");
+    // Transitions need the next layer's expert count, so routers are read after all headers.
+    for (int64_t i = 0; i < s.numLayers; ++i) {
+        if (!s.layers[size_t(i)].isMoe)
+            continue;
+        report(progress, "read", ++step, steps, "layer " + std::to_string(i) + "/" + std::to_string(s.numLayers));
+        readRouter(rd, layers, i, nd, s);
+    }
+    readLinears(rd, root, s);
+    report(progress, "read", steps, steps, std::to_string(s.linears.size()) + " linears");
     return s;
 }
 

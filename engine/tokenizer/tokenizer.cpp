@@ -12,6 +12,7 @@
 
 #include "tokenizer/tokenizer_impl.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -61,12 +62,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& pathOrDir)
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
         path = (std::filesystem::path(path) / "tokenizer.json").string();
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw IoError(path, "cannot open tokenizer.json");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return fromJson(ss.str(), path);
+    return fromJson(readFileBytes(path), path);
 }
 
 std::shared_ptr<Tokenizer> Tokenizer::fromJson(const std::string& jsonText, const std::string& where)

@@ -92,12 +92,20 @@ void writeTrainedModel(const TrainOptions& opt, const std::string& configText,
                                   {"eval_loss", result.evalLoss},
                                   {"eval_tokens", result.evalTokensScored},
                                   {"seconds", result.seconds},
+                                  {"threads", result.threads},
+                                  {"workers", result.workers},
+                                  {"compute_dtype", result.computeDtype},
+                                  {"start_step", result.startStep},
+                                  {"tokenize_seconds", result.tokenizeSeconds},
+                                  {"step_seconds_this_session", result.stepSeconds},
+                                  {"tokens_per_second_this_session",
+                                   result.stepSeconds > 0 ? double(result.stepsThisSession * opt.batch * opt.seqLen) / result.stepSeconds : 0.0},
                                   {"log", log}};
         writeText(tmp / "training_log.json", summary.dump(1) + "\n");
 
         if (fs::exists(out)) {
             if (!opt.force)
-                throw InputError(opt.outDir + ": output directory exists (use --force to replace it)");
+                throw OutputExistsError(opt.outDir);
             fs::remove_all(out);
         }
         fs::rename(tmp, out);

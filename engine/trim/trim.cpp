@@ -5,6 +5,7 @@
 
 #include "core/output_dir.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/safetensors/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -50,11 +51,11 @@ std::vector<int64_t> moeLayers(const ModelConfig& cfg)
     return v;
 }
 
-/// Mean routing probability per expert (ALGORITHMS.md §B.3).
+/// Mean routing probability per expert (docs/algorithms.md §7.1).
 std::vector<double> expertScores(const ModelConfig& cfg, const CalibStats& stats, int64_t layer)
 {
     const RouterStats* r = stats.router(layer);
-    const std::string where = "--stats";
+    const std::string where = "calibration statistics";
     if (!r)
         throw InputError(where, detail::concat("the stats file has no router statistics for MoE layer ", layer));
     if (r->numExperts != cfg.numExperts)
@@ -88,7 +89,7 @@ void sortUnique(std::vector<int64_t>& v)
 
 void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t keep, bool global)
 {
-    const std::string where = "--keep-experts";
+    const std::string where = "experts to keep";
     if (!cfg.isMoe())
         throw InputError(where, cfg.architecture + " is a dense model: there are no experts to drop");
     if (keep > cfg.numExperts)
@@ -97,7 +98,7 @@ void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stat
     if (keep < cfg.topK)
         throw InputError(where, detail::concat("cannot keep ", keep, " experts: each token is routed to ", cfg.topK,
                                                " (num_experts_per_tok), so at least ", cfg.topK, " must stay"));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     const std::vector<int64_t> layers = moeLayers(cfg);
     // (score, -layer, -expert): ascending = dropped first; ties drop the higher index first.
     std::vector<std::tuple<double, int64_t, int64_t>> all;
@@ -136,7 +137,7 @@ static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vect
     for (int64_t l : candidates) {
         const LayerStats& ls = stats.layers[size_t(l)];
         if (ls.cosine.tokens <= 0)
-            throw InputError("--stats", detail::concat("layer ", l, " has no cosine similarity recorded"));
+            throw InputError("calibration statistics", detail::concat("layer ", l, " has no cosine similarity recorded"));
         s.emplace_back(ls.cosine.*score, l);
     }
     std::sort(s.begin(), s.end(), [](const auto& a, const auto& b) {
@@ -151,27 +152,27 @@ static std::vector<int64_t> mostSimilar(const CalibStats& stats, const std::vect
 
 void selectLayerDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n)
 {
-    const std::string where = "--drop-layers";
+    const std::string where = "MoE layers to drop";
     const std::vector<int64_t> layers = moeLayers(cfg);
     if (n < 1)
         throw InputError(where, detail::concat("must be at least 1, got ", n));
     if (n > int64_t(layers.size()))
         throw InputError(where, detail::concat("cannot drop ", n, " MoE layers: the model has ", layers.size(),
                                                layers.empty() ? " (a dense model)" : ""));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     const std::vector<int64_t> drop = mostSimilar(stats, layers, &BlockCosine::mlp, n);
     plan.droppedLayers.insert(plan.droppedLayers.end(), drop.begin(), drop.end());
 }
 
 void selectBlockDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n)
 {
-    const std::string where = "--drop-blocks";
+    const std::string where = "blocks to drop";
     if (n < 1)
         throw InputError(where, detail::concat("must be at least 1, got ", n));
     if (n >= cfg.numLayers)
         throw InputError(where, detail::concat("cannot drop ", n, " blocks: the model has ", cfg.numLayers,
                                                " and at least one must stay"));
-    checkStatsMatch(cfg, stats, "--stats");
+    checkStatsMatch(cfg, stats, "calibration statistics");
     std::vector<int64_t> all(size_t(cfg.numLayers));
     for (int64_t l = 0; l < cfg.numLayers; ++l)
         all[size_t(l)] = l;
@@ -244,7 +245,7 @@ TrimLayout trimLayout(const ModelConfig& cfg, const Plan& plan, const std::strin
                 + (ls.size() > 1 ? "s " : " ") + joinInts(ls);
         throw InputError(where, "the MoE layers would keep different numbers of experts (" + detailText
                                     + "); a Hugging Face config.json has one expert count for all layers, so "
-                                      "drop the same number in every layer (per-layer Expert Drop, no --global)");
+                                      "drop the same number in every layer (per-layer Expert Drop, not a global one)");
     }
     if (!keptOf.empty())
         out.numExperts = keptOf.begin()->first;
@@ -374,12 +375,7 @@ const char* expertRole(LinearRole r)
 
 std::string readText(const fs::path& p)
 {
-    std::ifstream f(p, std::ios::binary);
-    if (!f)
-        throw IoError(p.string(), "cannot open");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    return readFileBytes(p.string());
 }
 
 bool isMoePart(LinearRole r)
@@ -429,6 +425,189 @@ Plan planForTrimmed(const Plan& plan, const ModelConfig& cfg, const TrimLayout& 
     return out;
 }
 
+namespace {
+
+/// The trimmed model: its config, the source layout and the tensors to write, each from its source.
+struct TrimJob {
+    const ModelConfig& cfg;
+    const ModelConfig& ncfg;
+    const TrimLayout& layout;
+    const Checkpoint& ckpt;
+    std::map<std::string, LinearInfo> newLinears; ///< the trimmed model's linears by name
+};
+
+/// Where one tensor of a trimmed decoder layer comes from, and how (rows of the router, zeros or
+/// inactive for a dropped MoE sub-layer).
+void sourceInLayer(const TrimJob& job, OutTensor& t)
+{
+    const std::string prefix = "model.layers.";
+    const size_t dot = t.name.find('.', prefix.size());
+    const int64_t i = std::stoll(t.name.substr(prefix.size(), dot - prefix.size()));
+    const int64_t s = job.layout.sourceLayer[size_t(i)];
+    const std::string rest = t.name.substr(dot); // ".self_attn.q_proj.weight"
+    t.source = job.cfg.layerPrefix(s) + rest;
+    const bool isWeight = rest.size() > 7 && rest.compare(rest.size() - 7, 7, ".weight") == 0;
+    const bool isBias = rest.size() > 5 && rest.compare(rest.size() - 5, 5, ".bias") == 0;
+    const std::string base = t.name.substr(0, t.name.size() - (isWeight ? 7 : isBias ? 5 : 0));
+    const auto it = job.newLinears.find(base);
+    const auto& droppedMoe = job.layout.droppedMoeLayers;
+    const bool dropped = std::find(droppedMoe.begin(), droppedMoe.end(), i) != droppedMoe.end();
+    if (it == job.newLinears.end()) {
+        if (dropped && rest == ".post_attention_layernorm.weight")
+            t.active = false;
+        return;
+    }
+    const LinearInfo& li = it->second;
+    if (li.expert >= 0)
+        t.source = sourceLinear(job.cfg, job.ncfg, job.layout, li) + (isWeight ? ".weight" : ".bias");
+    if (li.role == LinearRole::Router && isWeight && job.layout.numExperts != job.cfg.numExperts) {
+        t.op = Op::Rows;
+        t.rows = job.layout.keptExperts[size_t(i)];
+    }
+    if (dropped && isMoePart(li.role)) {
+        t.active = false;
+        if (li.role == LinearRole::ExpertDown || li.role == LinearRole::SharedDown)
+            t.op = Op::Zero;
+    }
+}
+
+/// Every tensor the trimmed config expects, each from its source (shape-checked); `consumed` gets the sources.
+std::vector<OutTensor> expectedOutputs(const TrimJob& job, std::set<std::string>& consumed)
+{
+    std::vector<OutTensor> outs;
+    for (const TensorSpec& spec : expectedTensors(job.ncfg)) {
+        OutTensor t;
+        t.name = spec.name;
+        t.shape = spec.shape;
+        t.source = spec.name;
+        if (spec.name.rfind("model.layers.", 0) == 0)
+            sourceInLayer(job, t);
+        const TensorInfo& src = job.ckpt.info(t.source); // InputError names a missing tensor
+        std::vector<int64_t> want = t.shape;
+        if (t.op == Op::Rows)
+            want[0] = job.cfg.numExperts;
+        if (src.shape != want)
+            throw InputError(job.ckpt.fileOf(t.source).path(),
+                             "tensor '" + t.source + "' does not have the shape config.json implies");
+        consumed.insert(t.source);
+        outs.push_back(std::move(t));
+    }
+    return outs;
+}
+
+/// Tensors the config does not describe (e.g. rotary inv_freq buffers): kept with their layer.
+void addUndescribedTensors(const TrimJob& job, const std::set<std::string>& consumed, std::vector<OutTensor>& outs)
+{
+    std::set<std::string> outNames;
+    for (const OutTensor& t : outs)
+        outNames.insert(t.name);
+    std::map<int64_t, int64_t> newIndexOf;
+    for (size_t i = 0; i < job.layout.sourceLayer.size(); ++i)
+        newIndexOf[job.layout.sourceLayer[i]] = int64_t(i);
+    for (const std::string& n : job.ckpt.names()) {
+        if (consumed.count(n))
+            continue;
+        OutTensor t;
+        t.source = n;
+        t.name = n;
+        t.shape = job.ckpt.info(n).shape;
+        const std::string prefix = "model.layers.";
+        if (n.rfind(prefix, 0) == 0) {
+            const size_t dot = n.find('.', prefix.size());
+            int64_t s = -1;
+            try {
+                s = std::stoll(n.substr(prefix.size(), dot - prefix.size()));
+            } catch (const std::exception&) {
+            }
+            const auto it = newIndexOf.find(s);
+            if (it == newIndexOf.end() || n.find(".experts.") != std::string::npos
+                || n.find(".block_sparse_moe.") != std::string::npos)
+                continue; // a dropped block's tensor (or an unknown per-expert one: not re-indexable)
+            t.name = job.ncfg.layerPrefix(it->second) + n.substr(dot);
+        }
+        if (outNames.insert(t.name).second)
+            outs.push_back(std::move(t));
+    }
+}
+
+/// One output tensor's bytes: copied, zero, or the kept rows of its source.
+void writeTrimmed(SafetensorsWriter& writer, const Checkpoint& ckpt, const OutTensor& t, uint64_t nbytes,
+                  std::vector<uint8_t>& buf)
+{
+    const TensorInfo& src = ckpt.info(t.source);
+    switch (t.op) {
+    case Op::Copy:
+        writer.write(t.name, ckpt.data(t.source), nbytes);
+        break;
+    case Op::Zero:
+        buf.assign(nbytes, 0); // +0.0 in every float dtype
+        writer.write(t.name, buf.data(), nbytes);
+        break;
+    case Op::Rows: {
+        const uint64_t rowBytes = src.nbytes() / uint64_t(src.shape[0]);
+        buf.resize(nbytes);
+        const uint8_t* base = ckpt.data(t.source);
+        for (size_t r = 0; r < t.rows.size(); ++r)
+            std::memcpy(buf.data() + r * rowBytes, base + uint64_t(t.rows[r]) * rowBytes, rowBytes);
+        writer.write(t.name, buf.data(), nbytes);
+        break;
+    }
+    }
+    ckpt.release(t.source);
+}
+
+/// model.safetensors of the trimmed model; counts what it holds into rep.
+void writeTrimmedCheckpoint(const fs::path& dir, const Checkpoint& ckpt, const std::vector<OutTensor>& outs,
+                            TrimReport& rep, const ProgressFn& progress)
+{
+    SafetensorsWriter writer((dir / "model.safetensors").string());
+    for (const OutTensor& t : outs)
+        writer.declare(t.name, ckpt.info(t.source).dtype, t.shape);
+    writer.begin();
+    std::vector<uint8_t> buf;
+    int64_t done = 0;
+    for (const OutTensor& t : outs) {
+        report(progress, "trim", done++, int64_t(outs.size()), t.name);
+        int64_t numel = 1;
+        for (int64_t d : t.shape)
+            numel *= d;
+        const uint64_t nbytes = uint64_t(numel) * uint64_t(dtypeBytes(ckpt.info(t.source).dtype));
+        rep.paramsAfter += numel;
+        rep.activeParamsAfter += t.active ? numel : 0;
+        rep.bytesAfter += int64_t(nbytes);
+        writeTrimmed(writer, ckpt, t, nbytes, buf);
+    }
+    writer.commit();
+    report(progress, "trim", int64_t(outs.size()), int64_t(outs.size()));
+}
+
+/// Sizes before trimming and the notes on what loaders will do differently.
+void describeTrim(TrimReport& rep, const ModelConfig& cfg, const ModelConfig& ncfg, const TrimLayout& layout,
+                  const Checkpoint& ckpt)
+{
+    rep.layersBefore = cfg.numLayers;
+    rep.layersAfter = ncfg.numLayers;
+    rep.expertsBefore = cfg.numExperts;
+    rep.expertsAfter = ncfg.numExperts;
+    for (const std::string& n : ckpt.names()) {
+        rep.paramsBefore += ckpt.info(n).numel();
+        rep.bytesBefore += int64_t(ckpt.info(n).nbytes());
+    }
+    if (!layout.droppedMoeLayers.empty())
+        rep.notes.push_back("MoE sub-layers of layers " + joinInts(layout.droppedMoeLayers)
+                            + " (new indices) are dropped: a " + cfg.architecture
+                            + " config cannot express a layer without MoE, so their experts' down_proj"
+                            + (cfg.hasSharedExpert() ? " and the shared expert's down_proj" : "")
+                            + " are zero (Hugging Face loaders compute h + 0 but still run the router and "
+                              "experts); moewb skips them (config key moewb_dropped_moe_layers)");
+    if (ncfg.numExperts != cfg.numExperts && !cfg.normTopkProb)
+        rep.notes.push_back(detail::concat("norm_topk_prob is false: the router softmax now runs over the ",
+                                           ncfg.numExperts, " kept experts, so the kept experts' mixing weights "
+                                           "grow by the probability mass the dropped ones had"));
+}
+
+} // namespace
+
 TrimReport trimCheckpoint(const std::string& modelDir, const Plan& plan, const std::string& outDir, bool force,
                           const ProgressFn& progress)
 {
@@ -444,142 +623,19 @@ TrimReport trimCheckpoint(const std::string& modelDir, const Plan& plan, const s
             throw InputError(modelDir, "is a GPTQ-quantized checkpoint ('" + n
                                            + "'); trim the unquantized model, then quantize the result");
 
-    // What to write: every tensor the trimmed config expects, each from its source.
-    std::vector<OutTensor> outs;
-    std::set<std::string> consumed;
-    std::map<std::string, LinearInfo> newLinears;
+    TrimJob job{cfg, ncfg, layout, ckpt, {}};
     for (LinearInfo& li : listLinears(ncfg))
-        newLinears.emplace(li.name, li);
-    const std::set<int64_t> droppedNew(layout.droppedMoeLayers.begin(), layout.droppedMoeLayers.end());
-    for (const TensorSpec& spec : expectedTensors(ncfg)) {
-        OutTensor t;
-        t.name = spec.name;
-        t.shape = spec.shape;
-        t.source = spec.name;
-        const std::string prefix = "model.layers.";
-        if (spec.name.rfind(prefix, 0) == 0) {
-            const size_t dot = spec.name.find('.', prefix.size());
-            const int64_t i = std::stoll(spec.name.substr(prefix.size(), dot - prefix.size()));
-            const int64_t s = layout.sourceLayer[size_t(i)];
-            const std::string rest = spec.name.substr(dot); // ".self_attn.q_proj.weight"
-            t.source = cfg.layerPrefix(s) + rest;
-            const bool isWeight = rest.size() > 7 && rest.compare(rest.size() - 7, 7, ".weight") == 0;
-            const bool isBias = rest.size() > 5 && rest.compare(rest.size() - 5, 5, ".bias") == 0;
-            const std::string base = spec.name.substr(0, spec.name.size() - (isWeight ? 7 : isBias ? 5 : 0));
-            const auto it = newLinears.find(base);
-            const bool dropped = droppedNew.count(i) > 0;
-            if (it != newLinears.end()) {
-                const LinearInfo& li = it->second;
-                if (li.expert >= 0)
-                    t.source = sourceLinear(cfg, ncfg, layout, li) + (isWeight ? ".weight" : ".bias");
-                if (li.role == LinearRole::Router && isWeight && layout.numExperts != cfg.numExperts) {
-                    t.op = Op::Rows;
-                    t.rows = layout.keptExperts[size_t(i)];
-                }
-                if (dropped && isMoePart(li.role)) {
-                    t.active = false;
-                    if (li.role == LinearRole::ExpertDown || li.role == LinearRole::SharedDown)
-                        t.op = Op::Zero;
-                }
-            } else if (dropped && rest == ".post_attention_layernorm.weight") {
-                t.active = false;
-            }
-        }
-        const TensorInfo& src = ckpt.info(t.source); // InputError names a missing tensor
-        std::vector<int64_t> want = t.shape;
-        if (t.op == Op::Rows)
-            want[0] = cfg.numExperts;
-        if (src.shape != want)
-            throw InputError(ckpt.fileOf(t.source).path(),
-                             "tensor '" + t.source + "' does not have the shape config.json implies");
-        consumed.insert(t.source);
-        outs.push_back(std::move(t));
-    }
-    // Tensors the config does not describe (e.g. rotary inv_freq buffers): kept with their layer.
-    std::set<std::string> outNames;
-    for (const OutTensor& t : outs)
-        outNames.insert(t.name);
-    std::map<int64_t, int64_t> newIndexOf;
-    for (size_t i = 0; i < layout.sourceLayer.size(); ++i)
-        newIndexOf[layout.sourceLayer[i]] = int64_t(i);
-    for (const std::string& n : ckpt.names()) {
-        if (consumed.count(n))
-            continue;
-        OutTensor t;
-        t.source = n;
-        t.name = n;
-        t.shape = ckpt.info(n).shape;
-        const std::string prefix = "model.layers.";
-        if (n.rfind(prefix, 0) == 0) {
-            const size_t dot = n.find('.', prefix.size());
-            int64_t s = -1;
-            try {
-                s = std::stoll(n.substr(prefix.size(), dot - prefix.size()));
-            } catch (const std::exception&) {
-            }
-            const auto it = newIndexOf.find(s);
-            if (it == newIndexOf.end() || n.find(".experts.") != std::string::npos
-                || n.find(".block_sparse_moe.") != std::string::npos)
-                continue; // a dropped block's tensor (or an unknown per-expert one: not re-indexable)
-            t.name = ncfg.layerPrefix(it->second) + n.substr(dot);
-        }
-        if (outNames.insert(t.name).second)
-            outs.push_back(std::move(t));
-    }
+        job.newLinears.emplace(li.name, li);
+    std::set<std::string> consumed;
+    std::vector<OutTensor> outs = expectedOutputs(job, consumed);
+    addUndescribedTensors(job, consumed, outs);
 
     TrimReport rep;
-    rep.layersBefore = cfg.numLayers;
-    rep.layersAfter = ncfg.numLayers;
-    rep.expertsBefore = cfg.numExperts;
-    rep.expertsAfter = ncfg.numExperts;
-    for (const std::string& n : ckpt.names()) {
-        rep.paramsBefore += ckpt.info(n).numel();
-        rep.bytesBefore += int64_t(ckpt.info(n).nbytes());
-    }
-
     const fs::path tmpPath = prepareOutputDir(modelDir, outDir, force);
     TempDir tmp(tmpPath);
     copyCompanionFiles(modelDir, tmpPath);
     writeTextFile(tmpPath / "config.json", newConfig);
-
-    SafetensorsWriter writer((tmpPath / "model.safetensors").string());
-    for (const OutTensor& t : outs)
-        writer.declare(t.name, ckpt.info(t.source).dtype, t.shape);
-    writer.begin();
-    std::vector<uint8_t> buf;
-    int64_t done = 0;
-    for (const OutTensor& t : outs) {
-        report(progress, "trim", done++, int64_t(outs.size()), t.name);
-        const TensorInfo& src = ckpt.info(t.source);
-        int64_t numel = 1;
-        for (int64_t d : t.shape)
-            numel *= d;
-        const uint64_t nbytes = uint64_t(numel) * uint64_t(dtypeBytes(src.dtype));
-        rep.paramsAfter += numel;
-        rep.activeParamsAfter += t.active ? numel : 0;
-        rep.bytesAfter += int64_t(nbytes);
-        switch (t.op) {
-        case Op::Copy:
-            writer.write(t.name, ckpt.data(t.source), nbytes);
-            break;
-        case Op::Zero:
-            buf.assign(nbytes, 0); // +0.0 in every float dtype
-            writer.write(t.name, buf.data(), nbytes);
-            break;
-        case Op::Rows: {
-            const uint64_t rowBytes = src.nbytes() / uint64_t(src.shape[0]);
-            buf.resize(nbytes);
-            const uint8_t* base = ckpt.data(t.source);
-            for (size_t r = 0; r < t.rows.size(); ++r)
-                std::memcpy(buf.data() + r * rowBytes, base + uint64_t(t.rows[r]) * rowBytes, rowBytes);
-            writer.write(t.name, buf.data(), nbytes);
-            break;
-        }
-        }
-        ckpt.release(t.source);
-    }
-    writer.commit();
-    report(progress, "trim", int64_t(outs.size()), int64_t(outs.size()));
+    writeTrimmedCheckpoint(tmpPath, ckpt, outs, rep, progress);
 
     Plan record = plan;
     if (record.provenance.modelPath.empty())
@@ -587,18 +643,7 @@ TrimReport trimCheckpoint(const std::string& modelDir, const Plan& plan, const s
     if (record.provenance.architecture.empty())
         record.provenance.architecture = cfg.architecture;
     savePlan(record, (tmpPath / "moewb_plan.json").string());
-
-    if (!layout.droppedMoeLayers.empty())
-        rep.notes.push_back("MoE sub-layers of layers " + joinInts(layout.droppedMoeLayers)
-                            + " (new indices) are dropped: a " + cfg.architecture
-                            + " config cannot express a layer without MoE, so their experts' down_proj"
-                            + (cfg.hasSharedExpert() ? " and the shared expert's down_proj" : "")
-                            + " are zero (Hugging Face loaders compute h + 0 but still run the router and "
-                              "experts); moewb skips them (config key moewb_dropped_moe_layers)");
-    if (ncfg.numExperts != cfg.numExperts && !cfg.normTopkProb)
-        rep.notes.push_back(detail::concat("norm_topk_prob is false: the router softmax now runs over the ",
-                                           ncfg.numExperts, " kept experts, so the kept experts' mixing weights "
-                                           "grow by the probability mass the dropped ones had"));
+    describeTrim(rep, cfg, ncfg, layout, ckpt);
 
     publishOutputDir(tmpPath, outDir);
     tmp.release();

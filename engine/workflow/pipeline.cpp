@@ -6,11 +6,14 @@
 #include "moewb/plan/plan.h"
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
+#include "moewb/core/text_file.h"
 #include "moewb/core/version.h"
+#include "moewb/eval/kld.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 #include "moewb/quant/quantize.h"
+#include "moewb/workflow/calib_sequences.h"
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <unistd.h>
@@ -52,46 +56,217 @@ ProgressFn stepProgress(const ProgressFn& outer, const std::string& step)
 struct Evaluator {
     const PipelineOptions& opt;
     std::vector<TaskSet> tasks;
+    /// One per pplFiles entry, made by the baseline row: the unquantized model's log-probabilities.
+    std::vector<std::unique_ptr<KldReference>> refs;
 
-    void run(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    PerplexityOptions perplexityOptions() const
     {
         PerplexityOptions po;
         po.ctx = opt.ctx;
         po.dtype = opt.dtype;
         po.activationBits = opt.activationBits;
-        for (const std::string& f : opt.pplFiles)
-            row.ppl.push_back(evaluatePerplexityFile(modelDir, f, po, stepProgress(progress, row.label + " ppl")).perplexity);
+        return po;
+    }
+
+    /// The unquantized model: its perplexity comes from building the references (the same pass).
+    void runBaseline(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress)
+    {
+        for (const std::string& f : opt.pplFiles) {
+            refs.push_back(kldReferenceForFile(modelDir, f, perplexityOptions(), stepProgress(progress, row.label + " ppl")));
+            row.ppl.push_back(refs.back()->perplexity().perplexity);
+            row.kld.push_back(0.0);
+            row.kldP99.push_back(0.0);
+            row.sameTop.push_back(1.0);
+        }
+        runTasks(modelDir, row, progress);
+    }
+
+    void runQuantized(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    {
+        for (size_t i = 0; i < opt.pplFiles.size(); ++i) {
+            const KldResult k = evaluateKldFile(modelDir, *refs[i], opt.pplFiles[i], perplexityOptions(),
+                                                stepProgress(progress, row.label + " ppl"));
+            row.ppl.push_back(k.perplexity.perplexity);
+            row.kld.push_back(k.meanKld);
+            row.kldP99.push_back(k.p99Kld);
+            row.sameTop.push_back(k.sameTop);
+            row.windowKld.insert(row.windowKld.end(), k.windowKld.begin(), k.windowKld.end());
+            for (int64_t t : k.windowTokens)
+                row.windowTokens.push_back(double(t));
+        }
+        runTasks(modelDir, row, progress);
+    }
+
+    void runTasks(const std::string& modelDir, PipelineRow& row, const ProgressFn& progress) const
+    {
         if (tasks.empty())
             return;
         TaskEvalOptions to;
         to.dtype = opt.dtype;
         to.activationBits = opt.activationBits;
         const TaskEvalResult r = evaluateTasks(modelDir, tasks, to, stepProgress(progress, row.label + " tasks"));
-        for (const TaskResult& t : r.tasks)
-            row.tasks.push_back(t.overall);
+        for (size_t t = 0; t < r.tasks.size(); ++t) {
+            row.tasks.push_back(r.tasks[t].overall);
+            std::vector<double> correct;
+            for (size_t i = 0; i < tasks[t].items.size() && i < r.tasks[t].pred.size(); ++i)
+                correct.push_back(r.tasks[t].pred[i] == tasks[t].items[i].label ? 1.0 : 0.0);
+            row.taskCorrect.push_back(std::move(correct));
+        }
     }
 };
 
-bool strategyKnown(const std::string& name)
+/// The uniform row a strategy row at `bits` is compared with: the same budget, else the largest
+/// uniform budget below it. nullptr when the run has none.
+const PipelineRow* uniformFor(const std::vector<PipelineRow>& rows, double bits)
 {
-    for (const StrategyInfo& s : allocStrategies())
-        if (name == s.name)
-            return true;
-    return false;
+    const PipelineRow* best = nullptr;
+    for (const PipelineRow& u : rows)
+        if (u.strategy == "uniform" && u.targetBits <= bits + 1e-9 && (!best || u.targetBits > best->targetBits))
+            best = &u;
+    return best;
 }
+
+void checkPipelineOptions(const PipelineOptions& opt)
+{
+    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
+    MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
+    for (const std::string& s : opt.strategies)
+        MOEWB_CHECK(findStrategy(s), "pipeline", "unknown strategy '", s, "'");
+    for (double b : opt.bits)
+        MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
+    MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
+}
+
+/// Statistics for the strategies and, from the same windows, the sequences for GPTQ.
+struct Calibration {
+    CalibStats stats;
+    CalibSequences windows;
+};
+
+Calibration calibrateOnce(const PipelineOptions& opt, const std::string& statsPath, const ProgressFn& progress)
+{
+    const CalibTokens tokens = loadCalibData(opt.calibData, modelTokenizer(opt.modelDir));
+    CalibrateOptions co;
+    co.data = opt.calibData;
+    co.samples = opt.samples;
+    co.seqLen = opt.seqLen;
+    co.seed = opt.seed;
+    co.randomWindows = opt.randomWindows;
+    co.dtype = opt.dtype;
+    Calibration c;
+    c.stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
+    writeStats(c.stats, statsPath);
+    c.windows.sequences = calibSequences(tokens, opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
+    c.windows.description = calibDataDescription(tokens.files, int64_t(c.windows.sequences.size()), opt.seqLen,
+                                                 opt.randomWindows, opt.seed);
+    return c;
+}
+
+PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Evaluator& eval,
+                        const ProgressFn& progress)
+{
+    const auto ts = std::chrono::steady_clock::now();
+    PipelineRow base;
+    base.label = "baseline";
+    base.modelPath = opt.modelDir;
+    eval.runBaseline(opt.modelDir, base, progress);
+    int64_t bytes = 0;
+    for (const TensorSpec& s : expectedTensors(cfg)) {
+        int64_t n = 1;
+        for (int64_t d : s.shape)
+            n *= d;
+        bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
+    }
+    base.modelBytes = bytes;
+    base.seconds = secondsSince(ts);
+    return base;
+}
+
+/// The rows over the baseline: one per strategy × budget, the error table measured once if needed.
+class StrategyRows {
+public:
+    StrategyRows(const PipelineOptions& opt, const ModelConfig& cfg, const Calibration& calib, const Evaluator& eval,
+                 const std::string& statsPath)
+        : m_opt(opt), m_cfg(cfg), m_calib(calib), m_eval(eval), m_statsPath(statsPath)
+    {
+    }
+
+    PipelineRow run(const std::string& strategy, double bits, const ProgressFn& progress)
+    {
+        const auto ts = std::chrono::steady_clock::now();
+        PipelineRow row;
+        row.strategy = strategy;
+        row.targetBits = bits;
+        row.label = strategy + "@" + bitsLabel(bits);
+        const std::string stem = strategy + "-" + bitsLabel(bits);
+        row.planPath = (fs::path(m_opt.workDir) / ("plan-" + stem + ".json")).string();
+        const Plan plan = makePlan(strategy, bits, row, progress);
+        QuantizeOptions qo;
+        qo.planPath = row.planPath;
+        qo.damp = m_opt.damp;
+        qo.minExpertTokens = m_opt.minExpertTokens;
+        qo.dtype = m_opt.dtype;
+        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + stem)).string();
+        const QuantizeReport rep =
+            quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,
+                              m_calib.windows.description, stepProgress(progress, row.label + " quantize"));
+        row.meanRelError = rep.meanRelError;
+        row.fallbackExperts = int64_t(rep.fallbackExperts.size());
+        m_eval.runQuantized(row.modelPath, row, progress);
+        if (!m_opt.keepModels) {
+            std::error_code ec;
+            fs::remove_all(row.modelPath, ec);
+            row.modelPath.clear();
+        }
+        row.seconds = secondsSince(ts);
+        return row;
+    }
+
+private:
+    /// Allocates, saves the plan to row.planPath and fills the row's size.
+    Plan makePlan(const std::string& strategy, double bits, PipelineRow& row, const ProgressFn& progress)
+    {
+        AllocOptions ao;
+        ao.strategy = strategy;
+        ao.targetBits = bits;
+        ao.groupSize = m_opt.groupSize;
+        ao.sym = m_opt.sym;
+        ao.method = m_opt.method;
+        ao.seed = uint64_t(m_opt.seed);
+        AllocResult alloc;
+        if (findStrategy(strategy)->needsErrorTable) {
+            if (!m_errors)
+                m_errors = measureErrors(m_opt.modelDir, m_cfg, m_calib.stats, m_opt.groupSize, ao.candidates,
+                                         stepProgress(progress, "measure errors"));
+            alloc = allocateBudget(m_cfg, *m_errors, ao);
+        } else {
+            alloc = allocate(m_cfg, m_calib.stats, ao);
+        }
+        Plan plan = planFromAllocation(alloc, ao);
+        plan.activationBits = m_opt.activationBits;
+        plan.provenance.modelPath = m_opt.modelDir;
+        plan.provenance.statsPath = m_statsPath;
+        plan.provenance.architecture = m_cfg.architecture;
+        row.achievedBits = alloc.size.averageBits;
+        row.modelBytes = alloc.size.modelBytes;
+        savePlan(plan, row.planPath);
+        return plan;
+    }
+
+    const PipelineOptions& m_opt;
+    const ModelConfig& m_cfg;
+    const Calibration& m_calib;
+    const Evaluator& m_eval;
+    std::string m_statsPath;
+    std::optional<ErrorTable> m_errors; // measured once, only if "budget" is asked for
+};
 
 } // namespace
 
 PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
-    MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data (give --calib FILE or --domain NAME=FILE)");
-    MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
-    for (const std::string& s : opt.strategies)
-        MOEWB_CHECK(strategyKnown(s), "pipeline", "unknown strategy '", s, "'");
-    for (double b : opt.bits)
-        MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
-    MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
+    checkPipelineOptions(opt);
     const ModelConfig cfg = loadConfig(opt.modelDir);
     fs::create_directories(opt.workDir);
 
@@ -101,109 +276,56 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
         eval.tasks.push_back(loadTaskFile(f, opt.taskLimit));
     for (const std::string& f : opt.pplFiles)
         if (!fs::is_regular_file(f))
-            throw InputError(f, "no such file");
+            throwCannotAccess(f, "no such file");
 
     PipelineResult result;
     for (const TaskSet& t : eval.tasks)
         result.taskNames.push_back(t.name);
 
     // 1. Calibration: statistics for the strategies, windows for GPTQ (the same windows).
-    const TokenizeFn tokenize = modelTokenizer(opt.modelDir);
-    const CalibTokens tokens = loadCalibData(opt.calibData, tokenize);
-    CalibrateOptions co;
-    co.data = opt.calibData;
-    co.samples = opt.samples;
-    co.seqLen = opt.seqLen;
-    co.seed = opt.seed;
-    co.randomWindows = opt.randomWindows;
-    co.dtype = opt.dtype;
-    const CalibStats stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
     result.statsPath = (fs::path(opt.workDir) / "stats.h5").string();
-    writeStats(stats, result.statsPath);
-    const std::vector<std::vector<int32_t>> sequences =
-        calibSequences(tokens, opt.samples, opt.seqLen, opt.randomWindows, opt.seed);
-
+    const Calibration calib = calibrateOnce(opt, result.statsPath, progress);
     // 2. The unquantized model.
-    {
-        const auto ts = std::chrono::steady_clock::now();
-        PipelineRow base;
-        base.label = "baseline";
-        base.modelPath = opt.modelDir;
-        eval.run(opt.modelDir, base, progress);
-        int64_t bytes = 0;
-        for (const TensorSpec& s : expectedTensors(cfg)) {
-            int64_t n = 1;
-            for (int64_t d : s.shape)
-                n *= d;
-            bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
-        }
-        base.modelBytes = bytes;
-        base.seconds = secondsSince(ts);
-        result.rows.push_back(std::move(base));
-    }
-
+    result.rows.push_back(baselineRow(opt, cfg, eval, progress));
     // 3. One row per strategy × budget.
-    std::optional<ErrorTable> errors; // measured once, only if "budget" is asked for
+    StrategyRows rows(opt, cfg, calib, eval, result.statsPath);
     for (double bits : opt.bits)
-        for (const std::string& strategy : opt.strategies) {
-            const auto ts = std::chrono::steady_clock::now();
-            PipelineRow row;
-            row.strategy = strategy;
-            row.targetBits = bits;
-            row.label = strategy + "@" + bitsLabel(bits);
-            AllocOptions ao;
-            ao.strategy = strategy;
-            ao.targetBits = bits;
-            ao.groupSize = opt.groupSize;
-            ao.sym = opt.sym;
-            ao.method = opt.method;
-            ao.seed = uint64_t(opt.seed);
-            AllocResult alloc;
-            if (strategy == "budget") {
-                if (!errors)
-                    errors = measureErrors(opt.modelDir, cfg, stats, opt.groupSize, ao.candidates,
-                                           stepProgress(progress, "measure errors"));
-                alloc = allocateBudget(cfg, *errors, ao);
-            } else {
-                alloc = allocate(cfg, stats, ao);
-            }
-            Plan plan = planFromAllocation(alloc, ao);
-            plan.activationBits = opt.activationBits;
-            plan.provenance.modelPath = opt.modelDir;
-            plan.provenance.statsPath = result.statsPath;
-            plan.provenance.architecture = cfg.architecture;
-            row.achievedBits = alloc.size.averageBits;
-            row.modelBytes = alloc.size.modelBytes;
-            const std::string stem = strategy + "-" + bitsLabel(bits);
-            row.planPath = (fs::path(opt.workDir) / ("plan-" + stem + ".json")).string();
-            savePlan(plan, row.planPath);
+        for (const std::string& strategy : opt.strategies)
+            result.rows.push_back(rows.run(strategy, bits, progress));
 
-            QuantizeOptions qo;
-            qo.planPath = row.planPath;
-            qo.damp = opt.damp;
-            qo.minExpertTokens = opt.minExpertTokens;
-            qo.dtype = opt.dtype;
-            row.modelPath = (fs::path(opt.workDir) / ("model-" + stem)).string();
-            const QuantizeReport rep = quantizeToFakeDir(opt.modelDir, plan, sequences, qo, row.modelPath, true,
-                                                         "pipeline calibration windows",
-                                                         stepProgress(progress, row.label + " quantize"));
-            row.meanRelError = rep.meanRelError;
-            row.fallbackExperts = int64_t(rep.fallbackExperts.size());
-            eval.run(row.modelPath, row, progress);
-            if (!opt.keepModels) {
-                std::error_code ec;
-                fs::remove_all(row.modelPath, ec);
-                row.modelPath.clear();
-            }
-            row.seconds = secondsSince(ts);
-            result.rows.push_back(std::move(row));
-        }
-
+    compareWithUniform(result);
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
     writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
     return result;
 }
+
+void compareWithUniform(PipelineResult& r)
+{
+    for (PipelineRow& row : r.rows) {
+        if (row.strategy.empty() || row.strategy == "uniform")
+            continue;
+        const PipelineRow* u = uniformFor(r.rows, row.targetBits);
+        if (!u)
+            continue;
+        row.uniformLabel = u->label;
+        if (!row.windowKld.empty())
+            row.kldVsUniform = pairedBootstrap(row.windowKld, u->windowKld, row.windowTokens);
+        row.accVsUniform.clear();
+        for (size_t t = 0; t < row.taskCorrect.size() && t < u->taskCorrect.size(); ++t)
+            row.accVsUniform.push_back(pairedBootstrap(row.taskCorrect[t], u->taskCorrect[t],
+                                                       std::vector<double>(row.taskCorrect[t].size(), 1.0)));
+    }
+}
+
+namespace {
+
+nlohmann::json intervalJson(const PairedInterval& p, const std::string& against)
+{
+    return {{"against", against}, {"diff", p.diff}, {"lo", p.lo}, {"hi", p.hi}};
+}
+
+} // namespace
 
 std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResult& r)
 {
@@ -212,6 +334,13 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
         nlohmann::json ppl = nlohmann::json::object();
         for (size_t i = 0; i < row.ppl.size() && i < opt.pplFiles.size(); ++i)
             ppl[fs::path(opt.pplFiles[i]).filename().string()] = row.ppl[i];
+        nlohmann::json kld = nlohmann::json::object(), p99 = nlohmann::json::object(), same = nlohmann::json::object();
+        for (size_t i = 0; i < row.kld.size() && i < opt.pplFiles.size(); ++i) {
+            const std::string name = fs::path(opt.pplFiles[i]).filename().string();
+            kld[name] = row.kld[i];
+            p99[name] = row.kldP99[i];
+            same[name] = row.sameTop[i];
+        }
         nlohmann::json tasks = nlohmann::json::object();
         for (size_t i = 0; i < row.tasks.size() && i < r.taskNames.size(); ++i) {
             const TaskMetrics& m = row.tasks[i];
@@ -222,19 +351,27 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
             }
             if (m.hasPpl)
                 t["ppl"] = m.ppl;
+            if (i < row.accVsUniform.size())
+                t["acc_vs_uniform"] = intervalJson(row.accVsUniform[i], row.uniformLabel);
             tasks[r.taskNames[i]] = t;
         }
-        rows.push_back({{"label", row.label},
-                        {"strategy", row.strategy},
-                        {"target_bits", row.targetBits},
-                        {"average_bits", row.achievedBits},
-                        {"model_bytes", row.modelBytes},
-                        {"perplexity", ppl},
-                        {"tasks", tasks},
-                        {"mean_rel_error", row.meanRelError},
-                        {"fallback_experts", row.fallbackExperts},
-                        {"plan", row.planPath},
-                        {"seconds", row.seconds}});
+        nlohmann::json rowJson = {{"label", row.label},
+                                  {"strategy", row.strategy},
+                                  {"target_bits", row.targetBits},
+                                  {"average_bits", row.achievedBits},
+                                  {"model_bytes", row.modelBytes},
+                                  {"perplexity", ppl},
+                                  {"kld", kld},
+                                  {"kld_p99", p99},
+                                  {"same_top", same},
+                                  {"tasks", tasks},
+                                  {"mean_rel_error", row.meanRelError},
+                                  {"fallback_experts", row.fallbackExperts},
+                                  {"plan", row.planPath},
+                                  {"seconds", row.seconds}};
+        if (row.kldVsUniform)
+            rowJson["kld_vs_uniform"] = intervalJson(*row.kldVsUniform, row.uniformLabel);
+        rows.push_back(std::move(rowJson));
     }
     nlohmann::json j = {{"tool", std::string("moewb ") + version()},
                         {"model", opt.modelDir},

@@ -22,6 +22,7 @@ bool dropsSomething(const Plan& p)
 
 QuantizeSource::QuantizeSource(const std::string& modelDir, const Plan& plan, const std::string& planPath,
                                const ProgressFn& progress)
+    : m_input(modelDir)
 {
     const ModelConfig cfg = loadConfig(modelDir);
     if (!dropsSomething(plan)) {

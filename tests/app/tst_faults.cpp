@@ -50,9 +50,10 @@ QString writeCalib(const QString& dir)
     return p;
 }
 
-QStringList quantizeArgs(const QString& plan, const QString& out, const QString& format, const QString& calib)
+QStringList quantizeArgs(const QString& plan, const QString& out, const QString& format, const QString& calib,
+                         const QString& model = kModel)
 {
-    return {"quantize", kModel, "--plan", plan, "--out", out, "--format", format, "--calib", calib,
+    return {"quantize", model, "--plan", plan, "--out", out, "--format", format, "--calib", calib,
             "--samples", "2", "--seq-len", "32", "--dtype", "f32"};
 }
 
@@ -226,19 +227,31 @@ void TestFaults::killDuringExport()
 
 void TestFaults::unwritableOutputDirectory()
 {
-    // root may write anywhere: run the CLI as 'nobody' through setpriv (util-linux) then.
+    // root may write anywhere: run the CLI as 'nobody' through setpriv (util-linux) then. The
+    // checkout may live where nobody cannot read (root's home directory is mode 700), so the CLI,
+    // the model and the inputs are copied to a world-readable temporary directory first.
+    QTemporaryDir base(QDir::tempPath() + "/moewb-faults-XXXXXX");
+    QVERIFY(base.isValid());
+    ::chmod(base.path().toLocal8Bit().constData(), 0755);
+    const QString cli = base.path() + "/moewb";
+    const QString model = base.path() + "/model";
+    QVERIFY(QFile::copy(moewbCli(), cli));
+    QVERIFY(::chmod(cli.toLocal8Bit().constData(), 0755) == 0);
+    QVERIFY(QDir().mkdir(model));
+    ::chmod(model.toLocal8Bit().constData(), 0755);
+    for (const QString& name : QDir(kModel).entryList(QDir::Files)) {
+        QVERIFY(QFile::copy(kModel + "/" + name, model + "/" + name));
+        ::chmod((model + "/" + name).toLocal8Bit().constData(), 0644);
+    }
     QStringList prefix;
     if (::geteuid() == 0) {
         if (!QFileInfo::exists("/usr/bin/setpriv"))
             QSKIP("running as root without setpriv");
         prefix = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
-        const CliRun probe = runCli(prefix[0], QStringList(prefix.mid(1)) << moewbCli() << "--version");
+        const CliRun probe = runCli(prefix[0], QStringList(prefix.mid(1)) << cli << "--version");
         if (probe.exitCode != 0)
             QSKIP(qPrintable("cannot run the CLI as nobody: " + probe.err));
     }
-    QTemporaryDir base(QDir::tempPath() + "/moewb-faults-XXXXXX");
-    QVERIFY(base.isValid());
-    ::chmod(base.path().toLocal8Bit().constData(), 0755);
     const QString ro = base.path() + "/readonly";
     QVERIFY(QDir().mkdir(ro));
     QVERIFY(::chmod(ro.toLocal8Bit().constData(), 0555) == 0);
@@ -248,17 +261,27 @@ void TestFaults::unwritableOutputDirectory()
     ::chmod((base.path() + "/plan.json").toLocal8Bit().constData(), 0644);
 
     const auto run = [&](const QStringList& args) {
-        return prefix.isEmpty() ? runCli(moewbCli(), args) : runCli(prefix[0], QStringList(prefix.mid(1)) << moewbCli() << args);
+        return prefix.isEmpty() ? runCli(cli, args) : runCli(prefix[0], QStringList(prefix.mid(1)) << cli << args);
     };
     const QString out = ro + "/gptq";
-    const CliRun r = run(quantizeArgs(base.path() + "/plan.json", out, "gptq", base.path() + "/calib.txt"));
+    const CliRun r = run(quantizeArgs(base.path() + "/plan.json", out, "gptq", base.path() + "/calib.txt", model));
     checkOneLineError(r, "Permission denied");
     QVERIFY2(r.err.contains("readonly/gptq"), r.err.constData());
-    const CliRun s = run({"calibrate", kModel, "--data", base.path() + "/calib.txt", "--samples", "2", "--seq-len", "32",
+    const CliRun s = run({"calibrate", model, "--data", base.path() + "/calib.txt", "--samples", "2", "--seq-len", "32",
                           "--dtype", "f32", "--out", ro + "/stats.h5"});
     checkOneLineError(s, "readonly/stats.h5");
     QCOMPARE(QDir(ro).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot), QStringList());
     ::chmod(ro.toLocal8Bit().constData(), 0755);
+
+    // A model behind a directory the user may not enter: the OS reason, not "no such file".
+    if (!prefix.isEmpty()) {
+        const QString priv = base.path() + "/private";
+        QVERIFY(QDir().mkdir(priv));
+        QVERIFY(::chmod(priv.toLocal8Bit().constData(), 0700) == 0);
+        const CliRun p = run({"info", priv + "/model"});
+        checkOneLineError(p, "Permission denied");
+        QVERIFY2(!p.err.contains("no such"), p.err.constData());
+    }
 }
 
 QTEST_GUILESS_MAIN(TestFaults)

@@ -12,6 +12,8 @@
 #include <QStringList>
 #include <QtTest>
 
+#include "test_paths.h"
+
 #include <stdexcept>
 #include <vector>
 
@@ -19,14 +21,14 @@ namespace moewb::test {
 
 inline QString sourcePath(const QString& rel)
 {
-    return QStringLiteral(MOEWB_SOURCE_DIR "/") + rel;
+    return sourceDir() + QLatin1Char('/') + rel;
 }
 
 /// Runs /usr/bin/python3 with args; throws (failing the test) on a non-zero exit. Returns stdout.
 inline QByteArray runPython(const QStringList& args, int timeoutMs = 300000)
 {
     QProcess p;
-    p.start(QStringLiteral(MOEWB_PYTHON), args);
+    p.start(QString::fromLatin1(pythonPath()), args);
     if (!p.waitForFinished(timeoutMs))
         throw std::runtime_error("python timed out: " + args.join(' ').toStdString());
     if (p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
@@ -73,7 +75,7 @@ inline CliRun runCli(const QString& program, const QStringList& args, int timeou
 inline QString moewbCli()
 {
     const QByteArray env = qgetenv("MOEWB_CLI");
-    return env.isEmpty() ? QStringLiteral(MOEWB_BINARY_DIR "/app/cli/moewb") : QString::fromLocal8Bit(env);
+    return env.isEmpty() ? binaryDir() + QStringLiteral("/app/cli/moewb") : QString::fromLocal8Bit(env);
 }
 
 } // namespace moewb::test

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 
 using namespace moewb;
 using namespace moewb::test;
@@ -69,6 +70,14 @@ int64_t bitsOf(const AllocResult& r, const std::string& name)
         if (e.name == name)
             return e.bits;
     throw std::runtime_error("no entry " + name);
+}
+
+std::vector<int64_t> allBits(const AllocResult& r)
+{
+    std::vector<int64_t> b;
+    for (const PlanEntry& e : r.entries)
+        b.push_back(e.bits);
+    return b;
 }
 
 // Mean bits of the entries selected by pred (to compare groups of linears).
@@ -385,6 +394,74 @@ private slots:
         byBytes.targetBytes = r.budgetBytes;
         const AllocResult r2 = allocate(ds ? m_dsCfg : m_mxCfg, ds ? m_dsStats : m_mxStats, byBytes);
         QCOMPARE(r2.size.modelBytes, r.size.modelBytes);
+    }
+
+    // The strategy table (#21): every name dispatches through it, the flags say what the
+    // implementations actually read.
+    void strategyTable()
+    {
+        std::set<std::string> names;
+        for (const StrategyInfo& s : allocStrategies()) {
+            QVERIFY2(names.insert(s.name).second, s.name);
+            QVERIFY(std::string(s.description).size() > 0);
+            QVERIFY(findStrategy(s.name) == &s);
+            QCOMPARE(s.run == nullptr, s.needsErrorTable); // "budget" runs on measured errors only
+            QVERIFY(!s.needsErrorTable || s.needsStats);   // ... which are measured with statistics
+        }
+        QVERIFY(findStrategy("nope") == nullptr);
+        // needsStats: the strategies that read statistics, as the CLI's --stats help lists them.
+        std::vector<std::string> withStats;
+        for (const StrategyInfo& s : allocStrategies())
+            if (s.needsStats)
+                withStats.push_back(s.name);
+        QVERIFY(withStats == (std::vector<std::string>{"frequency", "outlier", "block", "moqa", "budget"}));
+        const CalibStats none;
+        for (const StrategyInfo& s : allocStrategies()) {
+            AllocOptions opt;
+            opt.strategy = s.name;
+            opt.targetBits = 3.0;
+            if (s.needsErrorTable) {
+                QVERIFY(errorOf([&] { allocate(m_dsCfg, m_dsStats, opt); }).find("measured quantization errors")
+                        != std::string::npos);
+                continue;
+            }
+            // allocate() gives what the table's function gives, with statistics ...
+            const AllocResult viaTable = s.run(m_dsCfg, m_dsStats, opt);
+            QVERIFY(allBits(allocate(m_dsCfg, m_dsStats, opt)) == allBits(viaTable));
+            // ... and without them it works exactly when the table says it needs none.
+            const std::string err = errorOf([&] { allocate(m_dsCfg, none, opt); });
+            QVERIFY2((err == "(no error)") == !s.needsStats, qPrintable(QString("%1: %2").arg(s.name, err.c_str())));
+        }
+    }
+
+    // The parameters a strategy takes are the ones that change its allocation.
+    void strategyParams()
+    {
+        struct Param {
+            StrategyParam bit;
+            std::function<void(AllocOptions&)> set;
+        };
+        const std::vector<Param> params = {
+            {kParamK, [](AllocOptions& o) { o.k = 0; }},
+            {kParamTopP, [](AllocOptions& o) { o.topP = 0.0; }},
+            {kParamPerLayer, [](AllocOptions& o) { o.perLayer = 0; }},
+            {kParamSeed, [](AllocOptions& o) { o.seed = 7; }},
+        };
+        for (const StrategyInfo& s : allocStrategies()) {
+            if (!s.run)
+                continue;
+            AllocOptions base;
+            base.strategy = s.name;
+            base.targetBits = 2.5; // some units raised, not all
+            base.seed = 1;
+            const AllocResult ref = allocate(m_dsCfg, m_dsStats, base);
+            for (const Param& p : params) {
+                AllocOptions o = base;
+                p.set(o);
+                const bool same = allBits(allocate(m_dsCfg, m_dsStats, o)) == allBits(ref);
+                QVERIFY2(same == !s.takes(p.bit), qPrintable(QString("%1, parameter bit %2").arg(s.name).arg(unsigned(p.bit))));
+            }
+        }
     }
 
     void uniform()

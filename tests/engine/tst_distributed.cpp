@@ -203,15 +203,15 @@ private slots:
         a.result.name = "model.layers.0.mlp.x";
         a.result.method = "gptq";
         a.result.fallback = "";
-        a.result.bits = 4;
+        a.result.plan.bits = 4;
         a.result.expert = 3;
         a.result.tokens = 77;
-        a.result.sym = false;
-        a.result.actOrder = true;
+        a.result.plan.sym = false;
+        a.result.plan.actOrder = true;
         a.result.relError = 0.125;
         QuantizedLinear b = a;
         b.q = at::full({2, 3}, 300, at::kInt); // > 8 bits travels as int16
-        b.result.bits = 10;
+        b.result.plan.bits = 10;
         b.result.fallback = "12 routed tokens < min-expert-tokens 32";
         const auto back = unpackQuantized(packQuantized({a, b}), {at::kBFloat16, at::kFloat});
         QCOMPARE(back.size(), size_t(2));
@@ -222,8 +222,8 @@ private slots:
         QCOMPARE(back[0].result.name, a.result.name);
         QCOMPARE(back[0].result.tokens, int64_t(77));
         QCOMPARE(back[0].result.expert, int64_t(3));
-        QCOMPARE(back[0].result.sym, false);
-        QCOMPARE(back[0].result.actOrder, true);
+        QCOMPARE(back[0].result.plan.sym, false);
+        QCOMPARE(back[0].result.plan.actOrder, true);
         QCOMPARE(back[0].result.relError, 0.125);
         QCOMPARE(back[1].result.fallback, b.result.fallback);
         // stored = scale · (q − zero) in the checkpoint dtype: row 0 = 0.5·(0−8, 15−8, 7−8).

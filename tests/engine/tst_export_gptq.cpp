@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // quantize --format gptq (#9): packing of qweight / qzeros / scales / g_idx against an independent
-// NumPy implementation of FORMATS.md §3.5–3.7 and hand-computed words; a mixed-bit plan exported as
-// GPTQ reads back (model/weights.cpp dequantizes on load) bit for bit as the fake export's weights,
-// with identical perplexity; the config's `dynamic` describes the plan for every linear; sharding,
-// v2 zeros, and errors (existing output, corrupted tensors, cancel) leave nothing half-written.
+// NumPy implementation of docs/export-gptq.md ("Packing in detail") and hand-computed words; a
+// mixed-bit plan exported as GPTQ reads back (model/weights.cpp dequantizes on load) bit for bit as
+// the fake export's weights, with identical perplexity; the config's `dynamic` describes the plan
+// for every linear; sharding, v2 zeros, and errors (existing output, corrupted tensors, cancel)
+// leave nothing half-written.
 #include "gptq/gptq_pack.h"
 #include "model/weights.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/core/error.h"
 #include "moewb/export/gptq.h"
 #include "moewb/safetensors/safetensors.h"
@@ -112,7 +114,7 @@ private slots:
         m_qwen = generate(m_tmp.path(), "qwen2_moe", {"--tiny", "--dtype", "bf16"}, "qwen2_moe");
     }
 
-    // (a) Packing, unpacking and dequantization equal the NumPy implementation of FORMATS.md for
+    // (a) Packing, unpacking and dequantization equal the NumPy implementation of docs/export-gptq.md for
     // 2/3/4/8 bits, sym/asym, act-order g_idx, K and N that are not multiples of 32/b (or 32).
     void packingMatchesReference()
     {
@@ -163,7 +165,7 @@ private slots:
         QCOMPARE(bitsSeen, (std::set<int64_t>{2, 3, 4, 8}));
     }
 
-    // (b) Hand-computed words (FORMATS.md §3.5–3.7) and fp16 conversions.
+    // (b) Hand-computed words (docs/export-gptq.md, "Packing in detail") and fp16 conversions.
     void handComputedWords()
     {
         // 4-bit: values 0..7 down one column → 0x76543210.

@@ -2,8 +2,9 @@
 // config.json parsing for every supported architecture, on the published configs of real
 // checkpoints (tests/data/configs/*/config.json), plus one test per kind of bad input.
 //
-// The fixtures hold the published config.json values listed in docs FORMATS.md §2 (keys the parser
+// The fixtures hold the published config.json values described in docs/formats.md §2 (keys the parser
 // ignores, such as initializer_range, are kept so that the files look like the real ones).
+#include "test_paths.h"
 #include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"
 
@@ -24,7 +25,7 @@ namespace {
 
 std::string fixtureDir(const char* name)
 {
-    return std::string(MOEWB_SOURCE_DIR "/tests/data/configs/") + name;
+    return (moewb::test::sourceDir() + QStringLiteral("/tests/data/configs/")).toStdString() + name;
 }
 
 json fixtureJson(const char* name)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // moewb pipeline: its numbers must equal those of running calibrate → plan → quantize → eval by
 // hand with the same settings (the pipeline is only composition), plus its errors.
+#include "moewb/eval/kld.h"
 #include "testutil.h"
 
 #include <QTemporaryDir>
@@ -8,6 +9,7 @@
 
 #include <cmath>
 
+using namespace moewb;
 using namespace moewb::test;
 
 namespace {
@@ -88,6 +90,30 @@ private slots:
         QCOMPARE(rowPpl(2), pplOf(c.out));
         // 3-bit RTN of a random model must cost something.
         QVERIFY(rowPpl(1) != rowPpl(0));
+
+        // KLD against the baseline (#23): 0 / 100 % for the baseline itself; a strategy row's
+        // values are those of the engine's KLD on the kept model; the paired difference to uniform
+        // of the same budget is the difference of the two rows' means (one text) inside its interval.
+        auto rowValue = [&](int i, const char* key) { return rows[i].toObject()[key].toObject()["eval.txt"].toDouble(); };
+        QCOMPARE(rowValue(0, "kld"), 0.0);
+        QCOMPARE(rowValue(0, "same_top"), 1.0);
+        PerplexityOptions po;
+        po.dtype = "f32";
+        const auto ref = kldReferenceForFile(model.toStdString(), (tmp.path() + "/eval.txt").toStdString(), po);
+        const KldResult k = evaluateKldFile((work + "/model-frequency-3").toStdString(), *ref,
+                                            (tmp.path() + "/eval.txt").toStdString(), po);
+        QCOMPARE(rowValue(2, "kld"), k.meanKld);
+        QCOMPARE(rowValue(2, "kld_p99"), k.p99Kld);
+        QCOMPARE(rowValue(2, "same_top"), k.sameTop);
+        QCOMPARE(rowPpl(2), k.perplexity.perplexity);
+        QVERIFY(rowValue(1, "kld") > 0.0);
+        QVERIFY(!rows[1].toObject().contains("kld_vs_uniform"));
+        const QJsonObject vs = rows[2].toObject()["kld_vs_uniform"].toObject();
+        QCOMPARE(vs["against"].toString(), QStringLiteral("uniform@3"));
+        QVERIFY(std::abs(vs["diff"].toDouble() - (rowValue(2, "kld") - rowValue(1, "kld"))) < 1e-12);
+        QVERIFY(vs["lo"].toDouble() <= vs["diff"].toDouble() && vs["diff"].toDouble() <= vs["hi"].toDouble());
+        QVERIFY(run.out.contains("Δkld vs uniform"));
+        QVERIFY(run.out.contains("at 3 bits: "));
     }
 
     void errors()

@@ -2,6 +2,7 @@
 // Plan file (#7): JSON round trip, every validation error, expansion precedence, GPTQ byte
 // accounting by hand, and the GPTQModel `dynamic` export re-expanded over the module list.
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "testutil.h"
@@ -47,6 +48,154 @@ Plan fullPlan()
     p.provenance.params = "k=2";
     return p;
 }
+
+// planToJson as written before the settings became one table (#21).
+const char* const kFullPlanJson = R"json({
+  "format": "moewb-plan",
+  "version": 1,
+  "defaults": {
+    "bits": 3,
+    "group_size": 64,
+    "sym": false,
+    "method": "rtn",
+    "act_order": true
+  },
+  "rules": [
+    {
+      "match": ".*\\.self_attn\\..*",
+      "bits": 8,
+      "static_groups": true
+    },
+    {
+      "match": ".*\\.experts\\.1\\..*",
+      "group_size": -1,
+      "sym": true,
+      "method": "gptq",
+      "act_order": false
+    }
+  ],
+  "overrides": {
+    "model.layers.1.mlp.experts.0.down_proj": {
+      "bits": 16
+    }
+  },
+  "drop": {
+    "experts": [
+      [
+        1,
+        2
+      ],
+      [
+        2,
+        5
+      ]
+    ],
+    "layers": [
+      3
+    ],
+    "blocks": [
+      2
+    ]
+  },
+  "activation_bits": 8,
+  "provenance": {
+    "strategy": "frequency",
+    "model": "",
+    "stats": "",
+    "architecture": "",
+    "target_bits": 2.5,
+    "target_bytes": 12345,
+    "achieved_bits": 2.49,
+    "achieved_bytes": 12000,
+    "seed": 42,
+    "params": "k=2",
+    "tool_version": "",
+    "created": ""
+  }
+}
+)json";
+
+// Every setting, in every place, keys in an order unlike the table's.
+const char* const kEverySettingInput = R"json({"format":"moewb-plan","version":1,"defaults":{"prune_method":"wanda","pattern":"2:4","sparsity":0.5,"static_groups":true,"act_order":true,"method":"rtn","sym":false,"group_size":32,"bits":3},
+            "rules":[{"prune_method":"magnitude","match":"a.*","sparsity":0.25,"bits":8,"pattern":"unstructured","static_groups":false,"act_order":false,"method":"gptq","sym":true,"group_size":-1},{"match":"b","sparsity":0}],
+            "overrides":{"zz":{"bits":2,"sparsity":0.125,"pattern":"4:8","prune_method":"sparsegpt","method":"rtn","group_size":64,"sym":false,"act_order":true,"static_groups":true},"aa":{}},
+            "drop":{"experts":[[1,2]],"layers":[3],"blocks":[]},"activation_bits":4,
+            "provenance":{"strategy":"s","model":"m","stats":"st","architecture":"a","target_bits":2.25,"target_bytes":7,"achieved_bits":2.0,"achieved_bytes":6,"seed":1,"params":"p","tool_version":"t","created":"c"}})json";
+const char* const kEverySettingJson = R"json({
+  "format": "moewb-plan",
+  "version": 1,
+  "defaults": {
+    "bits": 3,
+    "group_size": 32,
+    "sym": false,
+    "method": "rtn",
+    "act_order": true,
+    "static_groups": true,
+    "sparsity": 0.5,
+    "pattern": "2:4",
+    "prune_method": "wanda"
+  },
+  "rules": [
+    {
+      "match": "a.*",
+      "bits": 8,
+      "group_size": -1,
+      "sym": true,
+      "method": "gptq",
+      "act_order": false,
+      "static_groups": false,
+      "sparsity": 0.25,
+      "pattern": "unstructured",
+      "prune_method": "magnitude"
+    },
+    {
+      "match": "b",
+      "sparsity": 0.0
+    }
+  ],
+  "overrides": {
+    "aa": {},
+    "zz": {
+      "bits": 2,
+      "group_size": 64,
+      "sym": false,
+      "method": "rtn",
+      "act_order": true,
+      "static_groups": true,
+      "sparsity": 0.125,
+      "pattern": "4:8",
+      "prune_method": "sparsegpt"
+    }
+  },
+  "drop": {
+    "experts": [
+      [
+        1,
+        2
+      ]
+    ],
+    "layers": [
+      3
+    ],
+    "blocks": []
+  },
+  "activation_bits": 4,
+  "provenance": {
+    "strategy": "s",
+    "model": "m",
+    "stats": "st",
+    "architecture": "a",
+    "target_bits": 2.25,
+    "target_bytes": 7,
+    "achieved_bits": 2.0,
+    "achieved_bytes": 6,
+    "seed": 1,
+    "params": "p",
+    "tool_version": "t",
+    "created": "c"
+  }
+}
+)json";
 
 std::string errorOf(const std::function<void()>& f)
 {
@@ -103,6 +252,82 @@ private slots:
                     .find("$.defaults.static_groups") != std::string::npos);
     }
 
+    void everySetting()
+    {
+        // One valid value for every setting, each different from its default: the table must list
+        // exactly these keys, in the order plan files have them.
+        const std::vector<std::pair<std::string, std::string>> sample = {
+            {"bits", "8"}, {"group_size", "64"}, {"sym", "false"}, {"method", "\"rtn\""}, {"act_order", "true"},
+            {"static_groups", "true"}, {"sparsity", "0.25"}, {"pattern", "\"2:4\""}, {"prune_method", "\"wanda\""}};
+        std::vector<std::string> keys;
+        forEachSetting([&](const auto& f) { keys.push_back(f.key); });
+        QCOMPARE(keys.size(), sample.size());
+        for (size_t i = 0; i < keys.size(); ++i)
+            QCOMPARE(keys[i], sample[i].first);
+
+        std::string all;
+        for (const auto& [key, value] : sample) {
+            all += (all.empty() ? "" : ",") + ("\"" + key + "\":" + value);
+            // Alone in the defaults, a rule and an override: parsed into its own field only, written
+            // back as given, and read again into the same plan.
+            const std::string kv = "\"" + key + "\":" + value;
+            const Plan p = parsePlanJson("{\"format\":\"moewb-plan\",\"version\":1,\"defaults\":{" + kv
+                                             + "},\"rules\":[{\"match\":\"a\"," + kv + "}],\"overrides\":{\"m\":{"
+                                             + kv + "}}}",
+                                         "mem");
+            int setInRule = 0, changedDefaults = 0;
+            const PlanDefaults initial;
+            forEachSetting([&](const auto& f) {
+                setInRule += (p.rules[0].set.*f.set).has_value();
+                changedDefaults += !(p.defaults.*f.defaults == initial.*f.defaults);
+                if (f.key == key) {
+                    QVERIFY2(p.rules[0].set.*f.set == p.overrides.at("m").*f.set, f.member);
+                    QVERIFY2(*(p.rules[0].set.*f.set) == p.defaults.*f.defaults, f.member);
+                }
+            });
+            QCOMPARE(setInRule, 1);
+            QCOMPARE(changedDefaults, 1);
+            const std::string json = planToJson(p);
+            QVERIFY(parsePlanJson(json, "mem") == p);
+            const std::string written = "\"" + key + "\": " + value;
+            size_t count = 0;
+            for (size_t at = json.find(written); at != std::string::npos; at = json.find(written, at + 1))
+                ++count;
+            QVERIFY2(count == 3, json.c_str()); // defaults, rule and override
+        }
+        // All together, in every place: the same plan after a round trip, and each key written once
+        // a place in table order.
+        const std::string text = "{\"format\":\"moewb-plan\",\"version\":1,\"defaults\":{" + all
+            + "},\"rules\":[{\"match\":\"a\"," + all + "}],\"overrides\":{\"m\":{" + all + "}}}";
+        const Plan p = parsePlanJson(text, "mem");
+        QVERIFY(parsePlanJson(planToJson(p), "mem") == p);
+        QCOMPARE(planToJson(parsePlanJson(planToJson(p), "mem")), planToJson(p));
+        const std::vector<PlanEntry> es = expandPlan(p, m_dsCfg);
+        QVERIFY(!es.empty());
+        for (const PlanEntry& e : es) {
+            LinearSettings want;
+            want.bits = 8;
+            want.groupSize = 64;
+            want.sym = false;
+            want.method = "rtn";
+            want.actOrder = true;
+            want.staticGroups = true;
+            want.sparsity = 0.5; // 2:4 fixes it
+            want.pattern = PrunePattern{2, 4};
+            want.pruneMethod = "wanda";
+            QVERIFY2(static_cast<const LinearSettings&>(e) == want, e.name.c_str());
+        }
+    }
+
+    void byteIdenticalJson()
+    {
+        // Written by the plan code before the settings became one table (#21): plan files must not
+        // change by a byte.
+        QCOMPARE(QString::fromStdString(planToJson(fullPlan())), QString::fromUtf8(kFullPlanJson));
+        QCOMPARE(QString::fromStdString(planToJson(parsePlanJson(kEverySettingInput, "mem"))),
+                 QString::fromUtf8(kEverySettingJson));
+    }
+
     void validationErrors_data()
     {
         QTest::addColumn<QString>("json");
@@ -112,15 +337,15 @@ private slots:
         QTest::newRow("format") << "{'format':'x','version':1}" << "f.json: $.format: expected \"moewb-plan\"";
         QTest::newRow("version") << "{'format':'moewb-plan','version':9}" << "f.json: $.version: unsupported version 9";
         QTest::newRow("unknown key") << "{" + h + ",'defualts':{}}" << "f.json: $.defualts: unknown key";
-        QTest::newRow("bits") << "{" + h + ",'defaults':{'bits':5}}" << "f.json: $.defaults.bits: 5 not in {2,3,4,8,16}";
+        QTest::newRow("bits") << "{" + h + ",'defaults':{'bits':5}}" << "f.json: $.defaults.bits: bits 5 not in {2,3,4,8,16}";
         QTest::newRow("bits type") << "{" + h + ",'defaults':{'bits':'4'}}" << "f.json: $.defaults.bits: expected an integer";
         QTest::newRow("group") << "{" + h + ",'defaults':{'group_size':100}}" << "f.json: $.defaults.group_size: group size 100 is invalid";
         QTest::newRow("group 0") << "{" + h + ",'rules':[{'match':'x','group_size':0}]}" << "f.json: $.rules[0].group_size: group size 0 is invalid";
         QTest::newRow("method") << "{" + h + ",'defaults':{'method':'awq'}}" << "f.json: $.defaults.method: method 'awq' is not rtn or gptq";
         QTest::newRow("bad regex") << "{" + h + ",'rules':[{'match':'a','bits':8},{'match':'(','bits':8}]}" << "f.json: $.rules[1].match: invalid regex '('";
         QTest::newRow("rule no match") << "{" + h + ",'rules':[{'bits':8}]}" << "f.json: $.rules[0].match: missing";
-        QTest::newRow("rule bits") << "{" + h + ",'rules':[{'match':'a','bits':1}]}" << "f.json: $.rules[0].bits: 1 not in {2,3,4,8,16}";
-        QTest::newRow("override bits") << "{" + h + ",'overrides':{'m.x':{'bits':6}}}" << "f.json: $.overrides[\"m.x\"].bits: 6 not in {2,3,4,8,16}";
+        QTest::newRow("rule bits") << "{" + h + ",'rules':[{'match':'a','bits':1}]}" << "f.json: $.rules[0].bits: bits 1 not in {2,3,4,8,16}";
+        QTest::newRow("override bits") << "{" + h + ",'overrides':{'m.x':{'bits':6}}}" << "f.json: $.overrides[\"m.x\"].bits: bits 6 not in {2,3,4,8,16}";
         QTest::newRow("override key") << "{" + h + ",'overrides':{'m.x':{'match':'y'}}}" << "f.json: $.overrides[\"m.x\"].match: unknown key";
         QTest::newRow("drop pair") << "{" + h + ",'drop':{'experts':[[1]]}}" << "f.json: $.drop.experts[0]: expected a [layer, expert] pair";
         QTest::newRow("act bits") << "{" + h + ",'activation_bits':3}" << "f.json: $.activation_bits: 3 not in {4,8,16}";
@@ -312,7 +537,7 @@ private slots:
         writeAll(bad, "{\"format\":\"moewb-plan\",\"version\":1,\"defaults\":{\"bits\":5}}");
         r = runCli(moewbCli(), {"plan", "show", bad, "--model", m_ds});
         QCOMPARE(r.exitCode, 1);
-        QVERIFY2(r.err.contains("$.defaults.bits: 5 not in {2,3,4,8,16}"), r.err.constData());
+        QVERIFY2(r.err.contains("$.defaults.bits: bits 5 not in {2,3,4,8,16}"), r.err.constData());
     }
 
 private:

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // safetensors reader, writer and sharded checkpoints against hand-computed bytes and the golden
 // files written by tests/data/safetensors/make_golden.py (an independent Python writer).
+#include "test_paths.h"
 #include "moewb/core/error.h"
 #include "moewb/safetensors/safetensors.h"
 
@@ -16,7 +17,7 @@ using namespace moewb;
 
 namespace {
 
-const QString kDataDir = QStringLiteral(MOEWB_SOURCE_DIR "/tests/data/safetensors");
+const QString kDataDir = moewb::test::sourceDir() + QStringLiteral("/tests/data/safetensors");
 
 std::string golden(const char* name)
 {

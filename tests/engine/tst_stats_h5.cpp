@@ -304,7 +304,8 @@ private Q_SLOTS:
         QVERIFY(tempLeftovers(m_dir.path()).isEmpty());
     }
 
-    // Same statistics, same bytes (DESIGN.md determinism): no timestamps in HDF5 object headers.
+    // Same statistics, same bytes (determinism, docs/architecture.md Conventions): no timestamps in
+    // HDF5 object headers.
     void deterministicBytes()
     {
         const CalibStats a = makeStats(Shape{});

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Training: the closed-form pieces by hand (load-balancing loss and its gradient, schedule, AdamW),
 // autograd through the inference forward against finite differences, and an end-to-end run of
-// `moewb train-demo` that must learn a repeated text, reproduce itself bit for bit and load back.
+// `moewb train-demo` that must learn a repeated text, reproduce itself bit for bit and load back;
+// two threads bit for bit; a run stopped and resumed from its snapshot equals an uninterrupted one;
+// the prefetching batch stream equals the synchronous one; bf16 autocast trains.
 #include "model/forward.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/model/runtime.h"
+#include "train/batches.h"
 #include "train/optim.h"
 #include "testutil.h"
 
@@ -24,6 +28,32 @@ const char* kTinyMixtral = R"({
   "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "num_local_experts": 4, "num_experts_per_tok": 2,
   "tie_word_embeddings": false, "bos_token_id": 6143, "eos_token_id": 6143, "torch_dtype": "bfloat16"
 })";
+
+/// A text the tiny model learns within tens of steps, and the common train-demo arguments.
+QStringList tinyRun(const QString& dir, int steps)
+{
+    writeAll(dir + "/config.json", kTinyMixtral);
+    QByteArray text;
+    for (int i = 0; i < 300; ++i)
+        text += "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs. ";
+    writeAll(dir + "/train.txt", text);
+    return {"train-demo", "--config", dir + "/config.json", "--tokenizer", sourcePath("datasets/tokenizer/tokenizer.json"),
+            "--data", dir + "/train.txt", "--steps", QString::number(steps), "--batch", "4", "--seq-len", "32",
+            "--lr", "1e-2", "--warmup", "5", "--log-every", "5", "--seed", "11", "--eval-tokens", "0"};
+}
+
+QJsonObject trainingLog(const QString& modelDir)
+{
+    return QJsonDocument::fromJson(readAll(modelDir + "/training_log.json")).object();
+}
+
+QList<double> losses(const QJsonObject& log)
+{
+    QList<double> out;
+    for (const QJsonValue& v : log["log"].toArray())
+        out.push_back(v.toObject()["loss"].toDouble());
+    return out;
+}
 
 } // namespace
 
@@ -185,6 +215,153 @@ private slots:
         QCOMPARE(c.exitCode, 1);
         QVERIFY(c.err.contains("bad.json"));
         QVERIFY(!QFile::exists(tmp.path() + "/c"));
+    }
+
+    void batchStreamPrefetchAndResume()
+    {
+        std::vector<int32_t> stream(5000);
+        for (size_t i = 0; i < stream.size(); ++i)
+            stream[i] = int32_t((i * 7919) % 6143);
+        // Synchronous, prefetched and resumed-at-step-9 streams give the same 20 batches.
+        BatchStream sync(stream, 3, 16, 42, "", 0, 20, 0);
+        BatchStream ahead(stream, 3, 16, 42, "", 0, 20, 2);
+        std::vector<at::Tensor> want;
+        std::string stateAt9;
+        for (int64_t s = 0; s < 20; ++s) {
+            const BatchStream::Batch a = sync.next(), b = ahead.next();
+            QCOMPARE(a.step, s);
+            QCOMPARE(b.step, s);
+            QVERIFY(at::equal(a.ids, b.ids));
+            QCOMPARE(BatchStream::rngToString(a.rng), BatchStream::rngToString(b.rng));
+            want.push_back(a.ids);
+            if (s == 8)
+                stateAt9 = BatchStream::rngToString(a.rng);
+        }
+        BatchStream resumed(stream, 3, 16, 42, stateAt9, 9, 20, 2);
+        for (int64_t s = 9; s < 20; ++s) {
+            const BatchStream::Batch r = resumed.next();
+            QCOMPARE(r.step, s);
+            QVERIFY(at::equal(r.ids, want[size_t(s)]));
+        }
+        // The first window of the legacy sampler: mt19937_64(42) through uniform_int_distribution.
+        std::mt19937_64 rng(42);
+        std::uniform_int_distribution<int64_t> dist(0, int64_t(stream.size()) - 16 - 2);
+        const int64_t start = dist(rng);
+        for (int64_t t = 0; t <= 16; ++t)
+            QCOMPARE(want[0][0][t].item<int64_t>(), int64_t(stream[size_t(start + t)]));
+        bool threw = false;
+        try {
+            BatchStream bad(stream, 3, 16, 42, "", 5, 20, 0); // resuming needs the sampler state
+        } catch (const InputError&) {
+            threw = true;
+        }
+        QVERIFY(threw);
+    }
+
+    void twoThreadsAndWorkersDeterministic()
+    {
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        const QStringList common = tinyRun(tmp.path(), 30);
+        const QStringList threads2 = common + QStringList{"--threads", "2"};
+        const CliRun a = runCli(moewbCli(), threads2 + QStringList{"--out", tmp.path() + "/a"});
+        QVERIFY2(a.exitCode == 0, a.err.constData());
+        const CliRun b = runCli(moewbCli(), threads2 + QStringList{"--out", tmp.path() + "/b", "--prefetch", "0"});
+        QVERIFY2(b.exitCode == 0, b.err.constData());
+        QCOMPARE(readAll(tmp.path() + "/a/model.safetensors"), readAll(tmp.path() + "/b/model.safetensors"));
+        const QJsonObject log = trainingLog(tmp.path() + "/a");
+        QCOMPARE(log["threads"].toInt(), 2);
+        // Two data-parallel workers: deterministic too, and a different (equally good) run.
+        const QStringList workers2 = common + QStringList{"--workers", "2"};
+        const CliRun w1 = runCli(moewbCli(), workers2 + QStringList{"--out", tmp.path() + "/w1"});
+        QVERIFY2(w1.exitCode == 0, w1.err.constData());
+        const CliRun w2 = runCli(moewbCli(), workers2 + QStringList{"--out", tmp.path() + "/w2"});
+        QVERIFY2(w2.exitCode == 0, w2.err.constData());
+        QCOMPARE(readAll(tmp.path() + "/w1/model.safetensors"), readAll(tmp.path() + "/w2/model.safetensors"));
+        QVERIFY(readAll(tmp.path() + "/w1/model.safetensors") != readAll(tmp.path() + "/a/model.safetensors"));
+        const QJsonObject wlog = trainingLog(tmp.path() + "/w1");
+        QCOMPARE(wlog["workers"].toInt(), 2);
+        QCOMPARE(wlog["threads"].toInt(), 1);
+        const QList<double> wl = losses(wlog);
+        QVERIFY2(wl.first() > 6.0 && wl.last() < 2.0, qPrintable(QString("loss %1 -> %2").arg(wl.first()).arg(wl.last())));
+        const CliRun odd = runCli(moewbCli(), common + QStringList{"--workers", "3", "--out", tmp.path() + "/odd"});
+        QCOMPARE(odd.exitCode, 1);
+        QVERIFY2(odd.err.contains("batch 4 is not a multiple of workers 3"), odd.err.constData());
+        QCOMPARE(log["compute_dtype"].toString(), QString(cpuHasFastBf16() ? "bf16" : "f32"));
+        const QList<double> l = losses(log);
+        QCOMPARE(l.size(), 6);
+        QVERIFY2(l.first() > 6.0 && l.last() < 2.0, qPrintable(QString("loss %1 -> %2").arg(l.first()).arg(l.last())));
+    }
+
+    void resumeEqualsUninterrupted()
+    {
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        // Snapshots every 10 steps; 40 steps in one go, or stopped at 17 and resumed (twice: the
+        // second session stops at 29, between two snapshots and between two log entries).
+        const QStringList common = tinyRun(tmp.path(), 40) + QStringList{"--threads", "1", "--snapshot-every", "10"};
+        const CliRun whole = runCli(moewbCli(), common + QStringList{"--out", tmp.path() + "/whole"});
+        QVERIFY2(whole.exitCode == 0, whole.err.constData());
+
+        const QString out = tmp.path() + "/split", state = tmp.path() + "/split.state";
+        const CliRun s1 = runCli(moewbCli(), common + QStringList{"--out", out, "--stop-at-step", "17"});
+        QVERIFY2(s1.exitCode == 0, s1.err.constData());
+        QVERIFY2(s1.out.contains("stopped after step 17 of 40"), s1.out.constData());
+        QVERIFY(QFile::exists(state + "/step-00000017/state.json"));
+        QVERIFY(QFile::exists(state + "/step-00000010/state.json"));
+        QCOMPARE(trainingLog(out)["steps_done"].toInt(), 17); // a usable snapshot model meanwhile
+        const CliRun s2 = runCli(moewbCli(), common + QStringList{"--out", out, "--resume", state, "--stop-at-step", "29"});
+        QVERIFY2(s2.exitCode == 0, s2.err.constData());
+        QVERIFY2(s2.out.contains("stopped after step 29 of 40"), s2.out.constData());
+        // only the newest two snapshots are kept
+        QVERIFY(!QFile::exists(state + "/step-00000010"));
+        QVERIFY(QFile::exists(state + "/step-00000020/state.json"));
+        const CliRun s3 = runCli(moewbCli(), common + QStringList{"--out", out, "--resume", state});
+        QVERIFY2(s3.exitCode == 0, s3.err.constData());
+        QVERIFY(QFile::exists(state + "/step-00000030/state.json")); // the last periodic snapshot stays
+
+        QCOMPARE(readAll(out + "/model.safetensors"), readAll(tmp.path() + "/whole/model.safetensors"));
+        const QJsonObject a = trainingLog(tmp.path() + "/whole"), b = trainingLog(out);
+        QCOMPARE(losses(b), losses(a));
+        QCOMPARE(b["steps_done"].toInt(), 40);
+        QCOMPARE(b["start_step"].toInt(), 29);
+
+        // A resumed run must match the snapshot's options and data.
+        QStringList changed = common;
+        changed[changed.indexOf("--lr") + 1] = "2e-2";
+        const CliRun bad = runCli(moewbCli(), changed + QStringList{"--out", out, "--resume", state + "/step-00000030"});
+        QCOMPARE(bad.exitCode, 1);
+        QVERIFY2(bad.err.contains("step-00000030/state.json: resumed run differs in lr"), bad.err.constData());
+        // A fresh run does not silently mix with an earlier run's snapshots.
+        const CliRun fresh = runCli(moewbCli(), common + QStringList{"--out", tmp.path() + "/fresh", "--state", state});
+        QCOMPARE(fresh.exitCode, 1);
+        QVERIFY2(fresh.err.contains("holds training-state snapshots of an earlier run"), fresh.err.constData());
+        const CliRun none = runCli(moewbCli(), common + QStringList{"--out", out, "--resume", tmp.path()});
+        QCOMPARE(none.exitCode, 1);
+        QVERIFY2(none.err.contains("no training-state snapshot"), none.err.constData());
+    }
+
+    void bf16AutocastTrains()
+    {
+        // Forced bf16 matmuls (emulated on CPUs without native bf16, hence only a few steps):
+        // the run must learn like the fp32 one and record its compute dtype.
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        const QStringList common = tinyRun(tmp.path(), 30);
+        const CliRun b = runCli(moewbCli(), common + QStringList{"--out", tmp.path() + "/b", "--precision", "bf16"});
+        QVERIFY2(b.exitCode == 0, b.err.constData());
+        const CliRun f = runCli(moewbCli(), common + QStringList{"--out", tmp.path() + "/f", "--precision", "f32"});
+        QVERIFY2(f.exitCode == 0, f.err.constData());
+        const QJsonObject lb = trainingLog(tmp.path() + "/b"), lf = trainingLog(tmp.path() + "/f");
+        QCOMPARE(lb["compute_dtype"].toString(), QString("bf16"));
+        QCOMPARE(lf["compute_dtype"].toString(), QString("f32"));
+        const QList<double> xb = losses(lb), xf = losses(lf);
+        // bf16 rounding slows this tiny model down (8.36 -> 2.23 against 8.33 -> 1.52 in fp32), not more
+        QVERIFY2(xb.first() > 6.0 && xb.last() < 3.0 && xf.last() < 2.0,
+                 qPrintable(QString("bf16 %1 -> %2, f32 -> %3").arg(xb.first()).arg(xb.last()).arg(xf.last())));
+        QVERIFY(readAll(tmp.path() + "/b/model.safetensors") != readAll(tmp.path() + "/f/model.safetensors"));
+        const CliRun bad = runCli(moewbCli(), common + QStringList{"--out", tmp.path() + "/x", "--precision", "fp8"});
+        QCOMPARE(bad.exitCode, 2);
     }
 };
 

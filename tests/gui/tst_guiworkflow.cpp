@@ -11,6 +11,7 @@
 //    plan, byte-identical weights, perplexity) and the plan's size computed directly; selecting
 //    the run loads its plan; a session saved and reopened restores model, stats, plan and results,
 //    and a malformed session changes nothing.
+#include "test_paths.h"
 #include "jobdialogs.h"
 #include "mainwindow.h"
 
@@ -49,11 +50,11 @@ using namespace moewb;
 
 namespace {
 
-const QString kModel = QStringLiteral(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e");
+const QString kModel = moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e");
 
 QString cli()
 {
-    return qEnvironmentVariable("MOEWB_CLI", QStringLiteral(MOEWB_BINARY_DIR "/app/cli/moewb"));
+    return qEnvironmentVariable("MOEWB_CLI", moewb::test::binaryDir() + QStringLiteral("/app/cli/moewb"));
 }
 
 struct CliRun {
@@ -116,12 +117,12 @@ void TestGuiWorkflow::initTestCase()
     QVERIFY(QFileInfo::exists(kModel + QStringLiteral("/config.json")));
     QVERIFY2(QFileInfo(cli()).isExecutable(), qPrintable(cli()));
     QVERIFY(m_tmp.isValid());
-    const QList<QByteArray> lines = readAll(QStringLiteral(MOEWB_SOURCE_DIR "/datasets/corpus/calib.jsonl")).split('\n');
+    const QList<QByteArray> lines = readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus/calib.jsonl")).split('\n');
     QVERIFY(lines.size() > 40);
     m_calib = m_tmp.filePath(QStringLiteral("calib.jsonl"));
     QVERIFY(writeFile(m_calib, lines.mid(0, 40).join('\n') + '\n'));
     m_text = m_tmp.filePath(QStringLiteral("eval.txt"));
-    QVERIFY(writeFile(m_text, readAll(QStringLiteral(MOEWB_SOURCE_DIR "/datasets/corpus/eval/python.txt")).left(3000)));
+    QVERIFY(writeFile(m_text, readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus/eval/python.txt")).left(3000)));
 }
 
 void TestGuiWorkflow::cancelLeavesNoOutput()

@@ -7,7 +7,7 @@
                      [--experts E] [--top-k K]
 
 ARCH in {mixtral, qwen2_moe, qwen3_moe, deepseek, olmoe, llama, mistral, qwen2}.
-Tensor names and config keys follow FORMATS.md section 2 (per-expert 2-D tensors, hub layout).
+Tensor names and config keys follow docs/formats.md section 2 (per-expert 2-D tensors, hub layout).
 Deterministic: all values come from numpy Generator(PCG64(seed)), drawn in a fixed order, so the
 same arguments give byte-identical files.
 
@@ -192,7 +192,7 @@ def head_dim_of(c):
 
 
 def layer_kind(c, i):
-    """'moe' or 'dense' for layer i (FORMATS.md 2.1-2.5)."""
+    """'moe' or 'dense' for layer i (docs/formats.md §2.3)."""
     t = c["model_type"]
     if t in ("mixtral", "olmoe"):
         return "moe"

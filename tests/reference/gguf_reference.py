@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Independent NumPy GGUF v3 reader and dequantizer, written from FORMATS.md section 4 (not from moewb's C++).
+"""Independent NumPy GGUF v3 reader and dequantizer, written from docs/export-gguf.md ("Format
+reference"), not from moewb's C++.
 
     gguf_reference.py info FILE                  JSON: header, metadata, tensor infos, sha256 of each tensor
                                                  dequantized to little-endian float32
@@ -186,7 +187,7 @@ def cmd_info(path):
 
 
 def unpermute(w, n_head):
-    """Inverse of FORMATS.md 4.5: rows (head, j, 2) -> (head, 2, j)."""
+    """Inverse of the q/k row permutation (docs/export-gguf.md): rows (head, j, 2) -> (head, 2, j)."""
     rows = w.shape[0]
     rest = w.shape[1:]
     return w.reshape(n_head, rows // n_head // 2, 2, *rest).swapaxes(1, 2).reshape(w.shape)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Reference decoder forward (NumPy, float64) for HF checkpoints, written from FORMATS.md section 2.
+"""Reference decoder forward (NumPy, float64) for HF checkpoints, written from docs/formats.md section 2.
 
     /usr/bin/python3 tests/reference/reference_forward.py MODEL_DIR IDS_FILE OUT_FILE
                      [--dump-routing ROUTING_JSON] [--allow-unused]

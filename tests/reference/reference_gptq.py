@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Independent float64 reference of GPTQ (Frantar et al. 2022, Algorithm 1) and of RTN.
 
-Written from the paper's algorithm and the grid of FORMATS.md §3.4; shares no code with the C++
+Written from the paper's algorithm and the grid of docs/algorithms.md §3.1; shares no code with the C++
 engine. GPTQ here is the plain column-by-column form: no lazy batching, H⁻¹ formed explicitly,
 its upper Cholesky factor U (H⁻¹ = UᵀU) taken, and after quantizing column i every later column
 j is updated with w_j -= (w_i − q_i) / U_ii · U_ij.
@@ -35,7 +35,7 @@ def tie_margin(t):
 
 
 def find_params(x, bits, sym, with_margin=False):
-    """Grid of each row of x [out, g]: FORMATS.md §3.4."""
+    """Grid of each row of x [out, g]: docs/algorithms.md §3.1."""
     maxq = 2 ** bits - 1
     xmin = np.minimum(x.min(axis=1), 0.0)
     xmax = np.maximum(x.max(axis=1), 0.0)

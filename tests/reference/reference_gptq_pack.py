@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Golden GPTQ packing cases, written from FORMATS.md section 3.3-3.7 (shares no code with the engine).
+"""Golden GPTQ packing cases, written from docs/export-gptq.md, "Packing in detail" (shares no code with the engine).
 
     /usr/bin/python3 tests/reference/reference_gptq_pack.py OUT.safetensors
 

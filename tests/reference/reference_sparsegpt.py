@@ -9,7 +9,7 @@ unstructured: at the first column of every block of B columns each row prunes, a
 columns, floor(D·i2/k) − floor(D·i1/k) weights with the smallest w²/U_jj² (D = round(s·k) per row;
 ties to the lower column); N:M: at the first column of every group of M, the M − N smallest of the
 group's current weights. Quantization (bits < 16): at the first column of every group of G, the grid
-of FORMATS.md §3.4 from the group's current weights not yet marked pruned; a pruned weight is 0.
+of docs/algorithms.md §3.1 from the group's current weights not yet marked pruned; a pruned weight is 0.
 
 Usage: reference_sparsegpt.py IN.json OUT.bin
   IN: {"w": [[...]], "h": [[...]], "sparsity": s, "n": N, "m": M (0 = unstructured), "block": B,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Minimal safetensors reader/writer (struct + json + numpy only), written from FORMATS.md section 1.
+"""Minimal safetensors reader/writer (struct + json + numpy only), written from docs/formats.md section 1.
 
 Part of the independent Python reference for moewb (tests/reference/); shares no code with the C++ engine.
 
@@ -10,7 +10,7 @@ Representation
   (native little-endian), ``dtypes`` maps name -> safetensors dtype string, ``metadata`` is the
   ``__metadata__`` dict or None.  BF16 tensors come back as ``uint16`` arrays holding the raw bit
   patterns (``dtypes[name] == "BF16"``); use ``bf16_to_f32`` / ``to_float`` to get values.
-* ``save(path, tensors, dtypes=None, metadata=None)`` writes the reference layout (FORMATS.md 1.2):
+* ``save(path, tensors, dtypes=None, metadata=None)`` writes the reference layout (docs/formats.md section 1.2):
   8-byte LE header length, compact JSON header with ``__metadata__`` first (default ``{"format":"pt"}``),
   header padded with spaces to a multiple of 8, tensors sorted by dtype alignment descending then
   name ascending (byte-wise), contiguous offsets.  The dtype of each tensor follows its numpy dtype;
@@ -28,7 +28,7 @@ import numpy as np
 
 MAX_HEADER_SIZE = 100_000_000
 
-# enum Dtype order (increasing alignment), FORMATS.md 1.4; bits per element.
+# enum Dtype order (increasing alignment), docs/formats.md section 1.4; bits per element.
 DTYPE_ORDER = ["BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
                "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32",
                "C64", "F64", "I64", "U64"]
@@ -95,7 +95,7 @@ def to_float(array, dtype, out=np.float64):
 
 # ----------------------------------------------------------------------------- reading
 def read_header(buf):
-    """Parse and validate the header (FORMATS.md 1.3). Returns (N, header dict)."""
+    """Parse and validate the header (docs/formats.md section 1.3). Returns (N, header dict)."""
     if len(buf) < 8:
         raise SafetensorsError("HeaderTooSmall")
     (n,) = struct.unpack_from("<Q", buf, 0)

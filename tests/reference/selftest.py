@@ -170,7 +170,7 @@ def test_bf16_model_file_roundtrip():
 
 # ============================================================================ generator
 EXPECTED_LAYER_NAMES = {
-    # (arch, layer) -> names that must exist (spot checks typed from FORMATS.md)
+    # (arch, layer) -> names that must exist (spot checks typed from docs/formats.md §2)
     ("mixtral", 0): ["block_sparse_moe.gate.weight", "block_sparse_moe.experts.7.w1.weight",
                      "block_sparse_moe.experts.7.w2.weight", "block_sparse_moe.experts.7.w3.weight"],
     ("qwen2_moe", 0): ["self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias",
@@ -589,7 +589,7 @@ def test_unused_tensor_detected_and_sliding_window():
 
 def _naive_forward(d, ids):
     """Second, loop-based implementation (token by token with a KV cache, per head, per chosen expert)
-    written directly from FORMATS.md 2.0-2.5; used to cross-check the vectorized reference."""
+    written directly from docs/formats.md §2.2-2.3; used to cross-check the vectorized reference."""
     cfg, w32 = load_f32(d)
     W = {k: v.astype(np.float64) for k, v in w32.items()}
     arch = cfg["model_type"]

@@ -4,6 +4,7 @@
 // planSize() and hand-computed bytes of a tiny DeepSeek-shaped config; plans round-trip through the
 // plan JSON; invalid plan files leave the plan untouched; heat-map multi-selection → bulk set; the
 // item model, the gauge and the strategy panel driven by the real engine allocator.
+#include "test_paths.h"
 #include "alloc/allocationeditor.h"
 #include "alloc/allocationitemmodel.h"
 #include "alloc/bitscolors.h"
@@ -57,10 +58,8 @@ bool sameEntries(const std::vector<PlanEntry>& a, const std::vector<PlanEntry>& 
     for (size_t i = 0; i < a.size(); ++i) {
         const PlanEntry &x = a[i], &y = b[i];
         if (x.name != y.name || x.layer != y.layer || x.expert != y.expert || x.role != y.role
-            || x.inFeatures != y.inFeatures || x.outFeatures != y.outFeatures || x.bits != y.bits
-            || x.groupSize != y.groupSize || x.sym != y.sym || x.method != y.method || x.actOrder != y.actOrder
-            || x.staticGroups != y.staticGroups || x.dropped != y.dropped || x.sparsity != y.sparsity
-            || x.pattern.n != y.pattern.n || x.pattern.m != y.pattern.m || x.pruneMethod != y.pruneMethod) {
+            || x.inFeatures != y.inFeatures || x.outFeatures != y.outFeatures || x.dropped != y.dropped
+            || !(static_cast<const LinearSettings&>(x) == y)) {
             qWarning("entry %zu differs: %s", i, x.name.c_str());
             return false;
         }
@@ -151,8 +150,8 @@ void TestAllocEditor::initTestCase()
 }
 
 // Default plan (4 bits, group 128, so one group per row for these small in_features). Bytes per
-// linear from FORMATS.md §3.3 by hand: qweight ceil(K*b/32)*N*4, qzeros ceil(K/G)*ceil(N*b/32)*4,
-// scales ceil(K/G)*N*2, g_idx 4K.
+// linear from docs/export-gptq.md ("What is written") by hand: qweight ceil(K*b/32)*N*4,
+// qzeros ceil(K/G)*ceil(N*b/32)*4, scales ceil(K/G)*N*2, g_idx 4K.
 //   attention 32x32: 512 + 16 + 64 + 128 = 720, 12 of them = 8640
 //   dense gate/up K=32 N=64: 1024 + 32 + 128 + 128 = 1312; down K=64 N=32: 1024 + 16 + 64 + 256 = 1360
 //   expert/shared gate/up K=32 N=16: 256 + 8 + 32 + 128 = 424; down K=16 N=32: 256 + 16 + 64 + 64 = 400
@@ -547,7 +546,7 @@ void TestAllocEditor::itemModelTreeAndEdits()
     QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Checked));
 
     // A new model rebuilds the tree.
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
     plan.setModelConfig(mixtral);
     QCOMPARE(m.rowCount(), 4);
     QCOMPARE(m.rowCount(m.index(1, 0, m.index(0, 0))), 8);
@@ -831,7 +830,7 @@ void TestAllocEditor::editorOpenSaveMessages()
     // opened later in the document is followed with a fresh default plan.
     AllocationEditor second(&doc, &plan);
     QCOMPARE(plan.entries()[2].bits, int64_t(16));
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e"));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
     doc.setModel(mixtral, QStringLiteral("mixtral"));
     QCOMPARE(plan.modelConfig()->arch, Arch::Mixtral);
     QVERIFY(plan.plan() == Plan{});

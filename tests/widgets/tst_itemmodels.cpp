@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The model tree and the outlier table: structure checked by QAbstractItemModelTester, values exact.
+#include "test_paths.h"
 #include "models/modeltreemodel.h"
 #include "models/outliertablemodel.h"
 #include "statsfixture.h"
@@ -136,7 +137,7 @@ void TestItemModels::treeFilterKeepsParentsAndChildren()
 
 void TestItemModels::treeFromDemoConfig()
 {
-    const ModelConfig cfg = loadConfig(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e");
+    const ModelConfig cfg = loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString());
     ModelTreeModel model;
     QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
     model.setSource(&cfg, nullptr);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "alloc/planeditmodel.h"
 
-#include "moewb/plan/plan_settings.h"
+#include "moewb/plan/plan.h"
 #include "moewb/plan/prune_spec.h"
 #include "moewb/core/error.h"
 
@@ -71,81 +71,8 @@ void normalizeSparsity(PlanEntry& e)
 /// may still change the pattern).
 void resetToRules(PlanEntry& e, const PlanEntry& rule, double rawSparsity)
 {
-    e.bits = rule.bits;
-    e.groupSize = rule.groupSize;
-    e.sym = rule.sym;
-    e.method = rule.method;
-    e.actOrder = rule.actOrder;
-    e.staticGroups = rule.staticGroups;
+    static_cast<LinearSettings&>(e) = rule;
     e.sparsity = rawSparsity;
-    e.pattern = rule.pattern;
-    e.pruneMethod = rule.pruneMethod;
-}
-
-void merge(QuantSettings& into, const QuantSettings& s)
-{
-    if (s.bits)
-        into.bits = s.bits;
-    if (s.groupSize)
-        into.groupSize = s.groupSize;
-    if (s.sym)
-        into.sym = s.sym;
-    if (s.method)
-        into.method = s.method;
-    if (s.actOrder)
-        into.actOrder = s.actOrder;
-    if (s.staticGroups)
-        into.staticGroups = s.staticGroups;
-    if (s.sparsity)
-        into.sparsity = s.sparsity;
-    if (s.pattern)
-        into.pattern = s.pattern;
-    if (s.pruneMethod)
-        into.pruneMethod = s.pruneMethod;
-}
-
-void checkSettings(const QuantSettings& s, const std::string& where)
-{
-    if (s.bits && !isValidBits(*s.bits))
-        throw InputError(where, "bits " + std::to_string(*s.bits) + " not in {2,3,4,8,16}");
-    if (s.groupSize && !isValidGroupSize(*s.groupSize))
-        throw InputError(where, "group size " + std::to_string(*s.groupSize)
-                                    + " is invalid (use -1 or a positive multiple of 16)");
-    if (s.method && *s.method != "rtn" && *s.method != "gptq")
-        throw InputError(where, "method '" + *s.method + "' is not rtn or gptq");
-    if (s.sparsity)
-        checkSparsity(*s.sparsity, where);
-    if (s.pattern)
-        (void)parsePrunePattern(*s.pattern, where);
-    if (s.pruneMethod && !isValidPruneMethod(*s.pruneMethod))
-        throw InputError(where, "prune method '" + *s.pruneMethod + "' is not magnitude, wanda or sparsegpt");
-}
-
-bool settingsValid(const QuantSettings& s)
-{
-    try {
-        checkSettings(s, "rule");
-        return true;
-    } catch (const Error&) {
-        return false;
-    }
-}
-
-bool sameRules(const std::vector<PlanRule>& a, const std::vector<PlanRule>& b)
-{
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (a[i].match != b[i].match || !(a[i].set == b[i].set))
-            return false;
-    return true;
-}
-
-bool sameDefaults(const PlanDefaults& a, const PlanDefaults& b)
-{
-    return a.bits == b.bits && a.groupSize == b.groupSize && a.sym == b.sym && a.method == b.method
-        && a.actOrder == b.actOrder && a.staticGroups == b.staticGroups && a.sparsity == b.sparsity
-        && a.pattern == b.pattern && a.pruneMethod == b.pruneMethod;
 }
 
 bool isMlpPart(LinearRole r)
@@ -297,9 +224,9 @@ void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
         known = known && b >= 0 && b < m_cfg->numLayers;
     if (!known)
         validatePlan(after, *m_cfg, "plan");
-    checkSettings(QuantSettings{after.defaults.bits, after.defaults.groupSize, after.defaults.sym,
-                                after.defaults.method, {}, {}},
-                  "plan: $.defaults");
+    const std::string defaultsProblem = settingsProblem(after.defaults);
+    if (!defaultsProblem.empty())
+        throw InputError("plan: $.defaults", defaultsProblem);
     for (size_t i = 0; i < after.rules.size(); ++i) {
         try {
             checkRule(after.rules[i]);
@@ -307,9 +234,11 @@ void PlanEditModel::pushPlan(Plan after, const QString& text, int mergeKey)
             throw InputError("plan: $.rules[" + std::to_string(i) + "]: " + e.what());
         }
     }
-    for (const auto& [name, s] : after.overrides)
-        if (!settingsValid(s)) // the message (a string per override) only when needed
-            checkSettings(s, "plan: $.overrides[\"" + name + "\"]");
+    for (const auto& [name, s] : after.overrides) {
+        const std::string problem = settingsProblem(s);
+        if (!problem.empty()) // the path (a string per override) only when needed
+            throw InputError("plan: $.overrides[\"" + name + "\"]", problem);
+    }
     if (after == *m_plan)
         return;
     m_undo->push(new PlanCommand(this, m_plan, std::make_shared<Plan>(std::move(after)), text, mergeKey));
@@ -386,7 +315,7 @@ void PlanEditModel::rebuildEntries()
         const int i = entryIndex(name);
         if (i >= 0) {
             resetToRules(m_entries[size_t(i)], m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
-            applyQuantSettings(m_entries[size_t(i)], s);
+            applyQuantSettings(m_entries[size_t(i)], s, name);
             normalizeSparsity(m_entries[size_t(i)]);
         }
     }
@@ -438,7 +367,7 @@ void PlanEditModel::applyOverrides(const OverrideDelta& delta)
         addTotals(e, -1);
         resetToRules(e, m_ruleEntries[size_t(i)], m_ruleRawSparsity[size_t(i)]);
         if (s)
-            applyQuantSettings(e, *s);
+            applyQuantSettings(e, *s, name);
         normalizeSparsity(e);
         addTotals(e, +1);
         changed.push_back(i);
@@ -457,7 +386,7 @@ Plan& PlanEditModel::mutablePlan()
 
 void PlanEditModel::applyPlan(const std::shared_ptr<const Plan>& plan)
 {
-    const bool rulesChanged = !sameRules(plan->rules, m_plan->rules) || !sameDefaults(plan->defaults, m_plan->defaults);
+    const bool rulesChanged = !(plan->rules == m_plan->rules) || !(plan->defaults == m_plan->defaults);
     m_plan = plan;
     if (rulesChanged)
         rebuildRuleEntries();
@@ -491,7 +420,7 @@ void PlanEditModel::setSettings(const std::vector<int>& entries, const QuantSett
         if (it != m_plan->overrides.end())
             old = it->second;
         QuantSettings now = old.value_or(QuantSettings{});
-        merge(now, set);
+        overlaySettings(now, set);
         if (old && *old == now)
             continue;
         before.emplace_back(name, old);

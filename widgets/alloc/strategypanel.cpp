@@ -161,7 +161,7 @@ void StrategyPanel::setBackend(AllocBackend backend)
             auto* model = qobject_cast<QStandardItemModel*>(m_strategy->model());
             QStandardItem* item = model->item(m_strategy->count() - 1);
             item->setToolTip(QString::fromUtf8(s.description));
-            if (QLatin1String(s.name) == QLatin1String("budget") && !m_backend.hasErrorTable) {
+            if (s.needsErrorTable && !m_backend.hasErrorTable) {
                 item->setEnabled(false);
                 item->setToolTip(tr("Measure the quantization errors first (moewb alloc --strategy budget "
                                     "writes them, or run the error measurement job), then load the table"));
@@ -227,11 +227,15 @@ QString StrategyPanel::message() const
 
 void StrategyPanel::updateEnabled()
 {
-    const QString s = m_strategy->currentText();
-    m_k->setEnabled(s == QLatin1String("first-k") || s == QLatin1String("block"));
-    m_topP->setEnabled(s == QLatin1String("outlier"));
-    m_perLayer->setEnabled(s == QLatin1String("frequency") || s == QLatin1String("random"));
-    m_seed->setEnabled(s == QLatin1String("random"));
+    const std::string name = m_strategy->currentText().toStdString();
+    unsigned params = 0;
+    for (const StrategyInfo& s : m_backend.strategies)
+        if (name == s.name)
+            params = s.params;
+    m_k->setEnabled(params & kParamK);
+    m_topP->setEnabled(params & kParamTopP);
+    m_perLayer->setEnabled(params & kParamPerLayer);
+    m_seed->setEnabled(params & kParamSeed);
 }
 
 void StrategyPanel::emitTarget()

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // One row per linear of the stats (in the file's order) with its weight outlier score
-// (ALGORITHMS.md A/H6: max over columns of peak |W| / mean |W|), for the sortable outlier table.
+// (docs/algorithms.md §5.2: max over columns of peak |W| / mean |W|), for the sortable outlier table.
 #pragma once
 
 #include "moewb/stats/stats.h"

@@ -180,6 +180,69 @@ def make_stats():
 
 
 # ---------------------------------------------------------------------------------------- GGUF
+# ggml type id: (name, values per block, bytes per block, byte offsets of the fp16 scale fields)
+GGML_BLOCKS = {
+    6: ("Q5_0", 32, 22, [0]), 7: ("Q5_1", 32, 24, [0, 2]), 10: ("Q2_K", 256, 84, [80, 82]),
+    11: ("Q3_K", 256, 110, [108]), 12: ("Q4_K", 256, 144, [0, 2]), 13: ("Q5_K", 256, 176, [0, 2]),
+    14: ("Q6_K", 256, 210, [208]), 20: ("IQ4_NL", 32, 18, [0]),
+}
+
+
+def gguf_bytes(tensors, kv=(("general.name", "blocks"),)):
+    """A GGUF v3 file with string metadata kv and tensors [(name, ne, ggml type, data)], alignment 32."""
+    def gstr(v):
+        b = v.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    def pad(n):
+        return (32 - n % 32) % 32
+
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+    for k, v in kv:
+        head += gstr(k) + struct.pack("<I", 8) + gstr(v)
+    data, off = b"", 0
+    for name, ne, typ, blob in tensors:
+        head += gstr(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", e) for e in ne)
+        head += struct.pack("<IQ", typ, off)
+        data += blob + b"\0" * pad(len(blob))
+        off = len(data)
+    return head + b"\0" * pad(len(head)) + data
+
+
+def ggml_blocks(typ, count, rng, scale_override=None):
+    """count random blocks of ggml type typ whose fp16 scale fields hold finite values (block 0: 0)."""
+    _, _, size, fields = GGML_BLOCKS[typ]
+    raw = rng.integers(0, 256, size=(count, size), dtype=np.uint8)
+    for b in range(count):
+        for off in fields:
+            v = 0.0 if b == 0 else float(rng.uniform(-2.0, 2.0) * 2.0 ** -int(rng.integers(0, 10)))
+            raw[b, off:off + 2] = np.frombuffer(np.float16(v).tobytes(), dtype=np.uint8)
+    if scale_override:
+        block, field, half_bits = scale_override
+        raw[block, fields[field]:fields[field] + 2] = np.frombuffer(struct.pack("<H", half_bits), dtype=np.uint8)
+    return raw.tobytes()
+
+
+def make_gguf_blocks():
+    """The fuzz seed with one two-row tensor of each block type moewb decodes beyond the first GGUF
+    export's (tests/fuzz/corpus/fuzz_gguf/blocks.gguf), and malformed variants of it."""
+    rng = np.random.default_rng(26)
+    tensors = []
+    for typ, (name, block, _size, _f) in GGML_BLOCKS.items():
+        tensors.append((f"blk.0.{name.lower()}.weight", [block, 2], typ, ggml_blocks(typ, 2, rng)))
+    good = gguf_bytes(tensors)
+    write(os.path.join(FUZZ, "corpus", "fuzz_gguf", "blocks.gguf"), good)
+    write(out("gguf", "kquant_truncated.gguf"), good[: len(good) - 100])
+    # a Q4_K tensor whose rows (128 values) are not whole 256-value super-blocks
+    write(out("gguf", "kquant_row_width.gguf"),
+          gguf_bytes([("blk.0.ffn_down.weight", [128, 2], 12, ggml_blocks(12, 1, rng))]))
+    # the second Q6_K super-block's d is NaN (0x7E00); an IQ4_NL block's d is +inf (0x7C00)
+    write(out("gguf", "kquant_nan_scale.gguf"),
+          gguf_bytes([("blk.0.ffn_up.weight", [256, 2], 14, ggml_blocks(14, 2, rng, (1, 0, 0x7E00)))]))
+    write(out("gguf", "iq4nl_inf_scale.gguf"),
+          gguf_bytes([("blk.0.attn_q.weight", [64, 1], 20, ggml_blocks(20, 2, rng, (0, 0, 0x7C00)))]))
+
+
 def make_gguf():
     good = open(os.path.join(FUZZ, "corpus", "fuzz_gguf", "tiny.gguf"), "rb").read()
     write(out("gguf", "bad_magic.gguf"), b"GGML" + good[4:])
@@ -286,6 +349,7 @@ def main():
     make_tokenizers()
     make_stats()
     make_gguf()
+    make_gguf_blocks()
     make_models()
     return 0
 

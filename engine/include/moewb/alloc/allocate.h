@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Bit-allocation strategies (#7, ALGORITHMS.md A.4 / C.2) and the budget solver. Torch-free API;
+// Bit-allocation strategies (#7, docs/algorithms.md §6) and the budget solver. Torch-free API;
 // the implementations live in engine/alloc (the error measurement loads weights with torch).
 //
 // Budget: a target average bit-width B is turned into bytes as the GPTQ storage of every
@@ -38,12 +38,34 @@ struct AllocOptions {
     std::vector<int64_t> candidates{2, 3, 4, 8}; ///< widths the budget solver may choose
 };
 
+struct AllocResult;
+
+/// The AllocOptions a strategy reads besides the target, group size, sym and method (bit set).
+enum StrategyParam : unsigned {
+    kParamK = 1u << 0,        ///< AllocOptions::k
+    kParamTopP = 1u << 1,     ///< AllocOptions::topP
+    kParamPerLayer = 1u << 2, ///< AllocOptions::perLayer
+    kParamSeed = 1u << 3,     ///< AllocOptions::seed
+};
+
+/// A heuristic strategy: the whole allocation for one AllocOptions::strategy.
+using StrategyFn = AllocResult (*)(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt);
+
 struct StrategyInfo {
     const char* name;
     const char* description;
+    bool needsStats = false;      ///< reads calibration statistics (routing, activations, scores)
+    bool needsErrorTable = false; ///< "budget": runs on measured errors (allocateBudget), not allocate()
+    unsigned params = 0;          ///< StrategyParam bits
+    StrategyFn run = nullptr;     ///< what allocate() calls; null for "budget"
+
+    bool takes(StrategyParam p) const { return (params & p) != 0; }
 };
-/// The strategy table that drives CLI help, parsing and the GUI combo box.
+/// The strategy table: CLI help and parsing, the GUI's strategy lists (which need statistics,
+/// which parameters apply) and allocate()'s dispatch all read it.
 const std::vector<StrategyInfo>& allocStrategies();
+/// The table's entry for a name, or nullptr.
+const StrategyInfo* findStrategy(const std::string& name);
 
 /// Quantization error of one linear at each candidate width (budget solver input).
 struct LinearErrors {
@@ -68,8 +90,9 @@ struct AllocResult {
 /// Whole-model bytes of the budget for `opt` (targetBits or targetBytes).
 int64_t budgetBytesFor(const ModelConfig& cfg, const AllocOptions& opt);
 
-/// Runs a heuristic strategy (everything but "budget"). InputError for unknown strategies, a budget
-/// below all-2-bit, "shared" on a model without shared experts, stats that do not match the model.
+/// Runs a heuristic strategy (everything but "budget") through its table entry. InputError for
+/// unknown strategies, a budget below all-2-bit, "shared" on a model without shared experts, stats
+/// that do not match the model.
 AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt);
 
 /// "budget": minimal total error under the byte budget, given measured errors.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Calibration (#6): run calibration data through a checkpoint layer by layer and collect
-// CalibStats (calib/stats.h). Torch-free API for the CLI and the GUI; the observers live in
+// CalibStats (moewb/stats/stats.h). Torch-free API for the CLI and the GUI; the observers live in
 // engine/calib/*.h.
 //
 // Data (loadCalibData):
@@ -58,6 +58,12 @@ struct CalibWindow {
 };
 std::vector<CalibWindow> calibWindows(int64_t numTokens, int64_t samples, int64_t seqLen, bool randomWindows,
                                       int64_t seed);
+
+/// The one human line recorded as the provenance of calibration windows (stats files, quantize
+/// reports): "first 128 windows of 2048 tokens of wiki.txt, code.jsonl" or "64 random windows
+/// (seed 0) of 512 tokens of wiki.txt"; files by name, in input order.
+std::string calibDataDescription(const std::vector<CalibDataFile>& files, int64_t windows, int64_t seqLen,
+                                 bool randomWindows, int64_t seed);
 
 struct CalibrateOptions {
     std::vector<CalibDataSpec> data;

@@ -27,6 +27,16 @@ public:
     using Error::Error;
 };
 
+/// The output already exists and replacing it was not asked for. what() is "<path>: already
+/// exists"; the CLI adds how to replace it (--force), the GUI asks.
+class OutputExistsError : public InputError {
+public:
+    explicit OutputExistsError(const std::string& path)
+        : InputError(path, "already exists")
+    {
+    }
+};
+
 /// The operating system refused: cannot open, read, write, rename.
 class IoError : public Error {
 public:

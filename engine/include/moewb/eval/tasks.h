@@ -111,7 +111,7 @@ struct TaskEvalOptions {
     int64_t maxBatchTokens = 8192;
     bool streaming = true;
     int64_t maxLength = 0;       ///< tokens the model sees; 0 = max_position_embeddings (2048 if unset)
-    int64_t activationBits = 16; ///< < 16: per-token activation fake-quantization (quant/actquant.h)
+    int64_t activationBits = 16; ///< < 16: per-token activation fake-quantization (model/actquant.h)
 };
 
 struct TaskEvalResult {

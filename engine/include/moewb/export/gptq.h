@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// `quantize --format gptq` (#9): a real GPTQ checkpoint (FORMATS.md §3) that transformers+optimum,
+// `quantize --format gptq` (#9): a real GPTQ checkpoint (docs/export-gptq.md) that transformers+optimum,
 // GPTQModel and vLLM load, and the description of such a checkpoint that moewb's own reader
 // (model/weights.cpp: `.qweight` & co. dequantized on load) uses. Users' view: docs/export-gptq.md.
 #pragma once
 
 #include "moewb/gptq/gptq_checkpoint.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 #include "moewb/core/progress.h"
 #include "moewb/quant/quantize.h"
 
@@ -34,8 +35,9 @@ struct GptqExportResult {
     uint64_t tensorBytes = 0;  ///< sum of the tensors' sizes (index metadata.total_size)
     int64_t shards = 1;
     int64_t quantizedLinears = 0;
-    /// v1 only: asym groups whose zero point is 0, stored as 2^b − 1 (FORMATS.md §3.7). moewb and
-    /// AutoGPTQ's torch path read them back exactly; exllama/Marlin-style kernels do not.
+    /// v1 only: asym groups whose zero point is 0, stored as 2^b − 1 (docs/export-gptq.md, "Zero
+    /// points"). moewb and AutoGPTQ's torch path read them back exactly; exllama/Marlin-style
+    /// kernels do not.
     int64_t wrappedZeros = 0;
 };
 

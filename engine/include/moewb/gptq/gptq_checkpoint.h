@@ -4,7 +4,7 @@
 // GPTQModel's per-module `dynamic` overrides. Layout: docs/export-gptq.md.
 #pragma once
 
-#include "moewb/plan/plan.h"
+#include "moewb/plan/gptq_dynamic.h"
 
 #include <optional>
 #include <string>

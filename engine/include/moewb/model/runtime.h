@@ -18,6 +18,14 @@ struct RuntimeInfo {
 /// measureGemm, times a small fp32 GEMM. Safe to call more than once (measures only once).
 RuntimeInfo initRuntime(bool measureGemm = true);
 
+/// Sets libtorch's intra-op threads and, when OpenBLAS is the BLAS, its own thread count (OpenBLAS
+/// reads OMP_NUM_THREADS once at load and ignores at::set_num_threads). Returns the thread count.
+int setComputeThreads(int threads);
+
+/// fp32 GEMM throughput in GFLOP/s of at::mm on n×n matrices at the current thread count (best of
+/// `reps` after one warm-up): the peak that training throughput is compared with.
+double measureGemmGflops(int64_t n = 1024, int reps = 3);
+
 /// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo). Without it
 /// libtorch's bf16 GEMMs are emulated and ~20x slower than fp32, so "auto" computes bf16 checkpoints
 /// in fp32 (the bf16 weights are upcast exactly). MOEWB_FAST_BF16=0/1 overrides the detection.

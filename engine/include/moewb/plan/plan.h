@@ -1,57 +1,23 @@
 // SPDX-License-Identifier: MIT
 // The quantization plan (#7): one editable JSON file saying how every linear of a model is
-// quantized. Users' view: docs/plan-format.md. Parsing, validation, expansion to the per-linear
-// table, GPTQ byte accounting and the export to GPTQModel's `dynamic` overrides (FORMATS.md §3.2)
-// live in moewb_io (engine/plan/plan.cpp): no torch, usable by the CLI and the GUI.
+// quantized. Users' view: docs/plan-format.md. In moewb_io (engine/plan/, no torch, usable by the
+// CLI and the GUI), one file a job: plan_json.cpp (read and write), plan_validate.cpp (against a
+// model), plan_expand.cpp (the per-linear table), plan_size.cpp (GPTQ byte accounting). The
+// settings themselves: moewb/plan/quant_settings.h; the export to GPTQModel's `dynamic`
+// overrides: moewb/plan/gptq_dynamic.h.
 #pragma once
 
 #include "moewb/hfconfig/hf_config.h"
-#include "moewb/plan/prune_spec.h"
+#include "moewb/plan/quant_settings.h"
 
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace moewb {
 
 constexpr int64_t kPlanFormatVersion = 1;
-
-/// The bit-widths a plan may give a linear; 16 = left unquantized (bf16).
-bool isValidBits(int64_t bits);
-/// -1 (one group over all in_features) or a positive multiple of 16.
-bool isValidGroupSize(int64_t groupSize);
-
-/// Settings of one linear. In rules and overrides every field is optional (only what is set
-/// replaces the value inherited so far).
-struct QuantSettings {
-    std::optional<int64_t> bits;
-    std::optional<int64_t> groupSize;
-    std::optional<bool> sym;
-    std::optional<std::string> method; ///< "rtn" | "gptq"
-    std::optional<bool> actOrder;
-    /// With act order: fix every group's grid from the original weight before any GPTQ update,
-    /// g_idx = column / group size (AutoGPTQ's static_groups). Changes only how GPTQ runs.
-    std::optional<bool> staticGroups;
-    /// Pruning (#14, docs/pruning.md): fraction of each row's weights set to zero, in [0, 1); 0 = not pruned.
-    std::optional<double> sparsity;
-    std::optional<std::string> pattern;     ///< "unstructured" | "N:M" (N:M implies sparsity (M − N)/M)
-    std::optional<std::string> pruneMethod; ///< "magnitude" | "wanda" | "sparsegpt"
-};
-
-struct PlanDefaults {
-    int64_t bits = 4;
-    int64_t groupSize = 128;
-    bool sym = true;
-    std::string method = "gptq";
-    bool actOrder = false;
-    bool staticGroups = false;
-    double sparsity = 0.0;               ///< written to JSON only when non-zero
-    std::string pattern = "unstructured"; ///< written only when not "unstructured"
-    std::string pruneMethod = "sparsegpt"; ///< written only when not "sparsegpt"
-};
 
 /// Ordered regex rule: applies to every linear whose whole name matches `match` (ECMAScript).
 struct PlanRule {
@@ -93,7 +59,7 @@ struct Plan {
     PlanProvenance provenance;
 };
 
-bool operator==(const QuantSettings& a, const QuantSettings& b);
+bool operator==(const PlanRule& a, const PlanRule& b);
 bool operator==(const Plan& a, const Plan& b);
 
 /// Parses plan JSON. `where` (the file name) starts every error; errors name the JSON path, e.g.
@@ -106,43 +72,32 @@ std::string planToJson(const Plan& plan);
 void savePlan(const Plan& plan, const std::string& path);
 
 /// Linears a plan may quantize: everything listLinears() gives except routers and Qwen2-MoE's
-/// shared_expert_gate (tiny, numerically sensitive, never quantized — ALGORITHMS.md A.0).
+/// shared_expert_gate (tiny, numerically sensitive, never quantized — docs/algorithms.md §2).
 bool isQuantizableRole(LinearRole role);
 
 /// Checks the plan against a model: override names must be quantizable linears of the model,
 /// dropped experts/layers/blocks must exist. InputError names `where` and the JSON path.
 void validatePlan(const Plan& plan, const ModelConfig& cfg, const std::string& where);
 
-/// One row of the expanded per-linear table.
-struct PlanEntry {
+/// One row of the expanded per-linear table: a linear and its resolved settings.
+struct PlanEntry : LinearSettings {
     std::string name;
     int64_t layer = -1;
     int64_t expert = -1;
     LinearRole role = LinearRole::Q;
     int64_t inFeatures = 0;
     int64_t outFeatures = 0;
-    int64_t bits = 16;
-    int64_t groupSize = 128;
-    bool sym = true;
-    std::string method = "gptq";
-    bool actOrder = false;
-    bool staticGroups = false;
     bool dropped = false; ///< belongs to a dropped expert, layer or block
-    /// Pruning: the effective sparsity (0 = not pruned; with an N:M pattern (M − N)/M whenever the
-    /// plan's sparsity is non-zero), the pattern and the method.
-    double sparsity = 0.0;
-    PrunePattern pattern;
-    std::string pruneMethod = "sparsegpt";
-    PruneSpec pruneSpec() const { return PruneSpec{pruneMethod, sparsity, pattern}; }
 };
 
 /// Defaults, then every matching rule in order (later rules override fields set by earlier ones),
 /// then the explicit override. One entry per quantizable linear, in listLinears() order.
 std::vector<PlanEntry> expandPlan(const Plan& plan, const ModelConfig& cfg);
 
-/// Real GPTQ storage of one linear [out, in] (FORMATS.md §3.3): qweight int32 [ceil(K*b/32), N],
-/// qzeros int32 [ceil(K/G), ceil(N*b/32)], scales fp16 [ceil(K/G), N], g_idx int32 [K];
-/// bits 16 = the bf16 weight (2*K*N). Biases are not counted (same size either way).
+/// Real GPTQ storage of one linear [out, in] (docs/export-gptq.md, "What is written"):
+/// qweight int32 [ceil(K*b/32), N], qzeros int32 [ceil(K/G), ceil(N*b/32)], scales fp16
+/// [ceil(K/G), N], g_idx int32 [K]; bits 16 = the bf16 weight (2*K*N). Biases are not counted
+/// (same size either way).
 int64_t gptqLinearBytes(int64_t inFeatures, int64_t outFeatures, int64_t bits, int64_t groupSize);
 
 /// Bytes of everything a plan never quantizes (embeddings, lm_head, norms, routers, biases,
@@ -162,31 +117,5 @@ struct PlanSize {
 };
 /// Dropped entries cost nothing.
 PlanSize planSize(const std::vector<PlanEntry>& entries, const ModelConfig& cfg);
-
-/// GPTQModel `dynamic` overrides: ordered (key, settings) pairs. Keys are "+:regex" or "-:regex"
-/// (negative = left unquantized); settings hold only what differs from the global config.
-struct DynamicRule {
-    std::string key;
-    QuantSettings set;
-};
-struct GptqExport {
-    int64_t bits = 4;      ///< global "bits"
-    int64_t groupSize = 128;
-    bool sym = true;
-    bool actOrder = false; ///< "desc_act"
-    std::vector<DynamicRule> dynamic;
-};
-
-/// Compact export of the table: the most common quantized setting becomes the global config, the
-/// rest is grouped by equal settings into regexes over layer/expert/role (e.g. one rule for "these
-/// experts of these layers, these projections"). Routers and unquantized linears get "-:" rules.
-/// `allLinears` is listLinears(cfg) (so routers can be excluded explicitly).
-GptqExport exportGptqDynamic(const std::vector<PlanEntry>& entries, const std::vector<LinearInfo>& allLinears);
-/// JSON of the export's `dynamic` object (insertion-ordered).
-std::string dynamicToJson(const GptqExport& e);
-
-/// What GPTQModel/vLLM would decide for `name` (first applicable rule, Python re.match semantics:
-/// anchored at the start only): nullopt when a "-:" rule excludes it, else the merged settings.
-std::optional<PlanEntry> dynamicLookup(const GptqExport& e, const std::string& name);
 
 } // namespace moewb

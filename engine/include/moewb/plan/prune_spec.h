@@ -23,15 +23,23 @@ struct PrunePattern {
     int64_t n = 0; ///< weights kept per group (0: unstructured)
     int64_t m = 0; ///< group length (0: unstructured)
     bool structured() const { return m > 0; }
+    bool operator==(const PrunePattern& o) const { return n == o.n && m == o.m; }
 };
 
 /// "unstructured" → {0, 0}; "N:M" with integers 1 <= N < M <= 1024 → {N, M}. Anything else throws
-/// InputError(where, ...) saying what is wrong (e.g. "pattern 4:4: N must be smaller than M").
+/// InputError(where, prunePatternProblem(text)).
 PrunePattern parsePrunePattern(const std::string& text, const std::string& where);
 std::string prunePatternName(const PrunePattern& p);
 
-/// Throws InputError(where, ...) unless 0 <= sparsity < 1 (and finite).
+/// Throws InputError(where, sparsityProblem(sparsity)) unless 0 <= sparsity < 1 (and finite).
 void checkSparsity(double sparsity, const std::string& where);
+
+/// The checks of single values (as in moewb/plan/quant_settings.h): "" when valid, else what is
+/// wrong, e.g. "pattern 4:4: N must be smaller than M (N:M keeps N weights in every M)",
+/// "sparsity 1.5 is outside [0, 1)", "prune method 'obs' is not magnitude, wanda or sparsegpt".
+std::string prunePatternProblem(const std::string& text);
+std::string sparsityProblem(const double& sparsity);
+std::string pruneMethodProblem(const std::string& method);
 
 /// What one linear is asked to do.
 struct PruneSpec {

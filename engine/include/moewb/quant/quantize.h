@@ -66,12 +66,7 @@ struct LinearQuantResult {
     int64_t layer = -1;
     int64_t expert = -1;       ///< routed expert, -1 otherwise
     std::string role;          ///< linearRoleName()
-    int64_t bits = 16;
-    int64_t groupSize = 128;
-    bool sym = true;
-    bool actOrder = false;
-    bool staticGroups = false;
-    std::string planMethod;    ///< "gptq" | "rtn" as the plan asks
+    LinearSettings plan;       ///< the settings the plan gives it (planResult); method: as the plan asks
     std::string method;        ///< what ran: "gptq" | "rtn" | "none" (bits 16)
     std::string fallback;      ///< "" or why a GPTQ linear was quantized with RTN
     int64_t tokens = -1;       ///< calibration rows that reached it (-1: not collected)
@@ -79,11 +74,8 @@ struct LinearQuantResult {
     double dampUsed = -1;      ///< GPTQ damping fraction finally used (raised when Cholesky failed); -1 for RTN
     double dampLambda = -1;    ///< the absolute λ GPTQ added to diag(H); -1 for RTN
     double seconds = 0;        ///< time of the quantizer itself (not the forward passes)
-    // Pruning (#14, docs/pruning.md): set for the linears the plan prunes (sparsity > 0) only.
-    double sparsity = 0;          ///< requested sparsity (N:M: (M − N)/M)
-    std::string pattern;          ///< "unstructured" | "N:M"
-    std::string planPruneMethod;  ///< as the plan asks
-    std::string pruneMethod;      ///< what ran (differs after a fallback, see `fallback`)
+    // Pruning (#14, docs/pruning.md): set for the linears the plan prunes (plan.sparsity > 0) only.
+    std::string pruneMethod;      ///< what ran (differs from plan.pruneMethod after a fallback, see `fallback`)
     int64_t numel = 0;            ///< out·in
     int64_t pruned = -1;          ///< weights pruned (the mask)
     double achievedSparsity = -1; ///< pruned / numel
@@ -113,7 +105,7 @@ struct QuantizeReport {
 };
 
 /// One quantized linear as the writers (fake, GPTQ, GGUF) receive it; pointers valid during the
-/// sink call only. The integer grid is FORMATS.md §3.4's, in the original column order:
+/// sink call only. The integer grid is docs/algorithms.md §3.1's, in the original column order:
 /// w'[r][c] = scales[r][gIdx[c]] · (q[r][c] − zeros[r][gIdx[c]]). Scales are already rounded to
 /// fp16 (as GPTQ checkpoints store them), so `data` is exactly what a GPTQ kernel computes from the
 /// packed tensors, rounded to the checkpoint dtype.
@@ -128,15 +120,15 @@ struct QuantizedWeight {
     const float* scales = nullptr;    ///< [out * groups], fp16-representable
     const float* zeros = nullptr;     ///< [out * groups], integer-valued
     const int32_t* gIdx = nullptr;    ///< [in] group of each input column (i / G unless act order
-                                      ///< without static groups, FORMATS.md §3.4)
+                                      ///< without static groups, docs/algorithms.md §3.1)
     int64_t groups = 0;
 };
 
 /// Receives each quantized linear, layer by layer, exactly once.
 using QuantizedWeightSink = std::function<void(const QuantizedWeight&)>;
 
-/// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (the CLI trims
-/// first, app/cli/quantize_source.h).
+/// Refuses what quantizeModel does not apply itself: dropped experts/layers/blocks (QuantizeSource,
+/// moewb/workflow/quantize_source.h, trims first).
 /// Also runs validatePlan. InputError names opt.planPath.
 void checkPlanForQuantize(const Plan& plan, const ModelConfig& cfg, const std::string& planPath);
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The finished results of one calibration run, as plain values: what the observers produce, what
-// stats.h5 stores (io/stats_h5.h, docs/stats-schema.md) and what the GUI and the bit-allocation
+// stats.h5 stores (moewb/stats/stats_h5.h, docs/stats-schema.md) and what the GUI and the bit-allocation
 // strategies read. No torch and no HDF5 types here, so widgets and the CLI can include it.
 //
 // Matrices are std::vector in row-major order next to their dims (Matrix<T>). Counts are exact
@@ -123,7 +123,7 @@ struct LayerStats {
     RouterStats router; ///< meaningful only when isMoe
 };
 
-/// How the weight outlier scores were computed (ALGORITHMS.md A/H6): for W [out, in],
+/// How the weight outlier scores were computed (docs/algorithms.md §5.2): for W [out, in],
 /// r_j = max_i |W_ij| / (mean_i |W_ij| + eps), score = max_j r_j, column = argmax_j r_j.
 struct OutlierScoreParams {
     std::string metric = "col_peak_to_mean_max"; ///< the only metric so far
@@ -131,7 +131,7 @@ struct OutlierScoreParams {
     double eps = 0.0;                             ///< columns with mean |W| = 0 are skipped when eps = 0
 };
 
-/// One linear module (see io/hf_config.h LinearInfo for the naming).
+/// One linear module (see moewb/hfconfig/hf_config.h LinearInfo for the naming).
 struct LinearStats {
     std::string name;     ///< tensor name without ".weight"
     int64_t layer = -1;

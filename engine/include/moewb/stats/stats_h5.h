@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// stats.h5: the calibration statistics file (CalibStats, calib/stats.h) in HDF5.
+// stats.h5: the calibration statistics file (CalibStats, moewb/stats/stats.h) in HDF5.
 //
 // Layout, format_version 2. Users' view with units and h5py snippets: docs/stats-schema.md.
 // Every name below is a constant in namespace moewb::h5 so the writer, the reader, the CLI and
@@ -126,7 +126,7 @@ constexpr const char* kActAbsMax = "act_absmax";
 constexpr const char* kActSqMean = "act_sqmean";
 } // namespace h5
 
-/// Checks that every vector has the size its dims imply (see calib/stats.h) and that layers are
+/// Checks that every vector has the size its dims imply (see moewb/stats/stats.h) and that layers are
 /// numbered 0..numLayers-1. Throws moewb::Error naming the field ("layer 3 coactivation: ...").
 void validateStats(const CalibStats& stats);
 

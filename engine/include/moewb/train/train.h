@@ -3,7 +3,9 @@
 // with this. The forward is the inference forward (engine/model/forward.h) run under autograd,
 // plus the router load-balancing loss (Switch Transformer / HF `load_balancing_loss_func`), AdamW
 // with decoupled weight decay, linear warm-up then cosine decay, global-norm gradient clipping.
-// Deterministic for a given seed and thread count.
+// Deterministic for a given seed, thread count and compute dtype; a run stopped at a step and
+// resumed from its training-state snapshot (resumeDir) gives the same weights as one that never
+// stopped.
 #pragma once
 
 #include "moewb/core/progress.h"
@@ -14,6 +16,10 @@
 #include <vector>
 
 namespace moewb {
+
+/// Compute dtype of the matmuls. Auto: bf16 autocast where the CPU multiplies bf16 natively
+/// (cpuHasFastBf16: AVX512-BF16 or AMX), else fp32. Master weights and AdamW moments are fp32 always.
+enum class TrainPrecision { Auto, F32, Bf16 };
 
 struct TrainOptions {
     std::string configPath;             ///< HF config.json describing the architecture to train
@@ -36,7 +42,16 @@ struct TrainOptions {
     int64_t logEvery = 25;
     int64_t evalTokens = 65536; ///< held-out tokens scored at the end (0: all)
     bool force = false;         ///< replace an existing output directory
-    int64_t snapshotEvery = 0;  ///< also write OUT_DIR every N steps (0: only at the end)
+    int64_t snapshotEvery = 0;  ///< also write OUT_DIR and a training-state snapshot every N steps (0: only at the end)
+
+    int threads = 0;             ///< intra-op (and OpenBLAS) threads; 0: leave the runtime's setting
+    int64_t workers = 1;         ///< data-parallel workers, one thread each, batch / workers sequences each
+    TrainPrecision precision = TrainPrecision::Auto;
+    int64_t prefetch = 2;        ///< batches a background thread prepares ahead (0: none)
+    std::string stateDir;        ///< training-state snapshots go to STATE_DIR/step-NNNNNNNN ("": OUT_DIR.state)
+    std::string resumeDir;       ///< continue from this snapshot (a step-* dir, or a state dir: its latest)
+    int64_t stopAtStep = 0;      ///< stop after this many steps (of `steps`) with a snapshot (0: run to the end)
+    double maxSeconds = 0.0;     ///< stop with a snapshot at the first step that ends after this many seconds (0: no limit)
 };
 
 struct TrainLogEntry {
@@ -57,6 +72,15 @@ struct TrainResult {
     int64_t evalTokensScored = 0;
     double seconds = 0.0;
     int64_t stepsDone = 0;     ///< < steps in a snapshot
+    int64_t startStep = 0;     ///< > 0 when resumed
+    bool stopped = false;      ///< stopped early (stopAtStep / maxSeconds): resume from statePath
+    std::string statePath;     ///< the last training-state snapshot written ("" if none)
+    int threads = 0;           ///< intra-op threads used
+    int64_t workers = 1;
+    std::string computeDtype;  ///< "f32" or "bf16"
+    double tokenizeSeconds = 0.0;
+    double stepSeconds = 0.0;  ///< time in optimizer steps (forward, backward, AdamW) this session
+    int64_t stepsThisSession = 0;
 };
 
 /// Trains and writes OUT_DIR (config.json with torch_dtype bfloat16, model.safetensors in bf16,

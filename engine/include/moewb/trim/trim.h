@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Expert trimming (#10; ALGORITHMS.md §B.3–B.5): choosing what to drop from calibration statistics
+// Expert trimming (#10; docs/algorithms.md §7): choosing what to drop from calibration statistics
 // (Expert Drop, Layer Drop, Block Drop) and writing the trimmed Hugging Face checkpoint.
 // Users' view: docs/trimming.md. The drops themselves live in the plan (Plan::droppedExperts,
 // droppedLayers, droppedBlocks), always indexed by the ORIGINAL model's layers and experts.
@@ -16,7 +16,7 @@
 
 namespace moewb {
 
-/// Expert Drop (§B.3): score of expert e in layer l = mean over calibration tokens of
+/// Expert Drop (docs/algorithms.md §7.1): score of expert e in layer l = mean over calibration tokens of
 /// softmax(router logits)[e] over all experts (RouterStats::expertProbMass / tokens; falls back to
 /// expertWeightMass when a stats file has no prob mass). Per layer (global = false): every MoE layer
 /// keeps its `keep` best experts. Global: the (E − keep) · (MoE layers) lowest scores over all
@@ -24,11 +24,11 @@ namespace moewb {
 /// Appends to plan.droppedExperts (sorted by layer, expert). keep < top-k or > E → InputError.
 void selectExpertDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t keep, bool global);
 
-/// Layer Drop (§B.4): drops the n MoE sub-layers with the highest cos(h_mid, h_out) (S^(NM),
+/// Layer Drop (§7.2): drops the n MoE sub-layers with the highest cos(h_mid, h_out) (S^(NM),
 /// LayerStats::cosine.mlp); dense layers never. Appends to plan.droppedLayers (ascending).
 void selectLayerDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n);
 
-/// Block Drop (§B.5, discrete): drops the n decoder blocks with the highest cos(h_in, h_out)
+/// Block Drop (§7.3, discrete): drops the n decoder blocks with the highest cos(h_in, h_out)
 /// (LayerStats::cosine.block). Appends to plan.droppedBlocks (ascending). n >= num_hidden_layers → InputError.
 void selectBlockDrop(Plan& plan, const ModelConfig& cfg, const CalibStats& stats, int64_t n);
 

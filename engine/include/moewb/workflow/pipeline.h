@@ -8,9 +8,11 @@
 
 #include "moewb/calib/calibrate.h"
 #include "moewb/core/progress.h"
+#include "moewb/eval/paired.h"
 #include "moewb/eval/tasks.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,18 @@ struct PipelineRow {
     int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
     std::vector<double> ppl;  ///< per pplFiles entry
     std::vector<TaskMetrics> tasks; ///< overall metrics per taskFiles entry
+    /// Against the unquantized model (docs/evaluation.md), per pplFiles entry: mean KLD (nats),
+    /// its 99th percentile, the share of positions with the same top token (baseline: 0, 0, 1).
+    std::vector<double> kld, kldP99, sameTop;
+    /// Every text's windows in order: KLD sum and scored tokens (the paired bootstrap's units).
+    std::vector<double> windowKld, windowTokens;
+    /// Per taskFiles entry, per item: 1 when the item's top choice (acc) is right.
+    std::vector<std::vector<double>> taskCorrect;
+    /// Strategy rows: the paired difference to the uniform row of the same budget (or the nearest
+    /// uniform width not larger): mean KLD (this − uniform) and per task accuracy (this − uniform).
+    std::string uniformLabel; ///< "" when there is no uniform row to compare with
+    std::optional<PairedInterval> kldVsUniform;
+    std::vector<PairedInterval> accVsUniform;
     double meanRelError = -1; ///< quantize report; -1 for the baseline
     int64_t fallbackExperts = 0;
     double seconds = 0;       ///< plan + quantize + evaluate for this row
@@ -60,6 +74,11 @@ struct PipelineResult {
     std::string statsPath, resultsPath;
     double seconds = 0;
 };
+
+/// Fills each strategy row's uniformLabel, kldVsUniform and accVsUniform from the rows' window
+/// and item results (95 % paired bootstrap, 2,000 resamples, seed 0). Uniform rows compare with
+/// nothing.
+void compareWithUniform(PipelineResult& r);
 
 /// Runs everything; writes workDir/results.json (atomic) at the end. InputError for bad options
 /// (unknown strategy, no calibration data), Cancelled via progress.

@@ -22,12 +22,14 @@ public:
     QuantizeSource(const QuantizeSource&) = delete;
     QuantizeSource& operator=(const QuantizeSource&) = delete;
 
-    const std::string& modelDir() const { return m_dir; }
+    const std::string& inputDir() const { return m_input; } ///< the model directory given
+    const std::string& modelDir() const { return m_dir; }   ///< what to quantize: inputDir() or the trimmed copy
     const Plan& plan() const { return m_plan; }
     bool trimmed() const { return !m_scratch.empty(); }
     const TrimReport& trimReport() const { return m_report; }
 
 private:
+    std::string m_input;
     std::string m_dir;
     std::string m_scratch;
     Plan m_plan;
