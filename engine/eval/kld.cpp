@@ -83,12 +83,12 @@ struct KldReference::Impl {
 
     int64_t byteOffset(size_t window) const { return firstRow[window] * vocab * int64_t(sizeof(float)); }
 
-    /// The cached log-probabilities of window i: [scored rows, vocab] float32.
-    at::Tensor read(size_t i) const
+    /// Rows [first, first + count) of window i's cached log-probabilities: [count, vocab] float32.
+    at::Tensor read(size_t i, int64_t first, int64_t count) const
     {
-        const int64_t rows = windows[i].end - windows[i].firstScored;
-        at::Tensor t = at::empty({rows, vocab}, at::kFloat);
-        file->read(t.data_ptr<float>(), size_t(t.numel()) * sizeof(float), byteOffset(i));
+        at::Tensor t = at::empty({count, vocab}, at::kFloat);
+        file->read(t.data_ptr<float>(), size_t(t.numel()) * sizeof(float),
+                   byteOffset(i) + first * vocab * int64_t(sizeof(float)));
         return t;
     }
 };
@@ -113,7 +113,7 @@ KldReference::KldReference(const std::string& refModelDir, const std::vector<int
     m->ppl = runScored(
         refModelDir, ids, m->opt,
         [&](size_t i, const PplWindow&, const at::Tensor& logp, const at::Tensor&) {
-            const at::Tensor rows = logp.to(at::kFloat).contiguous();
+            const at::Tensor rows = logp.contiguous();
             std::lock_guard<std::mutex> lock(mu);
             if (m->vocab < 0)
                 m->vocab = rows.size(1);
@@ -156,18 +156,23 @@ KldResult evaluateKld(const std::string& modelDir, const KldReference& ref, cons
         [&](size_t i, const PplWindow&, const at::Tensor& logp, const at::Tensor&) {
             MOEWB_CHECK(logp.size(1) == r.vocab, modelDir, "the model predicts ", logp.size(1),
                         " tokens per position, the reference ", r.modelDir, " ", r.vocab, ": not comparable");
-            const at::Tensor refLogp = r.read(i).to(at::kDouble);
-            // Both sides rounded to float32 alike (the cache's precision): a model compared with
-            // itself gives exactly 0 and the same top token everywhere.
-            const at::Tensor modelLogp = logp.to(at::kFloat).to(at::kDouble);
-            // KL(P_ref || P_model) = sum_v p_ref(v) (log p_ref(v) - log p_model(v)), per position.
-            const at::Tensor kl = (refLogp.exp() * (refLogp - modelLogp)).sum(-1).contiguous();
-            const at::Tensor same = refLogp.argmax(-1).eq(modelLogp.argmax(-1));
-            const double* k = kl.data_ptr<double>();
-            perToken[i].assign(k, k + kl.numel());
-            out.windowKld[i] = kl.sum().item<double>();
-            out.windowTokens[i] = kl.numel();
-            out.windowSameTop[i] = same.sum().item<int64_t>();
+            // Both sides are float32 (the cache's precision), so a model compared with itself gives
+            // exactly 0 and the same top token everywhere. A block of rows at a time in float64:
+            // the temporaries stay small next to the window's logits.
+            const int64_t count = logp.size(0);
+            perToken[i].resize(size_t(count));
+            for (int64_t row = 0; row < count; row += kScoredRowBlock) {
+                const int64_t n = std::min(kScoredRowBlock, count - row);
+                const at::Tensor refLogp = r.read(i, row, n).to(at::kDouble);
+                const at::Tensor modelLogp = logp.slice(0, row, row + n).to(at::kDouble);
+                // KL(P_ref || P_model) = sum_v p_ref(v) (log p_ref(v) - log p_model(v)), per position.
+                const at::Tensor kl = (refLogp.exp() * (refLogp - modelLogp)).sum(-1).contiguous();
+                const at::Tensor same = refLogp.argmax(-1).eq(modelLogp.argmax(-1));
+                std::copy_n(kl.data_ptr<double>(), n, perToken[i].begin() + row);
+                out.windowKld[i] += kl.sum().item<double>();
+                out.windowSameTop[i] += same.sum().item<int64_t>();
+            }
+            out.windowTokens[i] = count;
         },
         progress);
     std::vector<double> all;

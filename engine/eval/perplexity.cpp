@@ -10,6 +10,7 @@
 #include "moewb/tokenizer/tokenizer.h"
 #include "moewb/model/runtime.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -75,9 +76,19 @@ PerplexityResult runScored(const std::string& modelDir, const std::vector<int32_
                   const int64_t from = w.firstScored - w.begin - 1, count = w.end - w.firstScored;
                   if (count <= 0)
                       return;
-                  const at::Tensor lp = at::log_softmax(logits.slice(0, from, from + count).to(at::kDouble), -1);
                   const at::Tensor targets = all.slice(0, w.firstScored, w.end);
-                  nll[i] = -lp.gather(1, targets.unsqueeze(1)).sum().item<double>();
+                  // float64 log-softmax a block of rows at a time: with a 150k vocabulary a whole
+                  // window in float64 would be twice its logits again (bench/bench_kld_rss.cpp).
+                  at::Tensor lp = sink ? at::empty({count, logits.size(1)}, at::kFloat) : at::Tensor();
+                  double sum = 0.0;
+                  for (int64_t r = 0; r < count; r += kScoredRowBlock) {
+                      const int64_t n = std::min(kScoredRowBlock, count - r);
+                      const at::Tensor block = at::log_softmax(logits.slice(0, from + r, from + r + n).to(at::kDouble), -1);
+                      sum += block.gather(1, targets.slice(0, r, r + n).unsqueeze(1)).sum().item<double>();
+                      if (sink)
+                          lp.slice(0, r, r + n).copy_(block);
+                  }
+                  nll[i] = -sum;
                   if (sink)
                       sink(i, w, lp, targets);
               },

@@ -18,8 +18,11 @@ namespace moewb {
 /// The window length perplexity uses: `requested`, or 0 = min(max_position_embeddings, 2048).
 int64_t contextLength(const ModelConfig& cfg, int64_t requested);
 
-/// window index, the window, log-softmax of its scored positions [count, V] float64, and the
-/// targets [count] int64 (the tokens those positions predict).
+/// Rows of a window that are turned into float64 log-probabilities at once (bounds the temporaries).
+constexpr int64_t kScoredRowBlock = 32;
+
+/// window index, the window, log-softmax of its scored positions [count, V] (computed in float64,
+/// handed over rounded to float32), and the targets [count] int64 (the tokens those positions predict).
 using ScoredSink = std::function<void(size_t, const PplWindow&, const at::Tensor& logp, const at::Tensor& targets)>;
 
 /// Perplexity of modelDir on ids (the rules of perplexity.h); `sink` (may be empty) sees every
