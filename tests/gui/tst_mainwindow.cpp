@@ -17,6 +17,7 @@
 //    window and every view; an unknown view or a malformed size exits 2.
 // No assertion depends on wall-clock time (bench/bench_views.cpp times the redraws).
 #include "mainwindow.h"
+#include "test_paths.h"
 
 #include "../widgets/statsfixture.h"
 #include "alloc/planeditmodel.h"
@@ -59,9 +60,9 @@ using namespace moewb;
 
 namespace {
 
-const QString kMixtral = QStringLiteral(MOEWB_SOURCE_DIR "/datasets/models/moewb-mixtral-8e");
-const QString kQwen = QStringLiteral(MOEWB_SOURCE_DIR "/datasets/models/moewb-qwen2moe-16e");
-const QString kMixtralStats = QStringLiteral(MOEWB_SOURCE_DIR "/datasets/stats/moewb-mixtral-8e.stats.h5");
+QString mixtralDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e"); }
+QString qwenDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-qwen2moe-16e"); }
+QString mixtralStats() { return moewb::test::sourceDir() + QStringLiteral("/datasets/stats/moewb-mixtral-8e.stats.h5"); }
 
 bool waitForDocument(Document* document, int timeoutMs = 60000)
 {
@@ -179,8 +180,8 @@ void TestMainWindow::initTestCase()
     m_oldHome = qgetenv("HOME");
     qputenv("HOME", m_home.path().toUtf8());
     QCOMPARE(QDir::homePath(), m_home.path());
-    QVERIFY(QFileInfo::exists(kMixtral + QStringLiteral("/config.json")));
-    QVERIFY(QFileInfo::exists(kQwen + QStringLiteral("/config.json")));
+    QVERIFY(QFileInfo::exists(mixtralDir() + QStringLiteral("/config.json")));
+    QVERIFY(QFileInfo::exists(qwenDir() + QStringLiteral("/config.json")));
 }
 
 void TestMainWindow::cleanupTestCase()
@@ -293,8 +294,8 @@ void TestMainWindow::minimumSizeFitsLaptop()
 {
     MainWindow window;
     window.setBatchMode(true);
-    window.openModel(kMixtral);
-    window.openStats(kMixtralStats);
+    window.openModel(mixtralDir());
+    window.openStats(mixtralStats());
     QVERIFY(waitForDocument(window.document()));
     QVERIFY(window.document()->stats() && window.document()->config());
     window.show();
@@ -325,19 +326,19 @@ void TestMainWindow::recoverySavedAsideForAnotherModel()
 {
     // The workbench crashed with a plan for the Qwen2-MoE demo; the command line now opens Mixtral.
     QTemporaryDir autosave;
-    leaveCrashedAutosave(autosave.path(), kQwen, recoveredPlan());
+    leaveCrashedAutosave(autosave.path(), qwenDir(), recoveredPlan());
     MainWindow window;
     window.setBatchMode(true);
     const std::optional<AutosaveRecovery> r = window.startAutosave(autosave.path());
     QVERIFY(r.has_value());
-    QCOMPARE(r->modelDir, kQwen);
+    QCOMPARE(r->modelDir, qwenDir());
     QVERIFY(MainWindow::canRestore(*r));
     // the prompt says what it recovers, for which model, and which model the command line opens
-    const QString question = window.recoveryQuestion(*r, kMixtral);
-    QVERIFY2(question.contains(kQwen) && question.contains(kMixtral) && question.contains(QStringLiteral("3b g128 gptq")),
+    const QString question = window.recoveryQuestion(*r, mixtralDir());
+    QVERIFY2(question.contains(qwenDir()) && question.contains(mixtralDir()) && question.contains(QStringLiteral("3b g128 gptq")),
              qPrintable(question));
 
-    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::SaveAside, kMixtral);
+    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::SaveAside, mixtralDir());
     QVERIFY(!out.replacesModel);
     QVERIFY2(out.savedPath.startsWith(m_home.path() + QStringLiteral("/moewb/moewb-qwen2moe-16e/recovered-plan-")),
              qPrintable(out.savedPath));
@@ -348,27 +349,27 @@ void TestMainWindow::recoverySavedAsideForAnotherModel()
     QVERIFY(!QFile::exists(QDir(autosave.path()).filePath(QStringLiteral("plan-999999999.json"))));
     QVERIFY(!PlanAutosave(autosave.path()).pendingRecovery());
     // the command line's model opens with its own (default) plan
-    window.openModel(kMixtral);
+    window.openModel(mixtralDir());
     QVERIFY(waitForDocument(window.document()));
     QCoreApplication::processEvents();
-    QCOMPARE(window.document()->modelDir(), kMixtral);
+    QCOMPARE(window.document()->modelDir(), mixtralDir());
     QCOMPARE(window.planModel()->plan().defaults.bits, 4);
 }
 
 void TestMainWindow::recoveryRestoresThePlansModel()
 {
     QTemporaryDir autosave;
-    leaveCrashedAutosave(autosave.path(), kQwen, recoveredPlan());
+    leaveCrashedAutosave(autosave.path(), qwenDir(), recoveredPlan());
     MainWindow window;
     window.setBatchMode(true);
     const std::optional<AutosaveRecovery> r = window.startAutosave(autosave.path());
     QVERIFY(r.has_value());
-    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::Restore, kMixtral);
+    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::Restore, mixtralDir());
     QVERIFY(out.replacesModel); // main.cpp then leaves the command line's model closed
     QVERIFY(out.savedPath.isEmpty());
-    QVERIFY(out.message.contains(kQwen) && out.message.contains(kMixtral));
+    QVERIFY(out.message.contains(qwenDir()) && out.message.contains(mixtralDir()));
     QVERIFY(waitForDocument(window.document()));
-    QCOMPARE(window.document()->modelDir(), kQwen);
+    QCOMPARE(window.document()->modelDir(), qwenDir());
     QTRY_VERIFY(window.planModel()->plan() == recoveredPlan());
     QVERIFY(window.errors().isEmpty());
     QVERIFY(!PlanAutosave(autosave.path()).pendingRecovery());
@@ -384,9 +385,9 @@ void TestMainWindow::recoveryOfAModelThatIsGone()
     const std::optional<AutosaveRecovery> r = window.startAutosave(autosave.path());
     QVERIFY(r.has_value());
     QVERIFY(!MainWindow::canRestore(*r));
-    QVERIFY(window.recoveryQuestion(*r, kMixtral).contains(QStringLiteral("cannot be opened")));
+    QVERIFY(window.recoveryQuestion(*r, mixtralDir()).contains(QStringLiteral("cannot be opened")));
     // Restore is not possible: the plan is saved aside instead of being lost
-    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::Restore, kMixtral);
+    const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::Restore, mixtralDir());
     QVERIFY(!out.replacesModel);
     QVERIFY(out.savedPath.startsWith(m_home.path() + QStringLiteral("/moewb/deleted-model/")));
     QVERIFY(parsePlanJson(readAll(out.savedPath).toStdString(), "saved") == recoveredPlan());
@@ -398,16 +399,16 @@ void TestMainWindow::recoveredPlanNotAppliedToAnotherModel()
     // Restore starts loading the plan's model; another model opened before it finished wins the
     // document — the plan must not land on it, and must not vanish either.
     QTemporaryDir autosave;
-    leaveCrashedAutosave(autosave.path(), kQwen, recoveredPlan());
+    leaveCrashedAutosave(autosave.path(), qwenDir(), recoveredPlan());
     MainWindow window;
     window.setBatchMode(true);
     const std::optional<AutosaveRecovery> r = window.startAutosave(autosave.path());
     QVERIFY(r.has_value());
     window.resolveRecovery(*r, RecoveryChoice::Restore);
-    window.openModel(kMixtral); // supersedes the Qwen load
+    window.openModel(mixtralDir()); // supersedes the Qwen load
     QVERIFY(waitForDocument(window.document()));
     QTRY_VERIFY(window.statusBar()->currentMessage().contains(QStringLiteral("was saved to")));
-    QCOMPARE(window.document()->modelDir(), kMixtral);
+    QCOMPARE(window.document()->modelDir(), mixtralDir());
     QCOMPARE(window.planModel()->plan().defaults.bits, 4);
     const QString message = window.statusBar()->currentMessage();
     const QString saved = message.mid(message.indexOf(m_home.path())).section(QLatin1Char(' '), 0, 0);
@@ -483,7 +484,7 @@ void TestMainWindow::bigStatsLoadShowsProgressAndCancels()
 
 void TestMainWindow::screenshotOption()
 {
-    const QString gui = QStringLiteral(MOEWB_BINARY_DIR "/app/gui/moewb-gui");
+    const QString gui = moewb::test::binaryDir() + QStringLiteral("/app/gui/moewb-gui");
     QVERIFY2(QFileInfo(gui).isExecutable(), qPrintable(gui));
     QTemporaryDir dir;
     const auto run = [&](const QStringList& args) {
@@ -492,14 +493,14 @@ void TestMainWindow::screenshotOption()
         p.waitForFinished(120000);
         return p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
     };
-    const QStringList data{kMixtral, QStringLiteral("--stats"), kMixtralStats};
+    const QStringList data{mixtralDir(), QStringLiteral("--stats"), mixtralStats()};
     struct Shot {
         QString view;
         QSize size;
     };
     const Shot shots[] = {{{}, QSize(1366, 768)}, {QStringLiteral("heatmap"), QSize(800, 500)},
                           {QStringLiteral("correlation"), QSize(640, 600)}, {QStringLiteral("domains"), QSize(900, 400)},
-                          {QStringLiteral("outliers"), QSize(1000, 480)}, {QStringLiteral("allocation"), QSize(1100, 500)},
+                          {QStringLiteral("outliers"), QSize(1000, 480)}, {QStringLiteral("allocation"), QSize(1100, 640)},
                           {QStringLiteral("results"), QSize(1200, 500)}};
     for (const Shot& shot : shots) {
         const QString png = dir.filePath((shot.view.isEmpty() ? QStringLiteral("window") : shot.view) + QStringLiteral(".png"));

@@ -3,6 +3,8 @@
 // out below), the table's values, selecting a run (table row or plot point) requesting its plan,
 // and the CSV export; KLD and same-top-token columns, the KLD quality axis and the error bars of
 // the paired intervals from a pipeline results.json that has them (tests/data/results).
+#include "test_paths.h"
+
 #include "results/pipelineimport.h"
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
@@ -250,7 +252,7 @@ void TestResults::pipelineImport()
 
 void TestResults::kldColumnsAxisAndErrorBars()
 {
-    const QString path = QStringLiteral(MOEWB_SOURCE_DIR "/tests/data/results/pipeline-kld.json");
+    const QString path = moewb::test::sourceDir() + QStringLiteral("/tests/data/results/pipeline-kld.json");
     const std::vector<RunResult> runs = importPipelineResults(path);
     QCOMPARE(runs.size(), size_t(6));
     QCOMPARE(runs[0].kld, 0.0);
