@@ -426,7 +426,10 @@ private slots:
     // later, a code that sits at a rounding tie may flip, and GPTQ's error feedback carries the flip
     // along its row and into later layers' inputs (one process with another --batch-tokens differs
     // from itself the same way), so there the check is that the quantization is as good: the
-    // same token counts and methods, and each linear's relative output error within 5 %.
+    // same methods, each linear's relative output error within 5 %, and the same token counts in
+    // layer 0 — after it, a flipped code can change a router's top-k for a token near a tie, so a
+    // later expert may see a few tokens more or less (measured on this test's model: three experts
+    // of layer 1 at 217/218, 180/177 and 228/230 tokens); the routed assignments still add up alike.
     void quantizeGptqMatchesSingleProcess()
     {
         const QString plan = m_tmp.path() + "/plan.json";
@@ -464,12 +467,19 @@ private slots:
         const QJsonObject ra = readJson(one + "/moewb_quant_report.json"), rb = readJson(two + "/moewb_quant_report.json");
         const QJsonArray la = ra["linears"].toArray(), lb = rb["linears"].toArray();
         QCOMPARE(lb.size(), la.size());
-        int gptq = 0;
+        int gptq = 0, routedOne = 0, routedTwo = 0;
         for (qsizetype i = 0; i < la.size(); ++i) {
             const QJsonObject x = la[i].toObject(), y = lb[i].toObject();
             QCOMPARE(y["name"], x["name"]);
             QCOMPARE(y["method"], x["method"]);
-            QCOMPARE(y["tokens"], x["tokens"]);
+            const int tx = x["tokens"].toInt(), ty = y["tokens"].toInt();
+            if (x["name"].toString().startsWith("model.layers.0."))
+                QCOMPARE(ty, tx);
+            else
+                QVERIFY2(std::abs(ty - tx) <= std::max(4, tx / 25),
+                         qPrintable(x["name"].toString() + QString(": %1 vs %2 tokens").arg(ty).arg(tx)));
+            if (x["name"].toString().endsWith(".w1")) // one per expert: the routed assignments add up alike
+                routedOne += tx, routedTwo += ty;
             QCOMPARE(y["fallback"], x["fallback"]);
             gptq += x["method"].toString() == "gptq" ? 1 : 0;
             const double ex = x["rel_error"].toDouble(), ey = y["rel_error"].toDouble();
@@ -477,6 +487,7 @@ private slots:
                      qPrintable(x["name"].toString() + QString(": %1 vs %2").arg(ey).arg(ex)));
         }
         QCOMPARE(gptq, int(la.size()));
+        QCOMPARE(routedTwo, routedOne);
         QCOMPARE(rb["calibration"].toObject()["tokens"].toInt(), 12 * 32);
         QVERIFY(relClose(rb["mean_rel_error"].toDouble(), ra["mean_rel_error"].toDouble(), 0.01));
     }
