@@ -101,8 +101,9 @@ int takeScreenshot(moewb::MainWindow& window, const QString& path, const QString
     w->show();
     QCoreApplication::processEvents();
     if (w->size() != size) {
-        std::fprintf(stderr, "moewb-gui: %s cannot be %dx%d\n", viewName.isEmpty() ? "the window" : qPrintable(viewName),
-                     size.width(), size.height());
+        std::fprintf(stderr, "moewb-gui: %s cannot be %dx%d (it took %dx%d)\n",
+                     viewName.isEmpty() ? "the window" : qPrintable(viewName), size.width(), size.height(), w->width(),
+                     w->height());
         return 1;
     }
     // twice: plots lay out again for the size they got (square cells, label steps)

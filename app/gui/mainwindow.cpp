@@ -128,8 +128,8 @@ MainWindow::MainWindow(QWidget* parent)
     QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);
     QDockWidget* results = addDock(tr("Results"), QStringLiteral("dock.results"), m_resultsView, Qt::BottomDockWidgetArea);
     // the editor's gauge, tool bar and tabs are taller than a laptop's bottom dock: it scrolls there
-    QDockWidget* editor = addDock(tr("Allocation"), QStringLiteral("dock.editor"), scrolling(m_editor, this),
-                                  Qt::BottomDockWidgetArea);
+    m_editorArea = scrolling(m_editor, this);
+    QDockWidget* editor = addDock(tr("Allocation"), QStringLiteral("dock.editor"), m_editorArea, Qt::BottomDockWidgetArea);
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.outliers")), editor);
     tabifyDockWidget(editor, jobs);
     tabifyDockWidget(jobs, results);
@@ -238,7 +238,7 @@ QStringList MainWindow::viewNames()
 
 QWidget* MainWindow::view(const QString& name) const
 {
-    const QList<QWidget*> views{m_heatmap, m_correlation, m_domains, m_outliers, m_editor, m_resultsView};
+    const QList<QWidget*> views{m_heatmap, m_correlation, m_domains, m_outliers, m_editorArea, m_resultsView};
     const int i = int(viewNames().indexOf(name));
     return i >= 0 ? views.value(i) : nullptr;
 }

@@ -171,6 +171,7 @@ private:
     QTextBrowser* m_provenance;
     PlanEditModel* m_plan;
     AllocationEditor* m_editor;
+    QWidget* m_editorArea; // the editor as its dock shows it: scrolling when the dock is smaller
     JobRunner* m_runner;
     JobsPanel* m_jobsPanel;
     ResultsModel* m_results;
