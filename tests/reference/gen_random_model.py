@@ -280,8 +280,11 @@ def write_model_dir(out_dir, config, weights, dtype, tokenizer=None):
             f.write("\n")
 
 
-def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None):
+def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None,
+             hidden=None):
     config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob)
+    if hidden is not None:  # rows of whole 256-wide K-quant super-blocks (the GGUF export tests)
+        config["hidden_size"] = hidden
     rng = np.random.Generator(np.random.PCG64(seed))
     weights = make_weights(config, rng)
     write_model_dir(out_dir, config, weights, dtype, make_tokenizer())
@@ -299,9 +302,11 @@ def main(argv=None):
     ap.add_argument("--tied", action="store_true", help="tie_word_embeddings=true, no lm_head.weight")
     ap.add_argument("--norm-topk-prob", choices=["true", "false"], default=None,
                     help="override norm_topk_prob (qwen2_moe/qwen3_moe/deepseek/olmoe)")
+    ap.add_argument("--hidden", type=int, default=None,
+                    help="hidden_size instead of the default (head_dim unchanged where the config sets it)")
     a = ap.parse_args(argv)
     ntp = None if a.norm_topk_prob is None else a.norm_topk_prob == "true"
-    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp)
+    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp, a.hidden)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ struct GgufTensorSummary {
     uint64_t bytes = 0;
     int64_t gridBlocks = 0;     ///< blocks holding the quantizer's own grid
     int64_t requantBlocks = 0;  ///< blocks re-quantized with ggml's rule
+    int64_t encodedBlocks = 0;  ///< blocks encoded by ggml's method from the weights (ggml_type, embeddings)
+    int64_t extraBytes = 0;     ///< stacked: bytes over the experts' asked types (one type per stack)
     std::string note;           ///< why a stacked tensor got a higher type than some experts asked for
 };
 
@@ -48,6 +50,9 @@ struct GgufExportResult {
     std::string fileType;        ///< general.file_type as text ("MOSTLY_Q4_0")
     int64_t gridBlocks = 0;
     int64_t requantBlocks = 0;
+    int64_t encodedBlocks = 0;
+    int64_t stackExtraBytes = 0;   ///< Σ extraBytes: what one type per stacked tensor cost
+    bool importance = false;       ///< ggml-encoded linears were weighted by act_sq_mean (QuantizeOptions::actSqMean)
     std::vector<GgufTensorSummary> tensors;
     std::vector<std::string> notes; ///< one sentence each: promotions, re-quantization, llama.cpp caveats
 };
@@ -55,12 +60,17 @@ struct GgufExportResult {
 /// quantizeModel into outFile (a .gguf), plus outFile + ".moewb_report.json" (the quantize report
 /// and the per-tensor summary); the plan is embedded as metadata "moewb.plan". Written to a temp
 /// file and renamed at the end: an error or a cancel leaves nothing. An existing outFile is an
-/// InputError unless force. Refuses (InputError) architectures other than Mixtral and Qwen2-MoE,
+/// InputError unless force. Refuses (InputError) architectures other than Mixtral, Qwen2-MoE,
+/// Qwen3-MoE, OLMoE and DeepSeek-MoE,
 /// and a disk without room for the file.
 GgufExportResult quantizeToGguf(const std::string& modelDir, const Plan& plan,
                                 const std::vector<std::vector<int32_t>>& sequences, const QuantizeOptions& opt,
                                 const std::string& outFile, bool force, const std::string& calibDescription = {},
                                 const ProgressFn& progress = {}, const GgufExportOptions& gopt = {});
+
+/// The exact size in bytes of the file quantizeToGguf writes for this model, plan and options
+/// (header, metadata with the embedded plan, every tensor and its padding); writes nothing.
+uint64_t ggufPlannedBytes(const std::string& modelDir, const Plan& plan, const GgufExportOptions& gopt = {});
 
 /// `moewb gguf-info`: reads and validates a GGUF file (InputError on one line otherwise) and returns
 /// its header, metadata (one line each, arrays shortened to maxItems values) and tensor table.
