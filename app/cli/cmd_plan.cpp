@@ -363,6 +363,9 @@ int runPlan(const QStringList& args)
         plan.provenance.created = utcTimestamp();
         savePlan(plan, out);
         printAllocation(r, out, t0);
+        if (strategy->fixedMix)
+            std::printf("GGUF file (quantize --format gguf): %llu bytes\n",
+                        (unsigned long long)ggufPlannedBytes(model, plan));
         return ExitOk;
     });
 }

@@ -97,11 +97,23 @@ private:
                 {m_cfg.layerPrefix(l) + "." + n.hf + ".weight"});
     }
 
+    /// A note when the plan's ggml_type does not fit the rows and llama-quantize's fallback is written.
+    void fallbackNote(const OutTensor& t, const LinearInfo& li)
+    {
+        const GgmlType asked = m_types.requested(li);
+        if (m_types.hasGgmlType(li) && asked != m_types.linear(li))
+            m_layout.notes.push_back(t.name + ": " + gguf::ggmlTypeName(asked) + " asked, rows of "
+                                     + std::to_string(li.inFeatures) + " are not whole blocks of it: written as "
+                                     + gguf::ggmlTypeName(m_types.linear(li)) + " (llama-quantize's fallback)");
+    }
+
     /// blk.N.<name>.weight in the plan's type (and its bias, F32).
     void linear(const std::string& blk, const LinearName& x, const LinearInfo& li)
     {
         const int64_t heads = ropeHeads(x.rows, m_cfg);
-        add(blk + x.name + ".weight", {li.inFeatures, li.outFeatures}, m_types.linear(li), {li.name + ".weight"}, heads);
+        fallbackNote(add(blk + x.name + ".weight", {li.inFeatures, li.outFeatures}, m_types.linear(li),
+                         {li.name + ".weight"}, heads),
+                     li);
         if (li.hasBias)
             add(blk + x.name + ".bias", {li.outFeatures}, GgmlType::F32, {li.name + ".bias"}, heads);
     }
@@ -123,6 +135,8 @@ private:
                            parts);
         t.partTypes = st.asked;
         t.extraBytes = st.extraBytes;
+        if (st.asked.size() == 1)
+            fallbackNote(t, first);
         if (st.anyGgml && typeRank(t.type) < typeRank(GgmlType::BF16)) // quantized: encode every expert as it
             for (const LinearInfo* li : experts)
                 if (m_types.linear(*li) != t.type)

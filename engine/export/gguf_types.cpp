@@ -96,6 +96,11 @@ bool TensorTypes::hasGgmlType(const LinearInfo& li) const
     return it != m_entries.end() && it->second.bits < 16 && !it->second.ggmlType.empty();
 }
 
+GgmlType TensorTypes::requested(const LinearInfo& li) const
+{
+    return hasGgmlType(li) ? fromPlanName(m_entries.at(li.name).ggmlType) : linear(li);
+}
+
 GgmlType TensorTypes::linear(const LinearInfo& li) const
 {
     auto it = m_entries.find(li.name);

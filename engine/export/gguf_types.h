@@ -38,6 +38,8 @@ public:
     /// quantize (routers, the shared expert's gate).
     GgmlType linear(const LinearInfo& li) const;
     bool hasGgmlType(const LinearInfo& li) const; ///< the plan entry names a ggml type (and bits < 16)
+    /// The plan's ggml_type before the width fallback (linear(li) when it has none).
+    GgmlType requested(const LinearInfo& li) const;
     /// The widest type its experts ask for (typeRank order).
     StackedType stacked(const std::vector<const LinearInfo*>& experts) const;
     /// `type`, or the unquantized type when a row of `width` elements is not whole blocks of it.

@@ -332,6 +332,11 @@ private slots:
             notes += n.find("experts asked for Q4_K, Q6_K; stored as Q6_K (one type per stacked tensor): +44352 bytes")
                 != std::string::npos;
         QCOMPARE(notes, 2);
+        // The 96-wide down projections take llama-quantize's fallback, said once per tensor.
+        QVERIFY(std::find(r.notes.begin(), r.notes.end(),
+                          "blk.0.ffn_down_exps.weight: Q4_K asked, rows of 96 are not whole blocks of it: written as "
+                          "Q5_0 (llama-quantize's fallback)")
+                != r.notes.end());
     }
 
     void targetGgufBytes()
@@ -436,6 +441,7 @@ private slots:
             QCOMPARE(QString::fromLatin1(gguf::ggmlTypeName(t->type)) + " " + kv[0], kv[1] + " " + kv[0]);
         }
         QCOMPARE(f.find("general.file_type")->asInt(), int64_t(fileType));
+        QCOMPARE(qint64(ggufPlannedBytes(model.toStdString(), plan)), QFileInfo(file).size());
         QCOMPARE(f.findTensor("blk.0.ffn_gate_inp.weight")->type, GgmlType::F32);
     }
 };
