@@ -277,18 +277,20 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
                 const StrategyInfo& strategy, const std::string& errorsPath, const std::string& statsPath,
                 const std::string& out)
 {
+    PlanProvenance source;
+    source.modelPath = model;
+    source.statsPath = statsPath;
+    source.architecture = cfg.architecture;
+    source.created = utcTimestamp();
     GgufBudgetResult g;
     if (strategy.needsErrorTable && opt.targetBits <= 0) {
-        g = ggufBudgetPlan(model, cfg, errorTableCached(model, cfg, stats, opt, errorsPath), opt, opt.targetBytes);
+        g = ggufBudgetPlan(model, cfg, errorTableCached(model, cfg, stats, opt, errorsPath), opt, opt.targetBytes,
+                           source);
     } else {
         const AllocResult r = strategy.needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
                                                        : allocate(cfg, stats, opt);
-        g = ggufPlanFromAllocation(model, r, opt);
+        g = ggufPlanFromAllocation(model, r, opt, source);
     }
-    g.plan.provenance.modelPath = model;
-    g.plan.provenance.statsPath = statsPath;
-    g.plan.provenance.architecture = cfg.architecture;
-    g.plan.provenance.created = utcTimestamp();
     savePlan(g.plan, out);
     for (const std::string& n : g.notes)
         std::printf("%s\n", n.c_str());

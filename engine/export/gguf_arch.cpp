@@ -148,6 +148,9 @@ void olmoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
         notes.push_back("norm_topk_prob is true, but llama.cpp's olmoe never renormalizes the top-k weights");
     if (cfg.clipQkv)
         notes.push_back("clip_qkv is set: llama.cpp's olmoe does not clip q/k/v");
+    if (cfg.numKvHeads != cfg.numHeads)
+        notes.push_back("num_key_value_heads != num_attention_heads: llama.cpp's olmoe expects attn_k_norm as wide as "
+                        "the hidden size (no GQA) and refuses this file");
 }
 
 void deepseekCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)

@@ -61,6 +61,14 @@ AllocResult resultWithTypes(std::vector<PlanEntry> entries, const ModelConfig& c
     return r;
 }
 
+void setSource(Plan& p, const PlanProvenance& source)
+{
+    p.provenance.modelPath = source.modelPath;
+    p.provenance.statsPath = source.statsPath;
+    p.provenance.architecture = source.architecture;
+    p.provenance.created = source.created;
+}
+
 /// The plan with its achieved file size in the provenance, and that size (a fixed point: the
 /// size is written into the plan the file embeds).
 uint64_t settleSize(const std::string& modelDir, Plan& plan, const GgufExportOptions& gopt)
@@ -87,18 +95,20 @@ std::string ggufTypeForBits(int64_t bits)
 }
 
 GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const AllocResult& r, const AllocOptions& opt,
-                                        const GgufExportOptions& gopt)
+                                        const PlanProvenance& source, const GgufExportOptions& gopt)
 {
     const ModelConfig cfg = loadConfig(modelDir);
     GgufBudgetResult out;
     out.plan = planFromAllocation(resultWithTypes(r.entries, cfg), opt);
     out.plan.provenance.params += (out.plan.provenance.params.empty() ? "" : " ") + std::string("target=gguf");
+    setSource(out.plan, source);
     out.fileBytes = settleSize(modelDir, out.plan, gopt);
     return out;
 }
 
 GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const ErrorTable& errors,
-                                const AllocOptions& opt, int64_t targetFileBytes, const GgufExportOptions& gopt)
+                                const AllocOptions& opt, int64_t targetFileBytes, const PlanProvenance& source,
+                                const GgufExportOptions& gopt)
 {
     const gguf::GgmlType unq = gguf::floatTypeFromName(gopt.unquantizedType, "GGUF budget");
     std::vector<LinearInfo> linears;
@@ -133,6 +143,7 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
         Plan p = planFromAllocation(resultWithTypes(entries, cfg), opt);
         p.provenance.targetBytes = targetFileBytes;
         p.provenance.params = "target=gguf";
+        setSource(p, source);
         return p;
     };
     std::vector<int> lowest(groups.size());

@@ -362,8 +362,14 @@ private slots:
         smallest.ggufTokenEmbd = kGgufBudgetTokenEmbd;
         smallest.ggufOutput = kGgufBudgetOutput;
         const int64_t low = int64_t(ggufPlannedBytes(model.toStdString(), smallest));
+        PlanProvenance source; // in the embedded plan, so part of the measured size
+        source.modelPath = model.toStdString();
+        source.architecture = cfg.architecture;
+        source.created = "2026-01-01T00:00:00Z";
         for (const int64_t target : {low + 150000, low + 400000}) {
-            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target);
+            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target, source);
+            QCOMPARE(g.plan.provenance.modelPath, source.modelPath);
+            QCOMPARE(g.plan.provenance.created, source.created);
             QVERIFY(int64_t(g.fileBytes) <= target);
             QVERIFY(int64_t(g.fileBytes) > target - 60000); // the budget is used
             const QString file = m_tmp.path() + "/target-" + QString::number(target) + ".gguf";

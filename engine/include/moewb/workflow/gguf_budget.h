@@ -32,12 +32,15 @@ struct GgufBudgetResult {
 /// per other linear; bytes are each tensor's padded size in the ggml type of the width (width
 /// fallback included), errors the table's. Re-solved with a smaller budget until the exact planned
 /// file fits. InputError when even the cheapest plan does not fit.
+/// `source` (model and stats paths, architecture, creation time) goes into the plan's provenance
+/// before its size is measured, since the file embeds the plan.
 GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const ErrorTable& errors,
-                                const AllocOptions& opt, int64_t targetFileBytes, const GgufExportOptions& gopt = {});
+                                const AllocOptions& opt, int64_t targetFileBytes, const PlanProvenance& source = {},
+                                const GgufExportOptions& gopt = {});
 
 /// Any allocation's widths as ggml types (ggufTypeForBits) with the --target gguf token embedding
 /// and output types; the plan's file size in `fileBytes`.
 GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const AllocResult& r, const AllocOptions& opt,
-                                        const GgufExportOptions& gopt = {});
+                                        const PlanProvenance& source = {}, const GgufExportOptions& gopt = {});
 
 } // namespace moewb
