@@ -3,18 +3,22 @@
 // llama.cpp loads (docs/export-gguf.md). Torch-free API.
 //
 // Supported: Mixtral (general.architecture "llama" with experts; q/k rows permuted to llama.cpp's
-// interleaved RoPE as convert_hf_to_gguf.py does) and Qwen2-MoE ("qwen2moe", shared expert and its
-// sigmoid gate, no permutation). Routed experts are stacked per layer into 3-D tensors
-// blk.N.ffn_{gate,up,down}_exps (ne = {in, out, n_expert}).
+// interleaved RoPE as convert_hf_to_gguf.py does), Qwen2-MoE ("qwen2moe", shared expert and its
+// sigmoid gate), Qwen3-MoE ("qwen3moe", per-head q/k norms), OLMoE ("olmoe", whole-projection q/k
+// norms) and DeepSeek-MoE ("deepseek": leading dense layers, merged shared experts, q/k permuted).
+// Routed experts are stacked per layer into 3-D tensors blk.N.ffn_{gate,up,down}_exps
+// (ne = {in, out, n_expert}).
 //
-// Tensor types: a quantized linear of b bits becomes Q4_0 (b ≤ 4, symmetric), Q4_1 (b ≤ 4,
-// asymmetric) or Q8_0 (5 ≤ b ≤ 8); bits 16 and every linear whose input width is not a multiple
-// of 32 become the unquantized type (F16 by default); norms, biases, routers and the shared-expert
-// gate are F32; embeddings and lm_head the unquantized type. A stacked expert tensor has one type:
-// the highest of its experts' types (Q4_0 < Q4_1 < Q8_0 < unquantized). The GPTQ/RTN grid is
-// stored as is (d = scale, codes = q − zero (+8)) wherever a 32-column block lies in one group and
-// its codes fit the type; other blocks are re-quantized from the grid's values with ggml's
-// reference rule. The result counts both.
+// Tensor types (docs/export-gguf.md "Bits → ggml type"): a linear whose plan entry has a ggml_type
+// is written in it (llama-quantize's fallback where the width does not fit), encoded by ggml's method
+// from the checkpoint with QuantizeOptions::actSqMean as importance (quant/ggml_linear.h); other
+// quantized linears of b bits become Q4_0 (b ≤ 4, symmetric), Q4_1 (b ≤ 4, asymmetric) or Q8_0
+// (5 ≤ b ≤ 8) holding the GPTQ/RTN grid as is wherever a 32-column block lies in one group and its
+// codes fit (else re-quantized from the grid's values with ggml's reference rule; the result counts
+// both). Bits 16 and widths not a multiple of 32 become the unquantized type (F16 by default); norms,
+// biases, routers and the shared-expert gate are F32; token_embd / output the plan's "gguf" types,
+// else the unquantized type. A stacked expert tensor has one type: the widest its experts ask for
+// (gguf_types.h typeRank); the report says what that costs.
 #pragma once
 
 #include "moewb/quant/quantize.h"
