@@ -174,6 +174,8 @@ void addEvalOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("out"), QStringLiteral("Write the results as JSON to FILE (atomically)."), QStringLiteral("FILE")});
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window length in tokens (default: max_position_embeddings, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("stride"), QStringLiteral("Perplexity window stride in tokens (default: ctx)."), QStringLiteral("N")});
+    p.addOption({QStringLiteral("llama-chunks"), QStringLiteral("Perplexity over llama-perplexity's windows instead: the first K non-overlapping chunks of --ctx tokens, "
+                                                                "each scoring its second half (docs/export-gguf.md)."), QStringLiteral("K")});
     p.addOption({QStringLiteral("max-length"), QStringLiteral("Tasks: longest input in tokens, older context is cut (default: max_position_embeddings)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto (checkpoint's), bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N")});
@@ -228,6 +230,7 @@ bool readIntOptions(const QCommandLineParser& p, EvalRequest& r)
     };
     const int64_t big = int64_t(1) << 40;
     return intOpt("ctx", r.popt.ctx, 1, big) && intOpt("stride", r.popt.stride, 1, big)
+        && intOpt("llama-chunks", r.popt.llamaChunks, 1, big)
         && intOpt("batch-tokens", r.popt.maxBatchTokens, 1, big) && intOpt("limit", r.limit, 1, big)
         && intOpt("max-length", r.topt.maxLength, 2, big) && intOpt("act-bits", r.actBits, 2, 16);
 }

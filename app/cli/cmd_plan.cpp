@@ -10,6 +10,7 @@
 #include "moewb/plan/gptq_dynamic.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
+#include "moewb/workflow/gguf_budget.h"
 
 #include <QFileInfo>
 
@@ -171,6 +172,11 @@ void addPlanOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("per-layer"), QStringLiteral("frequency / random / moqa: raise N experts in every MoE layer."), QStringLiteral("N")});
     p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
                                                           "size), else measured and written here."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("target"), QStringLiteral("What --bytes and the sizes mean: gptq (default; GPTQ checkpoint bytes) or "
+                                                          "gguf (the GGUF file quantize --format gguf writes, token embedding and "
+                                                          "output included; widths become ggml types 2 q2_k, 3 q3_k, 4 q4_k, 8 q8_0; "
+                                                          "--bytes needs --strategy budget). docs/export-gguf.md"),
+                 QStringLiteral("T"), QStringLiteral("gptq")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output plan file."), QStringLiteral("FILE")});
 }
 
@@ -189,7 +195,7 @@ int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
         opt.targetBits = p.value(QStringLiteral("bits")).toDouble(&ok);
         if (!ok || opt.targetBits < 2.0 || opt.targetBits > 16.0)
             return usage("--bits must be a number in [2, 16]");
-    } else {
+    } else if (p.isSet(QStringLiteral("bytes"))) {
         opt.targetBytes = p.value(QStringLiteral("bytes")).toLongLong(&ok);
         if (!ok || opt.targetBytes <= 0)
             return usage("--bytes must be a positive integer");
@@ -223,8 +229,8 @@ int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
 }
 
 /// "budget": the error table from the cache file if there is one, else measured (and cached).
-AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
-                                 const AllocOptions& opt, const std::string& errorsPath)
+ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
+                           const AllocOptions& opt, const std::string& errorsPath)
 {
     ErrorTable table;
     const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
@@ -238,6 +244,13 @@ AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cf
             std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
         }
     }
+    return table;
+}
+
+AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
+                                 const AllocOptions& opt, const std::string& errorsPath)
+{
+    const ErrorTable table = errorTableCached(model, cfg, stats, opt, errorsPath);
     const auto ts = std::chrono::steady_clock::now();
     AllocResult r = allocateBudget(cfg, table, opt);
     std::printf("solved in %.1f ms\n",
@@ -259,6 +272,41 @@ void printAllocation(const AllocResult& r, const std::string& out, std::chrono::
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
+/// --target gguf: the budget in GGUF file bytes (budget --bytes) or any allocation's widths as ggml types.
+ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
+                const StrategyInfo& strategy, const std::string& errorsPath, const std::string& statsPath,
+                const std::string& out)
+{
+    PlanProvenance source;
+    source.modelPath = model;
+    source.statsPath = statsPath;
+    source.architecture = cfg.architecture;
+    source.created = utcTimestamp();
+    GgufBudgetResult g;
+    if (strategy.needsErrorTable && opt.targetBits <= 0) {
+        g = ggufBudgetPlan(model, cfg, errorTableCached(model, cfg, stats, opt, errorsPath), opt, opt.targetBytes,
+                           source);
+    } else {
+        const AllocResult r = strategy.needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
+                                                       : allocate(cfg, stats, opt);
+        g = ggufPlanFromAllocation(model, r, opt, source);
+    }
+    savePlan(g.plan, out);
+    for (const std::string& n : g.notes)
+        std::printf("%s\n", n.c_str());
+    std::map<std::string, int64_t> h;
+    for (const PlanEntry& e : expandPlan(g.plan, cfg))
+        h[e.ggmlType.empty() ? std::string("f16") : e.ggmlType]++;
+    std::string types;
+    for (const auto& [t, n] : h)
+        types += (types.empty() ? "" : ", ") + t + " " + std::to_string(n);
+    std::printf("GGUF file: %llu bytes (%.2f MB)%s\nlinears per type: %s\nwrote %s\n", (unsigned long long)g.fileBytes,
+                double(g.fileBytes) / 1e6,
+                opt.targetBytes > 0 ? (", target " + std::to_string(opt.targetBytes) + " bytes").c_str() : "",
+                types.c_str(), out.c_str());
+    return ExitOk;
+}
+
 int runPlan(const QStringList& args)
 {
     if (args.size() >= 2 && args[1] == QLatin1String("show")) {
@@ -277,18 +325,24 @@ int runPlan(const QStringList& args)
         return usage("--out FILE is required");
     if (!p.isSet(QStringLiteral("strategy")))
         return usage("--strategy NAME is required");
-    if (p.isSet(QStringLiteral("bits")) == p.isSet(QStringLiteral("bytes")))
-        return usage("give exactly one of --bits B and --bytes N");
-
     AllocOptions opt;
     opt.strategy = toStd(p.value(QStringLiteral("strategy")));
     const StrategyInfo* strategy = findStrategy(opt.strategy);
     if (!strategy)
         return usage("unknown strategy '" + opt.strategy + "' (see --help)");
+    if (strategy->fixedMix && (p.isSet(QStringLiteral("bits")) || p.isSet(QStringLiteral("bytes"))))
+        return usage("strategy '" + opt.strategy + "' is a fixed llama.cpp mix: it takes no --bits or --bytes");
+    if (!strategy->fixedMix && p.isSet(QStringLiteral("bits")) == p.isSet(QStringLiteral("bytes")))
+        return usage("give exactly one of --bits B and --bytes N");
     if (const int rc = readAllocNumbers(p, opt))
         return rc;
     if (strategy->needsStats && !p.isSet(QStringLiteral("stats")))
         return usage("strategy '" + opt.strategy + "' needs --stats FILE");
+    const std::string target = toStd(p.value(QStringLiteral("target")));
+    if (target != "gptq" && target != "gguf")
+        return usage("--target must be gptq or gguf, got '" + target + "'");
+    if (target == "gguf" && p.isSet(QStringLiteral("bytes")) && !strategy->needsErrorTable)
+        return usage("--target gguf --bytes N needs --strategy budget (other strategies take --bits)");
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
     const std::string out = toStd(p.value(QStringLiteral("out")));
@@ -300,6 +354,8 @@ int runPlan(const QStringList& args)
         CalibStats stats;
         if (!statsPath.empty())
             stats = readStats(statsPath);
+        if (target == "gguf" && !strategy->fixedMix)
+            return planForGguf(model, cfg, stats, opt, *strategy, errorsPath, statsPath, out);
         const AllocResult r = strategy->needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
                                                         : allocate(cfg, stats, opt);
         Plan plan = planFromAllocation(r, opt);
@@ -309,6 +365,9 @@ int runPlan(const QStringList& args)
         plan.provenance.created = utcTimestamp();
         savePlan(plan, out);
         printAllocation(r, out, t0);
+        if (strategy->fixedMix)
+            std::printf("GGUF file (quantize --format gguf): %llu bytes\n",
+                        (unsigned long long)ggufPlannedBytes(model, plan));
         return ExitOk;
     });
 }

@@ -2,6 +2,7 @@
 // moewb quantize MODEL --plan plan.json --out DIR [--format fake|gptq|gguf] [--calib FILE | --domain NAME=FILE ...] (#8, #9).
 #include "calib_options.h"
 #include "cli_common.h"
+#include "moewb/stats/stats_h5.h"
 #include "dist_options.h"
 #include "moewb/workflow/quantize_export.h"
 
@@ -94,6 +95,9 @@ void addQuantizeOptions(QCommandLineParser& p)
                                                                      "(GPTQModel only; exact for asym zero points of 0)."), QStringLiteral("F"), QStringLiteral("gptq")});
     p.addOption({QStringLiteral("gguf-type"), QStringLiteral("gguf: type of embeddings, lm_head and 16-bit linears: f16 (default), bf16 or f32 "
                                                              "(norms, biases and routers are always f32)."), QStringLiteral("T"), QStringLiteral("f16")});
+    p.addOption({QStringLiteral("stats"), QStringLiteral("Calibration statistics (moewb calibrate): each linear's act_sq_mean weights "
+                                                         "the ggml encoders of linears with a ggml_type (llama.cpp's importance matrix, per "
+                                                         "expert; docs/export-gguf.md) and Wanda pruning."), QStringLiteral("FILE")});
     addCalibOptions(p, 128, 2048);
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype of the calibration forward: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N"), QStringLiteral("8192")});
@@ -103,7 +107,7 @@ void addQuantizeOptions(QCommandLineParser& p)
 
 /// Everything the command line says, checked.
 struct QuantizeArgs {
-    std::string model, planPath;
+    std::string model, planPath, statsPath;
     ExportTarget target;
     CalibCliOptions calib;
     QuantizeOptions opt;
@@ -162,6 +166,7 @@ int readQuantizeArgs(const QCommandLineParser& p, QuantizeArgs& a)
     a.opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     a.model = toStd(p.positionalArguments()[0]);
     a.planPath = a.opt.planPath = toStd(p.value(QStringLiteral("plan")));
+    a.statsPath = toStd(p.value(QStringLiteral("stats")));
     const std::optional<DistCli> dist = readDistOptions(p, "quantize");
     if (!dist)
         return ExitUsage;
@@ -189,10 +194,11 @@ void printWritten(const QuantizeExportResult& r, const std::string& out)
         const GgufExportResult& g = r.gguf;
         for (const std::string& n : g.notes)
             std::fprintf(stderr, "moewb: note: %s\n", n.c_str());
-        std::printf("wrote %s (GGUF v3, %s, %lld blocks from the quantizer's grid, %lld re-quantized, %.2f MB on "
-                    "disk) and %s.moewb_report.json\n",
+        std::printf("wrote %s (GGUF v3, %s, %lld blocks from the quantizer's grid, %lld re-quantized, %lld encoded by "
+                    "ggml's method%s, %llu bytes = %.2f MB on disk) and %s.moewb_report.json\n",
                     out.c_str(), g.fileType.c_str(), (long long)g.gridBlocks, (long long)g.requantBlocks,
-                    double(g.fileBytes) / 1e6, out.c_str());
+                    (long long)g.encodedBlocks, g.importance ? " with importance" : "",
+                    (unsigned long long)g.fileBytes, double(g.fileBytes) / 1e6, out.c_str());
     } else if (r.format == "gptq") {
         const GptqExportResult& g = r.gptq;
         if (g.wrappedZeros > 0)
@@ -228,6 +234,10 @@ int runQuantize(const QStringList& args)
         // experts, MoE layers or blocks.
         const QuantizeSource source(a.model, loadPlan(a.planPath), a.planPath, terminalProgress());
         printTrimmed(source);
+        if (!a.statsPath.empty())
+            for (LinearStats& l : readStats(a.statsPath).linears)
+                if (!l.actSqMean.empty())
+                    a.opt.actSqMean[l.name] = std::move(l.actSqMean);
         checkPlanForFormat(source.plan(), loadConfig(source.modelDir()), a.target.format, a.planPath);
         const CalibSequences calib = loadCalibSequences(a.calib, a.model);
         const std::unique_ptr<DistContext> dist = connectDist(a.dist);

@@ -5,6 +5,7 @@
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
+#include "alloc/gguf_presets.h"
 #include "score/scores.h"
 
 #include <algorithm>
@@ -406,6 +407,12 @@ const std::vector<StrategyInfo>& allocStrategies()
         {"random", "random experts higher, seeded baseline (H8); --seed, --per-layer", false, false,
          kParamSeed | kParamPerLayer, &allocateHeuristic<randomUnits>},
         {"budget", "minimal activation-weighted RTN error under the byte budget (knapsack)", true, true, 0, nullptr},
+        {"gguf-q2_k", "llama.cpp's Q2_K mix as ggml types (docs/export-gguf.md); no size target", false, false, 0,
+         &allocateGgufPreset, true},
+        {"gguf-q3_k_m", "llama.cpp's Q3_K_M mix as ggml types; no size target", false, false, 0, &allocateGgufPreset, true},
+        {"gguf-q4_k_m", "llama.cpp's Q4_K_M mix as ggml types; no size target", false, false, 0, &allocateGgufPreset, true},
+        {"gguf-q5_k_m", "llama.cpp's Q5_K_M mix as ggml types; no size target", false, false, 0, &allocateGgufPreset, true},
+        {"gguf-q6_k", "llama.cpp's Q6_K mix as ggml types; no size target", false, false, 0, &allocateGgufPreset, true},
     };
     return table;
 }
@@ -442,20 +449,28 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
 Plan planFromAllocation(const AllocResult& r, const AllocOptions& opt)
 {
     Plan p;
-    std::map<int64_t, int64_t> count;
+    // The most common (bits, ggml type) becomes the defaults, every other linear an override.
+    std::map<std::pair<int64_t, std::string>, int64_t> count;
     for (const PlanEntry& e : r.entries)
-        count[e.bits] += 1;
-    int64_t common = 4, best = -1;
-    for (auto [b, c] : count)
+        count[{e.bits, e.ggmlType}] += 1;
+    std::pair<int64_t, std::string> common{4, ""};
+    int64_t best = -1;
+    for (const auto& [k, c] : count)
         if (c > best)
-            best = c, common = b;
-    p.defaults.bits = common;
+            best = c, common = k;
+    p.defaults.bits = common.first;
+    p.defaults.ggmlType = common.second;
     p.defaults.groupSize = opt.groupSize;
     p.defaults.sym = opt.sym;
-    p.defaults.method = opt.method;
-    for (const PlanEntry& e : r.entries)
-        if (e.bits != common)
+    p.defaults.method = r.ggufOutput.empty() ? opt.method : "rtn";
+    for (const PlanEntry& e : r.entries) {
+        if (e.bits != common.first)
             p.overrides[e.name].bits = e.bits;
+        if (e.ggmlType != common.second)
+            p.overrides[e.name].ggmlType = e.ggmlType;
+    }
+    p.ggufTokenEmbd = r.ggufTokenEmbd;
+    p.ggufOutput = r.ggufOutput;
     PlanProvenance& pv = p.provenance;
     pv.strategy = opt.strategy;
     pv.targetBits = opt.targetBits;

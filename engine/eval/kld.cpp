@@ -102,7 +102,7 @@ KldReference::KldReference(const std::string& refModelDir, const std::vector<int
     m->opt = opt;
     m->opt.ctx = contextLength(loadConfig(refModelDir), opt.ctx);
     m->opt.stride = opt.stride > 0 ? opt.stride : m->opt.ctx;
-    m->windows = perplexityWindows(int64_t(ids.size()), m->opt.ctx, m->opt.stride);
+    m->windows = windowsFor(int64_t(ids.size()), m->opt);
     int64_t row = 0;
     for (const PplWindow& w : m->windows) {
         m->firstRow.push_back(row);

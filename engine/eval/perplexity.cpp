@@ -37,6 +37,20 @@ std::vector<PplWindow> perplexityWindows(int64_t n, int64_t ctx, int64_t stride)
     return out;
 }
 
+std::vector<PplWindow> llamaChunkWindows(int64_t n, int64_t ctx, int64_t maxChunks)
+{
+    MOEWB_CHECK(ctx >= 4, "perplexity", "llama chunks need a context of at least 4 tokens, got ", ctx);
+    std::vector<PplWindow> out;
+    for (int64_t c = 0; c < std::min(n / ctx, maxChunks); ++c)
+        out.push_back(PplWindow{c * ctx, (c + 1) * ctx, c * ctx + ctx / 2 + 1});
+    return out;
+}
+
+std::vector<PplWindow> windowsFor(int64_t n, const PerplexityOptions& opt)
+{
+    return opt.llamaChunks > 0 ? llamaChunkWindows(n, opt.ctx, opt.llamaChunks) : perplexityWindows(n, opt.ctx, opt.stride);
+}
+
 int64_t contextLength(const ModelConfig& cfg, int64_t requested)
 {
     return requested > 0 ? requested
@@ -56,7 +70,11 @@ PerplexityResult runScored(const std::string& modelDir, const std::vector<int32_
     r.totalTokens = int64_t(ids.size());
     MOEWB_CHECK(r.totalTokens >= 2, modelDir, "perplexity needs at least 2 tokens, the text has ", r.totalTokens);
 
-    const std::vector<PplWindow> windows = perplexityWindows(r.totalTokens, r.ctx, r.stride);
+    PerplexityOptions resolved = opt;
+    resolved.ctx = r.ctx;
+    resolved.stride = r.stride;
+    const std::vector<PplWindow> windows = windowsFor(r.totalTokens, resolved);
+    MOEWB_CHECK(!windows.empty(), modelDir, "the text has ", r.totalTokens, " tokens, less than one chunk of ", r.ctx);
     r.windows = int64_t(windows.size());
     const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
     std::vector<at::Tensor> seqs;

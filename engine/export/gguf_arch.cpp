@@ -58,10 +58,27 @@ const HyperKey kExpertFeedForwardLength{"expert_feed_forward_length",
 const HyperKey kExpertSharedFeedForwardLength{"expert_shared_feed_forward_length",
                                               [](const HyperFacts& f) { return u32(f.cfg.sharedIntermediateSize); }};
 
+/// Written whenever the config has head_dim (Qwen3-MoE always does), as the converter does.
+const HyperKey kKeyLengthAlways{"attention.key_length", [](const HyperFacts& f) { return u32(f.cfg.headDim); }};
+const HyperKey kValueLengthAlways{"attention.value_length", [](const HyperFacts& f) { return u32(f.cfg.headDim); }};
+const HyperKey kRopeScalingNone{"rope.scaling.type",
+                                [](const HyperFacts&) -> std::optional<Value> { return Value::str("none"); }};
+const HyperKey kLeadingDenseBlockCount{"leading_dense_block_count",
+                                       [](const HyperFacts& f) { return u32(f.cfg.firstKDenseReplace); }};
+const HyperKey kExpertWeightsScale{"expert_weights_scale",
+                                   [](const HyperFacts&) -> std::optional<Value> { return Value::f32(1.0f); }};
+const HyperKey kExpertSharedCount{"expert_shared_count", [](const HyperFacts& f) { return u32(f.cfg.numSharedExperts); }};
+
 // --- tensor names shared by the llama.cpp architectures ------------------------------------------------
 
 const NormName kAttnNorm{"attn_norm", "input_layernorm", hiddenWidth};
 const NormName kFfnNorm{"ffn_norm", "post_attention_layernorm", hiddenWidth};
+const NormName kQNormPerHead{"attn_q_norm", "self_attn.q_norm", [](const ModelConfig& c) { return c.headDim; }};
+const NormName kKNormPerHead{"attn_k_norm", "self_attn.k_norm", [](const ModelConfig& c) { return c.headDim; }};
+const NormName kQNormWhole{"attn_q_norm", "self_attn.q_norm",
+                           [](const ModelConfig& c) { return c.numHeads * c.headDim; }};
+const NormName kKNormWhole{"attn_k_norm", "self_attn.k_norm",
+                           [](const ModelConfig& c) { return c.numKvHeads * c.headDim; }};
 const std::vector<LinearName> kExperts = {{LinearRole::ExpertGate, "ffn_gate_exps"},
                                           {LinearRole::ExpertUp, "ffn_up_exps"},
                                           {LinearRole::ExpertDown, "ffn_down_exps"}};
@@ -86,48 +103,127 @@ void qwen2MoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
         notes.push_back("heads x head_dim != hidden_size: llama.cpp's qwen2moe expects square attn_q/attn_output");
 }
 
+std::vector<LinearName> attentionNames(bool permuted)
+{
+    return {{LinearRole::Q, "attn_q", permuted ? RopeRows::PerHead : RopeRows::Kept},
+            {LinearRole::K, "attn_k", permuted ? RopeRows::PerKvHead : RopeRows::Kept},
+            {LinearRole::V, "attn_v"},
+            {LinearRole::O, "attn_output"}};
+}
+
+/// The fields every architecture shares; the callers fill in the rest.
+GgufArch base(Arch a, const char* name, bool permuted)
+{
+    GgufArch g;
+    g.arch = a;
+    g.name = name;
+    g.attnNorms = {kAttnNorm};
+    g.attention = attentionNames(permuted);
+    g.ffnNorms = {kFfnNorm};
+    g.experts = kExperts;
+    g.sharedGate = "ffn_gate_inp_shexp";
+    g.shared = kShared;
+    g.dense = kDense;
+    g.caveats = nullptr;
+    return g;
+}
+
+void qwen3MoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
+{
+    for (int64_t l = 0; l < cfg.numLayers; ++l)
+        if (!cfg.isMoeLayer(l)) {
+            notes.push_back("layer " + std::to_string(l) + " is dense (mlp_only_layers / decoder_sparse_step): "
+                            "written as blk.N.ffn_{gate,up,down}, which llama.cpp's qwen3moe does not load");
+            break;
+        }
+    if (!cfg.normTopkProb)
+        notes.push_back("norm_topk_prob is false, but llama.cpp's qwen3moe always renormalizes the top-k weights");
+    notes.push_back("qwen3moe needs a llama.cpp newer than the one docs/export-gguf.md was checked with "
+                    "(c392e50 has no qwen3moe)");
+}
+
+void olmoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
+{
+    if (cfg.normTopkProb)
+        notes.push_back("norm_topk_prob is true, but llama.cpp's olmoe never renormalizes the top-k weights");
+    if (cfg.clipQkv)
+        notes.push_back("clip_qkv is set: llama.cpp's olmoe does not clip q/k/v");
+    if (cfg.numKvHeads != cfg.numHeads)
+        notes.push_back("num_key_value_heads != num_attention_heads: llama.cpp's olmoe expects attn_k_norm as wide as "
+                        "the hidden size (no GQA) and refuses this file");
+}
+
+void deepseekCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
+{
+    if (cfg.normTopkProb)
+        notes.push_back("norm_topk_prob is true, but llama.cpp's deepseek never renormalizes the top-k weights");
+    if (cfg.moeLayerFreq != 1)
+        notes.push_back("moe_layer_freq is not 1: llama.cpp's deepseek treats every layer after the leading dense "
+                        "ones as MoE");
+}
+
 /// Mixtral as llama.cpp's "llama" with experts: q/k rows permuted as convert_hf_to_gguf.py does.
 GgufArch mixtral()
 {
-    return {Arch::Mixtral,
-            "llama",
-            {kAttnNorm},
-            {{LinearRole::Q, "attn_q", RopeRows::PerHead},
-             {LinearRole::K, "attn_k", RopeRows::PerKvHead},
-             {LinearRole::V, "attn_v"},
-             {LinearRole::O, "attn_output"}},
-            {kFfnNorm},
-            kExperts,
-            "ffn_gate_inp_shexp",
-            kShared,
-            kDense,
-            {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardIsExpertWidth, kHeadCount,
-             kHeadCountKv, kRmsEps, kRopeFreqBase, kRopeDimensionCount, kKeyLength, kValueLength, kExpertCount,
-             kExpertUsedCount},
-            nullptr};
+    GgufArch g = base(Arch::Mixtral, "llama", true);
+    g.hyperParams = {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardIsExpertWidth,
+                     kHeadCount, kHeadCountKv, kRmsEps, kRopeFreqBase, kRopeDimensionCount, kKeyLength,
+                     kValueLength, kExpertCount, kExpertUsedCount};
+    return g;
 }
 
 /// Qwen2-MoE: q/k/v biases, the shared expert and its sigmoid gate; no permutation.
 GgufArch qwen2Moe()
 {
-    return {Arch::Qwen2Moe,
-            "qwen2moe",
-            {kAttnNorm},
-            {{LinearRole::Q, "attn_q"}, {LinearRole::K, "attn_k"}, {LinearRole::V, "attn_v"}, {LinearRole::O, "attn_output"}},
-            {kFfnNorm},
-            kExperts,
-            "ffn_gate_inp_shexp",
-            kShared,
-            kDense,
-            {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardLength, kHeadCount, kHeadCountKv,
-             kRmsEps, kRopeFreqBase, kKeyLength, kValueLength, kExpertCount, kExpertUsedCount,
-             kExpertFeedForwardLength, kExpertSharedFeedForwardLength},
-            qwen2MoeCaveats};
+    GgufArch g = base(Arch::Qwen2Moe, "qwen2moe", false);
+    g.hyperParams = {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardLength, kHeadCount,
+                     kHeadCountKv, kRmsEps, kRopeFreqBase, kKeyLength, kValueLength, kExpertCount,
+                     kExpertUsedCount, kExpertFeedForwardLength, kExpertSharedFeedForwardLength};
+    g.caveats = qwen2MoeCaveats;
+    return g;
+}
+
+/// Qwen3-MoE: per-head q/k RMSNorm (attn_q_norm / attn_k_norm, head_dim wide), head_dim written
+/// as key/value length, no shared expert, no permutation (NEOX RoPE).
+GgufArch qwen3Moe()
+{
+    GgufArch g = base(Arch::Qwen3Moe, "qwen3moe", false);
+    g.qkNorms = {kQNormPerHead, kKNormPerHead};
+    g.hyperParams = {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardLength, kHeadCount,
+                     kHeadCountKv, kRmsEps, kRopeFreqBase, kExpertCount, kExpertUsedCount, kKeyLengthAlways,
+                     kValueLengthAlways, kExpertFeedForwardLength};
+    g.caveats = qwen3MoeCaveats;
+    return g;
+}
+
+/// OLMoE: q/k RMSNorm over the whole projection (ne = heads·head_dim), no permutation (NEOX RoPE);
+/// feed_forward_length is the expert width (intermediate_size).
+GgufArch olmoe()
+{
+    GgufArch g = base(Arch::Olmoe, "olmoe", false);
+    g.qkNorms = {kQNormWhole, kKNormWhole};
+    g.hyperParams = {kVocabSize, kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardLength, kHeadCount,
+                     kHeadCountKv, kRopeFreqBase, kRmsEps, kExpertCount, kExpertUsedCount};
+    g.caveats = olmoeCaveats;
+    return g;
+}
+
+/// DeepSeek-MoE (v1): dense first layers (leading_dense_block_count), shared experts merged into one
+/// MLP (ffn_*_shexp, expert_shared_count), no shared gate; q/k permuted as for llama (NORM RoPE).
+GgufArch deepseek()
+{
+    GgufArch g = base(Arch::DeepseekMoe, "deepseek", true);
+    g.hyperParams = {kContextLength, kEmbeddingLength, kBlockCount, kFeedForwardLength, kHeadCount, kHeadCountKv,
+                     kRopeFreqBase, kRmsEps, kExpertUsedCount, kRopeDimensionCount, kRopeScalingNone,
+                     kLeadingDenseBlockCount, kVocabSize, kExpertFeedForwardLength, kExpertWeightsScale,
+                     kExpertCount, kExpertSharedCount};
+    g.caveats = deepseekCaveats;
+    return g;
 }
 
 const std::vector<GgufArch>& table()
 {
-    static const std::vector<GgufArch> t = {mixtral(), qwen2Moe()};
+    static const std::vector<GgufArch> t = {mixtral(), qwen2Moe(), qwen3Moe(), olmoe(), deepseek()};
     return t;
 }
 

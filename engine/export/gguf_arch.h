@@ -50,6 +50,7 @@ struct GgufArch {
     const char* name;                   ///< general.architecture
     std::vector<NormName> attnNorms;    ///< before the attention linears
     std::vector<LinearName> attention;  ///< q, k, v, o
+    std::vector<NormName> qkNorms;      ///< q/k RMSNorm weights (Qwen3-MoE per head, OLMoE whole)
     std::vector<NormName> ffnNorms;     ///< after the attention linears
     std::vector<LinearName> experts;    ///< stacked routed experts (ne = {in, out, n_expert})
     const char* sharedGate;             ///< the shared expert's gate vector (written when the config has one)

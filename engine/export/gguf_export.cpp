@@ -89,15 +89,48 @@ void summarize(const GgufLayout& layout, const gguf::Writer& writer, GgufExportR
         s.bytes = writer.tensor(t.name).nbytes;
         s.gridBlocks = t.stats.gridBlocks;
         s.requantBlocks = t.stats.requantBlocks;
+        s.encodedBlocks = t.stats.encodedBlocks;
+        s.extraBytes = t.extraBytes;
         s.note = t.note;
         res.gridBlocks += s.gridBlocks;
         res.requantBlocks += s.requantBlocks;
+        res.encodedBlocks += s.encodedBlocks;
+        res.stackExtraBytes += s.extraBytes;
         res.tensors.push_back(std::move(s));
     }
     if (res.requantBlocks > 0)
         res.notes.push_back(std::to_string(res.requantBlocks) + " of " + std::to_string(res.gridBlocks + res.requantBlocks)
                             + " quantized blocks were re-quantized with ggml's reference rule (act-order groups, "
                               "group size not a multiple of 32, or codes outside the type)");
+}
+
+/// The plan as quantized: experts whose stack holds ggml types encoded in the stack's type.
+Plan withStackOverrides(const Plan& plan, const GgufLayout& layout)
+{
+    Plan p = plan;
+    for (const auto& [name, type] : layout.stackOverrides)
+        p.overrides[name].ggmlType = type;
+    return p;
+}
+
+/// Metadata and tensor infos of the file into a writer not yet begun; notes and file type into res.
+void declareFile(gguf::Writer& writer, const std::string& modelDir, const ModelConfig& cfg, const GgufArch& arch,
+                 const GgufLayout& layout, const Plan& plan, GgmlType unq, GgufExportResult& res)
+{
+    res.notes = layoutNotes(arch, cfg, layout, unq);
+    MetadataFacts facts;
+    facts.modelName = fs::path(modelDir).lexically_normal().filename().string();
+    facts.fileType = fileTypeOf(layout.tensors, unq, plan.provenance.strategy);
+    facts.expertWidth = layout.expertWidth;
+    facts.planJson = planToJson(plan);
+    facts.unquantized = unq;
+    res.fileType = fileTypeName(facts.fileType);
+    TokenizerMeta tokenizer = tokenizerMetadata(modelDir, cfg);
+    if (!tokenizer.note.empty())
+        res.notes.push_back(tokenizer.note);
+    addMetadata(writer, arch, cfg, facts, std::move(tokenizer));
+    for (const OutTensor& t : layout.tensors)
+        writer.addTensor(t.name, t.ne, t.type);
 }
 
 /// The report beside the file, then the file renamed into place; no report without the file.
@@ -133,28 +166,16 @@ GgufExportResult quantizeToGguf(const std::string& modelDir, const Plan& plan,
 
     GgufExportResult res;
     res.path = outFile;
-    res.notes = layoutNotes(arch, cfg, layout, unq);
     gguf::Writer writer(outFile, gopt.alignment); // builds outFile.tmp.<pid>, renamed by commit()
-    MetadataFacts facts;
-    facts.modelName = fs::path(modelDir).lexically_normal().filename().string();
-    facts.fileType = fileTypeOf(layout.tensors, unq);
-    facts.expertWidth = layout.expertWidth;
-    facts.planJson = planToJson(plan);
-    facts.unquantized = unq;
-    res.fileType = fileTypeName(facts.fileType);
-    TokenizerMeta tokenizer = tokenizerMetadata(modelDir, cfg);
-    if (!tokenizer.note.empty())
-        res.notes.push_back(tokenizer.note);
-    addMetadata(writer, arch, cfg, facts, std::move(tokenizer));
-    for (const OutTensor& t : layout.tensors)
-        writer.addTensor(t.name, t.ne, t.type);
+    declareFile(writer, modelDir, cfg, arch, layout, plan, unq, res);
     const uint64_t planned = writer.plannedSize();
     checkDiskSpace(outFile, planned);
     writer.begin();
 
     TensorData data(writer, layout);
-    res.quant = quantizeModel(modelDir, plan, sequences, opt, [&](const QuantizedWeight& w) { data.quantized(w); },
-                              progress);
+    res.importance = !opt.actSqMean.empty();
+    res.quant = quantizeModel(modelDir, withStackOverrides(plan, layout), sequences, opt,
+                              [&](const QuantizedWeight& w) { data.quantized(w); }, progress);
     res.quant.calibDescription = calibDescription;
     data.fromCheckpoint(ckpt, progress);
     summarize(layout, writer, res);
@@ -162,6 +183,21 @@ GgufExportResult quantizeToGguf(const std::string& modelDir, const Plan& plan,
     commitWithReport(writer, outFile, res);
     res.fileBytes = fs::file_size(outFile);
     return res;
+}
+
+uint64_t ggufPlannedBytes(const std::string& modelDir, const Plan& plan, const GgufExportOptions& gopt)
+{
+    const GgmlType unq = gguf::floatTypeFromName(gopt.unquantizedType, "GGUF export");
+    const ModelConfig cfg = loadConfig(modelDir);
+    const GgufArch& arch = ggufArchFor(cfg, modelDir);
+    const TensorTypes types(plan, cfg, unq);
+    const Checkpoint ckpt = Checkpoint::open(modelDir);
+    const GgufLayout layout = planLayout(arch, cfg, ckpt, types);
+    // Never begun: nothing is written at this path.
+    gguf::Writer writer((fs::temp_directory_path() / "moewb-gguf-size-probe.gguf").string(), gopt.alignment);
+    GgufExportResult res;
+    declareFile(writer, modelDir, cfg, arch, layout, plan, unq, res);
+    return writer.plannedSize();
 }
 
 std::string ggufInfoText(const std::string& path, size_t maxItems)
@@ -205,6 +241,9 @@ std::string ggufReportToJson(const GgufExportResult& r)
     j["file_type"] = r.fileType;
     j["grid_blocks"] = r.gridBlocks;
     j["requantized_blocks"] = r.requantBlocks;
+    j["encoded_blocks"] = r.encodedBlocks;
+    j["stack_extra_bytes"] = r.stackExtraBytes;
+    j["importance"] = r.importance;
     j["notes"] = r.notes;
     json ts = json::array();
     for (const GgufTensorSummary& t : r.tensors) {
@@ -213,6 +252,10 @@ std::string ggufReportToJson(const GgufExportResult& r)
             x["grid_blocks"] = t.gridBlocks;
             x["requantized_blocks"] = t.requantBlocks;
         }
+        if (t.encodedBlocks)
+            x["encoded_blocks"] = t.encodedBlocks;
+        if (t.extraBytes)
+            x["extra_bytes"] = t.extraBytes;
         if (!t.note.empty())
             x["note"] = t.note;
         ts.push_back(std::move(x));

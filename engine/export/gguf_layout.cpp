@@ -66,6 +66,7 @@ public:
         norms(l, blk, m_arch.attnNorms);
         for (const LinearName& x : m_arch.attention)
             linear(blk, x, lin(l, x.role));
+        norms(l, blk, m_arch.qkNorms);
         norms(l, blk, m_arch.ffnNorms);
         if (m_cfg.isMoeLayer(l)) {
             const LinearInfo& router = lin(l, LinearRole::Router);
@@ -96,11 +97,23 @@ private:
                 {m_cfg.layerPrefix(l) + "." + n.hf + ".weight"});
     }
 
+    /// A note when the plan's ggml_type does not fit the rows and llama-quantize's fallback is written.
+    void fallbackNote(const OutTensor& t, const LinearInfo& li)
+    {
+        const GgmlType asked = m_types.requested(li);
+        if (m_types.hasGgmlType(li) && asked != m_types.linear(li))
+            m_layout.notes.push_back(t.name + ": " + gguf::ggmlTypeName(asked) + " asked, rows of "
+                                     + std::to_string(li.inFeatures) + " are not whole blocks of it: written as "
+                                     + gguf::ggmlTypeName(m_types.linear(li)) + " (llama-quantize's fallback)");
+    }
+
     /// blk.N.<name>.weight in the plan's type (and its bias, F32).
     void linear(const std::string& blk, const LinearName& x, const LinearInfo& li)
     {
         const int64_t heads = ropeHeads(x.rows, m_cfg);
-        add(blk + x.name + ".weight", {li.inFeatures, li.outFeatures}, m_types.linear(li), {li.name + ".weight"}, heads);
+        fallbackNote(add(blk + x.name + ".weight", {li.inFeatures, li.outFeatures}, m_types.linear(li),
+                         {li.name + ".weight"}, heads),
+                     li);
         if (li.hasBias)
             add(blk + x.name + ".bias", {li.outFeatures}, GgmlType::F32, {li.name + ".bias"}, heads);
     }
@@ -121,9 +134,16 @@ private:
         OutTensor& t = add(blk + x.name + ".weight", {first.inFeatures, first.outFeatures, m_cfg.numExperts}, st.type,
                            parts);
         t.partTypes = st.asked;
+        t.extraBytes = st.extraBytes;
+        if (st.asked.size() == 1)
+            fallbackNote(t, first);
+        if (st.anyGgml && typeRank(t.type) < typeRank(GgmlType::BF16)) // quantized: encode every expert as it
+            for (const LinearInfo* li : experts)
+                if (m_types.linear(*li) != t.type)
+                    m_layout.stackOverrides[li->name] = planTypeName(t.type);
         if (st.asked.size() > 1) {
             t.note = "experts asked for " + typeNames(st.asked) + "; stored as " + gguf::ggmlTypeName(t.type)
-                + " (one type per stacked tensor)";
+                + " (one type per stacked tensor): +" + std::to_string(st.extraBytes) + " bytes";
             m_layout.notes.push_back(t.name + ": " + t.note);
         }
     }
@@ -150,9 +170,9 @@ private:
 GgufLayout planLayout(const GgufArch& arch, const ModelConfig& cfg, const Checkpoint& ckpt, const TensorTypes& types)
 {
     LayoutBuilder b(arch, cfg, types);
-    const GgmlType unq = types.unquantized();
     const std::string embed = "model.embed_tokens.weight";
-    b.add("token_embd.weight", ggmlNe(ckpt.info(embed).shape), unq, {embed});
+    const std::vector<int64_t> embedNe = ggmlNe(ckpt.info(embed).shape);
+    b.add("token_embd.weight", embedNe, types.tokenEmbd(embedNe[0]), {embed});
     for (int64_t l = 0; l < cfg.numLayers; ++l)
         b.layer(l);
     b.add("output_norm.weight", {cfg.hiddenSize}, GgmlType::F32, {"model.norm.weight"});
@@ -163,7 +183,7 @@ GgufLayout planLayout(const GgufArch& arch, const ModelConfig& cfg, const Checkp
     OutTensor out;
     out.name = "output.weight";
     out.ne = ggmlNe(ckpt.info(head).shape);
-    out.type = unq;
+    out.type = types.output(out.ne[0]);
     out.parts = {head};
     layout.tensors.push_back(std::move(out));
     return layout;

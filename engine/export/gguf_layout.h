@@ -26,6 +26,7 @@ struct OutTensor {
     std::vector<std::string> parts; ///< HF tensor names: one, or n_expert slices (stacked)
     int64_t permuteHeads = 0;       ///< llama q/k: rows permuted to interleaved RoPE with this many heads
     std::set<int64_t> partTypes;    ///< types the plan asked for (stacked tensors)
+    int64_t extraBytes = 0;         ///< stacked: what one type for all experts costs over the asked types
     gguf::PackStats stats;
     std::string note;
 };
@@ -41,6 +42,9 @@ struct GgufLayout {
     std::map<std::string, Slot> slots; ///< HF tensor name → place (output.weight has none)
     int64_t expertWidth = 0;         ///< out features of the routed experts' gate (0: no MoE layer)
     std::vector<std::string> notes;  ///< stacked tensors stored with a higher type than some experts asked for
+    /// Expert linears that must be encoded in their stack's ggml type rather than the one the plan
+    /// gives them (linear name → plan type name): the export quantizes with these overrides.
+    std::map<std::string, std::string> stackOverrides;
 };
 
 /// token_embd, then per layer the architecture's norms, attention, router, stacked experts,

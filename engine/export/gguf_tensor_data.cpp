@@ -22,6 +22,24 @@ std::vector<int64_t> ropePermutation(int64_t rows, int64_t heads)
     return perm;
 }
 
+/// n values of an F32, F16 or BF16 buffer as floats.
+std::vector<float> floatsOf(const void* data, DType dtype, int64_t n)
+{
+    std::vector<float> out(static_cast<size_t>(n));
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    MOEWB_ASSERT(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16);
+    if (dtype == DType::F32) {
+        std::memcpy(out.data(), p, size_t(n) * 4);
+        return out;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[size_t(i)] = dtype == DType::BF16 ? gguf::bf16ToFp32(h) : gguf::fp16ToFp32(h);
+    }
+    return out;
+}
+
 /// An F32, F16 or BF16 checkpoint tensor as floats (its mapping released afterwards).
 std::vector<float> loadFloats(const Checkpoint& ckpt, const std::string& name)
 {
@@ -71,11 +89,24 @@ void TensorData::writeRows(OutTensor& t, int64_t part, int64_t rows, int64_t col
 void TensorData::quantized(const QuantizedWeight& w)
 {
     auto it = m_layout.slots.find(w.tensorName);
-    MOEWB_ASSERT(it != m_layout.slots.end() && w.shape.size() == 2 && w.q && w.scales && w.zeros && w.gIdx);
+    MOEWB_ASSERT(it != m_layout.slots.end() && w.shape.size() == 2);
     MOEWB_ASSERT(m_written.insert(w.tensorName).second);
     OutTensor& t = m_layout.tensors[it->second.tensor];
     const int64_t rows = w.shape[0], cols = w.shape[1];
     MOEWB_ASSERT(t.ne[0] == cols && t.ne[1] == rows);
+    if (w.ggmlRows && w.ggmlType == int64_t(t.type)) { // encoded by quantizeModel in this very type
+        MOEWB_ASSERT(w.ggmlRowBytes == gguf::ggmlRowBytes(t.type, cols));
+        t.stats.encodedBlocks += rows * cols / gguf::ggmlBlockSize(t.type);
+        return writeRows(t, it->second.part, rows, cols, [&](int64_t r, uint8_t* out) {
+            std::memcpy(out, w.ggmlRows + r * w.ggmlRowBytes, size_t(w.ggmlRowBytes));
+        });
+    }
+    if (!w.q) { // a ggml-encoded linear in a stack of a float type: its decoded values
+        const std::vector<float> x = floatsOf(w.data, w.dtype, rows * cols);
+        return writeRows(t, it->second.part, rows, cols,
+                         [&](int64_t r, uint8_t* out) { gguf::quantizeRow(t.type, x.data() + r * cols, out, cols); });
+    }
+    MOEWB_ASSERT(w.scales && w.zeros && w.gIdx);
     writeRows(t, it->second.part, rows, cols, [&](int64_t r, uint8_t* out) {
         gguf::GridRow g;
         g.q = w.q + r * cols;
@@ -104,7 +135,7 @@ void TensorData::writePart(OutTensor& t, int64_t part, const std::vector<float>&
     const int64_t rows = int64_t(x.size()) / cols;
     MOEWB_ASSERT(rows * cols == int64_t(x.size()));
     if (!isFloatType(t.type))
-        t.stats.requantBlocks += rows * cols / 32;
+        t.stats.encodedBlocks += rows * cols / gguf::ggmlBlockSize(t.type);
     if (t.ne.size() == 1 && t.permuteHeads > 0)
         return writePermutedBias(t, x);
     writeRows(t, part, rows, cols,

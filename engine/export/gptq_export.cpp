@@ -300,6 +300,11 @@ GptqExportResult quantizeToGptqDir(const std::string& modelDir, const Plan& plan
     checkPlanForQuantize(plan, cfg, opt.planPath);
     const std::vector<PlanEntry> entries = expandPlan(plan, cfg);
     const std::map<std::string, const PlanEntry*> quantized = quantizedLinears(entries, opt.planPath);
+    for (const auto& [n, e] : quantized)
+        MOEWB_CHECK(e->ggmlType.empty(), opt.planPath,
+                    "'" + e->name + "' has ggml_type " + e->ggmlType + ", which only --format gguf and fake write");
+    if (!plan.ggufTokenEmbd.empty() || !plan.ggufOutput.empty())
+        throw InputError(opt.planPath, "the plan sets GGUF types of token_embd / output, which --format gptq cannot write");
     const Checkpoint ckpt = Checkpoint::open(modelDir);
     const std::vector<std::string> names = ckpt.names();
     for (const std::string& n : names)

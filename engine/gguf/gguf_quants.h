@@ -73,6 +73,7 @@ struct GridRow {
 struct PackStats {
     int64_t gridBlocks = 0;     ///< blocks whose codes are the grid's (d = scale)
     int64_t requantBlocks = 0;  ///< blocks re-quantized from the grid's float values (ggml rule)
+    int64_t encodedBlocks = 0;  ///< blocks encoded by ggml's method from the weights (ggml_type, embeddings)
 };
 
 /// Encodes one grid row of n elements as type t. Q8_0 / Q4_0 / Q4_1: a block whose 32 columns

@@ -198,6 +198,24 @@ void readDrop(const Reader& p, const ojson& d, Plan& plan)
     }
 }
 
+/// "gguf": {"token_embd": TYPE, "output": TYPE}, each "" or a ggml type (ggmlTypeProblem).
+void readGguf(const Reader& p, const ojson& g, Plan& plan)
+{
+    p.onlyKeys(g, "$.gguf", {"token_embd", "output"});
+    auto type = [&](const char* key, std::string& out) {
+        if (!g.contains(key))
+            return;
+        const std::string path = std::string("$.gguf.") + key;
+        if (!g[key].is_string())
+            p.fail(path, "expected a string");
+        out = g[key].get<std::string>();
+        if (const std::string problem = ggmlTypeProblem(out); !problem.empty())
+            p.fail(path, problem);
+    };
+    type("token_embd", plan.ggufTokenEmbd);
+    type("output", plan.ggufOutput);
+}
+
 PlanProvenance readProvenance(const Reader& p, const ojson& v)
 {
     std::vector<std::string> keys;
@@ -256,7 +274,7 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
 {
     const Reader p{where};
     const ojson j = parseDocument(text, where);
-    p.onlyKeys(j, "$", {"format", "version", "defaults", "rules", "overrides", "drop", "activation_bits", "provenance"});
+    p.onlyKeys(j, "$", {"format", "version", "defaults", "rules", "overrides", "drop", "activation_bits", "gguf", "provenance"});
     if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != "moewb-plan")
         p.fail("$.format", "expected \"moewb-plan\"");
     if (!j.contains("version"))
@@ -279,6 +297,8 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
         if (a != 4 && a != 8 && a != 16)
             p.fail("$.activation_bits", std::to_string(a) + " not in {4,8,16}");
     }
+    if (j.contains("gguf"))
+        readGguf(p, j["gguf"], plan);
     if (j.contains("provenance"))
         plan.provenance = readProvenance(p, j["provenance"]);
     return plan;
@@ -311,6 +331,8 @@ std::string planToJson(const Plan& plan)
         experts.push_back({e.layer, e.expert});
     j["drop"] = {{"experts", experts}, {"layers", plan.droppedLayers}, {"blocks", plan.droppedBlocks}};
     j["activation_bits"] = plan.activationBits;
+    if (!plan.ggufTokenEmbd.empty() || !plan.ggufOutput.empty()) // absent in older plans: kept byte-identical
+        j["gguf"] = {{"token_embd", plan.ggufTokenEmbd}, {"output", plan.ggufOutput}};
     j["provenance"] = provenanceJson(plan.provenance);
     return j.dump(2) + "\n";
 }

@@ -77,6 +77,18 @@ std::string quantMethodProblem(const std::string& m)
     return isValidQuantMethod(m) ? std::string() : "method '" + m + "' is not rtn or gptq";
 }
 
+std::string ggmlTypeProblem(const std::string& t)
+{
+    static const char* const kTypes[] = {"q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl",
+                                         "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"};
+    if (t.empty())
+        return {};
+    for (const char* k : kTypes)
+        if (t == k)
+            return {};
+    return "ggml_type '" + t + "' is not one of q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, q4_0, q4_1, q5_0, q5_1, q8_0";
+}
+
 namespace {
 
 template <class Struct, class MemberOf>

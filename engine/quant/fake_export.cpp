@@ -3,6 +3,7 @@
 #include "moewb/quant/quantize.h"
 
 #include "core/output_dir.h"
+#include "quant/ggml_linear.h"
 #include "moewb/core/error.h"
 
 #include <filesystem>
@@ -38,7 +39,13 @@ QuantizeReport quantizeToFakeDir(const std::string& modelDir, const Plan& plan,
     QuantizeReport rep = quantizeModel(modelDir, plan, sequences, opt, sink, progress);
     rep.calibDescription = calibDescription;
 
-    // Everything not quantized: the checkpoint's bytes unchanged.
+    // The plan's GGUF types of the embedding and lm_head (#26), then everything else: the
+    // checkpoint's bytes unchanged.
+    std::vector<std::string> notes;
+    for (const auto& [n, t] : ggmlEmbeddingRoundTrips(plan, loadConfig(modelDir), ckpt, notes)) {
+        writer.write(n, t.data_ptr(), uint64_t(t.nbytes()));
+        written.insert(n);
+    }
     int64_t i = 0;
     for (const std::string& n : names) {
         report(progress, "write", i++, int64_t(names.size()), n);

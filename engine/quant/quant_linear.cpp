@@ -2,6 +2,7 @@
 #include "quant/quant_linear.h"
 
 #include "moewb/core/error.h"
+#include "quant/ggml_linear.h"
 #include "quant/prune_linear.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
@@ -146,6 +147,11 @@ std::vector<QuantizedLinear> quantizeLinears(const std::vector<LinearInput>& lin
     for (size_t i = 0; i < linears.size(); ++i) {
         if (linears[i].entry->sparsity > 0) {
             out[i] = pruneLinear(linears[i], h, tokens, opt, cancel);
+        } else if (!linears[i].entry->ggmlType.empty()) {
+            out[i] = ggmlQuantizeLinear(linears[i], opt);
+            out[i].result.tokens = h.defined() ? tokens : -1;
+            if (h.defined() && tokens > 0)
+                out[i].result.relError = relativeOutputError(linears[i].weight, out[i].stored, h);
         } else {
             dense.push_back(linears[i]);
             denseAt.push_back(i);

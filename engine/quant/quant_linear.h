@@ -20,6 +20,8 @@ struct QuantizedLinear {
     at::Tensor scales;        ///< [out, groups] float32, rounded to fp16 (as GPTQ checkpoints store them)
     at::Tensor zeros;         ///< [out, groups] float32, integer-valued
     at::Tensor gIdx;          ///< [in] int32 group of each input column
+    at::Tensor ggmlRows;      ///< ggml-encoded linears (quant/ggml_linear.h): [out, row bytes] uint8; else undefined
+    int64_t ggmlType = -1;    ///< gguf::GgmlType of ggmlRows, -1 when none
     LinearQuantResult result; ///< method, fallback, tokens, relative error, damp, seconds
 };
 

@@ -159,7 +159,7 @@ void checkPlanNeeds(const std::vector<PlanEntry>& entries, bool calib, bool dist
 {
     int64_t gptqLinears = 0, prunedNeedingCalib = 0;
     for (const PlanEntry& e : entries) {
-        gptqLinears += (e.bits < 16 && e.method == "gptq") ? 1 : 0;
+        gptqLinears += (e.bits < 16 && e.method == "gptq" && e.ggmlType.empty()) ? 1 : 0;
         prunedNeedingCalib += (e.sparsity > 0 && (e.pruneMethod == "sparsegpt"
                                                   || (e.pruneMethod == "wanda" && !opt.actSqMean.count(e.name))))
             ? 1 : 0;
@@ -173,9 +173,14 @@ void checkPlanNeeds(const std::vector<PlanEntry>& entries, bool calib, bool dist
                                              "(wanda also works from the statistics' activation norms)");
     if (distributed)
         for (const PlanEntry& e : entries)
+        {
             if (e.sparsity > 0)
                 throw InputError(opt.planPath, "'" + e.name + "' is pruned (sparsity " + std::to_string(e.sparsity)
                                                    + "): pruning does not run distributed yet; run it in one process");
+            if (!e.ggmlType.empty() && e.bits < 16)
+                throw InputError(opt.planPath, "'" + e.name + "' has ggml_type " + e.ggmlType
+                                                   + ": ggml types do not run distributed yet; run it in one process");
+        }
 }
 
 /// The last layer with a linear to quantize or prune; -1 if none.
@@ -253,7 +258,11 @@ QuantizedWeight weightView(const PlanEntry& e, const Checkpoint& ckpt, const Qua
     qw.shape = {e.outFeatures, e.inFeatures};
     qw.data = q.stored.data_ptr();
     qw.nbytes = uint64_t(q.stored.nbytes());
-    if (q.q.defined()) { // a pruned 16-bit linear (#14) has only `data`
+    if (q.ggmlRows.defined()) {
+        qw.ggmlType = q.ggmlType;
+        qw.ggmlRows = q.ggmlRows.data_ptr<uint8_t>();
+        qw.ggmlRowBytes = q.ggmlRows.size(1);
+    } else if (q.q.defined()) { // a pruned 16-bit linear (#14) has only `data`
         MOEWB_ASSERT(q.q.is_contiguous() && q.scales.is_contiguous() && q.zeros.is_contiguous()
                      && q.gIdx.is_contiguous() && q.gIdx.scalar_type() == at::kInt);
         qw.q = q.q.data_ptr<int32_t>();

@@ -553,9 +553,11 @@ private slots:
         QCOMPARE(err, file.toStdString() + ": already exists");
         QCOMPARE(readAll(file), before);
         // Unsupported architecture.
-        const QString olmoe = generate(m_tmp.path(), "olmoe", "olmoe");
-        err = errorOf([&] { quantizeToGguf(olmoe.toStdString(), plan, {}, {}, (m_tmp.path() + "/o.gguf").toStdString(), false); });
-        QVERIFY2(err.find("GGUF export supports MixtralForCausalLM and Qwen2MoeForCausalLM") != std::string::npos, err.c_str());
+        const QString dense = generate(m_tmp.path(), "llama", "llama");
+        err = errorOf([&] { quantizeToGguf(dense.toStdString(), plan, {}, {}, (m_tmp.path() + "/o.gguf").toStdString(), false); });
+        QVERIFY2(err.find("GGUF export supports MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, "
+                          "OlmoeForCausalLM and DeepseekForCausalLM, not LlamaForCausalLM") != std::string::npos,
+                 err.c_str());
         QVERIFY(!QFile::exists(m_tmp.path() + "/o.gguf"));
         QVERIFY(QDir(m_tmp.path()).entryList({"*.tmp.*"}).isEmpty());
 

@@ -62,6 +62,15 @@ private slots:
         QCOMPARE(int(w.size()), 1);
         QCOMPARE(w[0].end, 3);
         QVERIFY(perplexityWindows(1, 8, 8).empty());
+        // llama-perplexity's chunks: N=10, C=4 → [0,4) scores 3, [4,8) scores 7; the rest is dropped.
+        w = llamaChunkWindows(10, 4, 100);
+        QCOMPARE(int(w.size()), 2);
+        QCOMPARE(w[0].begin, 0); QCOMPARE(w[0].end, 4); QCOMPARE(w[0].firstScored, 3);
+        QCOMPARE(w[1].begin, 4); QCOMPARE(w[1].end, 8); QCOMPARE(w[1].firstScored, 7);
+        // C=256: tokens 129..255 of each chunk (127 per chunk), at most K chunks.
+        w = llamaChunkWindows(1030, 256, 3);
+        QCOMPARE(int(w.size()), 3);
+        QCOMPARE(w[2].begin, 512); QCOMPARE(w[2].firstScored, 512 + 129); QCOMPARE(w[2].end, 768);
     }
 
     void everyTokenScoredOnce()

@@ -250,6 +250,20 @@ private slots:
         QVERIFY(parsePlanJson(planToJson(sg), "mem") == sg);
         QVERIFY(errorOf([] { parsePlanJson(R"({"format":"moewb-plan","version":1,"defaults":{"static_groups":1}})", "p.json"); })
                     .find("$.defaults.static_groups") != std::string::npos);
+        // GGUF types (#26): ggml_type and the "gguf" object, written only when set.
+        QVERIFY(planToJson(d).find("gguf") == std::string::npos && planToJson(d).find("ggml_type") == std::string::npos);
+        const Plan g = parsePlanJson(
+            R"({"format":"moewb-plan","version":1,"defaults":{"ggml_type":"q6_k"},"gguf":{"token_embd":"q4_k","output":"q6_k"}})",
+            "mem");
+        QCOMPARE(g.defaults.ggmlType, std::string("q6_k"));
+        QCOMPARE(g.ggufTokenEmbd, std::string("q4_k"));
+        QCOMPARE(g.ggufOutput, std::string("q6_k"));
+        QVERIFY(parsePlanJson(planToJson(g), "mem") == g);
+        QCOMPARE(errorOf([] { parsePlanJson(R"({"format":"moewb-plan","version":1,"gguf":{"output":"q7_k"}})", "p.json"); }),
+                 std::string("p.json: $.gguf.output: ggml_type 'q7_k' is not one of q2_k, q3_k, q4_k, q5_k, q6_k, "
+                             "iq4_nl, q4_0, q4_1, q5_0, q5_1, q8_0"));
+        QVERIFY(errorOf([] { parsePlanJson(R"({"format":"moewb-plan","version":1,"gguf":{"embd":"q4_k"}})", "p.json"); })
+                    .find("$.gguf") != std::string::npos);
     }
 
     void everySetting()
@@ -258,7 +272,8 @@ private slots:
         // exactly these keys, in the order plan files have them.
         const std::vector<std::pair<std::string, std::string>> sample = {
             {"bits", "8"}, {"group_size", "64"}, {"sym", "false"}, {"method", "\"rtn\""}, {"act_order", "true"},
-            {"static_groups", "true"}, {"sparsity", "0.25"}, {"pattern", "\"2:4\""}, {"prune_method", "\"wanda\""}};
+            {"static_groups", "true"}, {"sparsity", "0.25"}, {"pattern", "\"2:4\""}, {"prune_method", "\"wanda\""},
+            {"ggml_type", "\"q4_k\""}};
         std::vector<std::string> keys;
         forEachSetting([&](const auto& f) { keys.push_back(f.key); });
         QCOMPARE(keys.size(), sample.size());
@@ -315,6 +330,7 @@ private slots:
             want.sparsity = 0.5; // 2:4 fixes it
             want.pattern = PrunePattern{2, 4};
             want.pruneMethod = "wanda";
+            want.ggmlType = "q4_k";
             QVERIFY2(static_cast<const LinearSettings&>(e) == want, e.name.c_str());
         }
     }

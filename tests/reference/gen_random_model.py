@@ -294,8 +294,14 @@ def write_model_dir(out_dir, config, weights, dtype, tokenizer=None):
 
 
 def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None,
-             experts=None, top_k=None):
+             experts=None, top_k=None, hidden=None, kv_heads=None, no_dense=False):
     config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob, experts, top_k)
+    if hidden is not None:  # rows of whole 256-wide K-quant super-blocks (the GGUF export tests)
+        config["hidden_size"] = hidden
+    if kv_heads is not None:  # e.g. no GQA, as llama.cpp's olmoe assumes
+        config["num_key_value_heads"] = kv_heads
+    if no_dense and "mlp_only_layers" in config:  # every layer MoE, as llama.cpp's qwen2moe assumes
+        config["mlp_only_layers"] = []
     rng = np.random.Generator(np.random.PCG64(seed))
     weights = make_weights(config, rng)
     write_model_dir(out_dir, config, weights, dtype, make_tokenizer())
@@ -315,9 +321,14 @@ def main(argv=None):
                     help="override norm_topk_prob (qwen2_moe/qwen3_moe/deepseek/olmoe)")
     ap.add_argument("--experts", type=int, default=None, help="routed experts per MoE layer (MoE architectures)")
     ap.add_argument("--top-k", type=int, default=None, help="experts per token (MoE architectures)")
+    ap.add_argument("--hidden", type=int, default=None,
+                    help="hidden_size instead of the default (head_dim unchanged where the config sets it)")
+    ap.add_argument("--kv-heads", type=int, default=None, help="num_key_value_heads instead of 2")
+    ap.add_argument("--no-dense", action="store_true", help="qwen2_moe / qwen3_moe: mlp_only_layers = []")
     a = ap.parse_args(argv)
     ntp = None if a.norm_topk_prob is None else a.norm_topk_prob == "true"
-    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp, a.experts, a.top_k)
+    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp, a.experts, a.top_k, a.hidden, a.kv_heads,
+             a.no_dense)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ struct StrategyInfo {
     bool needsErrorTable = false; ///< "budget": runs on measured errors (allocateBudget), not allocate()
     unsigned params = 0;          ///< StrategyParam bits
     StrategyFn run = nullptr;     ///< what allocate() calls; null for "budget"
+    bool fixedMix = false;        ///< a GGUF preset: types fixed by the mix, no --bits / --bytes target
 
     bool takes(StrategyParam p) const { return (params & p) != 0; }
 };
@@ -85,6 +86,8 @@ struct AllocResult {
     int64_t budgetBytes = 0;        ///< whole model
     PlanSize size;                  ///< achieved (size.modelBytes <= budgetBytes)
     std::vector<std::string> notes; ///< one line each, for the user
+    std::string ggufTokenEmbd;      ///< GGUF presets: Plan::ggufTokenEmbd / ggufOutput
+    std::string ggufOutput;
 };
 
 /// Whole-model bytes of the budget for `opt` (targetBits or targetBytes).

@@ -26,6 +26,8 @@ struct PerplexityOptions {
     int64_t maxBatchTokens = 8192;
     bool streaming = true;
     int64_t activationBits = 16;  ///< < 16: per-token activation fake-quantization (StreamOptions)
+    /// > 0: llama-perplexity's windows instead (llamaChunkWindows), at most this many chunks.
+    int64_t llamaChunks = 0;
 };
 
 struct PerplexityResult {
@@ -44,6 +46,13 @@ struct PplWindow {
     int64_t begin, end, firstScored;
 };
 std::vector<PplWindow> perplexityWindows(int64_t numTokens, int64_t ctx, int64_t stride);
+/// llama-perplexity's windows (#26, docs/export-gguf.md): the first min(numTokens / ctx, maxChunks)
+/// non-overlapping chunks of ctx tokens, each scoring only the tokens at chunk positions
+/// ctx/2 + 1 … ctx − 1 (the second half's predictions), so moewb and llama.cpp score the same tokens.
+std::vector<PplWindow> llamaChunkWindows(int64_t numTokens, int64_t ctx, int64_t maxChunks);
+/// The windows opt asks for: llamaChunkWindows when opt.llamaChunks > 0, else perplexityWindows
+/// (opt.ctx and opt.stride already resolved).
+std::vector<PplWindow> windowsFor(int64_t numTokens, const PerplexityOptions& opt);
 
 PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vector<int32_t>& ids,
                                     const PerplexityOptions& opt, const ProgressFn& progress = {});

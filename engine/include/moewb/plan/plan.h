@@ -56,6 +56,10 @@ struct Plan {
     std::vector<int64_t> droppedLayers; ///< MoE layers removed (Layer Drop)
     std::vector<int64_t> droppedBlocks; ///< whole decoder blocks removed (Block Drop)
     int64_t activationBits = 16;        ///< 16 = activations not quantized
+    /// GGUF (#26): ggml types of token_embd and output.weight (plan key "gguf"; "" = the export's
+    /// unquantized type). --format fake applies them too (quantized and dequantized in place).
+    std::string ggufTokenEmbd;
+    std::string ggufOutput;
     PlanProvenance provenance;
 };
 

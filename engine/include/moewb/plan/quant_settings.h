@@ -31,6 +31,9 @@ struct QuantSettings {
     std::optional<double> sparsity;
     std::optional<std::string> pattern;     ///< "unstructured" | "N:M" (N:M implies sparsity (M − N)/M)
     std::optional<std::string> pruneMethod; ///< "magnitude" | "wanda" | "sparsegpt"
+    /// ggml type (#26, docs/export-gguf.md "Bits → ggml type"): "" = from bits; else the linear is
+    /// quantized by ggml's encoder for that type ("q4_k", "iq4_nl", ...) in --format fake and gguf.
+    std::optional<std::string> ggmlType;
 };
 
 /// A plan's "defaults". The member initializers are the defaults of the plan format.
@@ -44,6 +47,7 @@ struct PlanDefaults {
     double sparsity = 0.0;
     std::string pattern = "unstructured";
     std::string pruneMethod = "sparsegpt";
+    std::string ggmlType;
 };
 
 /// The settings one linear ends up with: defaults, then matching rules, then its override.
@@ -59,6 +63,7 @@ struct LinearSettings {
     double sparsity = 0.0;
     PrunePattern pattern;
     std::string pruneMethod = "sparsegpt";
+    std::string ggmlType; ///< "" = none (lower case otherwise)
     PruneSpec pruneSpec() const { return PruneSpec{pruneMethod, sparsity, pattern}; }
 };
 
@@ -74,6 +79,9 @@ bool isValidQuantMethod(const std::string& method); ///< "rtn" or "gptq"
 std::string bitsProblem(const int64_t& bits);
 std::string groupSizeProblem(const int64_t& groupSize);
 std::string quantMethodProblem(const std::string& method);
+/// "" or one of the ggml types a linear may be written in (lower case: q2_k, q3_k, q4_k, q5_k, q6_k,
+/// iq4_nl, q4_0, q4_1, q5_0, q5_1, q8_0).
+std::string ggmlTypeProblem(const std::string& type);
 
 /// How a setting is written into a plan's "defaults": always, or only when it differs from the
 /// default (so that plans written before the setting existed stay byte-identical).
@@ -121,6 +129,8 @@ constexpr void forEachSetting(F&& f)
                                     &QS::pattern, &PD::pattern, &LS::pattern, changed, prunePatternProblem});
     f(SettingField<S>{"pruneMethod", "prune_method",
                       &QS::pruneMethod, &PD::pruneMethod, &LS::pruneMethod, changed, pruneMethodProblem});
+    f(SettingField<S>{"ggmlType", "ggml_type",
+                      &QS::ggmlType, &PD::ggmlType, &LS::ggmlType, changed, ggmlTypeProblem});
 }
 
 bool operator==(const QuantSettings& a, const QuantSettings& b);

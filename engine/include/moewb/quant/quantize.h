@@ -122,6 +122,10 @@ struct QuantizedWeight {
     const int32_t* gIdx = nullptr;    ///< [in] group of each input column (i / G unless act order
                                       ///< without static groups, docs/algorithms.md §3.1)
     int64_t groups = 0;
+    /// A linear with a ggml_type (#26): its rows as ggml encoded them (q/scales/zeros/gIdx null).
+    int64_t ggmlType = -1;            ///< gguf::GgmlType, -1 when none
+    const uint8_t* ggmlRows = nullptr; ///< [out][ggmlRowBytes]
+    int64_t ggmlRowBytes = 0;
 };
 
 /// Receives each quantized linear, layer by layer, exactly once.
