@@ -259,8 +259,19 @@ void printAllocation(const AllocResult& r, const std::string& out, std::chrono::
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
+} // namespace
+
+int runPlanExportLlama(const QStringList& args); // cmd_llama_bridge.cpp
+
+namespace {
+
 int runPlan(const QStringList& args)
 {
+    if (args.size() >= 2 && args[1] == QLatin1String("export-llama")) {
+        QStringList sub = args.mid(2);
+        sub.prepend(QStringLiteral("moewb plan export-llama"));
+        return runPlanExportLlama(sub);
+    }
     if (args.size() >= 2 && args[1] == QLatin1String("show")) {
         QStringList sub = args.mid(2);
         sub.prepend(QStringLiteral("moewb plan show"));

@@ -215,6 +215,28 @@ ModelConfig ggufModelConfig(const gguf::File& f)
 
 namespace {
 
+const char* ggufBaseName(LinearRole r)
+{
+    switch (r) {
+    case LinearRole::Q: return "attn_q";
+    case LinearRole::K: return "attn_k";
+    case LinearRole::V: return "attn_v";
+    case LinearRole::O: return "attn_output";
+    case LinearRole::Router: return "ffn_gate_inp";
+    case LinearRole::SharedGate: return "ffn_gate_inp_shexp";
+    case LinearRole::ExpertGate: return "ffn_gate_exps";
+    case LinearRole::ExpertUp: return "ffn_up_exps";
+    case LinearRole::ExpertDown: return "ffn_down_exps";
+    case LinearRole::SharedGateProj: return "ffn_gate_shexp";
+    case LinearRole::SharedUp: return "ffn_up_shexp";
+    case LinearRole::SharedDown: return "ffn_down_shexp";
+    case LinearRole::DenseGate: return "ffn_gate";
+    case LinearRole::DenseUp: return "ffn_up";
+    case LinearRole::DenseDown: return "ffn_down";
+    }
+    return "?";
+}
+
 /// Every HF tensor name → (GGUF name, expert slice, permutation heads); checked afterwards.
 class SourceMap {
 public:
@@ -261,27 +283,7 @@ private:
         add(p + ".self_attn.k_norm.weight", blk + "attn_k_norm.weight");
     }
 
-    static const char* baseName(LinearRole r)
-    {
-        switch (r) {
-        case LinearRole::Q: return "attn_q";
-        case LinearRole::K: return "attn_k";
-        case LinearRole::V: return "attn_v";
-        case LinearRole::O: return "attn_output";
-        case LinearRole::Router: return "ffn_gate_inp";
-        case LinearRole::SharedGate: return "ffn_gate_inp_shexp";
-        case LinearRole::ExpertGate: return "ffn_gate_exps";
-        case LinearRole::ExpertUp: return "ffn_up_exps";
-        case LinearRole::ExpertDown: return "ffn_down_exps";
-        case LinearRole::SharedGateProj: return "ffn_gate_shexp";
-        case LinearRole::SharedUp: return "ffn_up_shexp";
-        case LinearRole::SharedDown: return "ffn_down_shexp";
-        case LinearRole::DenseGate: return "ffn_gate";
-        case LinearRole::DenseUp: return "ffn_up";
-        case LinearRole::DenseDown: return "ffn_down";
-        }
-        return "?";
-    }
+    static const char* baseName(LinearRole r) { return ggufBaseName(r); }
 
     void linear(const LinearInfo& li)
     {
@@ -349,6 +351,11 @@ private:
 };
 
 } // namespace
+
+std::string ggufWeightName(int64_t layer, LinearRole role)
+{
+    return "blk." + std::to_string(layer) + "." + ggufBaseName(role) + ".weight";
+}
 
 std::map<std::string, GgufSource> ggufSources(const gguf::File& f, const ModelConfig& cfg)
 {

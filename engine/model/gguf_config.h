@@ -26,6 +26,10 @@ struct GgufSource {
 /// unknown architecture or a missing or out-of-range key.
 ModelConfig ggufModelConfig(const gguf::File& f);
 
+/// llama.cpp's name of a linear's weight: "blk.3.attn_q.weight", "blk.3.ffn_up_exps.weight" (the
+/// stacked tensor of every routed expert of the layer), "blk.3.ffn_gate_inp.weight" (router).
+std::string ggufWeightName(int64_t layer, LinearRole role);
+
 /// HF tensor name → source, for every tensor expectedTensors(cfg) lists, each checked: present,
 /// decodable type, shape. InputError naming the file and the GGUF tensor otherwise.
 std::map<std::string, GgufSource> ggufSources(const gguf::File& f, const ModelConfig& cfg);
