@@ -68,7 +68,7 @@ std::string llamaImatrixBytes(const CalibStats& stats, const std::string& datase
                     "linear '", ls.name, "' does not fit ", name);
         if (ls.actSqMean.empty() || ls.tokens == 0) {
             if (e.skip.empty())
-                e.skip = ls.actSqMean.empty() ? "no act_sq_mean for " + ls.name : ls.name + " saw no tokens";
+                e.skip = ls.tokens == 0 ? ls.name + " saw no tokens" : "no act_sq_mean for " + ls.name;
             continue;
         }
         MOEWB_CHECK(int64_t(ls.actSqMean.size()) == e.in, where, "linear '", ls.name, "': act_sq_mean has ",

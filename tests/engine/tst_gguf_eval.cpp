@@ -11,6 +11,7 @@
 #include "moewb/core/error.h"
 #include "moewb/eval/perplexity.h"
 #include "moewb/export/gguf.h"
+#include "moewb/export/llama_bridge.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/model/model_source.h"
 #include "moewb/plan/plan.h"
@@ -287,6 +288,70 @@ private slots:
         }
         r = runCli(moewbCli(), {"eval", file, "--ppl", text, "--plan", text});
         QCOMPARE(r.exitCode, 2);
+    }
+
+    /// llama.cpp's imatrix.dat, byte by byte: per entry name, ncall, values (act_sq_mean · ncall,
+    /// expert-major for stacked experts); then ncall and the dataset. A stacked tensor with an
+    /// expert that saw no tokens is left out.
+    void llamaImatrix()
+    {
+        CalibStats st;
+        st.provenance.numSamples = 4;
+        st.numLayers = 1;
+        st.layers.resize(1);
+        st.layers[0].isMoe = true;
+        st.layers[0].router.numExperts = 2;
+        auto lin = [](const char* name, const char* role, int64_t expert, std::vector<float> sq, int64_t tokens) {
+            LinearStats l;
+            l.name = name;
+            l.layer = 0;
+            l.expert = expert;
+            l.role = role;
+            l.inFeatures = 2;
+            l.tokens = tokens;
+            l.actSqMean = std::move(sq);
+            return l;
+        };
+        st.linears = {lin("q", "q_proj", -1, {1.5f, 0.25f}, 10), lin("e0.up", "expert.up", 0, {1, 2}, 6),
+                      lin("e1.up", "expert.up", 1, {3, 4}, 4), lin("e0.down", "expert.down", 0, {1, 1}, 6),
+                      lin("e1.down", "expert.down", 1, {}, 0)};
+        LlamaImatrixResult r;
+        const std::string bytes = llamaImatrixBytes(st, "wiki", r, "test");
+        auto i32 = [](int32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+        auto f32s = [](std::vector<float> v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); };
+        const std::string expect = i32(2) + i32(19) + "blk.0.attn_q.weight" + i32(4) + i32(2) + f32s({6, 1}) + i32(24)
+            + "blk.0.ffn_up_exps.weight" + i32(4) + i32(4) + f32s({4, 8, 12, 16}) + i32(4) + i32(4) + "wiki";
+        QCOMPARE(QByteArray::fromStdString(bytes).toHex(), QByteArray::fromStdString(expect).toHex());
+        QCOMPARE(r.entries, int64_t(2));
+        QCOMPARE(r.skipped, std::vector<std::string>{"blk.0.ffn_down_exps.weight: e1.down saw no tokens"});
+        st.linears.resize(0);
+        QCOMPARE(errorOf([&] { llamaImatrixBytes(st, "", r, "s.h5"); }),
+                 std::string("s.h5: no linear has activation statistics (act_sq_mean) to write"));
+    }
+
+    /// The plan's types as llama-quantize patterns, grouped by role and type over layers.
+    void llamaTensorTypeFile()
+    {
+        const ModelConfig cfg = loadConfig(generate(m_tmp.path(), "mixtral", "mixtral").toStdString());
+        const Plan plan = parsePlanJson(
+            R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 32, "method": "rtn"},)"
+            R"( "rules": [{"match": ".*self_attn.*", "bits": 8}, {"match": "model.layers.2.*", "bits": 16}]})",
+            "plan");
+        QCOMPARE(QString::fromStdString(llamaTensorTypes(plan, cfg)),
+                 QString("^blk\\.(0|1)\\.attn_k\\.weight$=q8_0\n"
+                         "^blk\\.(2)\\.attn_k\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.attn_output\\.weight$=q8_0\n"
+                         "^blk\\.(2)\\.attn_output\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.attn_q\\.weight$=q8_0\n"
+                         "^blk\\.(2)\\.attn_q\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.attn_v\\.weight$=q8_0\n"
+                         "^blk\\.(2)\\.attn_v\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.ffn_down_exps\\.weight$=q4_0\n"
+                         "^blk\\.(2)\\.ffn_down_exps\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.ffn_gate_exps\\.weight$=q4_0\n"
+                         "^blk\\.(2)\\.ffn_gate_exps\\.weight$=f16\n"
+                         "^blk\\.(0|1)\\.ffn_up_exps\\.weight$=q4_0\n"
+                         "^blk\\.(2)\\.ffn_up_exps\\.weight$=f16\n"));
     }
 };
 
