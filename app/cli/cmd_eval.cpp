@@ -13,6 +13,7 @@
 #include "moewb/eval/perplexity.h"
 #include "moewb/eval/tasks.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/model/model_source.h"
 #include "moewb/model/runtime.h"
 #include "moewb/quant/quantize.h"
 
@@ -162,6 +163,9 @@ void addEvalOptions(QCommandLineParser& p)
         "with the same top token, printed after each text's perplexity (kld:, kld p99:, same top token:). Both must "
         "tokenize the text alike; the reference's log-probabilities are kept in a scratch file under $TMPDIR "
         "(scored tokens x vocabulary x 4 bytes).\n"
+        "MODEL_DIR and REF_DIR may be GGUF files (any llama, qwen2moe, qwen3moe, olmoe or deepseek GGUF, ours or "
+        "llama-quantize's): each tensor is dequantized as its layer streams through. Text needs a tokenizer.json: "
+        "--tokenizer, else the Hugging Face directory on the other side of --kld-ref.\n"
         "--plan FILE evaluates MODEL_DIR quantized by the plan without keeping it: the plan is applied as by "
         "'moewb quantize --format fake' (GPTQ needs --calib/--domain data) into a scratch directory under $TMPDIR "
         "(as large as the model), which is removed afterwards; the plan's activation_bits apply."));
@@ -183,6 +187,7 @@ void addEvalOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("json"), QStringLiteral("Print the results JSON instead of the table.")});
     p.addOption({QStringLiteral("plan"), QStringLiteral("Quantize MODEL_DIR with this plan on the fly, then evaluate."), QStringLiteral("FILE")});
     p.addOption({QStringLiteral("kld-ref"), QStringLiteral("Also measure the KL divergence from this reference model (the unquantized one) on the --ppl texts."), QStringLiteral("REF_DIR")});
+    p.addOption({QStringLiteral("tokenizer"), QStringLiteral("tokenizer.json (or its directory) for a GGUF model or reference. Default: the other side's Hugging Face directory."), QStringLiteral("PATH")});
     addCalibOptions(p, 128, 2048);
 }
 
@@ -193,6 +198,7 @@ struct EvalRequest {
     std::optional<std::string> planFile; ///< --plan (none: evaluate MODEL_DIR as it is)
     std::optional<std::string> outFile;  ///< --out
     std::optional<std::string> kldRef;   ///< --kld-ref
+    std::optional<std::string> tokenizer; ///< --tokenizer
     bool json = false;
     bool actBitsGiven = false;
     bool batchTokensGiven = false;
@@ -277,6 +283,12 @@ bool parseEvalArgs(const QStringList& args, EvalRequest& r, int& exitCode)
         }
         r.kldRef = toStd(p.value(QStringLiteral("kld-ref")));
     }
+    if (p.isSet(QStringLiteral("tokenizer")))
+        r.tokenizer = toStd(p.value(QStringLiteral("tokenizer")));
+    if (r.planFile && isGgufFile(r.model)) {
+        std::fprintf(stderr, "moewb eval: usage error: --plan quantizes a Hugging Face model directory, not a GGUF file\n");
+        return false;
+    }
     r.json = p.isSet(QStringLiteral("json"));
     r.actBitsGiven = p.isSet(QStringLiteral("act-bits"));
     r.batchTokensGiven = p.isSet(QStringLiteral("batch-tokens"));
@@ -319,6 +331,22 @@ json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const S
     std::fprintf(stderr, "moewb: quantized with %s in %.1f s (mean relative output error %s)\n", r.planFile->c_str(),
                  qr.seconds, qr.meanRelError >= 0 ? fmt("%.4g", qr.meanRelError).c_str() : "n/a");
     return quantSummaryJson(qr, *r.planFile);
+}
+
+/// The tokenizer for `side` (MODEL_DIR or REF_DIR): its own unless it is a GGUF file; then
+/// --tokenizer, else the Hugging Face directory on the other side; "" lets the engine refuse.
+std::string tokenizerFor(const EvalRequest& r, const std::string& side)
+{
+    if (!isGgufFile(side))
+        return {};
+    if (r.tokenizer)
+        return *r.tokenizer;
+    for (const std::optional<std::string>& other : {std::optional<std::string>(r.model), r.kldRef})
+        if (other && *other != side && !isGgufFile(*other)) {
+            std::fprintf(stderr, "moewb: tokenizing for %s with %s's tokenizer.json\n", side.c_str(), other->c_str());
+            return *other;
+        }
+    return {};
 }
 
 struct EvalResults {
@@ -440,7 +468,8 @@ int evaluate(EvalRequest& r)
     for (const std::string& f : r.taskFiles)
         sets.push_back(loadTaskFile(f, r.limit));
 
-    loadConfig(r.model); // a wrong MODEL_DIR fails before the GEMM probe below
+    loadModelConfig(r.model); // a wrong MODEL_DIR fails before the GEMM probe below
+    r.popt.tokenizer = r.topt.tokenizer = tokenizerFor(r, r.model);
     const RuntimeInfo rt = initRuntime(true);
     if (rt.slowBlas)
         std::fprintf(stderr, "moewb: %s\n", rt.warning.c_str());
@@ -460,6 +489,7 @@ int evaluate(EvalRequest& r)
         }
         PerplexityOptions refOpt = r.popt;
         refOpt.activationBits = 16; // the reference is the model as it is
+        refOpt.tokenizer = tokenizerFor(r, *r.kldRef);
         const auto ref = kldReferenceForFile(*r.kldRef, f, refOpt, terminalProgress());
         res.klds.push_back(evaluateKldFile(model, *ref, f, r.popt, terminalProgress()));
         res.ppls.emplace_back(f, res.klds.back().perplexity);

@@ -306,9 +306,19 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
                 types.c_str(), out.c_str());
     return ExitOk;
 }
+} // namespace
+
+int runPlanExportLlama(const QStringList& args); // cmd_llama_bridge.cpp
+
+namespace {
 
 int runPlan(const QStringList& args)
 {
+    if (args.size() >= 2 && args[1] == QLatin1String("export-llama")) {
+        QStringList sub = args.mid(2);
+        sub.prepend(QStringLiteral("moewb plan export-llama"));
+        return runPlanExportLlama(sub);
+    }
     if (args.size() >= 2 && args[1] == QLatin1String("show")) {
         QStringList sub = args.mid(2);
         sub.prepend(QStringLiteral("moewb plan show"));

@@ -5,6 +5,7 @@
 #include "moewb/core/error.h"
 #include "moewb/core/text_file.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/model/model_source.h"
 #include "moewb/tokenizer/tokenizer.h"
 
 #include <algorithm>
@@ -100,7 +101,7 @@ KldReference::KldReference(const std::string& refModelDir, const std::vector<int
     m->modelDir = refModelDir;
     m->ids = ids;
     m->opt = opt;
-    m->opt.ctx = contextLength(loadConfig(refModelDir), opt.ctx);
+    m->opt.ctx = contextLength(loadModelConfig(refModelDir), opt.ctx);
     m->opt.stride = opt.stride > 0 ? opt.stride : m->opt.ctx;
     m->windows = windowsFor(int64_t(ids.size()), m->opt);
     int64_t row = 0;
@@ -192,11 +193,12 @@ KldResult evaluateKld(const std::string& modelDir, const KldReference& ref, cons
 
 namespace {
 
-std::vector<int32_t> tokenizeFile(const std::string& modelDir, const std::string& textFile, const ProgressFn& progress)
+std::vector<int32_t> tokenizeFile(const std::string& modelDir, const std::string& tokenizer, const std::string& textFile,
+                                  const ProgressFn& progress)
 {
     const std::string text = readFileBytes(textFile);
     report(progress, "tokenize", 0, 1);
-    const std::vector<int32_t> ids = Tokenizer::load(modelDir)->encode(text, /*addSpecialTokens=*/true);
+    const std::vector<int32_t> ids = loadModelTokenizer(modelDir, tokenizer)->encode(text, /*addSpecialTokens=*/true);
     report(progress, "tokenize", 1, 1);
     return ids;
 }
@@ -207,16 +209,16 @@ std::unique_ptr<KldReference> kldReferenceForFile(const std::string& refModelDir
                                                   const PerplexityOptions& opt, const ProgressFn& progress,
                                                   const std::string& tmpDir)
 {
-    loadConfig(refModelDir);
-    return std::make_unique<KldReference>(refModelDir, tokenizeFile(refModelDir, textFile, progress), opt, progress,
+    loadModelConfig(refModelDir);
+    return std::make_unique<KldReference>(refModelDir, tokenizeFile(refModelDir, opt.tokenizer, textFile, progress), opt, progress,
                                           tmpDir);
 }
 
 KldResult evaluateKldFile(const std::string& modelDir, const KldReference& ref, const std::string& textFile,
                           const PerplexityOptions& opt, const ProgressFn& progress)
 {
-    loadConfig(modelDir);
-    const std::vector<int32_t> ids = tokenizeFile(modelDir, textFile, progress);
+    loadModelConfig(modelDir);
+    const std::vector<int32_t> ids = tokenizeFile(modelDir, opt.tokenizer, textFile, progress);
     if (ids != ref.ids())
         throw InputError(modelDir, "its tokenizer splits " + textFile + " differently from the reference model "
                                        + ref.modelDir() + "'s: KL divergence needs the same tokenizer");

@@ -8,6 +8,7 @@
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
 #include "moewb/tokenizer/tokenizer.h"
+#include "moewb/model/model_source.h"
 #include "moewb/model/runtime.h"
 
 #include <algorithm>
@@ -130,11 +131,11 @@ PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::
                                         const PerplexityOptions& opt, const ProgressFn& progress)
 {
     // Validate the model (config.json, safetensors headers) before spending time on tokenization.
-    loadConfig(modelDir);
-    Checkpoint::open(modelDir);
+    loadModelConfig(modelDir);
+    checkModelWeights(modelDir);
     const std::string text = readFileBytes(textFile);
     report(progress, "tokenize", 0, 1);
-    const auto tok = Tokenizer::load(modelDir);
+    const auto tok = loadModelTokenizer(modelDir, opt.tokenizer);
     const std::vector<int32_t> ids = tok->encode(text, /*addSpecialTokens=*/true);
     report(progress, "tokenize", 1, 1);
     return evaluatePerplexity(modelDir, ids, opt, progress);

@@ -5,6 +5,7 @@
 
 #include "model/streamer.h"
 #include "moewb/core/error.h"
+#include "moewb/model/model_source.h"
 #include "moewb/tokenizer/tokenizer.h"
 #include "moewb/model/runtime.h"
 
@@ -60,7 +61,7 @@ TaskEvalResult evaluateTasks(const std::string& modelDir, const std::vector<Task
     initRuntime(false);
     const Model model(modelDir);
     const ModelConfig& cfg = model.config();
-    const auto tok = Tokenizer::load(modelDir);
+    const auto tok = loadModelTokenizer(modelDir, opt.tokenizer);
     const int64_t maxLength = opt.maxLength > 0 ? opt.maxLength
                                                 : (cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : 2048);
     MOEWB_CHECK(maxLength >= 2, "zero-shot tasks", "the maximum length must be at least 2 tokens, got ", maxLength);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "model/streamer.h"
 
+#include "model/gguf_weights.h"
+#include "moewb/model/model_source.h"
 #include "moewb/model/runtime.h"
 
 #include "moewb/core/error.h"
@@ -28,9 +30,27 @@ at::ScalarType computeDtype(const ModelConfig& cfg, const std::string& request)
 
 Model::Model(const std::string& dir)
     : m_dir(dir)
-    , m_cfg(loadConfig(dir))
-    , m_ckpt(Checkpoint::open(dir))
 {
+    if (isGgufFile(dir)) {
+        m_gguf = std::make_shared<const GgufWeights>(dir);
+        m_cfg = m_gguf->config();
+    } else {
+        m_cfg = loadConfig(dir);
+        m_ckpt = Checkpoint::open(dir);
+    }
+}
+
+const Checkpoint& Model::checkpoint() const
+{
+    if (m_gguf)
+        throw InputError(m_dir, "a GGUF file can be evaluated, not calibrated or quantized: use the Hugging Face "
+                                "model directory");
+    return m_ckpt;
+}
+
+LayerWeights Model::loadLayer(int64_t layer, at::ScalarType dtype) const
+{
+    return m_gguf ? m_gguf->layer(layer, dtype) : loadLayerWeights(m_cfg, m_ckpt, layer, dtype);
 }
 
 namespace {
@@ -68,7 +88,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     const RopeTables rope = ropeTables(cfg, maxLen, opt.dtype);
 
     {
-        const at::Tensor embed = loadEmbedding(cfg, m_ckpt, opt.dtype);
+        const at::Tensor embed = m_gguf ? m_gguf->embedding(opt.dtype) : loadEmbedding(cfg, m_ckpt, opt.dtype);
         for (auto& b : batches) {
             std::vector<at::Tensor> ids;
             for (size_t i : b.members) {
@@ -96,7 +116,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
         for (int64_t l = 0; l < L; ++l) {
             report(progress, "forward", l * int64_t(batches.size()), steps,
                    "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (loading)");
-            LayerWeights w = loadLayerWeights(cfg, m_ckpt, l, opt.dtype);
+            LayerWeights w = loadLayer(l, opt.dtype);
             w.activationBits = opt.activationBits;
             if (obs)
                 obs->layerLoaded(w);
@@ -111,7 +131,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     } else {
         std::vector<LayerWeights> layers;
         for (int64_t l = 0; l < L; ++l) {
-            layers.push_back(loadLayerWeights(cfg, m_ckpt, l, opt.dtype));
+            layers.push_back(loadLayer(l, opt.dtype));
             layers.back().activationBits = opt.activationBits;
             if (obs)
                 obs->layerLoaded(layers.back());
@@ -130,7 +150,7 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
     if (!sink)
         return; // hidden states only (calibration): skip the final norm and the lm_head GEMM
 
-    const HeadWeights outer = loadHeadWeights(cfg, m_ckpt, opt.dtype);
+    const HeadWeights outer = m_gguf ? m_gguf->head(opt.dtype) : loadHeadWeights(cfg, m_ckpt, opt.dtype);
     for (auto& b : batches) {
         for (size_t j = 0; j < b.members.size(); ++j)
             sink(b.members[j], finalLogits(cfg, outer, b.hidden[int64_t(j)]));

@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,12 +31,19 @@ struct StreamOptions {
 /// Called with each sequence's final logits [T, V] (fp32), in input order of completion.
 using LogitsSink = std::function<void(size_t sequence, const at::Tensor& logits)>;
 
+class GgufWeights;
+
 class Model {
 public:
+    /// dir: a Hugging Face model directory, or a GGUF file (model/gguf_weights.h: its tensors are
+    /// dequantized layer by layer as they stream through).
     explicit Model(const std::string& dir);
     const ModelConfig& config() const { return m_cfg; }
-    const Checkpoint& checkpoint() const { return m_ckpt; }
+    /// The safetensors checkpoint; InputError for a GGUF model (calibration and quantization
+    /// read Hugging Face directories only).
+    const Checkpoint& checkpoint() const;
     const std::string& dir() const { return m_dir; }
+    bool isGguf() const { return m_gguf != nullptr; }
 
     /// Runs `sequences` (each a 1-D int64 tensor of token ids) through the model and hands the
     /// logits of each to `sink` (an empty sink skips the final norm and lm_head). The observer (optional) sees every layer's hook points.
@@ -49,6 +57,9 @@ private:
     std::string m_dir;
     ModelConfig m_cfg;
     Checkpoint m_ckpt;
+    std::shared_ptr<const GgufWeights> m_gguf;
+
+    LayerWeights loadLayer(int64_t layer, at::ScalarType dtype) const;
 };
 
 } // namespace moewb

@@ -8,6 +8,9 @@ reference"), not from moewb's C++.
     gguf_reference.py to-hf FILE MODEL_DIR OUT   undo the export: dequantize, unstack experts, undo the llama
                                                  q/k RoPE row permutation, rename to HF names; writes
                                                  OUT/model.safetensors (float32) + MODEL_DIR's config/tokenizer
+    gguf_reference.py from-hf MODEL_DIR OUT      an F32 GGUF of a float32 HF model as llama.cpp's converter names and
+                                                 lays it out (llama for Mixtral, qwen2moe, qwen3moe, olmoe, deepseek;
+                                                 q/k rows permuted for llama and deepseek, experts stacked)
     gguf_reference.py compare DIR_A DIR_B        JSON per tensor of DIR_A: max |a-b|, bit-equal, equal after
                                                  rounding both to bfloat16; plus names missing on either side
 
@@ -249,6 +252,109 @@ def cmd_to_hf(path, model_dir, out_dir):
             shutil.copy(os.path.join(model_dir, f), os.path.join(out_dir, f))
 
 
+# HF model_type -> (general.architecture, q/k rows permuted)
+FROM_HF_ARCH = {"mixtral": ("llama", True), "qwen2_moe": ("qwen2moe", False), "qwen3_moe": ("qwen3moe", False),
+                "olmoe": ("olmoe", False), "deepseek": ("deepseek", True)}
+
+
+def from_hf_keys(cfg, arch):
+    """(key, gguf value type id, value) in llama.cpp's names (gguf-py constants.py Keys.LLM / Keys.Attention)."""
+    u32, f32 = 4, 6
+    heads = cfg["num_attention_heads"]
+    kv = [("context_length", u32, cfg["max_position_embeddings"]), ("embedding_length", u32, cfg["hidden_size"]),
+          ("block_count", u32, cfg["num_hidden_layers"]), ("feed_forward_length", u32, cfg["intermediate_size"]),
+          ("attention.head_count", u32, heads), ("attention.head_count_kv", u32, cfg.get("num_key_value_heads", heads)),
+          ("attention.layer_norm_rms_epsilon", f32, cfg["rms_norm_eps"]), ("rope.freq_base", f32, cfg["rope_theta"]),
+          ("expert_count", u32, cfg.get("num_local_experts", cfg.get("num_experts", cfg.get("n_routed_experts")))),
+          ("expert_used_count", u32, cfg["num_experts_per_tok"])]
+    if "moe_intermediate_size" in cfg:
+        kv.append(("expert_feed_forward_length", u32, cfg["moe_intermediate_size"]))
+    if arch == "qwen2moe":
+        kv.append(("expert_shared_feed_forward_length", u32, cfg["shared_expert_intermediate_size"]))
+    if "head_dim" in cfg:
+        kv += [("attention.key_length", u32, cfg["head_dim"]), ("attention.value_length", u32, cfg["head_dim"])]
+    if arch == "olmoe" and cfg.get("clip_qkv"):
+        kv.append(("attention.clamp_kqv", f32, cfg["clip_qkv"]))
+    if arch == "deepseek":
+        kv += [("leading_dense_block_count", u32, cfg["first_k_dense_replace"]),
+               ("expert_shared_count", u32, cfg["n_shared_experts"])]
+    return [(f"{arch}.{k}", t, v) for k, t, v in kv]
+
+
+def from_hf_tensors(cfg, weights, permuted):
+    """GGUF name -> float32 array (PyTorch order), in HF name order, experts stacked per layer and role."""
+    heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    top = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+           "lm_head.weight": "output.weight"}
+    sub = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+           "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+           "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm", "block_sparse_moe.gate": "ffn_gate_inp",
+           "mlp.gate": "ffn_gate_inp", "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+           "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    for s_ in ("shared_expert", "shared_experts"):
+        for r in ("gate", "up", "down"):
+            sub[f"mlp.{s_}.{r}_proj"] = f"ffn_{r}_shexp"
+    role = {"w1": "gate", "w3": "up", "w2": "down", "gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
+    out, experts = {}, {}
+    for name in weights:
+        w = weights[name]
+        if name in top:
+            out[top[name]] = w
+            continue
+        parts = name.split(".")
+        layer, body, kind = parts[2], ".".join(parts[3:-1]), parts[-1]
+        if ".experts." in name:
+            e, r = int(parts[-3]), role[parts[-2]]
+            key = f"blk.{layer}.ffn_{r}_exps.weight"
+            experts.setdefault(key, {})[e] = w
+            out.setdefault(key, None)
+            continue
+        if permuted and body == "self_attn.q_proj":
+            w = permute(w, heads)
+        if permuted and body == "self_attn.k_proj":
+            w = permute(w, kv_heads)
+        if body == "mlp.shared_expert_gate":
+            w = w.reshape(-1)
+        out[f"blk.{layer}.{sub[body]}.{kind}"] = w
+    for key, by in experts.items():
+        out[key] = np.stack([by[e] for e in sorted(by)])
+    return out
+
+
+def permute(w, n_head):
+    """convert_hf_to_gguf.py's q/k permutation: rows (head, 2, j) -> (head, j, 2)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def cmd_from_hf(model_dir, out_path):
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    arch, permuted = FROM_HF_ARCH[cfg["model_type"]]
+    raw, dtypes = st.load_model_dir(model_dir)
+    weights = {k: st.to_float(raw[k], dtypes[k], out=np.float32) for k in sorted(raw)}
+    tensors = from_hf_tensors(cfg, weights, permuted)
+    kv = [("general.architecture", 8, arch), ("general.alignment", 4, 32)] + from_hf_keys(cfg, arch)
+    head = struct.pack("<IIQQ", 0x46554747, 3, len(tensors), len(kv))
+    for k, t, v in kv:
+        head += gguf_string(k) + struct.pack("<I", t)
+        head += gguf_string(v) if t == 8 else struct.pack("<I" if t == 4 else "<f", v)
+    offset, blobs = 0, []
+    for name, w in tensors.items():
+        head += gguf_string(name) + struct.pack("<I", w.ndim) + b"".join(struct.pack("<Q", n) for n in w.shape[::-1])
+        head += struct.pack("<IQ", 0, offset)
+        blob = np.ascontiguousarray(w, dtype="<f4").tobytes()
+        blob += b"\0" * (align_up(len(blob), 32) - len(blob))
+        blobs.append(blob)
+        offset += len(blob)
+    head += b"\0" * (align_up(len(head), 32) - len(head))
+    with open(out_path, "wb") as f:
+        f.write(head + b"".join(blobs))
+
+
 def cmd_compare(a_dir, b_dir):
     a, ad = st.load_model_dir(a_dir)
     b, bd = st.load_model_dir(b_dir)
@@ -274,6 +380,8 @@ def main():
             cmd_info(sys.argv[2])
         elif len(sys.argv) == 5 and sys.argv[1] == "to-hf":
             cmd_to_hf(*sys.argv[2:])
+        elif len(sys.argv) == 4 and sys.argv[1] == "from-hf":
+            cmd_from_hf(*sys.argv[2:])
         elif len(sys.argv) == 4 and sys.argv[1] == "compare":
             cmd_compare(*sys.argv[2:])
         else:

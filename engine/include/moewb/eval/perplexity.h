@@ -28,6 +28,9 @@ struct PerplexityOptions {
     int64_t activationBits = 16;  ///< < 16: per-token activation fake-quantization (StreamOptions)
     /// > 0: llama-perplexity's windows instead (llamaChunkWindows), at most this many chunks.
     int64_t llamaChunks = 0;
+    /// tokenizer.json (or its directory) for the *File functions; empty = the model directory's.
+    /// Required for a GGUF model (moewb/model/model_source.h).
+    std::string tokenizer;
 };
 
 struct PerplexityResult {
@@ -57,7 +60,8 @@ std::vector<PplWindow> windowsFor(int64_t numTokens, const PerplexityOptions& op
 PerplexityResult evaluatePerplexity(const std::string& modelDir, const std::vector<int32_t>& ids,
                                     const PerplexityOptions& opt, const ProgressFn& progress = {});
 
-/// Tokenizes a UTF-8 text file with MODEL_DIR/tokenizer.json, then evaluatePerplexity.
+/// Tokenizes a UTF-8 text file with MODEL_DIR/tokenizer.json (opt.tokenizer when set), then
+/// evaluatePerplexity. MODEL_DIR may be a GGUF file (moewb/model/model_source.h).
 PerplexityResult evaluatePerplexityFile(const std::string& modelDir, const std::string& textFile,
                                         const PerplexityOptions& opt, const ProgressFn& progress = {});
 

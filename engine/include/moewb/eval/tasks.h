@@ -112,6 +112,7 @@ struct TaskEvalOptions {
     bool streaming = true;
     int64_t maxLength = 0;       ///< tokens the model sees; 0 = max_position_embeddings (2048 if unset)
     int64_t activationBits = 16; ///< < 16: per-token activation fake-quantization (model/actquant.h)
+    std::string tokenizer;       ///< tokenizer.json or its directory; empty = the model's (required for GGUF)
 };
 
 struct TaskEvalResult {
