@@ -39,21 +39,37 @@ const std::vector<std::pair<const char*, const char*>>& knownHashes()
     return t;
 }
 
-/// The Split regexes (in order, before a ByteLevel without its own regex) of the known pre-tokenizers, with real
-/// CR / LF / TAB written as \r \n \t (normalized()).
-const std::vector<std::pair<std::vector<std::string>, const char*>>& knownSplits()
+/// A known pre-tokenizer: its Split regexes (in order, before a ByteLevel without its own regex; real CR / LF / TAB
+/// written as \r \n \t, see normalized()), whether the BPE model ignores merges for whole words, and the names
+/// llama.cpp treats alike (same regexes and flags), the first being the one written unless the probe hash names
+/// another of them.
+struct KnownSplits {
+    std::vector<std::string> regexes;
+    bool ignoreMerges;
+    std::vector<const char*> names;
+};
+
+const std::string kLlama3Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+const std::vector<KnownSplits>& knownSplits()
 {
-    static const std::vector<std::pair<std::vector<std::string>, const char*>> t = {
-        {{R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-         "llama-bpe"},
+    static const std::vector<KnownSplits> t = {
+        {{kLlama3Regex}, true, {"llama-bpe", "falcon3"}},
+        {{kLlama3Regex}, false, {"smaug-bpe", "dbrx"}},
         {{R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-         "qwen2"},
+         false,
+         {"qwen2", "deepseek-r1-qwen", "stablelm2"}},
         {{R"(\p{N}{1,3})", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
           R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-         "deepseek-v3"},
+         false,
+         {"deepseek-v3"}},
     };
     return t;
 }
+
+/// GPT-2's ByteLevel regex: llama.cpp's gpt-2, olmo, mpt and phi-2 split with it.
+const std::vector<const char*> kGpt2Names = {"gpt-2", "olmo", "mpt", "phi-2"};
 
 std::string normalized(const std::string& re)
 {
@@ -122,33 +138,56 @@ std::string probeHash(const Tokenizer& tok)
     return sha256Hex(text + "]");
 }
 
-std::optional<std::string> preTokenizerByRegex(const json& j)
+namespace {
+
+/// The names llama.cpp treats like this pre-tokenizer (first = the one to write), empty when not known.
+std::vector<const char*> namesByRegex(const json& j)
 {
     const json& pt = j.value("pre_tokenizer", json());
     if (isGpt2ByteLevel(pt))
-        return std::string("gpt-2");
+        return kGpt2Names;
     const auto regexes = splitRegexes(pt);
     if (!regexes)
-        return std::nullopt;
-    for (const auto& [known, name] : knownSplits()) {
+        return {};
+    const bool ignoreMerges = j["model"].value("ignore_merges", false);
+    for (const KnownSplits& k : knownSplits()) {
         std::vector<std::string> norm;
-        for (const std::string& r : known)
+        for (const std::string& r : k.regexes)
             norm.push_back(normalized(r));
-        if (norm == *regexes)
-            return std::string(name);
+        if (norm == *regexes && k.ignoreMerges == ignoreMerges)
+            return k.names;
     }
-    return std::nullopt;
+    return {};
+}
+
+std::string hashName(const std::string& hash)
+{
+    for (const auto& [h, name] : knownHashes())
+        if (hash == h)
+            return name;
+    return "";
+}
+
+} // namespace
+
+std::optional<std::string> preTokenizerByRegex(const json& j)
+{
+    const auto names = namesByRegex(j);
+    return names.empty() ? std::nullopt : std::optional<std::string>(names.front());
 }
 
 PreTokenizerName preTokenizerName(const json& j, const Tokenizer& tok)
 {
-    PreTokenizerName p{"default", "", probeHash(tok)};
-    for (const auto& [hash, name] : knownHashes())
-        if (p.probeHash == hash)
-            return PreTokenizerName{name, "probe hash", p.probeHash};
-    if (const auto name = preTokenizerByRegex(j))
-        return PreTokenizerName{*name, "regex", p.probeHash};
-    return p;
+    const std::string hash = probeHash(tok), byHash = hashName(hash);
+    const auto names = namesByRegex(j);
+    for (const char* n : names)
+        if (byHash == n)
+            return PreTokenizerName{byHash, "regex and probe hash", hash};
+    if (!names.empty())
+        return PreTokenizerName{names.front(), "regex", hash};
+    if (!byHash.empty())
+        return PreTokenizerName{byHash, "probe hash", hash};
+    return PreTokenizerName{"default", "", hash};
 }
 
 } // namespace moewb::gguf_export

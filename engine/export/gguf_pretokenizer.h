@@ -14,12 +14,14 @@ namespace moewb::gguf_export {
 
 struct PreTokenizerName {
     std::string name; ///< "default" when not recognised
-    std::string how;  ///< "probe hash", "regex" or "" (not recognised)
+    std::string how;  ///< "regex", "regex and probe hash", "probe hash" or "" (not recognised)
     std::string probeHash; ///< SHA-256 of the probe text's ids, as llama.cpp's converter prints it
 };
 
-/// The ids of llama.cpp's probe text (special tokens added) hashed and looked up among the known vocabularies;
-/// else the pre_tokenizer's Split regexes (or plain GPT-2 ByteLevel) compared with the known ones.
+/// The pre_tokenizer's structure (its Split regexes, or GPT-2's plain ByteLevel, and the model's ignore_merges)
+/// compared with the known ones decides how llama.cpp must split; among the names llama.cpp treats alike, the one
+/// llama.cpp's converter would pick from the SHA-256 of the probe text's ids wins. A structure not in the table
+/// falls back to that hash alone (e.g. deepseek-llm); neither known: "default", how "".
 PreTokenizerName preTokenizerName(const nlohmann::json& tokenizerJson, const Tokenizer& tok);
 
 /// The probe text (431 bytes of UTF-8) and the "[id, id, …]" SHA-256 of its ids.

@@ -18,6 +18,7 @@
 #include <filesystem>
 
 using namespace moewb;
+using namespace moewb::test;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -225,12 +226,14 @@ private slots:
         QCOMPARE(w.tokens[13], std::string("<0x0A>"));
         QCOMPARE(w.types[13], int64_t(6));
         QCOMPARE(countType(w, 1), 32000 - 3 - 256);
-        QCOMPARE(w.tokens[260], std::string("\xe2\x96\x81t"));  // ▁t, the first merge "▁ t"
-        QCOMPARE(w.scores[260], 0.0);
-        QCOMPARE(w.tokens[261], std::string("er"));             // the second, "e r"
-        QCOMPARE(w.scores[261], -1.0);
-        QCOMPARE(w.tokens[29872], std::string("e"));            // a single character: no merge
-        QCOMPARE(w.scores[29872], double(kNever));
+        QCOMPARE(w.tokens[261], std::string("\xe2\x96\x81t"));  // ▁t, the first merge "▁ t"
+        QCOMPARE(w.scores[261], 0.0);
+        QCOMPARE(w.tokens[263], std::string("er"));             // the third, "e r"
+        QCOMPARE(w.scores[263], -2.0);
+        QCOMPARE(w.tokens[259], std::string("\xe2\x96\x81\xe2\x96\x81")); // ▁▁: merge "▁ ▁" is number 58876
+        QCOMPARE(w.scores[259], -58876.0);
+        QCOMPARE(w.tokens[28706], std::string("e"));            // a single character: no merge
+        QCOMPARE(w.scores[28706], double(kNever));
         QCOMPARE(num(w, "tokenizer.ggml.bos_token_id"), int64_t(1));
         QCOMPARE(num(w, "tokenizer.ggml.eos_token_id"), int64_t(2));
         QCOMPARE(num(w, "tokenizer.ggml.unknown_token_id"), int64_t(0));
