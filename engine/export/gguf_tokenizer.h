@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // tokenizer.ggml.* of the GGUF export (docs/export-gguf.md, "Format reference"): the vocabulary, token types and merges of
-// a byte-level BPE tokenizer.json; "none" for every other kind.
+// a byte-level BPE tokenizer.json ("gpt2") or a SentencePiece-style one ("llama"); "none" for every other kind.
 #pragma once
 
 #include "gguf/gguf_file.h"
