@@ -4,6 +4,7 @@
 
     /usr/bin/python3 tests/reference/gen_random_model.py ARCH OUT_DIR [--seed S] [--dtype f32|bf16|f16]
                      [--layers N] [--tiny] [--tied] [--norm-topk-prob true|false]
+                     [--experts E] [--top-k K]
 
 ARCH in {mixtral, qwen2_moe, qwen3_moe, deepseek, olmoe, llama, mistral, qwen2}.
 Tensor names and config keys follow docs/formats.md section 2 (per-expert 2-D tensors, hub layout).
@@ -102,7 +103,7 @@ def make_tokenizer():
 
 
 # ----------------------------------------------------------------------------- config
-def make_config(arch, tiny, layers, dtype, tied, norm_topk_override):
+def make_config(arch, tiny, layers, dtype, tied, norm_topk_override, experts=None, top_k=None):
     H = 32 if tiny else 64
     hd = 8 if tiny else 16
     nh, nkv = 4, 2
@@ -167,6 +168,16 @@ def make_config(arch, tiny, layers, dtype, tied, norm_topk_override):
                  sliding_window=4096, max_window_layers=L)
     else:
         raise ValueError(arch)
+    if experts is not None or top_k is not None:
+        if arch not in ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek", "olmoe"):
+            raise ValueError(f"--experts/--top-k do not apply to {arch}")
+        key = {"mixtral": "num_local_experts", "deepseek": "n_routed_experts"}.get(arch, "num_experts")
+        if experts is not None:
+            c[key] = experts
+        if top_k is not None:
+            c["num_experts_per_tok"] = top_k
+        if not 1 <= c["num_experts_per_tok"] <= c[key]:
+            raise ValueError("--top-k must be in [1, experts]")
     if norm_topk_override is not None:
         if arch not in ("qwen2_moe", "qwen3_moe", "deepseek", "olmoe"):
             raise ValueError(f"--norm-topk-prob does not apply to {arch}")
@@ -280,8 +291,9 @@ def write_model_dir(out_dir, config, weights, dtype, tokenizer=None):
             f.write("\n")
 
 
-def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None):
-    config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob)
+def generate(arch, out_dir, seed=0, dtype="f32", layers=None, tiny=False, tied=False, norm_topk_prob=None,
+             experts=None, top_k=None):
+    config = make_config(arch, tiny, layers, dtype, tied, norm_topk_prob, experts, top_k)
     rng = np.random.Generator(np.random.PCG64(seed))
     weights = make_weights(config, rng)
     write_model_dir(out_dir, config, weights, dtype, make_tokenizer())
@@ -297,11 +309,13 @@ def main(argv=None):
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--tiny", action="store_true", help="even smaller dims (hidden 32, 2 layers, fewer experts)")
     ap.add_argument("--tied", action="store_true", help="tie_word_embeddings=true, no lm_head.weight")
+    ap.add_argument("--experts", type=int, default=None, help="override the number of routed experts (MoE archs)")
+    ap.add_argument("--top-k", type=int, default=None, help="override num_experts_per_tok (MoE archs)")
     ap.add_argument("--norm-topk-prob", choices=["true", "false"], default=None,
                     help="override norm_topk_prob (qwen2_moe/qwen3_moe/deepseek/olmoe)")
     a = ap.parse_args(argv)
     ntp = None if a.norm_topk_prob is None else a.norm_topk_prob == "true"
-    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp)
+    generate(a.arch, a.out_dir, a.seed, a.dtype, a.layers, a.tiny, a.tied, ntp, a.experts, a.top_k)
 
 
 if __name__ == "__main__":
