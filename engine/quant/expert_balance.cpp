@@ -111,7 +111,15 @@ void ExpertBalancer::routing(int64_t layer, const at::Tensor& logits, const at::
         for (Expert& e : m_experts)
             e.atRank[size_t(j)] += pc[e.index];
     }
-    m_batches.emplace_back(m_h, next);
+    // Only rows that may still be needed are kept: an expert with minTokens routed tokens already
+    // (on this rank: a lower bound of the total) never takes next choices.
+    at::Tensor shortExpert = at::zeros({E}, at::kBool);
+    for (const Expert& e : m_experts)
+        if (e.routed < m_minTokens)
+            shortExpert[e.index] = true;
+    const at::Tensor keep = shortExpert.index_select(0, next.reshape({-1})).view(next.sizes()).any(1).nonzero().reshape({-1});
+    if (keep.numel() > 0)
+        m_batches.emplace_back(m_h.index_select(0, keep), next.index_select(0, keep));
 }
 
 void ExpertBalancer::addRows(const Expert& e, const at::Tensor& x, const at::Tensor& weights)

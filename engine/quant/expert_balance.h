@@ -57,7 +57,8 @@ private:
     std::vector<Expert> m_experts;
     const LayerWeights* m_w = nullptr;
     at::Tensor m_h; ///< the current batch's MoE input
-    /// next-choices: per batch, the MoE input [N, H] and the experts at choices k+1..k+m [N, m].
+    /// next-choices: per batch, the MoE input rows [n, H] and their experts at choices k+1..k+m
+    /// [n, m], of the rows whose next choices include an expert still short of minTokens.
     std::vector<std::pair<at::Tensor, at::Tensor>> m_batches;
 };
 
