@@ -7,7 +7,8 @@
 //   [q, k, v] → [o_proj] → [gate, up of every routed expert, the shared expert, the dense MLP]
 //   → [down of all of them]. Before each group the block's forward runs over every calibration
 //   sequence with the linears quantized so far, collecting H = (2/n) Σ x xᵀ of each linear of the
-//   group from its actual input rows (a routed expert sees only the tokens routed to it). After the
+//   group from its actual input rows (a routed expert sees only the tokens routed to it, unless
+//   QuantizeOptions::balanceExperts says otherwise: ExpertBalance below). After the
 //   last group the fully quantized block produces the hidden states the next layer starts from.
 //
 // Fallback (routed experts only): a GPTQ linear of an expert that received fewer than
