@@ -36,7 +36,8 @@ void printSummary(const QuantizeReport& r)
                     "%lld below after balancing\n",
                     expertBalanceName(r.balanceExperts), r.experts.size(), (long long)expertsBelowMinimum(r, false),
                     (long long)r.minExpertTokens, (long long)expertsBelowMinimum(r, true));
-    std::printf("experts that fell back to RTN (< %lld routed tokens): %zu\n", (long long)r.minExpertTokens,
+    std::printf("experts that fell back to RTN (< %lld %s tokens): %zu\n", (long long)r.minExpertTokens,
+                r.balanceExperts == ExpertBalance::Off ? "routed" : "balanced",
                 r.fallbackExperts.size());
     for (const FallbackExpert& f : r.fallbackExperts)
         std::printf("  layer %lld expert %lld: %lld tokens (%s)\n", (long long)f.layer, (long long)f.expert,

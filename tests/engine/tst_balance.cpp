@@ -11,6 +11,7 @@
 #include "moewb/plan/plan.h"
 #include "moewb/quant/quantize.h"
 #include "moewb/safetensors/safetensors.h"
+#include "moewb/workflow/pipeline.h"
 #include "quant/expert_balance.h"
 #include "quant/input_collector.h"
 #include "testutil.h"
@@ -246,6 +247,38 @@ private slots:
         QCOMPARE(j["options"].toObject()["balance_experts"].toString(), QStringLiteral("all-tokens"));
         QCOMPARE(j["experts"].toArray().size(), int(experts));
         QCOMPARE(j["totals"].toObject()["experts_below_min"].toObject()["after_balancing"].toInt(), 0);
+    }
+
+    /// pipeline --balance-experts: a balanced row is paired with the off row of its strategy and
+    /// budget only; strategy rows compare with the uniform row of their own mode.
+    void pipelineComparesWithOff()
+    {
+        PipelineResult r;
+        r.rows.push_back(PipelineRow{});
+        r.rows[0].label = "baseline";
+        auto row = [](const char* strategy, double bits, ExpertBalance b, std::vector<double> kld) {
+            PipelineRow x;
+            x.strategy = strategy;
+            x.targetBits = bits;
+            x.balance = b;
+            x.label = std::string(strategy) + "@" + std::to_string(int(bits)) + (b == ExpertBalance::Off ? "" : "/b");
+            x.windowKld = std::move(kld);
+            x.windowTokens = {10, 10, 10, 10};
+            return x;
+        };
+        r.rows.push_back(row("uniform", 3, ExpertBalance::Off, {1, 2, 3, 4}));
+        r.rows.push_back(row("uniform", 3, ExpertBalance::AllTokens, {0.5, 1.5, 2.5, 3.5}));
+        r.rows.push_back(row("uniform", 4, ExpertBalance::Off, {9, 9, 9, 9}));
+        r.rows.push_back(row("budget", 3, ExpertBalance::AllTokens, {1, 1, 1, 1}));
+        compareWithUniform(r);
+        compareWithOff(r);
+        QVERIFY(!r.rows[1].kldVsOff);
+        QVERIFY(r.rows[2].kldVsOff);
+        QCOMPARE(r.rows[2].offLabel, std::string("uniform@3"));
+        QVERIFY(std::abs(r.rows[2].kldVsOff->diff - (8.0 / 40 - 10.0 / 40)) < 1e-12);
+        QVERIFY(r.rows[2].kldVsOff->excludesZero());
+        QVERIFY(!r.rows[4].kldVsOff); // no budget@3 row with balancing off
+        QCOMPARE(r.rows[4].uniformLabel, std::string("uniform@3/b")); // uniform of the same mode
     }
 
     void parsesModes()
