@@ -427,12 +427,26 @@ private slots:
     // along its row and into later layers' inputs (one process with another --batch-tokens differs
     // from itself the same way), so there the check is that the quantization is as good: the
     // same token counts and methods, and each linear's relative output error within 5 %.
+    void quantizeGptqMatchesSingleProcess_data()
+    {
+        // Expert balancing (#25) included: next-choices with a minimum that leaves experts short,
+        // so that the per-rank counts must be all-reduced before the ranks are chosen.
+        QTest::addColumn<QString>("balance");
+        QTest::addColumn<QString>("minTokens");
+        QTest::newRow("off") << "off" << "8";
+        QTest::newRow("next-choices") << "next-choices" << "200";
+        QTest::newRow("all-tokens") << "all-tokens" << "8";
+    }
+
     void quantizeGptqMatchesSingleProcess()
     {
+        QFETCH(QString, balance);
+        QFETCH(QString, minTokens);
         const QString plan = m_tmp.path() + "/plan.json";
         writeAll(plan, R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 16, "method": "gptq"}, "rules": []})");
         const QStringList common{"quantize", m_model, "--plan", plan, "--calib", m_domainA, "--calib", m_domainB,
-                                 "--samples", "12", "--seq-len", "32", "--min-expert-tokens", "8"};
+                                 "--samples", "12", "--seq-len", "32", "--min-expert-tokens", minTokens,
+                                 "--balance-experts", balance, "--force"};
         const QString one = m_tmp.path() + "/q-one", two = m_tmp.path() + "/q-two";
         const CliRun s = runCli(moewbCli(), common + QStringList{"--out", one});
         QVERIFY2(s.exitCode == 0, s.err.constData());
@@ -476,7 +490,20 @@ private slots:
             QVERIFY2(std::fabs(ey - ex) <= 0.05 * ex,
                      qPrintable(x["name"].toString() + QString(": %1 vs %2").arg(ey).arg(ex)));
         }
-        QCOMPARE(gptq, int(la.size()));
+        if (balance != "next-choices")
+            QCOMPARE(gptq, int(la.size()));
+        const QJsonArray ea = ra["experts"].toArray(), eb = rb["experts"].toArray();
+        QVERIFY(ea.size() > 0);
+        QCOMPARE(eb.size(), ea.size());
+        int64_t extra = 0;
+        for (qsizetype i = 0; i < ea.size(); ++i) {
+            const QJsonObject x = ea[i].toObject(), y = eb[i].toObject();
+            QCOMPARE(y["routed_tokens"], x["routed_tokens"]);
+            QCOMPARE(y["hessian_tokens"], x["hessian_tokens"]);
+            QVERIFY(relClose(y["hessian_weight"].toDouble(), x["hessian_weight"].toDouble(), 1e-4));
+            extra += x["hessian_tokens"].toInteger() - x["routed_tokens"].toInteger();
+        }
+        QCOMPARE(extra > 0, balance != "off");
         QCOMPARE(rb["calibration"].toObject()["tokens"].toInt(), 12 * 32);
         QVERIFY(relClose(rb["mean_rel_error"].toDouble(), ra["mean_rel_error"].toDouble(), 0.01));
     }
