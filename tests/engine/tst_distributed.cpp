@@ -102,6 +102,17 @@ bool close(double a, double b, double rel)
     return std::fabs(a - b) <= rel * std::max(1.0, std::max(std::fabs(a), std::fabs(b)));
 }
 
+/// Token counts of 2 ranks vs 1. Layer 0 sees identical inputs: equal. Later layers see the outputs
+/// of slightly differently quantized layers (the Hessians are summed in another order), which can
+/// move a token across a near-tie of router probabilities; next-choices (#25) adds the boundaries
+/// between the next choices to the top-k one, so there a count may differ by 1 %.
+bool tokensMatch(const QString& balance, int64_t layer, int64_t a, int64_t b)
+{
+    if (layer == 0 || balance != "next-choices")
+        return a == b;
+    return std::abs(a - b) <= std::max<int64_t>(1, b / 100);
+}
+
 /// |a − b| <= rel · max(|a|, |b|).
 bool relClose(double a, double b, double rel)
 {
@@ -483,7 +494,9 @@ private slots:
             const QJsonObject x = la[i].toObject(), y = lb[i].toObject();
             QCOMPARE(y["name"], x["name"]);
             QCOMPARE(y["method"], x["method"]);
-            QCOMPARE(y["tokens"], x["tokens"]);
+            QVERIFY2(tokensMatch(balance, x["layer"].toInteger(), y["tokens"].toInteger(), x["tokens"].toInteger()),
+                     qPrintable(x["name"].toString() + QString(": %1 vs %2 tokens").arg(y["tokens"].toInteger())
+                                                           .arg(x["tokens"].toInteger())));
             QCOMPARE(y["fallback"], x["fallback"]);
             gptq += x["method"].toString() == "gptq" ? 1 : 0;
             const double ex = x["rel_error"].toDouble(), ey = y["rel_error"].toDouble();
@@ -498,9 +511,10 @@ private slots:
         int64_t extra = 0;
         for (qsizetype i = 0; i < ea.size(); ++i) {
             const QJsonObject x = ea[i].toObject(), y = eb[i].toObject();
-            QCOMPARE(y["routed_tokens"], x["routed_tokens"]);
-            QCOMPARE(y["hessian_tokens"], x["hessian_tokens"]);
-            QVERIFY(relClose(y["hessian_weight"].toDouble(), x["hessian_weight"].toDouble(), 1e-4));
+            const int64_t layer = x["layer"].toInteger();
+            QVERIFY(tokensMatch(balance, layer, y["routed_tokens"].toInteger(), x["routed_tokens"].toInteger()));
+            QVERIFY(tokensMatch(balance, layer, y["hessian_tokens"].toInteger(), x["hessian_tokens"].toInteger()));
+            QVERIFY(relClose(y["hessian_weight"].toDouble(), x["hessian_weight"].toDouble(), layer == 0 ? 1e-4 : 0.02));
             extra += x["hessian_tokens"].toInteger() - x["routed_tokens"].toInteger();
         }
         QCOMPARE(extra > 0, balance != "off");
