@@ -249,6 +249,30 @@ private slots:
         QCOMPARE(j["totals"].toObject()["experts_below_min"].toObject()["after_balancing"].toInt(), 0);
     }
 
+    /// A stop request during a balanced pass takes effect inside it (the balancer polls per expert).
+    void cancelsInsideBalancedPass()
+    {
+        const QString model = m_tmp.path() + "/m16";
+        if (!QFileInfo::exists(model + "/config.json"))
+            generate(m_tmp.path(), "m16", {"--experts", "16", "--top-k", "4"});
+        const Plan plan = parsePlanJson(R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 16, "method": "gptq"}, "rules": []})",
+                                        "test-plan");
+        for (ExpertBalance mode : {ExpertBalance::NextChoices, ExpertBalance::AllTokens}) {
+            QuantizeOptions opt;
+            opt.balanceExperts = mode;
+            opt.minExpertTokens = 40;
+            bool sawGate = false;
+            int after = 0;
+            auto progress = [&](const Progress& p) {
+                sawGate = sawGate || p.message.find("inputs of gate,up") != std::string::npos;
+                return !(sawGate && ++after > 3);
+            };
+            QVERIFY_THROWS_EXCEPTION(Cancelled, quantizeModel(model.toStdString(), plan, randomIds(4, 24, 290, 3), opt,
+                                                              [](const QuantizedWeight&) {}, progress));
+            QVERIFY(sawGate);
+        }
+    }
+
     /// pipeline --balance-experts: a balanced row is paired with the off row of its strategy and
     /// budget only; strategy rows compare with the uniform row of their own mode.
     void pipelineComparesWithOff()
