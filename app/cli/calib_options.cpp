@@ -2,6 +2,7 @@
 #include "calib_options.h"
 
 #include "cli_common.h"
+#include "moewb/core/error.h"
 
 #include <cstdio>
 
@@ -29,6 +30,10 @@ void addCalibOptions(QCommandLineParser& p, int64_t defaultSamples, int64_t defa
                  QStringLiteral("Routed experts with fewer calibration tokens use RTN instead of GPTQ (default %1).")
                      .arg(kDefaultMinExpertTokens),
                  QStringLiteral("N"), QString::number(kDefaultMinExpertTokens)});
+    p.addOption({QStringLiteral("balance-experts"),
+                 QStringLiteral("What else feeds routed experts' Hessians: off, next-choices or all-tokens "
+                                "(default off; docs/calibration-coverage.md)."),
+                 QStringLiteral("MODE"), QStringLiteral("off")});
 }
 
 std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, const char* command)
@@ -64,6 +69,12 @@ std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, con
     if (!ok || !(o.damp > 0 && o.damp < 1))
         return usage("--damp must be a number in (0, 1)");
     o.randomWindows = p.isSet(QStringLiteral("random-windows"));
+    const std::string balance = toStd(p.value(QStringLiteral("balance-experts")));
+    try {
+        o.balanceExperts = parseExpertBalance(balance, "--balance-experts");
+    } catch (const InputError&) {
+        return usage("--balance-experts must be off, next-choices or all-tokens, got '" + balance + "'");
+    }
     return o;
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The calibration-data options shared by the commands that quantize (quantize, eval --plan):
 // --calib FILE / --domain NAME=FILE (repeatable), --samples, --seq-len, --random-windows, --seed,
-// and the GPTQ knobs --damp, --min-expert-tokens. One definition, one parser; the windows and their
+// and the GPTQ knobs --damp, --min-expert-tokens, --balance-experts. One definition, one parser; the windows and their
 // description come from the engine (loadCalibSequences, moewb/workflow/calib_sequences.h).
 #pragma once
 
@@ -21,6 +21,7 @@ namespace moewb::cli {
 struct CalibCliOptions : CalibSelection {
     double damp = 0.01;
     int64_t minExpertTokens = kDefaultMinExpertTokens;
+    ExpertBalance balanceExperts = ExpertBalance::Off; ///< --balance-experts
 };
 
 /// Adds the options with these defaults for --samples and --seq-len.

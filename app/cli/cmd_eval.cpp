@@ -323,6 +323,7 @@ json quantizeForEval(const EvalRequest& r, const QuantizeSource& source, const S
     qo.planPath = *r.planFile;
     qo.damp = r.calib.damp;
     qo.minExpertTokens = r.calib.minExpertTokens;
+    qo.balanceExperts = r.calib.balanceExperts;
     qo.dtype = r.popt.dtype;
     if (r.batchTokensGiven)
         qo.maxBatchTokens = r.popt.maxBatchTokens;

@@ -3,6 +3,7 @@
 #include "cli_common.h"
 
 #include "moewb/alloc/allocate.h"
+#include "moewb/core/error.h"
 #include "moewb/workflow/pipeline.h"
 #include "moewb/model/runtime.h"
 
@@ -109,6 +110,11 @@ void printTable(const PipelineOptions& opt, const PipelineResult& r)
         std::printf(" %.0f |\n", row.seconds);
     }
     printWinner(r);
+    for (const PipelineRow& row : r.rows)
+        if (row.kldVsOff)
+            std::printf("%s: Δkld vs %s %s; experts below %lld tokens after balancing: %lld\n", row.label.c_str(),
+                        row.offLabel.c_str(), intervalText(*row.kldVsOff, "%+.5f").c_str(),
+                        (long long)opt.minExpertTokens, (long long)row.expertsBelowMin);
     std::printf("\nstats: %s\nresults: %s (%.0f s in all)\n", r.statsPath.c_str(), r.resultsPath.c_str(), r.seconds);
 }
 
@@ -138,6 +144,7 @@ void addPipelineOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("act-bits"), QStringLiteral("Per-token activation fake-quantization bits for every evaluation (default 16 = off)."), QStringLiteral("B")});
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
+    p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens; repeatable or comma-separated, one row per mode, each compared with off (default off)."), QStringLiteral("MODE")});
     p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory in WORK.")});
 }
 
@@ -202,6 +209,16 @@ int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     opt.keepModels = p.isSet(QStringLiteral("keep-models"));
+    if (p.isSet(QStringLiteral("balance-experts"))) {
+        opt.balanceExperts.clear();
+        for (const std::string& m : splitList(p.values(QStringLiteral("balance-experts")))) {
+            try {
+                opt.balanceExperts.push_back(parseExpertBalance(m, "--balance-experts"));
+            } catch (const InputError&) {
+                return usage(p, "--balance-experts takes off, next-choices or all-tokens");
+            }
+        }
+    }
     return 0;
 }
 

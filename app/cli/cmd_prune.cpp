@@ -176,6 +176,7 @@ QuantizeOptions pruneOptions(const QCommandLineParser& p, const CalibCliOptions&
     opt.planPath = "prune options";
     opt.damp = calib.damp;
     opt.minExpertTokens = calib.minExpertTokens;
+    opt.balanceExperts = calib.balanceExperts;
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     if (p.isSet(QStringLiteral("stats"))) {
         const std::string statsPath = toStd(p.value(QStringLiteral("stats")));

@@ -32,7 +32,13 @@ void printSummary(const QuantizeReport& r)
     std::printf("%-6s %5s %8s\n", "method", "bits", "linears");
     for (const auto& [k, n] : byMethodBits)
         std::printf("%-6s %5lld %8lld\n", std::get<0>(k).c_str(), (long long)std::get<1>(k), (long long)n);
-    std::printf("experts that fell back to RTN (< %lld routed tokens): %zu\n", (long long)r.minExpertTokens,
+    if (!r.experts.empty())
+        std::printf("expert coverage (--balance-experts %s): %zu routed experts, %lld below %lld routed tokens, "
+                    "%lld below after balancing\n",
+                    expertBalanceName(r.balanceExperts), r.experts.size(), (long long)expertsBelowMinimum(r, false),
+                    (long long)r.minExpertTokens, (long long)expertsBelowMinimum(r, true));
+    std::printf("experts that fell back to RTN (< %lld %s tokens): %zu\n", (long long)r.minExpertTokens,
+                r.balanceExperts == ExpertBalance::Off ? "routed" : "balanced",
                 r.fallbackExperts.size());
     for (const FallbackExpert& f : r.fallbackExperts)
         std::printf("  layer %lld expert %lld: %lld tokens (%s)\n", (long long)f.layer, (long long)f.expert,
@@ -159,6 +165,7 @@ int readQuantizeArgs(const QCommandLineParser& p, QuantizeArgs& a)
     a.calib = *calib;
     a.opt.damp = calib->damp;
     a.opt.minExpertTokens = calib->minExpertTokens;
+    a.opt.balanceExperts = calib->balanceExperts;
     bool ok = false;
     a.opt.maxBatchTokens = p.value(QStringLiteral("batch-tokens")).toLongLong(&ok);
     if (!ok || a.opt.maxBatchTokens < 1)

@@ -337,6 +337,25 @@ void HessianAccumulator::add(const at::Tensor& x)
     MOEWB_CHECK(x.dim() >= 1 && x.size(-1) == m_in, "HessianAccumulator", "input has ",
                 x.dim() >= 1 ? x.size(-1) : 0, " features, expected ", m_in);
     const at::Tensor xf = x.reshape({-1, m_in}).to(at::kFloat);
+    addRows(xf, double(xf.size(0)));
+}
+
+void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& w)
+{
+    MOEWB_CHECK(x.dim() >= 1 && x.size(-1) == m_in, "HessianAccumulator", "input has ",
+                x.dim() >= 1 ? x.size(-1) : 0, " features, expected ", m_in);
+    const at::Tensor xf = x.reshape({-1, m_in}).to(at::kFloat);
+    const at::Tensor wd = w.reshape({-1}).to(at::kDouble);
+    MOEWB_CHECK(wd.size(0) == xf.size(0), "HessianAccumulator", wd.size(0), " weights for ", xf.size(0), " rows");
+    if (xf.size(0) == 0)
+        return;
+    MOEWB_CHECK(at::isfinite(wd).all().item<bool>() && wd.min().item<double>() >= 0, "HessianAccumulator",
+                "row weights must be finite and non-negative");
+    addRows(xf * wd.sqrt().to(at::kFloat).unsqueeze(1), wd.sum().item<double>());
+}
+
+void HessianAccumulator::addRows(const at::Tensor& xf, double weight)
+{
     const int64_t rows = xf.size(0);
     if (rows == 0)
         return;
@@ -344,6 +363,7 @@ void HessianAccumulator::add(const at::Tensor& x)
         m_sum = at::zeros({m_in, m_in}, at::kFloat);
     m_sum.addmm_(xf.t(), xf);
     m_rows += rows;
+    m_weight += weight;
     m_pending += rows;
     if (m_pending >= kFoldRows)
         fold();
@@ -368,6 +388,7 @@ void HessianAccumulator::reduceWith(ReduceList& r, bool withTotal)
         m_sum64 = at::zeros({m_in, m_in}, at::kDouble);
     MOEWB_ASSERT(m_sum64.is_contiguous() && m_pending == 0);
     r.sum(&m_rows, 1);
+    r.sum(&m_weight, 1);
     if (withTotal)
         r.sum(m_sum64.data_ptr<double>(), size_t(m_sum64.numel()));
 }
@@ -375,10 +396,10 @@ void HessianAccumulator::reduceWith(ReduceList& r, bool withTotal)
 at::Tensor HessianAccumulator::hessian() const
 {
     at::Tensor out = at::zeros({m_in, m_in}, at::kFloat);
-    if (m_rows == 0)
+    if (m_rows == 0 || !(m_weight > 0))
         return out;
     const at::Tensor s = m_sum64.defined() ? (m_pending > 0 ? m_sum64 + m_sum : m_sum64) : m_sum.to(at::kDouble);
-    const double half = 1.0 / double(m_rows); // ½ · 2 / rows
+    const double half = 1.0 / m_weight; // ½ · 2 / Σ w (Σ w = rows unweighted)
     const double* ps = s.data_ptr<double>();
     float* po = out.data_ptr<float>();
     const int64_t n = m_in, tile = 64, tiles = (n + tile - 1) / tile;

@@ -44,14 +44,21 @@ struct GptqResult {
 /// Running X^T X over calibration rows: float32 GEMMs (addmm per batch) into a float32 partial sum
 /// that is folded into a float64 total every 4096 rows (≈ 12·in² bytes once it has folded).
 /// H = (2 / n) Σ x xᵀ as GPTQ defines it (the scale does not change the result, only `loss`).
+/// Weighted rows (expert balancing, docs/calibration-coverage.md): H = (2 / Σ w) Σ w x xᵀ, which is
+/// the plain formula when every weight is 1.
 class HessianAccumulator {
 public:
     explicit HessianAccumulator(int64_t inFeatures);
     /// x [rows, in] or [..., in] (any float dtype). Rows with all zeros still count towards n.
     void add(const at::Tensor& x);
+    /// x [rows, in] with weights w [rows] (>= 0, finite): Σ w x xᵀ, computed as (√w x)ᵀ(√w x) in
+    /// float32 like add(); every row counts towards rows(), Σ w towards weight().
+    void add(const at::Tensor& x, const at::Tensor& w);
     int64_t rows() const { return m_rows; }
+    /// Σ of the row weights (= rows() when only add(x) was used).
+    double weight() const { return m_weight; }
     int64_t inFeatures() const { return m_in; }
-    /// [in, in] float32, exactly symmetric: (2 / rows) Σ x xᵀ; all zeros when no rows were added.
+    /// [in, in] float32, exactly symmetric: (2 / weight) Σ w x xᵀ; all zeros when no weight was added.
     at::Tensor hessian() const;
     /// Distributed runs (#15): folds the pending rows into the float64 total Σ x xᵀ and adds the
     /// row count and, with withTotal, the total to r; once r has run on every rank, hessian() is
@@ -63,9 +70,11 @@ public:
 
 private:
     void fold();
+    void addRows(const at::Tensor& xf, double weight);
 
     int64_t m_in;
     int64_t m_rows = 0;
+    double m_weight = 0;
     int64_t m_pending = 0; // rows in m_sum not yet folded into m_sum64
     at::Tensor m_sum; // [in, in] float32 running sum (added to in float32 per batch, folded to float64)
     at::Tensor m_sum64;

@@ -27,6 +27,14 @@ public:
             .first->second;
     }
     const HessianAccumulator& at(const std::string& key) const { return m_acc.at(key); }
+    HessianAccumulator& at(const std::string& key) { return m_acc.at(key); }
+    bool has(const std::string& key) const { return m_acc.count(key) > 0; }
+    /// Throws Cancelled when the cancel poll says stop (for observers that wrap this one).
+    void checkCancel() const
+    {
+        if (m_poll && !m_poll())
+            throw Cancelled();
+    }
     /// Distributed runs: every accumulator all-reduced, in key order (the same on every rank). The
     /// row counts and the Hessians up to kSmallHessianBytes travel in one message (each message
     /// costs a round of latency, which dominates for small layers); larger ones are summed in
@@ -51,8 +59,7 @@ public:
     bool wantsLinearInputs() const override { return !m_acc.empty() || bool(m_poll); }
     void linearInput(int64_t, int64_t, const std::string& name, const at::Tensor& x) override
     {
-        if (m_poll && !m_poll())
-            throw Cancelled();
+        checkCancel();
         auto it = m_acc.find(name);
         if (it != m_acc.end())
             it->second.add(x);

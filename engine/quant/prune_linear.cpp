@@ -58,7 +58,8 @@ QuantizedLinear pruneLinear(const LinearInput& in, const at::Tensor& h, int64_t 
     std::string qmethod = quant ? e.method : "none";
     if (quant) {
         MOEWB_CHECK(isValidQuantMethod(e.method), e.name, quantMethodProblem(e.method));
-        const std::string fb = expertFallbackReason(e, haveH ? tokens : 0, opt.minExpertTokens);
+        const std::string fb = expertFallbackReason(e, haveH ? tokens : 0, opt.minExpertTokens,
+                                                    opt.balanceExperts != ExpertBalance::Off);
         if (e.method == "gptq" && !fb.empty()) {
             qmethod = "rtn";
             note("gptq -> rtn: " + fb);

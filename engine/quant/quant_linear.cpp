@@ -49,14 +49,15 @@ LinearQuantResult planResult(const PlanEntry& e)
     return r;
 }
 
-std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens)
+std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens, bool balanced)
 {
     if (entry.method != "gptq" || entry.expert < 0)
         return {};
+    const char* what = balanced ? " calibration tokens after expert balancing" : " routed tokens";
     if (tokens <= 0)
-        return "no routed calibration tokens";
+        return balanced ? "no calibration tokens after expert balancing" : "no routed calibration tokens";
     if (tokens < minExpertTokens)
-        return std::to_string(tokens) + " routed tokens < min-expert-tokens " + std::to_string(minExpertTokens);
+        return std::to_string(tokens) + what + " < min-expert-tokens " + std::to_string(minExpertTokens);
     return {};
 }
 
@@ -77,7 +78,8 @@ std::vector<QuantizedLinear> quantizeDenseLinears(const std::vector<LinearInput>
         r = planResult(e);
         r.tokens = h.defined() ? tokens : -1;
         MOEWB_CHECK(isValidQuantMethod(e.method), e.name, quantMethodProblem(e.method));
-        r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens);
+        r.fallback = expertFallbackReason(e, h.defined() ? tokens : 0, opt.minExpertTokens,
+                                          opt.balanceExperts != ExpertBalance::Off);
         if (e.method == "gptq" && r.fallback.empty()) {
             MOEWB_CHECK(h.defined(), e.name, "method gptq needs calibration data");
             gptqSets[{e.bits, e.groupSize, e.sym, e.actOrder, e.staticGroups}].push_back(i);

@@ -58,6 +58,8 @@ double relativeOutputError(const at::Tensor& w, const at::Tensor& wq, const at::
 /// The report row of a plan entry before anything ran: identity and the settings the plan asks for.
 LinearQuantResult planResult(const PlanEntry& entry);
 
-std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens);
+/// `balanced`: the tokens were counted after expert balancing (#25), which the reason then says.
+std::string expertFallbackReason(const PlanEntry& entry, int64_t tokens, int64_t minExpertTokens,
+                                 bool balanced = false);
 
 } // namespace moewb

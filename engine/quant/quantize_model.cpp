@@ -11,6 +11,7 @@
 #include "moewb/core/version.h"
 #include "moewb/dist/dist.h"
 #include "moewb/model/runtime.h"
+#include "quant/expert_balance.h"
 #include "quant/input_collector.h"
 #include "quant/quant_dist.h"
 #include "quant/quant_linear.h"
@@ -320,6 +321,15 @@ public:
         return std::move(m_results);
     }
 
+    /// Coverage of every routed expert whose inputs were collected, by (layer, expert).
+    std::vector<ExpertCoverage> coverage() const
+    {
+        std::vector<ExpertCoverage> out;
+        for (const auto& [k, c] : m_coverage)
+            out.push_back(c);
+        return out;
+    }
+
 private:
     bool poll(const std::string& msg) const { return m_progress(Progress{"quantize", m_done, m_total, msg}); }
 
@@ -356,16 +366,22 @@ private:
         const std::string msg = m_where + ": inputs of " + kGroupNames[group.g];
         if (m_progress)
             col.setCancelPoll([this, msg] { return poll(msg); });
+        ExpertBalancer balancer(m_cfg, w.layer, col, m_opt.balanceExperts, m_opt.minExpertTokens);
+        ForwardObserver* obs = balancer.active() ? static_cast<ForwardObserver*>(&balancer) : &col;
         for (const Batch& b : m_calib->batches) {
             report(m_progress, "quantize", m_done, m_total, msg);
             if (group.g <= 1) // q/k/v and o_proj see only the attention sub-block
                 attention(m_cfg, w, rmsNorm(b.hidden, w.get(inputNorm), m_cfg.rmsNormEps), m_calib->rope, &col);
             else
-                decoderLayer(m_cfg, w, b.hidden, m_calib->rope, &col);
+                decoderLayer(m_cfg, w, b.hidden, m_calib->rope, obs);
             ++m_done;
         }
+        if (balancer.active())
+            balancer.finishPass(m_dist, m_where);
         if (m_dist)
             col.allReduce(*m_dist, m_where);
+        for (const ExpertCoverage& c : balancer.coverage())
+            m_coverage.emplace(std::make_pair(c.layer, c.expert), c); // gate/up and down: the same tokens
         quantizeKeys(group, keys, &col);
     }
 
@@ -462,6 +478,7 @@ private:
     int64_t m_done = 0, m_total = 0;
     std::string m_where; ///< "layer 3/32"
     std::map<std::string, LinearQuantResult> m_results;
+    std::map<std::pair<int64_t, int64_t>, ExpertCoverage> m_coverage;
 };
 
 /// The report: every plan entry's result in plan order (bits 16: the plan's settings, method "none").
@@ -540,6 +557,7 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
     rep.computeDtype = dtypeString(dtype);
     rep.damp = opt.damp;
     rep.minExpertTokens = opt.minExpertTokens;
+    rep.balanceExperts = opt.balanceExperts;
     rep.toolVersion = version();
     rep.calibSequences = int64_t(sequences.size());
     for (const auto& s : sequences)
@@ -555,6 +573,7 @@ QuantizeReport quantizeModel(const std::string& modelDir, const Plan& plan,
     LayerLoop loop(cfg, ckpt, opt, sink, progress, dist, dtype);
     const std::map<std::string, LinearQuantResult> results = loop.run(layers, lastLayer, state ? &*state : nullptr);
     rep = assembleReport(std::move(rep), entries, results);
+    rep.experts = loop.coverage();
     rep.seconds = std::chrono::duration<double>(clock::now() - start).count();
     return rep;
 }

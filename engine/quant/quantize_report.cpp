@@ -10,6 +10,14 @@
 
 namespace moewb {
 
+int64_t expertsBelowMinimum(const QuantizeReport& r, bool after)
+{
+    int64_t n = 0;
+    for (const ExpertCoverage& c : r.experts)
+        n += ((after ? c.tokens : c.routed) < r.minExpertTokens) ? 1 : 0;
+    return n;
+}
+
 std::string reportToJson(const QuantizeReport& r)
 {
     using ojson = nlohmann::ordered_json;
@@ -65,6 +73,11 @@ std::string reportToJson(const QuantizeReport& r)
     for (const FallbackExpert& f : r.fallbackExperts)
         fallbacks.push_back({{"layer", f.layer}, {"expert", f.expert}, {"tokens", f.tokens}, {"reason", f.reason}});
 
+    ojson experts = ojson::array(); // coverage per routed expert (#25, docs/calibration-coverage.md)
+    for (const ExpertCoverage& c : r.experts)
+        experts.push_back({{"layer", c.layer}, {"expert", c.expert}, {"routed_tokens", c.routed},
+                           {"hessian_tokens", c.tokens}, {"hessian_weight", c.weight}});
+
     ojson j;
     j["format"] = "moewb-quant-report";
     j["version"] = 1;
@@ -74,14 +87,17 @@ std::string reportToJson(const QuantizeReport& r)
     j["compute_dtype"] = r.computeDtype;
     j["calibration"] = {{"sequences", r.calibSequences}, {"tokens", r.calibTokens}, {"description", r.calibDescription}};
     j["options"] = {{"damp", r.damp}, {"min_expert_tokens", r.minExpertTokens},
-                    {"expert_fallback", "rtn"}};
+                    {"expert_fallback", "rtn"}, {"balance_experts", expertBalanceName(r.balanceExperts)}};
     j["totals"] = {{"linears", int64_t(r.linears.size())}, {"by_method_bits", methods},
-                   {"fallback_experts", fallbacks}, {"mean_rel_error", orNull(r.meanRelError)},
+                   {"fallback_experts", fallbacks},
+                   {"experts_below_min", {{"routed", expertsBelowMinimum(r, false)}, {"after_balancing", expertsBelowMinimum(r, true)}}},
+                   {"mean_rel_error", orNull(r.meanRelError)},
                    {"seconds", r.seconds}};
     if (prunedLinears > 0)
         j["totals"]["pruning"] = {{"linears", prunedLinears}, {"weights", prunedNumel}, {"pruned", prunedCount},
                                   {"zeros", prunedZeros},
                                   {"achieved_sparsity", double(prunedCount) / double(std::max<int64_t>(prunedNumel, 1))}};
+    j["experts"] = experts;
     j["linears"] = linears;
     return j.dump(1);
 }

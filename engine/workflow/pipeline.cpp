@@ -117,11 +117,11 @@ struct Evaluator {
 
 /// The uniform row a strategy row at `bits` is compared with: the same budget, else the largest
 /// uniform budget below it. nullptr when the run has none.
-const PipelineRow* uniformFor(const std::vector<PipelineRow>& rows, double bits)
+const PipelineRow* uniformFor(const std::vector<PipelineRow>& rows, double bits, ExpertBalance balance)
 {
     const PipelineRow* best = nullptr;
     for (const PipelineRow& u : rows)
-        if (u.strategy == "uniform" && u.targetBits <= bits + 1e-9 && (!best || u.targetBits > best->targetBits))
+        if (u.strategy == "uniform" && u.balance == balance && u.targetBits <= bits + 1e-9 && (!best || u.targetBits > best->targetBits))
             best = &u;
     return best;
 }
@@ -130,6 +130,7 @@ void checkPipelineOptions(const PipelineOptions& opt)
 {
     MOEWB_CHECK(!opt.calibData.empty(), "pipeline", "no calibration data given");
     MOEWB_CHECK(!opt.strategies.empty() && !opt.bits.empty(), "pipeline", "no strategy or no bit budget given");
+    MOEWB_CHECK(!opt.balanceExperts.empty(), "pipeline", "no expert balancing mode given");
     for (const std::string& s : opt.strategies)
         MOEWB_CHECK(findStrategy(s), "pipeline", "unknown strategy '", s, "'");
     for (double b : opt.bits)
@@ -191,13 +192,15 @@ public:
     {
     }
 
-    PipelineRow run(const std::string& strategy, double bits, const ProgressFn& progress)
+    PipelineRow run(const std::string& strategy, double bits, ExpertBalance balance, const ProgressFn& progress)
     {
         const auto ts = std::chrono::steady_clock::now();
         PipelineRow row;
         row.strategy = strategy;
         row.targetBits = bits;
-        row.label = strategy + "@" + bitsLabel(bits);
+        row.balance = balance;
+        const std::string suffix = balance == ExpertBalance::Off ? "" : std::string("/") + expertBalanceName(balance);
+        row.label = strategy + "@" + bitsLabel(bits) + suffix;
         const std::string stem = strategy + "-" + bitsLabel(bits);
         row.planPath = (fs::path(m_opt.workDir) / ("plan-" + stem + ".json")).string();
         const Plan plan = makePlan(strategy, bits, row, progress);
@@ -205,13 +208,16 @@ public:
         qo.planPath = row.planPath;
         qo.damp = m_opt.damp;
         qo.minExpertTokens = m_opt.minExpertTokens;
+        qo.balanceExperts = balance;
         qo.dtype = m_opt.dtype;
-        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + stem)).string();
+        const std::string modelStem = balance == ExpertBalance::Off ? stem : stem + "-" + expertBalanceName(balance);
+        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + modelStem)).string();
         const QuantizeReport rep =
             quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,
                               m_calib.windows.description, stepProgress(progress, row.label + " quantize"));
         row.meanRelError = rep.meanRelError;
         row.fallbackExperts = int64_t(rep.fallbackExperts.size());
+        row.expertsBelowMin = expertsBelowMinimum(rep, true);
         m_eval.runQuantized(row.modelPath, row, progress);
         if (!m_opt.keepModels) {
             std::error_code ec;
@@ -291,9 +297,11 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
     StrategyRows rows(opt, cfg, calib, eval, result.statsPath);
     for (double bits : opt.bits)
         for (const std::string& strategy : opt.strategies)
-            result.rows.push_back(rows.run(strategy, bits, progress));
+            for (ExpertBalance balance : opt.balanceExperts)
+                result.rows.push_back(rows.run(strategy, bits, balance, progress));
 
     compareWithUniform(result);
+    compareWithOff(result);
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
     writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
@@ -305,7 +313,7 @@ void compareWithUniform(PipelineResult& r)
     for (PipelineRow& row : r.rows) {
         if (row.strategy.empty() || row.strategy == "uniform")
             continue;
-        const PipelineRow* u = uniformFor(r.rows, row.targetBits);
+        const PipelineRow* u = uniformFor(r.rows, row.targetBits, row.balance);
         if (!u)
             continue;
         row.uniformLabel = u->label;
@@ -315,6 +323,20 @@ void compareWithUniform(PipelineResult& r)
         for (size_t t = 0; t < row.taskCorrect.size() && t < u->taskCorrect.size(); ++t)
             row.accVsUniform.push_back(pairedBootstrap(row.taskCorrect[t], u->taskCorrect[t],
                                                        std::vector<double>(row.taskCorrect[t].size(), 1.0)));
+    }
+}
+
+void compareWithOff(PipelineResult& r)
+{
+    for (PipelineRow& row : r.rows) {
+        if (row.strategy.empty() || row.balance == ExpertBalance::Off)
+            continue;
+        for (const PipelineRow& o : r.rows)
+            if (o.strategy == row.strategy && o.targetBits == row.targetBits && o.balance == ExpertBalance::Off) {
+                row.offLabel = o.label;
+                if (!row.windowKld.empty())
+                    row.kldVsOff = pairedBootstrap(row.windowKld, o.windowKld, row.windowTokens);
+            }
     }
 }
 
@@ -367,10 +389,14 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
                                   {"tasks", tasks},
                                   {"mean_rel_error", row.meanRelError},
                                   {"fallback_experts", row.fallbackExperts},
+                                  {"balance_experts", expertBalanceName(row.balance)},
+                                  {"experts_below_min", row.expertsBelowMin},
                                   {"plan", row.planPath},
                                   {"seconds", row.seconds}};
         if (row.kldVsUniform)
             rowJson["kld_vs_uniform"] = intervalJson(*row.kldVsUniform, row.uniformLabel);
+        if (row.kldVsOff)
+            rowJson["kld_vs_off"] = intervalJson(*row.kldVsOff, row.offLabel);
         rows.push_back(std::move(rowJson));
     }
     nlohmann::json j = {{"tool", std::string("moewb ") + version()},

@@ -7,7 +7,8 @@
 //   [q, k, v] → [o_proj] → [gate, up of every routed expert, the shared expert, the dense MLP]
 //   → [down of all of them]. Before each group the block's forward runs over every calibration
 //   sequence with the linears quantized so far, collecting H = (2/n) Σ x xᵀ of each linear of the
-//   group from its actual input rows (a routed expert sees only the tokens routed to it). After the
+//   group from its actual input rows (a routed expert sees only the tokens routed to it, unless
+//   QuantizeOptions::balanceExperts says otherwise: ExpertBalance below). After the
 //   last group the fully quantized block produces the hidden states the next layer starts from.
 //
 // Fallback (routed experts only): a GPTQ linear of an expert that received fewer than
@@ -37,10 +38,29 @@ class DistContext;
 
 constexpr int64_t kDefaultMinExpertTokens = 32;
 
+/// Expert-balanced calibration (#25, docs/calibration-coverage.md): what feeds a routed expert's
+/// Hessians besides the tokens routed to it. The forward itself always routes top-k, so the model's
+/// outputs (and every other linear's inputs) do not depend on the mode.
+///   Off          the routed tokens only (weight 1 each);
+///   NextChoices  an expert with fewer than minExpertTokens routed tokens also takes the tokens for
+///                which it is the router's choice k+1, then k+2, ... (whole ranks, weight 1) until it
+///                has minExpertTokens, at most kBalanceRanks(k, E) ranks past the top-k;
+///   AllTokens    every calibration token, weighted by the expert's router probability (softmax over
+///                all experts): H = (2 / Σ p) Σ p x xᵀ (the routed tokens are not counted twice).
+enum class ExpertBalance { Off, NextChoices, AllTokens };
+
+/// "off" | "next-choices" | "all-tokens".
+const char* expertBalanceName(ExpertBalance b);
+/// The inverse of expertBalanceName; InputError naming `where` for anything else.
+ExpertBalance parseExpertBalance(const std::string& name, const std::string& where);
+/// NextChoices: how many ranks past the top-k an expert may take tokens from: min(k, E − k).
+int64_t balanceRanks(int64_t topK, int64_t numExperts);
+
 struct QuantizeOptions {
     std::string planPath = "plan";     ///< names the plan in error messages
     double damp = 0.01;                ///< GPTQ damping: λ = damp · mean(diag H)
     int64_t minExpertTokens = kDefaultMinExpertTokens; ///< below this, a routed expert's GPTQ linears fall back to RTN
+    ExpertBalance balanceExperts = ExpertBalance::Off; ///< what feeds routed experts' Hessians (see ExpertBalance)
     std::string dtype = "auto";        ///< compute dtype of the calibration forward: auto | bf16 | f32
     int64_t maxBatchTokens = 8192;     ///< sequences are batched (same length only) up to this many tokens
     int64_t blockSize = 128;           ///< GPTQ lazy-batch block
@@ -89,9 +109,21 @@ struct FallbackExpert {
     std::string reason;
 };
 
+/// Calibration coverage of one routed expert of a quantized MoE layer (#25): the tokens the router
+/// sent it, and what built its Hessians after balancing (gate/up and down see the same tokens).
+struct ExpertCoverage {
+    int64_t layer = 0;
+    int64_t expert = 0;
+    int64_t routed = 0;  ///< calibration tokens routed to it (top-k)
+    int64_t tokens = 0;  ///< rows of its Hessian after balancing (= routed with balancing off)
+    double weight = 0;   ///< Σ of the rows' weights (= tokens unless all-tokens)
+};
+
 struct QuantizeReport {
     std::vector<LinearQuantResult> linears; ///< listLinears() order, quantizable linears only
     std::vector<FallbackExpert> fallbackExperts;
+    std::vector<ExpertCoverage> experts;    ///< every routed expert with a GPTQ-collected linear, by layer, expert
+    ExpertBalance balanceExperts = ExpertBalance::Off;
     std::string architecture;
     std::string computeDtype;
     int64_t calibSequences = 0;
@@ -160,5 +192,9 @@ QuantizeReport quantizeToFakeDir(const std::string& modelDir, const Plan& plan,
 
 /// moewb_quant_report.json.
 std::string reportToJson(const QuantizeReport& r);
+
+/// Experts of r.experts with fewer than r.minExpertTokens tokens: routed ones (before balancing,
+/// `after` false) or in their Hessians (after).
+int64_t expertsBelowMinimum(const QuantizeReport& r, bool after);
 
 } // namespace moewb

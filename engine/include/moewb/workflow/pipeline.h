@@ -10,6 +10,7 @@
 #include "moewb/core/progress.h"
 #include "moewb/eval/paired.h"
 #include "moewb/eval/tasks.h"
+#include "moewb/quant/quantize.h"
 
 #include <cstdint>
 #include <optional>
@@ -33,6 +34,9 @@ struct PipelineOptions {
     std::string method = "gptq";
     double damp = 0.01;
     int64_t minExpertTokens = 32;
+    /// Expert balancing modes (#25): every strategy × budget runs once per mode; rows with a mode
+    /// other than off are compared with the off row of the same strategy and budget (kldVsOff).
+    std::vector<ExpertBalance> balanceExperts{ExpertBalance::Off};
     std::vector<std::string> pplFiles;   ///< UTF-8 texts
     std::vector<std::string> taskFiles;  ///< lm-eval-harness style JSONL
     int64_t taskLimit = 0;               ///< items per task (0: all)
@@ -43,8 +47,9 @@ struct PipelineOptions {
 };
 
 struct PipelineRow {
-    std::string label;        ///< "baseline" or "<strategy>@<bits>"
+    std::string label;        ///< "baseline" or "<strategy>@<bits>" (+ "/<balance>" unless off)
     std::string strategy;     ///< "" for the baseline
+    ExpertBalance balance = ExpertBalance::Off; ///< the quantize run's expert balancing
     double targetBits = 16.0;
     double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage)
     int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
@@ -62,6 +67,10 @@ struct PipelineRow {
     std::string uniformLabel; ///< "" when there is no uniform row to compare with
     std::optional<PairedInterval> kldVsUniform;
     std::vector<PairedInterval> accVsUniform;
+    /// Balanced rows: mean KLD (this − the off row of the same strategy and budget), paired.
+    std::string offLabel;
+    std::optional<PairedInterval> kldVsOff;
+    int64_t expertsBelowMin = 0; ///< quantize report: experts below the minimum after balancing
     double meanRelError = -1; ///< quantize report; -1 for the baseline
     int64_t fallbackExperts = 0;
     double seconds = 0;       ///< plan + quantize + evaluate for this row
@@ -79,6 +88,10 @@ struct PipelineResult {
 /// and item results (95 % paired bootstrap, 2,000 resamples, seed 0). Uniform rows compare with
 /// nothing.
 void compareWithUniform(PipelineResult& r);
+
+/// Fills each balanced row's offLabel and kldVsOff: the row of the same strategy and budget with
+/// balancing off (95 % paired bootstrap over evaluation windows, as compareWithUniform).
+void compareWithOff(PipelineResult& r);
 
 /// Runs everything; writes workDir/results.json (atomic) at the end. InputError for bad options
 /// (unknown strategy, no calibration data), Cancelled via progress.
