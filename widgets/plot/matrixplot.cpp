@@ -63,6 +63,7 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_markers->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, QPen(QColor(230, 30, 30), 2), QBrush(), 9));
     m_markers->setName(tr("never routed"));
     m_markers->setSelectable(QCP::stNone);
+    m_markerSets.push_back(m_markers);
 
     m_selectedCells->setLineStyle(QCPGraph::lsNone);
     m_selectedCells->setScatterStyle(
@@ -319,12 +320,40 @@ void MatrixPlot::setValueRange(double lower, double upper)
 
 void MatrixPlot::setMarkedCells(const std::vector<QPoint>& cells)
 {
+    setMarkedCells(0, cells);
+}
+
+int MatrixPlot::addMarkerSet(const QCPScatterStyle& style, const QString& name)
+{
+    QCPGraph* graph = addGraph();
+    graph->setLineStyle(QCPGraph::lsNone);
+    graph->setScatterStyle(style);
+    graph->setName(name);
+    graph->setSelectable(QCP::stNone);
+    m_markerSets.push_back(graph);
+    return int(m_markerSets.size()) - 1;
+}
+
+void MatrixPlot::setMarkedCells(int set, const std::vector<QPoint>& cells)
+{
+    if (set < 0 || set >= int(m_markerSets.size()))
+        return;
     QVector<double> keys, vals;
     for (const QPoint& p : cells) {
         keys << p.x();
         vals << p.y();
     }
-    m_markers->setData(keys, vals);
+    m_markerSets[size_t(set)]->setData(keys, vals);
+}
+
+std::vector<QPoint> MatrixPlot::markedCells(int set) const
+{
+    std::vector<QPoint> cells;
+    if (set < 0 || set >= int(m_markerSets.size()))
+        return cells;
+    for (const QCPGraphData& d : *m_markerSets[size_t(set)]->data())
+        cells.emplace_back(int(std::lround(d.key)), int(std::lround(d.value)));
+    return cells;
 }
 
 void MatrixPlot::setSelectedCells(const std::vector<QPoint>& cells)

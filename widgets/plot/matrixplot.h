@@ -52,13 +52,21 @@ public:
     void setGradient(const QCPColorGradient& gradient);
     /// Fixed colour range; an invalid (lower > upper) range means "fit the data".
     void setValueRange(double lower, double upper);
-    void setMarkedCells(const std::vector<QPoint>& cells); ///< QPoint(col, row)
+    void setMarkedCells(const std::vector<QPoint>& cells); ///< QPoint(col, row), red crosses
+    /// A further kind of marker (drawn above the crosses) with its own style; returns its index for
+    /// setMarkedCells(index, cells). The crosses are index 0.
+    int addMarkerSet(const QCPScatterStyle& style, const QString& name);
+    void setMarkedCells(int set, const std::vector<QPoint>& cells);
+    /// The marked cells of a set, QPoint(col, row), ordered by column.
+    std::vector<QPoint> markedCells(int set = 0) const;
     /// Cells of a multi-selection, drawn as square outlines; QPoint(col, row).
     void setSelectedCells(const std::vector<QPoint>& cells);
     /// Keyboard modifiers of the click that emitted the last cellClicked (none for arrow keys).
     Qt::KeyboardModifiers lastClickModifiers() const { return m_clickModifiers; }
     /// Outline one cell; col = -1 outlines a whole row, row = -1 a whole column, both -1 nothing.
     void setHighlight(int row, int col);
+    int highlightRow() const { return m_highlightRow; }
+    int highlightColumn() const { return m_highlightCol; }
     void setTooltipProvider(std::function<QString(int row, int col)> provider);
     /// The hover text of a cell (rich text).
     QString tooltipAt(int row, int col) const;
@@ -103,6 +111,7 @@ private:
     QCPColorMap* m_map;
     QCPColorScale* m_scale;
     QCPGraph* m_markers;
+    std::vector<QCPGraph*> m_markerSets; ///< [0] = m_markers
     QCPGraph* m_selectedCells;
     QCPItemRect* m_highlightRect;
     QCPItemRect* m_band;      // rubber band while shift-dragging
