@@ -99,10 +99,23 @@ QString coverageMeasureName(CoverageMeasure measure)
 {
     switch (measure) {
     case CoverageMeasure::Status: return tr("GPTQ or RTN");
-    case CoverageMeasure::StatsRouted: return tr("tokens routed in calibration (stats)");
-    case CoverageMeasure::RunRouted: return tr("tokens routed in the quantize run");
-    case CoverageMeasure::HessianTokens: return tr("Hessian tokens after balancing");
-    case CoverageMeasure::HessianWeight: return tr("Hessian weight after balancing");
+    case CoverageMeasure::StatsRouted: return tr("routed (stats)");
+    case CoverageMeasure::RunRouted: return tr("routed (run)");
+    case CoverageMeasure::HessianTokens: return tr("Hessian tokens");
+    case CoverageMeasure::HessianWeight: return tr("Hessian weight");
+    }
+    return {};
+}
+
+QString coverageMeasureDescription(CoverageMeasure measure)
+{
+    switch (measure) {
+    case CoverageMeasure::Status: return tr("Whether the quantize run used GPTQ or fell back to RTN (colours)");
+    case CoverageMeasure::StatsRouted: return tr("Tokens the router sent to the expert in the calibration stats");
+    case CoverageMeasure::RunRouted: return tr("Tokens the router sent to the expert in the quantize run");
+    case CoverageMeasure::HessianTokens: return tr("Tokens the quantize run built the expert's Hessians from, after balancing");
+    case CoverageMeasure::HessianWeight:
+        return tr("Sum of those tokens' weights (their router probabilities when balancing uses all tokens)");
     }
     return {};
 }

@@ -55,7 +55,8 @@ CoverageMatrix buildCoverageMatrix(const CalibStats* stats, const QuantCoverage*
 double coverageValue(const CoverageCell& cell, CoverageMeasure measure);
 /// Whether a measure needs a quantize run.
 bool measureNeedsRun(CoverageMeasure measure);
-QString coverageMeasureName(CoverageMeasure measure);
+QString coverageMeasureName(CoverageMeasure measure);        ///< short, for the menu and the colour scale
+QString coverageMeasureDescription(CoverageMeasure measure); ///< one sentence, for tooltips
 /// A short name, e.g. "RTN fallback".
 QString coverageStatusName(CoverageStatus status);
 /// The fixed colour of each status (CoverageMeasure::Status draws with these).

@@ -64,6 +64,7 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_markers->setName(tr("never routed"));
     m_markers->setSelectable(QCP::stNone);
     m_markerSets.push_back(m_markers);
+    m_markerStyles.push_back(m_markers->scatterStyle());
 
     m_selectedCells->setLineStyle(QCPGraph::lsNone);
     m_selectedCells->setScatterStyle(
@@ -288,7 +289,22 @@ bool MatrixPlot::applyView()
     }
     if (updateTicks(w / xr.size(), h / yr.size()))
         changed = true;
+    scaleMarkers(w / xr.size(), h / yr.size());
     return changed;
+}
+
+void MatrixPlot::scaleMarkers(double cellWidth, double cellHeight)
+{
+    const double cell = std::min(cellWidth, cellHeight);
+    for (size_t i = 0; i < m_markerSets.size(); ++i) {
+        QCPScatterStyle style = m_markerStyles[i];
+        style.setSize(std::min(style.size(), std::max(3.0, 0.8 * cell)));
+        if (cell < 8) // thinner strokes on small cells
+            style.setPen(QPen(style.pen().color(), 1));
+        if (std::abs(m_markerSets[i]->scatterStyle().size() - style.size()) > 1e-9
+            || m_markerSets[i]->scatterStyle().pen() != style.pen())
+            m_markerSets[i]->setScatterStyle(style);
+    }
 }
 
 void MatrixPlot::setAxisTitles(const QString& x, const QString& y)
@@ -331,6 +347,7 @@ int MatrixPlot::addMarkerSet(const QCPScatterStyle& style, const QString& name)
     graph->setName(name);
     graph->setSelectable(QCP::stNone);
     m_markerSets.push_back(graph);
+    m_markerStyles.push_back(style);
     return int(m_markerSets.size()) - 1;
 }
 

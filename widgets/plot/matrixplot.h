@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A QCustomPlot showing one matrix as a colour map (one cell per value, no interpolation) with a
-// colour scale, text tick labels, hover tooltips, click-to-select, crosses on marked cells and an
-// outline on the highlighted cell. Row 0 is drawn at the top. Used by the routing heat map, the
+// colour scale, text tick labels, hover tooltips, click-to-select, crosses (and further marker sets)
+// on marked cells, shrunk to fit small cells, and an outline on the highlighted cell. Row 0 is drawn at the top. Used by the routing heat map, the
 // correlation view and the domain view.
 //
 // Cells either fill the plot (the heat map) or stay square (the correlation and domain matrices):
@@ -103,6 +103,8 @@ private:
     void onMouseMove(QMouseEvent* event);
     bool applyView(); ///< true when it changed a range, a size limit or a ticker
     bool updateTicks(double cellWidth, double cellHeight);
+    /// Markers no larger than a cell (their style's size at most), so that small cells stay readable.
+    void scaleMarkers(double cellWidth, double cellHeight);
     void updateHighlight();
     bool reveal(QCPRange& x, QCPRange& y) const; ///< shifts x, y to show the highlight; true if moved
     void syncScrollBars();
@@ -112,6 +114,7 @@ private:
     QCPColorScale* m_scale;
     QCPGraph* m_markers;
     std::vector<QCPGraph*> m_markerSets; ///< [0] = m_markers
+    std::vector<QCPScatterStyle> m_markerStyles; ///< each set's style at large cells
     QCPGraph* m_selectedCells;
     QCPItemRect* m_highlightRect;
     QCPItemRect* m_band;      // rubber band while shift-dragging

@@ -57,10 +57,10 @@ CoverageView::CoverageView(Document* document, QWidget* parent)
     , m_minimumBox(new QSpinBox(this))
     , m_runLabel(new QLabel(this))
 {
-    for (CoverageMeasure m : kMeasures)
+    for (CoverageMeasure m : kMeasures) {
         m_measureBox->addItem(coverageMeasureName(m), int(m));
-    m_measureBox->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
-    m_measureBox->setMinimumContentsLength(14);
+        m_measureBox->setItemData(m_measureBox->count() - 1, coverageMeasureDescription(m), Qt::ToolTipRole);
+    }
     m_minimumBox->setRange(1, 1000000);
     m_minimumBox->setValue(int(m_minimum));
     m_minimumBox->setToolTip(tr("Experts with fewer calibration tokens than this are quantized with RTN instead "
@@ -219,9 +219,15 @@ void CoverageView::redraw()
     if (m_measure == CoverageMeasure::Status) {
         m_plot->setGradient(statusGradient());
         m_plot->setValueRange(0, 3);
+        QSharedPointer<QCPAxisTickerText> names(new QCPAxisTickerText);
+        for (CoverageStatus s : {CoverageStatus::Fallback, CoverageStatus::BelowMinimum, CoverageStatus::Lifted,
+                                 CoverageStatus::Enough})
+            names->addTick(int(s), coverageStatusName(s));
+        m_plot->colorScale()->axis()->setTicker(names);
     } else {
         m_plot->setGradient(colorGradient(ColorMap::Viridis));
         m_plot->setValueRange(0, std::max(maximum, 1.0));
+        m_plot->colorScale()->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     }
     m_plot->setValueTitle(coverageMeasureName(m_measure));
     m_plot->setMarkedCells(below);
