@@ -2,7 +2,7 @@
 # Regenerates the pictures of docs/user-guide.md with `moewb-gui --screenshot` (offscreen, no display
 # needed): the main window and each view of the demo Mixtral (8 experts), the Qwen2-MoE demo
 # (16 experts) and a generated 128-expert model (scripts/make_model_128e.sh), the window at a
-# laptop's 1366 × 768, the Results view of a `moewb pipeline` run, and the allocation editor.
+# laptop's 1366 × 768, the expert coverage of small quantize runs on both, the Results view of a `moewb pipeline` run, and the allocation editor.
 #
 #   scripts/screenshots.sh [OUT_DIR]          (default docs/screenshots)
 # Environment: MOEWB_BUILD_DIR (default build/); MOEWB_SHOT_RESULTS=results.json to use an existing
@@ -50,6 +50,22 @@ shot main-window-qwen3moe-128e.png "$M128" --stats "$M128.stats.h5" --select 3:7
 shot correlation-128e.png --view correlation --size 900x860 "$M128" --stats "$M128.stats.h5" --select 3:77
 shot domains-128e.png --view domains --size 1000x420 "$M128" --stats "$M128.stats.h5" --select 3:77
 shot outliers-128e.png --view outliers --size 1100x520 "$M128" --stats "$M128.stats.h5" --select 3:77
+
+# Expert coverage (#25): the calibration stats alone, and a quantize run with too little calibration
+# data for every expert (2 windows of 64 tokens), balanced with next-choices: its RTN fallbacks and
+# the experts balancing lifted to GPTQ.
+coverage_report() { # MODEL OUT_DIR: a next-choices quantize report of a 3-bit uniform plan
+  "$MOEWB" plan "$1" --strategy uniform --bits 3 --out "$2.plan.json" > /dev/null
+  OMP_NUM_THREADS=1 "$MOEWB" quantize "$1" --plan "$2.plan.json" --calib "$ROOT/datasets/corpus/calib.jsonl" \
+    --samples 2 --seq-len 64 --balance-experts next-choices --out "$2" --force > /dev/null
+}
+coverage_report "$MIX" "$WORK/coverage-8e"
+coverage_report "$M128" "$WORK/coverage-128e"
+shot coverage-stats.png --view coverage --size 760x420 "$MIX" --stats "$MIX_STATS" --select 1:3
+shot coverage.png --view coverage --size 760x420 "$MIX" --stats "$MIX_STATS" --select 1:3 \
+  --quant-report "$WORK/coverage-8e/moewb_quant_report.json"
+shot coverage-128e.png --view coverage --size 1000x420 "$M128" --stats "$M128.stats.h5" --select 3:77 \
+  --quant-report "$WORK/coverage-128e/moewb_quant_report.json"
 
 # Results: a small pipeline run on the demo Mixtral (its KLD columns appear once the pipeline
 # writes them, #23).

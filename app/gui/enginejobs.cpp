@@ -239,6 +239,14 @@ JobResult quantizeResult(const QuantizeExportResult& e, const QuantizeOutcome& o
                      .arg(fromStd(rep.calibDescription.empty() ? calibDescription : rep.calibDescription));
     r.details << (rep.meanRelError >= 0 ? QObject::tr("mean relative output error: %1").arg(fmt("%.6g", rep.meanRelError))
                                         : QObject::tr("mean relative output error: n/a (no calibration data)"));
+    if (!rep.experts.empty())
+        r.details << QObject::tr("expert coverage (balancing %1): %2 routed experts, %3 below %4 routed tokens, "
+                                 "%5 below after balancing")
+                         .arg(QString::fromUtf8(expertBalanceName(rep.balanceExperts)))
+                         .arg(rep.experts.size())
+                         .arg(expertsBelowMinimum(rep, false))
+                         .arg(rep.minExpertTokens)
+                         .arg(expertsBelowMinimum(rep, true));
     r.details << QObject::tr("experts that fell back to RTN: %1").arg(rep.fallbackExperts.size());
     r.outputPath = o.outPath;
     r.value = o;
@@ -268,11 +276,14 @@ Job quantizeJob(const Plan& plan, const QuantizeSettings& s)
         opt.planPath = "plan";
         opt.damp = s.damp;
         opt.minExpertTokens = s.minExpertTokens;
+        opt.balanceExperts = parseExpertBalance(toStd(s.balanceExperts), "expert balancing");
         opt.dtype = toStd(s.dtype);
         const QuantizeExportResult e = quantizeAndExport(source, calib, opt, target, progress);
         QuantizeOutcome o;
         o.outPath = s.outPath;
         o.format = s.format;
+        o.reportPath = s.format == QLatin1String("gguf") ? s.outPath + QStringLiteral(".moewb_report.json")
+                                                         : QDir(s.outPath).filePath(QStringLiteral("moewb_quant_report.json"));
         o.label = planLabel(plan, QFileInfo(s.outPath).fileName());
         o.planJson = fromStd(planToJson(plan));
         o.averageBits = size.averageBits;

@@ -66,6 +66,7 @@ struct QuantizeSettings {
     int64_t seed = 0;
     double damp = 0.01;
     int64_t minExpertTokens = 32;
+    QString balanceExperts = QStringLiteral("off"); ///< off | next-choices | all-tokens (expertBalanceName)
     QString dtype = QStringLiteral("auto");
     QString checkpointFormat = QStringLiteral("gptq"); ///< gptq | gptq_v2
     int64_t maxShardBytes = int64_t(4'000'000'000);
@@ -75,6 +76,7 @@ struct QuantizeSettings {
 struct QuantizeOutcome {
     QString outPath;
     QString format;
+    QString reportPath; ///< the quantize report it wrote (per-expert coverage for the coverage view)
     QString label;    ///< "<strategy>@<bits>" from the plan's provenance, else the output's name
     QString planJson;
     double averageBits = 16.0; ///< planSize of the plan on the model

@@ -21,6 +21,8 @@
 #include <QSpinBox>
 #include <QToolButton>
 
+#include <algorithm>
+
 namespace moewb::gui {
 
 namespace {
@@ -259,6 +261,8 @@ QuantizeDialog::QuantizeDialog(const QString& modelDir, const QString& defaultOu
     , m_samples(spin(1, 1 << 20, remembered("quantize/samples", 16).toInt(), this))
     , m_seqLen(spin(2, 1 << 20, remembered("quantize/seqLen", 256).toInt(), this))
     , m_damp(new QDoubleSpinBox(this))
+    , m_balance(new QComboBox(this))
+    , m_balanceHelp(new QLabel(this))
 {
     QFormLayout* form = makeForm(
         this, exportMode ? tr("Export") : tr("Quantize"),
@@ -295,6 +299,24 @@ QuantizeDialog::QuantizeDialog(const QString& modelDir, const QString& defaultOu
     form->addRow(tr("Windows:"), m_samples);
     form->addRow(tr("Window length (tokens):"), m_seqLen);
     form->addRow(tr("Damping:"), m_damp);
+    // expert balancing (#25, docs/calibration-coverage.md): the engine's names as item data
+    m_balance->addItem(tr("Off"), QStringLiteral("off"));
+    m_balance->setItemData(0, tr("Each expert learns only from the tokens routed to it."), Qt::ToolTipRole);
+    m_balance->addItem(tr("Next choices"), QStringLiteral("next-choices"));
+    m_balance->setItemData(1, tr("An expert with too few tokens also learns from the tokens that nearly chose it."),
+                           Qt::ToolTipRole);
+    m_balance->addItem(tr("All tokens"), QStringLiteral("all-tokens"));
+    m_balance->setItemData(2, tr("Every expert learns from every token, weighted by how likely the router was to "
+                                 "choose it."),
+                           Qt::ToolTipRole);
+    const int balance = m_balance->findData(remembered("quantize/balanceExperts", QStringLiteral("off")).toString());
+    m_balance->setCurrentIndex(std::max(balance, 0));
+    m_balanceHelp->setWordWrap(true);
+    const auto explain = [this] { m_balanceHelp->setText(m_balance->currentData(Qt::ToolTipRole).toString()); };
+    connect(m_balance, qOverload<int>(&QComboBox::currentIndexChanged), this, explain);
+    explain();
+    form->addRow(tr("Expert balancing:"), m_balance);
+    form->addRow(QString(), m_balanceHelp);
 }
 
 QuantizeSettings QuantizeDialog::settings() const
@@ -308,6 +330,7 @@ QuantizeSettings QuantizeDialog::settings() const
     s.samples = m_samples->value();
     s.seqLen = m_seqLen->value();
     s.damp = m_damp->value();
+    s.balanceExperts = m_balance->currentData().toString();
     return s;
 }
 
@@ -319,6 +342,7 @@ void QuantizeDialog::accept()
         return (void)refuse(this, tr("%1 exists; choose another output or tick \"replace\".").arg(m_out->text()));
     remember("quantize/samples", m_samples->value());
     remember("quantize/seqLen", m_seqLen->value());
+    remember("quantize/balanceExperts", m_balance->currentData().toString());
     QDialog::accept();
 }
 

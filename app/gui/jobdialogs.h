@@ -12,6 +12,7 @@ class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QFormLayout;
+class QLabel;
 class QLineEdit;
 class QSpinBox;
 
@@ -84,6 +85,8 @@ private:
     QSpinBox* m_samples;
     QSpinBox* m_seqLen;
     QDoubleSpinBox* m_damp;
+    QComboBox* m_balance;      ///< expert balancing: off | next-choices | all-tokens
+    QLabel* m_balanceHelp;     ///< one line on what the chosen balancing does
 };
 
 class EvaluateDialog : public QDialog {

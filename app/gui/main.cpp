@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // moewb-gui [MODEL_DIR] [--stats FILE] [--session FILE.moewb] [--results results.json] [--select LAYER[:EXPERT]]
+//           [--quant-report moewb_quant_report.json]
 //           [--screenshot FILE.png [--view NAME] [--size WxH]] [--screenshot-dir DIR]
 #include "mainwindow.h"
 
@@ -175,6 +176,11 @@ int main(int argc, char** argv)
                                            QStringLiteral("Import the runs of a 'moewb pipeline' results.json into the Results view."),
                                            QStringLiteral("FILE"));
     parser.addOption(resultsOption);
+    const QCommandLineOption reportOption(
+        QStringLiteral("quant-report"),
+        QStringLiteral("Show a quantize run's per-expert calibration coverage (moewb_quant_report.json) in the coverage view."),
+        QStringLiteral("FILE"));
+    parser.addOption(reportOption);
     parser.addOption(statsOption);
     parser.addOption(selectOption);
     parser.addOption(shotOption);
@@ -246,6 +252,8 @@ int main(int argc, char** argv)
     if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
         return 1;
     if (parser.isSet(resultsOption) && !window.importPipelineResults(parser.value(resultsOption)) && screenshot)
+        return 1;
+    if (parser.isSet(reportOption) && !window.openQuantReport(parser.value(reportOption)) && screenshot)
         return 1;
     if (!requestedModel.isEmpty() && openRequested)
         window.openModel(requestedModel);

@@ -17,6 +17,7 @@
 #include "selection.h"
 #include "session/autosave.h"
 #include "views/correlationview.h"
+#include "views/coverageview.h"
 #include "views/domainview.h"
 #include "views/modeltreeview.h"
 #include "views/outlierview.h"
@@ -58,8 +59,8 @@ namespace moewb {
 namespace {
 constexpr int kMaxRecent = 8;
 // 1: correlation and domains as tabs in a tall right column (#27); an older saved layout (0, the
-// two stacked) is not restored, so every user gets the new default once.
-constexpr int kLayoutVersion = 1;
+// two stacked) is not restored, so every user gets the new default once. 2: the coverage tab (#25).
+constexpr int kLayoutVersion = 2;
 const char* kRecentKey = "recentFiles"; // entries "model:PATH", "stats:PATH" or "session:PATH"
 
 /// Whether two paths name the same directory (symlinks and "..", "." resolved where they exist).
@@ -97,6 +98,7 @@ MainWindow::MainWindow(QWidget* parent)
     , m_tree(new ModelTreeView(m_document, this))
     , m_correlation(new CorrelationView(m_document, this))
     , m_domains(new DomainView(m_document, this))
+    , m_coverage(new CoverageView(m_document, this))
     , m_outliers(new OutlierView(m_document, this))
     , m_provenance(new QTextBrowser(this))
     , m_statusLabel(new QLabel(this))
@@ -114,7 +116,7 @@ MainWindow::MainWindow(QWidget* parent)
     QDockWidget* correlation = addDock(tr("Expert correlation"), QStringLiteral("dock.correlation"), m_correlation,
                                        Qt::RightDockWidgetArea);
     QDockWidget* domains = addDock(tr("Domains"), QStringLiteral("dock.domains"), m_domains, Qt::RightDockWidgetArea);
-    // (a Coverage dock, #25, goes next to these once the stats carry coverage)
+    QDockWidget* coverage = addDock(tr("Coverage"), QStringLiteral("dock.coverage"), m_coverage, Qt::RightDockWidgetArea);
     addDock(tr("Outliers"), QStringLiteral("dock.outliers"), m_outliers, Qt::BottomDockWidgetArea);
     // Allocation editor, jobs and results (#12): one plan model (m_plan) behind the editor, the
     // Edit/Plan menus, the jobs and the session.
@@ -136,8 +138,9 @@ MainWindow::MainWindow(QWidget* parent)
     findChild<QDockWidget*>(QStringLiteral("dock.outliers"))->raise();
     tabifyDockWidget(findChild<QDockWidget*>(QStringLiteral("dock.model")), provenance);
     findChild<QDockWidget*>(QStringLiteral("dock.model"))->raise();
-    // The matrices get a tall column of their own: correlation and domains as tabs, not stacked.
+    // The matrices get a tall column of their own: correlation, domains and coverage as tabs.
     tabifyDockWidget(correlation, domains);
+    tabifyDockWidget(domains, coverage);
     correlation->raise();
 
     m_busy->setObjectName(QStringLiteral("status.progress"));
@@ -233,12 +236,14 @@ void MainWindow::restoreSettings()
 QStringList MainWindow::viewNames()
 {
     return {QStringLiteral("heatmap"),  QStringLiteral("correlation"), QStringLiteral("domains"),
-            QStringLiteral("outliers"), QStringLiteral("allocation"),  QStringLiteral("results")};
+            QStringLiteral("coverage"), QStringLiteral("outliers"),    QStringLiteral("allocation"),
+            QStringLiteral("results")};
 }
 
 QWidget* MainWindow::view(const QString& name) const
 {
-    const QList<QWidget*> views{m_heatmap, m_correlation, m_domains, m_outliers, m_editorArea, m_resultsView};
+    const QList<QWidget*> views{m_heatmap,  m_correlation, m_domains,    m_coverage,
+                                m_outliers, m_editorArea,  m_resultsView};
     const int i = int(viewNames().indexOf(name));
     return i >= 0 ? views.value(i) : nullptr;
 }
@@ -296,6 +301,10 @@ void MainWindow::createActions()
     openStats->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
     openStats->setStatusTip(tr("Open a stats.h5 file written by moewb calibrate"));
     file->addSeparator();
+    file->addAction(tr("Open &quantize report…"), this, [this] {
+        m_coverage->loadReportInteractively();
+        findChild<QDockWidget*>(QStringLiteral("dock.coverage"))->raise();
+    })->setStatusTip(tr("Show a quantize run's per-expert calibration coverage (moewb_quant_report.json)"));
     file->addAction(tr("Open s&ession…"), this, &MainWindow::openSessionDialog);
     file->addAction(tr("Save sess&ion"), this, [this] { saveSessionDialog(false); })->setShortcut(QKeySequence::Save);
     file->addAction(tr("Save session &as…"), this, [this] { saveSessionDialog(true); })
@@ -576,6 +585,17 @@ void MainWindow::reportError(const QString& title, const QString& message)
     QMessageBox::critical(this, title, message);
 }
 
+bool MainWindow::openQuantReport(const QString& path)
+{
+    QString error;
+    if (!m_coverage->loadReport(path, &error)) {
+        reportError(tr("Cannot show the expert coverage"), error);
+        return false;
+    }
+    findChild<QDockWidget*>(QStringLiteral("dock.coverage"))->raise();
+    return true;
+}
+
 void MainWindow::onModelChanged()
 {
     const ModelConfig* cfg = m_document->config();
@@ -706,8 +726,12 @@ int MainWindow::startQuantize(const gui::QuantizeSettings& settings)
     }
     QDir().mkpath(QFileInfo(s.outPath).absolutePath());
     Job job = gui::quantizeJob(m_plan->plan(), s);
-    if (s.format == QLatin1String("fake"))
-        job.onDone = [this](const JobResult& r) { m_lastQuantized = std::any_cast<gui::QuantizeOutcome>(r.value); };
+    job.onDone = [this](const JobResult& r) {
+        const auto outcome = std::any_cast<gui::QuantizeOutcome>(r.value);
+        if (outcome.format == QLatin1String("fake"))
+            m_lastQuantized = outcome;
+        openQuantReport(outcome.reportPath); // its per-expert coverage, in the coverage view
+    };
     return m_runner->submit(std::move(job));
 }
 

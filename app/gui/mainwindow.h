@@ -28,6 +28,7 @@ namespace moewb {
 
 class AllocationEditor;
 class CorrelationView;
+class CoverageView;
 class Document;
 class DomainView;
 class JobRunner;
@@ -62,8 +63,8 @@ public:
 
     /// The window's size on first start (a smaller screen gets less; the layout follows the size).
     static QSize defaultSize() { return QSize(1400, 900); }
-    /// The views `--screenshot --view NAME` renders: heatmap, correlation, domains, outliers,
-    /// allocation, results (a coverage view joins once the stats carry coverage, #25).
+    /// The views `--screenshot --view NAME` renders: heatmap, correlation, domains, coverage,
+    /// outliers, allocation, results.
     static QStringList viewNames();
     QWidget* view(const QString& name) const; ///< nullptr for an unknown name
 
@@ -71,6 +72,10 @@ public:
     RoutingHeatmapView* heatmapView() const { return m_heatmap; }
     CorrelationView* correlationView() const { return m_correlation; }
     DomainView* domainView() const { return m_domains; }
+    CoverageView* coverageView() const { return m_coverage; }
+    /// Shows a quantize report's per-expert coverage in the coverage view (and raises it); false
+    /// with the reason in errors() when the file is not a quantize report with coverage.
+    bool openQuantReport(const QString& path);
     OutlierView* outlierView() const { return m_outliers; }
     ModelTreeView* treeView() const { return m_tree; }
     JobRunner* jobRunner() const { return m_runner; }
@@ -167,6 +172,7 @@ private:
     ModelTreeView* m_tree;
     CorrelationView* m_correlation;
     DomainView* m_domains;
+    CoverageView* m_coverage;
     OutlierView* m_outliers;
     QTextBrowser* m_provenance;
     PlanEditModel* m_plan;

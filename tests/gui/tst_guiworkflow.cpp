@@ -22,6 +22,8 @@
 #include "results/resultsmodel.h"
 #include "results/resultsview.h"
 #include "session/session.h"
+#include "plot/matrixplot.h"
+#include "views/coverageview.h"
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
@@ -33,6 +35,7 @@
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
@@ -41,6 +44,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <QComboBox>
+#include <QLabel>
 #include <QStandardItemModel>
 #include <QTimer>
 #include <QToolButton>
@@ -329,6 +333,45 @@ void TestGuiWorkflow::scriptedWorkflow()
     QVERIFY(!weightsGui.isEmpty());
     QVERIFY2(weightsGui == readAll(quantCli + QStringLiteral("/model.safetensors")), "GUI and CLI weights differ");
 
+    // the run's report shows in the coverage view (balancing off: Hessian tokens = routed tokens)
+    const QuantCoverage* coverage = window.coverageView()->quantCoverage();
+    QVERIFY(coverage);
+    QCOMPARE(coverage->path, quantGui + QStringLiteral("/moewb_quant_report.json"));
+    QCOMPARE(coverage->balance, QStringLiteral("off"));
+    const QJsonObject report = QJsonDocument::fromJson(readAll(coverage->path)).object();
+    const QJsonArray reportExperts = report.value(QStringLiteral("experts")).toArray();
+    QVERIFY(!reportExperts.isEmpty());
+    QCOMPARE(int(coverage->experts.size()), int(reportExperts.size()));
+    for (int i = 0; i < reportExperts.size(); ++i) {
+        const QJsonObject e = reportExperts[i].toObject();
+        const QuantCoverageExpert& c = coverage->experts[size_t(i)];
+        QCOMPARE(c.layer, e.value(QStringLiteral("layer")).toInt());
+        QCOMPARE(c.expert, e.value(QStringLiteral("expert")).toInt());
+        QCOMPARE(c.routedTokens, e.value(QStringLiteral("routed_tokens")).toInteger());
+        QCOMPARE(c.hessianTokens, c.routedTokens);
+    }
+    const CoverageMatrix& shown = window.coverageView()->matrix();
+    const QuantCoverageExpert& first = coverage->experts.front();
+    QCOMPARE(window.coverageView()->matrixPlot()->value(shown.rowOfLayer(first.layer), first.expert),
+             double(first.hessianTokens));
+    const size_t expertsCovered = coverage->experts.size();
+
+    // expert balancing goes to the engine: all-tokens gives every expert every calibration token
+    qs.outPath = quantGui + QStringLiteral("-all-tokens");
+    qs.balanceExperts = QStringLiteral("all-tokens");
+    QVERIFY(window.startQuantize(qs) > 0);
+    QVERIFY(window.jobRunner()->waitForIdle(180000));
+    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    const QuantCoverage* balanced = window.coverageView()->quantCoverage();
+    QVERIFY(balanced);
+    QCOMPARE(balanced->balance, QStringLiteral("all-tokens"));
+    QCOMPARE(balanced->calibTokens, int64_t(8 * 128));
+    QCOMPARE(balanced->experts.size(), expertsCovered);
+    for (const QuantCoverageExpert& c : balanced->experts)
+        QCOMPARE(c.hessianTokens, balanced->calibTokens);
+    QVERIFY(balanced->fallbacks.empty());
+    QCOMPARE(balanced->belowMinAfter, int64_t(0));
+
     // evaluate the quantized model and the original: two results rows
     gui::EvaluateSettings es;
     es.modelDir = quantGui;
@@ -427,6 +470,21 @@ void TestGuiWorkflow::dialogsGiveSettings()
     gui::QuantizeDialog quantize(kModel, QStringLiteral("/out/q"), false);
     QCOMPARE(quantize.settings().format, QStringLiteral("fake"));
     QCOMPARE(quantize.settings().outPath, QStringLiteral("/out/q"));
+    QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("off")); // the default
+    QComboBox* balance = nullptr;
+    for (QComboBox* box : quantize.findChildren<QComboBox*>())
+        if (box->findData(QStringLiteral("all-tokens")) >= 0)
+            balance = box;
+    QVERIFY(balance);
+    QCOMPARE(balance->count(), 3);
+    balance->setCurrentIndex(balance->findData(QStringLiteral("all-tokens")));
+    QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("all-tokens"));
+    // the explanation follows the choice, in words rather than flag names
+    bool explained = false;
+    for (QLabel* label : quantize.findChildren<QLabel*>())
+        explained = explained || label->text() == balance->currentData(Qt::ToolTipRole).toString();
+    QVERIFY(explained);
+    QVERIFY(!balance->currentData(Qt::ToolTipRole).toString().contains(QLatin1String("--")));
     gui::QuantizeDialog exporter(kModel, QStringLiteral("/out/q"), true);
     QCOMPARE(exporter.settings().format, QStringLiteral("gptq"));
     auto* format = exporter.findChild<QComboBox*>();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The main window at real expert counts (#27), everything measured on the rendered window:
 //  - at 8, 64, 128 and 256 experts (4, 16, 48 and 61 layers) and the default window size, the
-//    correlation and domain matrices keep square cells (width / height in [0.8, 1.25]), and no two
+//    correlation, domain and coverage matrices keep square cells (width / height in [0.8, 1.25]), and no two
 //    tick labels of any axis of the heat map, the matrices or the outlier chart overlap (label
 //    extents from the font at the rendered tick positions); the clustered order's labels name the
 //    experts at their positions;
@@ -14,7 +14,8 @@
 //  - loading a 256-expert, 61-layer stats file reports progress per layer in the status bar and the
 //    Cancel button stops it, leaving what was open;
 //  - `moewb-gui --screenshot FILE --view NAME --size WxH` writes a PNG of exactly that size, for the
-//    window and every view; an unknown view or a malformed size exits 2.
+//    window and every view (the coverage view also with --quant-report); an unknown view or a
+//    malformed size exits 2, a --quant-report that is not a quantize report 1.
 // No assertion depends on wall-clock time (bench/bench_views.cpp times the redraws).
 #include "mainwindow.h"
 #include "test_paths.h"
@@ -26,6 +27,7 @@
 #include "selection.h"
 #include "session/autosave.h"
 #include "views/correlationview.h"
+#include "views/coverageview.h"
 #include "views/domainview.h"
 #include "views/outlierview.h"
 #include "views/routingheatmapview.h"
@@ -271,6 +273,28 @@ void TestMainWindow::matricesAtExpertCounts()
     check(dom->xAxis, "domains x");
     check(dom->yAxis, "domains y");
 
+    // the coverage matrix (layers × experts): square cells, thinned labels, exact tooltips
+    window.findChild<QDockWidget*>(QStringLiteral("dock.coverage"))->raise();
+    settle(&window);
+    MatrixPlot* cov = window.coverageView()->matrixPlot();
+    QVERIFY(cov->isVisible());
+    QCOMPARE(cov->rows(), layers);
+    QCOMPARE(cov->cols(), experts);
+    cell = cov->cellSize();
+    ratio = cell.width() / cell.height();
+    QVERIFY2(ratio >= 0.8 && ratio <= 1.25,
+             qPrintable(QStringLiteral("coverage cells %1 x %2 px").arg(cell.width()).arg(cell.height())));
+    QVERIFY(cell.width() >= cov->minimumCellSize() - 0.5);
+    QCOMPARE(cov->scrollBar(Qt::Horizontal)->isVisible(), cov->xAxis->range().size() < experts - 1e-6);
+    qInfo("coverage at %d experts x %d layers: cells %.2f x %.2f px, label steps %d / %d, %.0f of %d experts in view",
+          experts, layers, cell.width(), cell.height(), cov->labelStep(Qt::Horizontal), cov->labelStep(Qt::Vertical),
+          cov->xAxis->range().size(), experts);
+    check(cov->xAxis, "coverage x");
+    check(cov->yAxis, "coverage y");
+    const int64_t routed = window.document()->stats()->layers[1].router.expertTokens[0];
+    QCOMPARE(cov->value(1, 0), double(routed));
+    QVERIFY(cov->tooltipAt(1, 0).contains(QStringLiteral("routed in calibration (stats): %1 of").arg(routed)));
+
     // the heat map fills its area (not square) with legible labels
     MatrixPlot* heat = window.heatmapView()->matrixPlot();
     QCOMPARE(heat->rows(), layers);
@@ -500,6 +524,7 @@ void TestMainWindow::screenshotOption()
     };
     const Shot shots[] = {{{}, QSize(1366, 768)}, {QStringLiteral("heatmap"), QSize(800, 500)},
                           {QStringLiteral("correlation"), QSize(640, 600)}, {QStringLiteral("domains"), QSize(900, 400)},
+                          {QStringLiteral("coverage"), QSize(700, 400)},
                           {QStringLiteral("outliers"), QSize(1000, 480)}, {QStringLiteral("allocation"), QSize(1100, 640)},
                           {QStringLiteral("results"), QSize(1200, 500)}};
     for (const Shot& shot : shots) {
@@ -513,6 +538,16 @@ void TestMainWindow::screenshotOption()
         QCOMPARE(image.size(), shot.size);
     }
     QCOMPARE(int(MainWindow::viewNames().size()), int(std::size(shots)) - 1); // every view has a picture above
+    // the coverage view with a quantize report; a file that is not one exits 1 without a picture
+    const QString report = moewb::test::sourceDir() + QStringLiteral("/tests/data/coverage/quant_report_2x8.json");
+    QCOMPARE(run(QStringList{QStringLiteral("--screenshot"), dir.filePath(QStringLiteral("r.png")), QStringLiteral("--view"),
+                             QStringLiteral("coverage"), QStringLiteral("--quant-report"), report} + data),
+             0);
+    QVERIFY(QFileInfo::exists(dir.filePath(QStringLiteral("r.png"))));
+    QCOMPARE(run(QStringList{QStringLiteral("--screenshot"), dir.filePath(QStringLiteral("bad.png")),
+                             QStringLiteral("--quant-report"), mixtralDir() + QStringLiteral("/config.json")} + data),
+             1);
+    QVERIFY(!QFileInfo::exists(dir.filePath(QStringLiteral("bad.png"))));
     QCOMPARE(run(QStringList{QStringLiteral("--screenshot"), dir.filePath(QStringLiteral("x.png")),
                              QStringLiteral("--view"), QStringLiteral("nonsense")} + data), 2);
     QCOMPARE(run(QStringList{QStringLiteral("--screenshot"), dir.filePath(QStringLiteral("x.png")),

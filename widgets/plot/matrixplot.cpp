@@ -63,6 +63,8 @@ MatrixPlot::MatrixPlot(QWidget* parent)
     m_markers->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, QPen(QColor(230, 30, 30), 2), QBrush(), 9));
     m_markers->setName(tr("never routed"));
     m_markers->setSelectable(QCP::stNone);
+    m_markerSets.push_back(m_markers);
+    m_markerStyles.push_back(m_markers->scatterStyle());
 
     m_selectedCells->setLineStyle(QCPGraph::lsNone);
     m_selectedCells->setScatterStyle(
@@ -287,7 +289,22 @@ bool MatrixPlot::applyView()
     }
     if (updateTicks(w / xr.size(), h / yr.size()))
         changed = true;
+    scaleMarkers(w / xr.size(), h / yr.size());
     return changed;
+}
+
+void MatrixPlot::scaleMarkers(double cellWidth, double cellHeight)
+{
+    const double cell = std::min(cellWidth, cellHeight);
+    for (size_t i = 0; i < m_markerSets.size(); ++i) {
+        QCPScatterStyle style = m_markerStyles[i];
+        style.setSize(std::min(style.size(), std::max(3.0, 0.8 * cell)));
+        if (cell < 8) // thinner strokes on small cells
+            style.setPen(QPen(style.pen().color(), 1));
+        if (std::abs(m_markerSets[i]->scatterStyle().size() - style.size()) > 1e-9
+            || m_markerSets[i]->scatterStyle().pen() != style.pen())
+            m_markerSets[i]->setScatterStyle(style);
+    }
 }
 
 void MatrixPlot::setAxisTitles(const QString& x, const QString& y)
@@ -319,12 +336,41 @@ void MatrixPlot::setValueRange(double lower, double upper)
 
 void MatrixPlot::setMarkedCells(const std::vector<QPoint>& cells)
 {
+    setMarkedCells(0, cells);
+}
+
+int MatrixPlot::addMarkerSet(const QCPScatterStyle& style, const QString& name)
+{
+    QCPGraph* graph = addGraph();
+    graph->setLineStyle(QCPGraph::lsNone);
+    graph->setScatterStyle(style);
+    graph->setName(name);
+    graph->setSelectable(QCP::stNone);
+    m_markerSets.push_back(graph);
+    m_markerStyles.push_back(style);
+    return int(m_markerSets.size()) - 1;
+}
+
+void MatrixPlot::setMarkedCells(int set, const std::vector<QPoint>& cells)
+{
+    if (set < 0 || set >= int(m_markerSets.size()))
+        return;
     QVector<double> keys, vals;
     for (const QPoint& p : cells) {
         keys << p.x();
         vals << p.y();
     }
-    m_markers->setData(keys, vals);
+    m_markerSets[size_t(set)]->setData(keys, vals);
+}
+
+std::vector<QPoint> MatrixPlot::markedCells(int set) const
+{
+    std::vector<QPoint> cells;
+    if (set < 0 || set >= int(m_markerSets.size()))
+        return cells;
+    for (const QCPGraphData& d : *m_markerSets[size_t(set)]->data())
+        cells.emplace_back(int(std::lround(d.key)), int(std::lround(d.value)));
+    return cells;
 }
 
 void MatrixPlot::setSelectedCells(const std::vector<QPoint>& cells)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A QCustomPlot showing one matrix as a colour map (one cell per value, no interpolation) with a
-// colour scale, text tick labels, hover tooltips, click-to-select, crosses on marked cells and an
-// outline on the highlighted cell. Row 0 is drawn at the top. Used by the routing heat map, the
+// colour scale, text tick labels, hover tooltips, click-to-select, crosses (and further marker sets)
+// on marked cells, shrunk to fit small cells, and an outline on the highlighted cell. Row 0 is drawn at the top. Used by the routing heat map, the
 // correlation view and the domain view.
 //
 // Cells either fill the plot (the heat map) or stay square (the correlation and domain matrices):
@@ -52,13 +52,21 @@ public:
     void setGradient(const QCPColorGradient& gradient);
     /// Fixed colour range; an invalid (lower > upper) range means "fit the data".
     void setValueRange(double lower, double upper);
-    void setMarkedCells(const std::vector<QPoint>& cells); ///< QPoint(col, row)
+    void setMarkedCells(const std::vector<QPoint>& cells); ///< QPoint(col, row), red crosses
+    /// A further kind of marker (drawn above the crosses) with its own style; returns its index for
+    /// setMarkedCells(index, cells). The crosses are index 0.
+    int addMarkerSet(const QCPScatterStyle& style, const QString& name);
+    void setMarkedCells(int set, const std::vector<QPoint>& cells);
+    /// The marked cells of a set, QPoint(col, row), ordered by column.
+    std::vector<QPoint> markedCells(int set = 0) const;
     /// Cells of a multi-selection, drawn as square outlines; QPoint(col, row).
     void setSelectedCells(const std::vector<QPoint>& cells);
     /// Keyboard modifiers of the click that emitted the last cellClicked (none for arrow keys).
     Qt::KeyboardModifiers lastClickModifiers() const { return m_clickModifiers; }
     /// Outline one cell; col = -1 outlines a whole row, row = -1 a whole column, both -1 nothing.
     void setHighlight(int row, int col);
+    int highlightRow() const { return m_highlightRow; }
+    int highlightColumn() const { return m_highlightCol; }
     void setTooltipProvider(std::function<QString(int row, int col)> provider);
     /// The hover text of a cell (rich text).
     QString tooltipAt(int row, int col) const;
@@ -95,6 +103,8 @@ private:
     void onMouseMove(QMouseEvent* event);
     bool applyView(); ///< true when it changed a range, a size limit or a ticker
     bool updateTicks(double cellWidth, double cellHeight);
+    /// Markers no larger than a cell (their style's size at most), so that small cells stay readable.
+    void scaleMarkers(double cellWidth, double cellHeight);
     void updateHighlight();
     bool reveal(QCPRange& x, QCPRange& y) const; ///< shifts x, y to show the highlight; true if moved
     void syncScrollBars();
@@ -103,6 +113,8 @@ private:
     QCPColorMap* m_map;
     QCPColorScale* m_scale;
     QCPGraph* m_markers;
+    std::vector<QCPGraph*> m_markerSets; ///< [0] = m_markers
+    std::vector<QCPScatterStyle> m_markerStyles; ///< each set's style at large cells
     QCPGraph* m_selectedCells;
     QCPItemRect* m_highlightRect;
     QCPItemRect* m_band;      // rubber band while shift-dragging
