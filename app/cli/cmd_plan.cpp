@@ -247,6 +247,30 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
     return table;
 }
 
+/// "budget --target gguf --bytes": the ggml-type error table from the cache file if there is one
+/// (with the same candidate types), else measured with the ggml encoders (and cached).
+GgmlErrorTable ggmlErrorTableCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
+                                    const std::string& errorsPath)
+{
+    const std::vector<std::string>& types = defaultGgufCandidateTypes();
+    if (!errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath))) {
+        GgmlErrorTable table = loadGgmlErrorTable(errorsPath);
+        if (table.types != types)
+            throw InputError(errorsPath, "measured for other candidate types; delete it to measure again");
+        std::printf("read ggml quantization errors from %s (measured in %.1f s)\n", errorsPath.c_str(),
+                    table.seconds);
+        return table;
+    }
+    GgmlErrorTable table = measureGgmlErrors(model, cfg, stats, types, terminalProgress());
+    std::printf("measured ggml quantization errors (%zu linears, %zu types) in %.1f s\n", table.linears.size(),
+                types.size(), table.seconds);
+    if (!errorsPath.empty()) {
+        saveGgmlErrorTable(table, errorsPath);
+        std::printf("wrote ggml quantization errors to %s\n", errorsPath.c_str());
+    }
+    return table;
+}
+
 AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
                                  const AllocOptions& opt, const std::string& errorsPath)
 {
@@ -284,8 +308,9 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
     source.created = utcTimestamp();
     GgufBudgetResult g;
     if (strategy.needsErrorTable && opt.targetBits <= 0) {
-        g = ggufBudgetPlan(model, cfg, errorTableCached(model, cfg, stats, opt, errorsPath), opt, opt.targetBytes,
+        g = ggufBudgetPlan(model, cfg, ggmlErrorTableCached(model, cfg, stats, errorsPath), opt, opt.targetBytes,
                            source);
+        std::printf("solved in %.1f ms; total weighted error %g\n", g.solveSeconds * 1e3, g.error);
     } else {
         const AllocResult r = strategy.needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
                                                        : allocate(cfg, stats, opt);
@@ -300,10 +325,10 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
     std::string types;
     for (const auto& [t, n] : h)
         types += (types.empty() ? "" : ", ") + t + " " + std::to_string(n);
-    std::printf("GGUF file: %llu bytes (%.2f MB)%s\nlinears per type: %s\nwrote %s\n", (unsigned long long)g.fileBytes,
-                double(g.fileBytes) / 1e6,
+    std::printf("GGUF file: %llu bytes (%.2f MB)%s\nlinears per type: %s; token_embd %s, output %s\nwrote %s\n",
+                (unsigned long long)g.fileBytes, double(g.fileBytes) / 1e6,
                 opt.targetBytes > 0 ? (", target " + std::to_string(opt.targetBytes) + " bytes").c_str() : "",
-                types.c_str(), out.c_str());
+                types.c_str(), g.plan.ggufTokenEmbd.c_str(), g.plan.ggufOutput.c_str(), out.c_str());
     return ExitOk;
 }
 } // namespace
