@@ -107,10 +107,11 @@ GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const Alloc
 }
 
 GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const GgmlErrorTable& errors,
-                                const AllocOptions& opt, int64_t targetFileBytes, const PlanProvenance& source,
+                                const AllocOptions& opt, int64_t targetFileBytes, const std::string& tokenEmbdType,
+                                const std::string& outputType, const PlanProvenance& source,
                                 const GgufExportOptions& gopt)
 {
-    const GgufBudgetItems b = ggufBudgetItems(cfg, errors, gopt);
+    const GgufBudgetItems b = ggufBudgetItems(cfg, errors, tokenEmbdType, outputType, gopt);
     std::vector<PlanEntry> entries = expandPlan(Plan{}, cfg);
     MOEWB_CHECK(entries.size() == errors.linears.size(), "budget", "the error table has ", errors.linears.size(),
                 " linears, the model ", entries.size());
@@ -124,8 +125,8 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
             }
         r.entries = entries;
         r.size = planSize(r.entries, cfg);
-        r.ggufTokenEmbd = errors.types[size_t(choice[b.groups.size()])];
-        r.ggufOutput = errors.types[size_t(choice[b.groups.size() + 1])];
+        r.ggufTokenEmbd = b.tokenEmbdTypes[size_t(choice[b.groups.size()])];
+        r.ggufOutput = b.outputTypes[size_t(choice[b.groups.size() + 1])];
         Plan p = planFromAllocation(r, opt);
         p.provenance.targetBytes = targetFileBytes;
         p.provenance.params = "target=gguf";
@@ -145,7 +146,9 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
                 fixed + cheapest, " bytes, more than the target ", targetFileBytes);
     GgufBudgetResult out;
     int64_t budget = targetFileBytes - fixed;
-    for (int round = 0; round < 8; ++round) {
+    // The embedded plan (its rules) changes the metadata's size with the choice: shrink the budget by
+    // the overshoot plus a margin that doubles each round until the planned file fits.
+    for (int round = 0; round < 24; ++round) {
         const auto ts = std::chrono::steady_clock::now();
         const std::vector<int> choice = solveKnapsack(b.items, budget);
         out.solveSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
@@ -156,7 +159,7 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
             out.error += b.items[g].error[size_t(choice[g])];
         if (int64_t(out.fileBytes) <= targetFileBytes)
             return out;
-        budget -= int64_t(out.fileBytes) - targetFileBytes;
+        budget -= int64_t(out.fileBytes) - targetFileBytes + (int64_t(gopt.alignment) << round);
     }
     out.plan = low;
     out.fileBytes = settleSize(modelDir, out.plan, gopt);
@@ -164,7 +167,8 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
     return out;
 }
 
-GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& errors, const GgufExportOptions& gopt)
+GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& errors, const std::string& tokenEmbdType,
+                                const std::string& outputType, const GgufExportOptions& gopt)
 {
     std::vector<LinearInfo> linears;
     for (const LinearInfo& li : listLinears(cfg))
@@ -203,14 +207,20 @@ GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& er
         }
         b.items.push_back(std::move(item));
     }
-    for (const GgmlTensorErrors* e : {&errors.tokenEmbd, &errors.output}) {
+    auto embeddingItem = [&](const GgmlTensorErrors& e, const std::string& fixed, std::vector<std::string>& names) {
         KnapsackItem item;
         for (size_t c = 0; c < types.size(); ++c) {
+            if (fixed != "auto" && fixed != errors.types[c])
+                continue;
             item.bytes.push_back(tensorBytes(types[c], cfg.vocabSize, cfg.hiddenSize));
-            item.error.push_back(e->error.at(c));
+            item.error.push_back(e.error.at(c));
+            names.push_back(errors.types[c]);
         }
+        MOEWB_CHECK(!item.bytes.empty(), "budget", e.name, ": type '", fixed, "' is not among the candidates");
         b.items.push_back(std::move(item));
-    }
+    };
+    embeddingItem(errors.tokenEmbd, tokenEmbdType, b.tokenEmbdTypes);
+    embeddingItem(errors.output, outputType, b.outputTypes);
     return b;
 }
 

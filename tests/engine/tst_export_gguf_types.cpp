@@ -369,7 +369,7 @@ private slots:
         source.architecture = cfg.architecture;
         source.created = "2026-01-01T00:00:00Z";
         for (const int64_t target : {low + 150000, low + 400000}) {
-            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target, source);
+            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target, "auto", "auto", source);
             QCOMPARE(g.plan.provenance.modelPath, source.modelPath);
             QCOMPARE(g.plan.provenance.created, source.created);
             QVERIFY(int64_t(g.fileBytes) <= target);
@@ -381,7 +381,7 @@ private slots:
             QCOMPARE(g.plan.provenance.achievedBytes, int64_t(g.fileBytes));
             QCOMPARE(r.stackExtraBytes, int64_t(0));
         }
-        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(model.toStdString(), cfg, table, opt, low - 1));
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(model.toStdString(), cfg, table, opt, low - 1, "auto", "auto"));
     }
 
     void presets_data()

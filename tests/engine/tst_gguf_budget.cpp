@@ -217,7 +217,7 @@ private slots:
         opt.strategy = "budget";
         double lastError = 1e300;
         for (const int64_t target : {low + 200000, low + 900000}) {
-            const GgufBudgetResult g = ggufBudgetPlan(dir, cfg, t, opt, target);
+            const GgufBudgetResult g = ggufBudgetPlan(dir, cfg, t, opt, target, "auto", "auto");
             QVERIFY(int64_t(g.fileBytes) <= target);
             QVERIFY(int64_t(g.fileBytes) > target - 40000);
             QVERIFY(g.error < lastError);
@@ -233,7 +233,13 @@ private slots:
             QCOMPARE(f.findTensor("token_embd.weight")->type, te);
             QCOMPARE(f.findTensor("output.weight")->type, out);
         }
-        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(dir, cfg, t, opt, low - 1));
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(dir, cfg, t, opt, low - 1, "auto", "auto"));
+        // The default: token_embd Q4_K and output Q6_K, fixed.
+        const GgufBudgetResult d = ggufBudgetPlan(dir, cfg, t, opt, low + 900000);
+        QCOMPARE(d.plan.ggufTokenEmbd, std::string("q4_k"));
+        QCOMPARE(d.plan.ggufOutput, std::string("q6_k"));
+        QVERIFY(int64_t(d.fileBytes) <= low + 900000);
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetItems(cfg, t, "q4_k", "iq4_nl"));
     }
 
     /// Two 8 × 256 tensors, one with ten times the other's values (100× its error at every type), and
@@ -296,7 +302,7 @@ private slots:
         t.tokenEmbd = {"e", {6, 5, 4, 3, 2, 1}};
         t.output = {"o", {6e9, 5e9, 4e9, 3e9, 2e9, 1e9}};
         const auto t0 = std::chrono::steady_clock::now();
-        const GgufBudgetItems b = ggufBudgetItems(cfg, t);
+        const GgufBudgetItems b = ggufBudgetItems(cfg, t, "auto", "auto");
         int64_t q4 = 0;
         for (const KnapsackItem& it : b.items)
             q4 += it.bytes[2];
