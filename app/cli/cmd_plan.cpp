@@ -177,6 +177,13 @@ void addPlanOptions(QCommandLineParser& p)
                                                           "output included; widths become ggml types 2 q2_k, 3 q3_k, 4 q4_k, 8 q8_0; "
                                                           "--bytes needs --strategy budget). docs/export-gguf.md"),
                  QStringLiteral("T"), QStringLiteral("gptq")});
+    p.addOption({QStringLiteral("token-embd-type"), QStringLiteral("budget --target gguf --bytes: token_embd's ggml type "
+                                                                   "(q2_k q3_k q4_k q5_k q6_k q8_0), or auto (the "
+                                                                   "solver chooses). Default q4_k"),
+                 QStringLiteral("T"), QStringLiteral("q4_k")});
+    p.addOption({QStringLiteral("output-type"), QStringLiteral("budget --target gguf --bytes: output.weight's ggml type, "
+                                                               "or auto. Default q6_k"),
+                 QStringLiteral("T"), QStringLiteral("q6_k")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output plan file."), QStringLiteral("FILE")});
 }
 
@@ -247,6 +254,30 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
     return table;
 }
 
+/// "budget --target gguf --bytes": the ggml-type error table from the cache file if there is one
+/// (with the same candidate types), else measured with the ggml encoders (and cached).
+GgmlErrorTable ggmlErrorTableCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
+                                    const std::string& errorsPath)
+{
+    const std::vector<std::string>& types = defaultGgufCandidateTypes();
+    if (!errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath))) {
+        GgmlErrorTable table = loadGgmlErrorTable(errorsPath);
+        if (table.types != types)
+            throw InputError(errorsPath, "measured for other candidate types; delete it to measure again");
+        std::printf("read ggml quantization errors from %s (measured in %.1f s)\n", errorsPath.c_str(),
+                    table.seconds);
+        return table;
+    }
+    GgmlErrorTable table = measureGgmlErrors(model, cfg, stats, types, terminalProgress());
+    std::printf("measured ggml quantization errors (%zu linears, %zu types) in %.1f s\n", table.linears.size(),
+                types.size(), table.seconds);
+    if (!errorsPath.empty()) {
+        saveGgmlErrorTable(table, errorsPath);
+        std::printf("wrote ggml quantization errors to %s\n", errorsPath.c_str());
+    }
+    return table;
+}
+
 AllocResult allocateBudgetCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
                                  const AllocOptions& opt, const std::string& errorsPath)
 {
@@ -275,7 +306,7 @@ void printAllocation(const AllocResult& r, const std::string& out, std::chrono::
 /// --target gguf: the budget in GGUF file bytes (budget --bytes) or any allocation's widths as ggml types.
 ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const CalibStats& stats, const AllocOptions& opt,
                 const StrategyInfo& strategy, const std::string& errorsPath, const std::string& statsPath,
-                const std::string& out)
+                const std::string& out, const std::string& tokenEmbdType, const std::string& outputType)
 {
     PlanProvenance source;
     source.modelPath = model;
@@ -284,8 +315,9 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
     source.created = utcTimestamp();
     GgufBudgetResult g;
     if (strategy.needsErrorTable && opt.targetBits <= 0) {
-        g = ggufBudgetPlan(model, cfg, errorTableCached(model, cfg, stats, opt, errorsPath), opt, opt.targetBytes,
-                           source);
+        g = ggufBudgetPlan(model, cfg, ggmlErrorTableCached(model, cfg, stats, errorsPath), opt, opt.targetBytes,
+                           tokenEmbdType, outputType, source);
+        std::printf("solved in %.1f ms; total weighted error %g\n", g.solveSeconds * 1e3, g.error);
     } else {
         const AllocResult r = strategy.needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
                                                        : allocate(cfg, stats, opt);
@@ -300,10 +332,10 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
     std::string types;
     for (const auto& [t, n] : h)
         types += (types.empty() ? "" : ", ") + t + " " + std::to_string(n);
-    std::printf("GGUF file: %llu bytes (%.2f MB)%s\nlinears per type: %s\nwrote %s\n", (unsigned long long)g.fileBytes,
-                double(g.fileBytes) / 1e6,
+    std::printf("GGUF file: %llu bytes (%.2f MB)%s\nlinears per type: %s; token_embd %s, output %s\nwrote %s\n",
+                (unsigned long long)g.fileBytes, double(g.fileBytes) / 1e6,
                 opt.targetBytes > 0 ? (", target " + std::to_string(opt.targetBytes) + " bytes").c_str() : "",
-                types.c_str(), out.c_str());
+                types.c_str(), g.plan.ggufTokenEmbd.c_str(), g.plan.ggufOutput.c_str(), out.c_str());
     return ExitOk;
 }
 } // namespace
@@ -353,6 +385,14 @@ int runPlan(const QStringList& args)
         return usage("--target must be gptq or gguf, got '" + target + "'");
     if (target == "gguf" && p.isSet(QStringLiteral("bytes")) && !strategy->needsErrorTable)
         return usage("--target gguf --bytes N needs --strategy budget (other strategies take --bits)");
+    const std::string tokenEmbdType = toStd(p.value(QStringLiteral("token-embd-type")));
+    const std::string outputType = toStd(p.value(QStringLiteral("output-type")));
+    for (const std::string& t : {tokenEmbdType, outputType}) {
+        const auto& c = defaultGgufCandidateTypes();
+        if (t != "auto" && std::find(c.begin(), c.end(), t) == c.end())
+            return usage("--token-embd-type / --output-type must be auto or one of q2_k q3_k q4_k q5_k q6_k q8_0, got '"
+                         + t + "'");
+    }
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string statsPath = toStd(p.value(QStringLiteral("stats")));
     const std::string out = toStd(p.value(QStringLiteral("out")));
@@ -365,7 +405,7 @@ int runPlan(const QStringList& args)
         if (!statsPath.empty())
             stats = readStats(statsPath);
         if (target == "gguf" && !strategy->fixedMix)
-            return planForGguf(model, cfg, stats, opt, *strategy, errorsPath, statsPath, out);
+            return planForGguf(model, cfg, stats, opt, *strategy, errorsPath, statsPath, out, tokenEmbdType, outputType);
         const AllocResult r = strategy->needsErrorTable ? allocateBudgetCached(model, cfg, stats, opt, errorsPath)
                                                         : allocate(cfg, stats, opt);
         Plan plan = planFromAllocation(r, opt);

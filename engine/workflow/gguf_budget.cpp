@@ -6,6 +6,7 @@
 #include "moewb/core/error.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <tuple>
 
@@ -16,18 +17,6 @@ namespace {
 int64_t alignUp(int64_t x, int64_t a)
 {
     return (x + a - 1) / a * a;
-}
-
-/// Bytes of one linear in the type of `bits` (the export's width fallback applied).
-int64_t linearBytes(const LinearInfo& li, int64_t bits, gguf::GgmlType unquantized)
-{
-    gguf::GgmlType t = unquantized;
-    const std::string name = ggufTypeForBits(bits);
-    if (!name.empty()) {
-        MOEWB_ASSERT(gguf::ggmlTypeFromName(name, t));
-        t = gguf::rowFallbackType(t, li.inFeatures);
-    }
-    return gguf::ggmlRowBytes(t, li.inFeatures) * li.outFeatures;
 }
 
 /// Quantizable linears grouped as the file stores them: a stacked expert tensor, or one linear.
@@ -83,6 +72,17 @@ uint64_t settleSize(const std::string& modelDir, Plan& plan, const GgufExportOpt
 
 } // namespace
 
+int64_t ggufBitsOfType(const std::string& t)
+{
+    if (t == "q2_k")
+        return 2;
+    if (t == "q3_k")
+        return 3;
+    if (t == "q4_k")
+        return 4;
+    return 8;
+}
+
 std::string ggufTypeForBits(int64_t bits)
 {
     switch (bits) {
@@ -106,66 +106,122 @@ GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const Alloc
     return out;
 }
 
-GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const ErrorTable& errors,
-                                const AllocOptions& opt, int64_t targetFileBytes, const PlanProvenance& source,
+GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const GgmlErrorTable& errors,
+                                const AllocOptions& opt, int64_t targetFileBytes, const std::string& tokenEmbdType,
+                                const std::string& outputType, const PlanProvenance& source,
                                 const GgufExportOptions& gopt)
 {
-    const gguf::GgmlType unq = gguf::floatTypeFromName(gopt.unquantizedType, "GGUF budget");
-    std::vector<LinearInfo> linears;
-    for (const LinearInfo& li : listLinears(cfg))
-        if (isQuantizableRole(li.role))
-            linears.push_back(li);
-    MOEWB_CHECK(errors.linears.size() == linears.size(), "budget", "the error table has ", errors.linears.size(),
-                " linears, the model ", linears.size());
-    const std::vector<std::vector<size_t>> groups = fileTensors(linears);
-    std::vector<KnapsackItem> items(groups.size());
-    int64_t cheapest = 0;
-    for (size_t g = 0; g < groups.size(); ++g) {
-        for (size_t c = 0; c < errors.candidates.size(); ++c) {
-            int64_t bytes = 0;
-            double err = 0;
-            for (size_t i : groups[g]) {
-                bytes += linearBytes(linears[i], errors.candidates[c], unq);
-                err += errors.linears[i].error[c];
-            }
-            items[g].bytes.push_back(alignUp(bytes, gopt.alignment));
-            items[g].error.push_back(err);
-        }
-        cheapest += *std::min_element(items[g].bytes.begin(), items[g].bytes.end());
-    }
-    Plan base;
-    base.defaults = {};
-    std::vector<PlanEntry> entries = expandPlan(base, cfg);
+    const GgufBudgetItems b = ggufBudgetItems(cfg, errors, tokenEmbdType, outputType, gopt);
+    std::vector<PlanEntry> entries = expandPlan(Plan{}, cfg);
+    MOEWB_CHECK(entries.size() == errors.linears.size(), "budget", "the error table has ", errors.linears.size(),
+                " linears, the model ", entries.size());
     auto planOf = [&](const std::vector<int>& choice) {
-        for (size_t g = 0; g < groups.size(); ++g)
-            for (size_t i : groups[g])
-                entries[i].bits = errors.candidates[size_t(choice[g])];
-        Plan p = planFromAllocation(resultWithTypes(entries, cfg), opt);
+        AllocResult r;
+        for (size_t g = 0; g < b.groups.size(); ++g)
+            for (size_t i : b.groups[g]) {
+                entries[i].ggmlType = errors.types[size_t(choice[g])];
+                entries[i].bits = ggufBitsOfType(entries[i].ggmlType);
+                entries[i].method = "rtn";
+            }
+        r.entries = entries;
+        r.size = planSize(r.entries, cfg);
+        r.ggufTokenEmbd = b.tokenEmbdTypes[size_t(choice[b.groups.size()])];
+        r.ggufOutput = b.outputTypes[size_t(choice[b.groups.size() + 1])];
+        Plan p = planFromAllocation(r, opt);
         p.provenance.targetBytes = targetFileBytes;
         p.provenance.params = "target=gguf";
         setSource(p, source);
         return p;
     };
-    std::vector<int> lowest(groups.size());
-    for (size_t g = 0; g < groups.size(); ++g)
-        lowest[g] = int(std::min_element(items[g].bytes.begin(), items[g].bytes.end()) - items[g].bytes.begin());
+    std::vector<int> lowest(b.items.size());
+    int64_t cheapest = 0;
+    for (size_t g = 0; g < b.items.size(); ++g) {
+        const auto& bytes = b.items[g].bytes;
+        lowest[g] = int(std::min_element(bytes.begin(), bytes.end()) - bytes.begin());
+        cheapest += bytes[size_t(lowest[g])];
+    }
     Plan low = planOf(lowest);
     const int64_t fixed = int64_t(settleSize(modelDir, low, gopt)) - cheapest;
     MOEWB_CHECK(fixed + cheapest <= targetFileBytes, "budget", "the smallest GGUF of this model is ",
                 fixed + cheapest, " bytes, more than the target ", targetFileBytes);
     GgufBudgetResult out;
     int64_t budget = targetFileBytes - fixed;
-    for (int round = 0; round < 8; ++round) {
-        out.plan = planOf(solveKnapsack(items, budget));
+    // The embedded plan (its rules) changes the metadata's size with the choice: shrink the budget by
+    // the overshoot plus a margin that doubles each round until the planned file fits.
+    for (int round = 0; round < 24; ++round) {
+        const auto ts = std::chrono::steady_clock::now();
+        const std::vector<int> choice = solveKnapsack(b.items, budget);
+        out.solveSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+        out.plan = planOf(choice);
         out.fileBytes = settleSize(modelDir, out.plan, gopt);
+        out.error = 0;
+        for (size_t g = 0; g < b.items.size(); ++g)
+            out.error += b.items[g].error[size_t(choice[g])];
         if (int64_t(out.fileBytes) <= targetFileBytes)
             return out;
-        budget -= int64_t(out.fileBytes) - targetFileBytes;
+        budget -= int64_t(out.fileBytes) - targetFileBytes + (int64_t(gopt.alignment) << round);
     }
     out.plan = low;
     out.fileBytes = settleSize(modelDir, out.plan, gopt);
     out.notes.push_back("the knapsack did not settle under the target; wrote the smallest plan");
     return out;
+}
+
+GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& errors, const std::string& tokenEmbdType,
+                                const std::string& outputType, const GgufExportOptions& gopt)
+{
+    std::vector<LinearInfo> linears;
+    for (const LinearInfo& li : listLinears(cfg))
+        if (isQuantizableRole(li.role))
+            linears.push_back(li);
+    MOEWB_CHECK(errors.linears.size() == linears.size(), "budget", "the error table has ", errors.linears.size(),
+                " linears, the model ", linears.size());
+    for (size_t i = 0; i < linears.size(); ++i)
+        MOEWB_CHECK(errors.linears[i].name == linears[i].name, "budget", "error table row ", i, " is ",
+                    errors.linears[i].name, ", expected ", linears[i].name);
+    std::vector<gguf::GgmlType> types;
+    for (const std::string& n : errors.types) {
+        gguf::GgmlType t;
+        MOEWB_CHECK(gguf::ggmlTypeFromName(n, t) && gguf::ggmlCanQuantize(t), "budget",
+                    "candidate type '" + n + "' is not encoded by moewb");
+        types.push_back(t);
+    }
+    GgufBudgetItems b;
+    b.groups = fileTensors(linears);
+    auto tensorBytes = [&](gguf::GgmlType t, int64_t rows, int64_t cols) {
+        return alignUp(gguf::ggmlRowBytes(gguf::rowFallbackType(t, cols), cols) * rows, gopt.alignment);
+    };
+    for (const std::vector<size_t>& g : b.groups) {
+        KnapsackItem item;
+        for (size_t c = 0; c < types.size(); ++c) {
+            int64_t bytes = 0;
+            double err = 0;
+            for (size_t i : g) {
+                bytes += gguf::ggmlRowBytes(gguf::rowFallbackType(types[c], linears[i].inFeatures),
+                                            linears[i].inFeatures)
+                    * linears[i].outFeatures;
+                err += errors.linears[i].error[c];
+            }
+            item.bytes.push_back(alignUp(bytes, gopt.alignment));
+            item.error.push_back(err);
+        }
+        b.items.push_back(std::move(item));
+    }
+    auto embeddingItem = [&](const GgmlTensorErrors& e, const std::string& fixed, std::vector<std::string>& names) {
+        KnapsackItem item;
+        for (size_t c = 0; c < types.size(); ++c) {
+            if (fixed != "auto" && fixed != errors.types[c])
+                continue;
+            item.bytes.push_back(tensorBytes(types[c], cfg.vocabSize, cfg.hiddenSize));
+            item.error.push_back(e.error.at(c));
+            names.push_back(errors.types[c]);
+        }
+        MOEWB_CHECK(!item.bytes.empty(), "budget", e.name, ": type '", fixed, "' is not among the candidates");
+        b.items.push_back(std::move(item));
+    };
+    embeddingItem(errors.tokenEmbd, tokenEmbdType, b.tokenEmbdTypes);
+    embeddingItem(errors.output, outputType, b.outputTypes);
+    return b;
 }
 
 } // namespace moewb

@@ -344,30 +344,32 @@ private slots:
         const QString model = generate(m_tmp.path(), "mixtral", "mixtral-256", {"--hidden", "256"});
         const ModelConfig cfg = loadConfig(model.toStdString());
         // Synthetic errors: halving with each wider candidate, larger for attention.
-        ErrorTable table;
-        table.candidates = {2, 3, 4, 8};
+        GgmlErrorTable table;
+        table.types = defaultGgufCandidateTypes();
+        auto halving = [&](const std::string& name, double base) {
+            GgmlTensorErrors e{name, {}};
+            for (size_t c = 0; c < table.types.size(); ++c)
+                e.error.push_back(base / double(1 << c));
+            return e;
+        };
         for (const LinearInfo& li : listLinears(cfg))
-            if (isQuantizableRole(li.role)) {
-                LinearErrors le;
-                le.name = li.name;
-                const double base = li.expert < 0 ? 8.0 : 1.0;
-                le.error = {base, base / 2, base / 4, base / 16};
-                le.bytes = {1, 2, 3, 4};
-                table.linears.push_back(le);
-            }
+            if (isQuantizableRole(li.role))
+                table.linears.push_back(halving(li.name, li.expert < 0 ? 8.0 : 1.0));
+        table.tokenEmbd = halving("model.embed_tokens.weight", 0.5);
+        table.output = halving("lm_head.weight", 4.0);
         AllocOptions opt;
         opt.strategy = "budget";
         Plan smallest;
         smallest.defaults.ggmlType = "q2_k";
-        smallest.ggufTokenEmbd = kGgufBudgetTokenEmbd;
-        smallest.ggufOutput = kGgufBudgetOutput;
+        smallest.ggufTokenEmbd = "q2_k";
+        smallest.ggufOutput = "q2_k";
         const int64_t low = int64_t(ggufPlannedBytes(model.toStdString(), smallest));
         PlanProvenance source; // in the embedded plan, so part of the measured size
         source.modelPath = model.toStdString();
         source.architecture = cfg.architecture;
         source.created = "2026-01-01T00:00:00Z";
         for (const int64_t target : {low + 150000, low + 400000}) {
-            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target, source);
+            const GgufBudgetResult g = ggufBudgetPlan(model.toStdString(), cfg, table, opt, target, "auto", "auto", source);
             QCOMPARE(g.plan.provenance.modelPath, source.modelPath);
             QCOMPARE(g.plan.provenance.created, source.created);
             QVERIFY(int64_t(g.fileBytes) <= target);
@@ -379,7 +381,7 @@ private slots:
             QCOMPARE(g.plan.provenance.achievedBytes, int64_t(g.fileBytes));
             QCOMPARE(r.stackExtraBytes, int64_t(0));
         }
-        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(model.toStdString(), cfg, table, opt, low - 1));
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(model.toStdString(), cfg, table, opt, low - 1, "auto", "auto"));
     }
 
     void presets_data()

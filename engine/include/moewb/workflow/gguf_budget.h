@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moewb/alloc/allocate.h"
+#include "moewb/alloc/ggml_errors.h"
 #include "moewb/export/gguf.h"
 
 #include <cstdint>
@@ -17,25 +18,49 @@ namespace moewb {
 /// 4 → q4_k, 8 → q8_0; "" for 16 (unquantized).
 std::string ggufTypeForBits(int64_t bits);
 
-/// Token embedding and output types of --target gguf plans (llama.cpp's K mixes: Q4_K, Q6_K).
+/// Token embedding and output types of --target gguf plans (llama.cpp's Q4_K_M: Q4_K, Q6_K), the
+/// default of the budget too: its token_embd / output errors are not commensurate with the linears'
+/// (with "auto" the solver gave the demo Mixtral's token_embd Q2_K and a 7× larger KLD; export-gguf.md).
 constexpr const char* kGgufBudgetTokenEmbd = "q4_k";
 constexpr const char* kGgufBudgetOutput = "q6_k";
+
+/// The plan's bits for a ggml type (what the other formats would approximate it with): q2_k 2,
+/// q3_k 3, q4_k 4, anything wider 8.
+int64_t ggufBitsOfType(const std::string& type);
 
 struct GgufBudgetResult {
     Plan plan;
     uint64_t fileBytes = 0; ///< ggufPlannedBytes(plan): the written file's exact size
+    double error = 0.0;     ///< the table's total error of the chosen types
+    double solveSeconds = 0.0; ///< knapsack time, all rounds
     std::vector<std::string> notes;
 };
 
-/// "budget" with targetFileBytes = the GGUF file's size: one knapsack item per stacked expert
-/// tensor (all experts of a layer and projection share a width, as the file stores one type) and
-/// per other linear; bytes are each tensor's padded size in the ggml type of the width (width
-/// fallback included), errors the table's. Re-solved with a smaller budget until the exact planned
-/// file fits. InputError when even the cheapest plan does not fit.
+/// The knapsack of a --target gguf budget: one item per stacked expert tensor (all experts of a
+/// layer and projection: one ggml type), per other linear, then token_embd and output; options =
+/// errors.types, bytes = the tensor's size in that type (width fallback applied) padded to the
+/// file's alignment, errors the table's (summed over a stack's experts).
+/// token_embd / output: "auto" = every candidate type, else that one type only.
+struct GgufBudgetItems {
+    std::vector<std::vector<size_t>> groups; ///< quantizable-linear indices of each linear item
+    std::vector<KnapsackItem> items;         ///< groups.size() + 2 (token_embd, output)
+    std::vector<std::string> tokenEmbdTypes; ///< the token_embd item's options
+    std::vector<std::string> outputTypes;    ///< the output item's options
+};
+GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& errors,
+                                const std::string& tokenEmbdType = kGgufBudgetTokenEmbd,
+                                const std::string& outputType = kGgufBudgetOutput, const GgufExportOptions& gopt = {});
+
+/// "budget" with targetFileBytes = the GGUF file's size: ggufBudgetItems solved with the
+/// multiple-choice knapsack (token_embd and output types chosen with the linears'), re-solved with a
+/// smaller budget until the exact planned file (header, metadata and the embedded plan included)
+/// fits. InputError when even the cheapest plan does not fit or the table is not this model's.
 /// `source` (model and stats paths, architecture, creation time) goes into the plan's provenance
 /// before its size is measured, since the file embeds the plan.
-GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const ErrorTable& errors,
-                                const AllocOptions& opt, int64_t targetFileBytes, const PlanProvenance& source = {},
+GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const GgmlErrorTable& errors,
+                                const AllocOptions& opt, int64_t targetFileBytes,
+                                const std::string& tokenEmbdType = kGgufBudgetTokenEmbd,
+                                const std::string& outputType = kGgufBudgetOutput, const PlanProvenance& source = {},
                                 const GgufExportOptions& gopt = {});
 
 /// Any allocation's widths as ggml types (ggufTypeForBits) with the --target gguf token embedding
