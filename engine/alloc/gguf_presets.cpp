@@ -5,6 +5,7 @@
 // and the layer count, attn_v by its layer index, and models with exactly 8 experts get the 8-expert
 // bumps of attn_k / attn_v / attn_output.
 #include "alloc/gguf_presets.h"
+#include "moewb/alloc/ggml_errors.h"
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
@@ -91,8 +92,9 @@ std::string attnOutput(Mix m, const ModelConfig& cfg, const char* d)
     return d;
 }
 
-/// The plan's bits for a type: what the other formats would approximate it with.
-int64_t bitsOf(const std::string& t)
+} // namespace
+
+int64_t ggufBitsOfType(const std::string& t)
 {
     if (t == "q2_k")
         return 2;
@@ -102,8 +104,6 @@ int64_t bitsOf(const std::string& t)
         return 4;
     return 8;
 }
-
-} // namespace
 
 std::string ggufPresetType(const std::string& preset, const ModelConfig& cfg, const PlanEntry& e)
 {
@@ -129,7 +129,7 @@ AllocResult allocateGgufPreset(const ModelConfig& cfg, const CalibStats&, const 
     r.entries = expandPlan(base, cfg);
     for (PlanEntry& e : r.entries) {
         e.ggmlType = ggufPresetType(opt.strategy, cfg, e);
-        e.bits = bitsOf(e.ggmlType);
+        e.bits = ggufBitsOfType(e.ggmlType);
     }
     r.ggufTokenEmbd = defaultType(mixOf(opt.strategy));
     r.ggufOutput = "q6_k";

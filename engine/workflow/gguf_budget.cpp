@@ -72,17 +72,6 @@ uint64_t settleSize(const std::string& modelDir, Plan& plan, const GgufExportOpt
 
 } // namespace
 
-int64_t ggufBitsOfType(const std::string& t)
-{
-    if (t == "q2_k")
-        return 2;
-    if (t == "q3_k")
-        return 3;
-    if (t == "q4_k")
-        return 4;
-    return 8;
-}
-
 std::string ggufTypeForBits(int64_t bits)
 {
     switch (bits) {

@@ -27,6 +27,10 @@ namespace moewb {
 /// llama.cpp's K-quant ladder and Q8_0, ascending: the default candidates.
 const std::vector<std::string>& defaultGgufCandidateTypes();
 
+/// The plan's bits for a ggml type (what the other formats would approximate it with): q2_k 2,
+/// q3_k 3, q4_k 4, anything wider 8.
+int64_t ggufBitsOfType(const std::string& type);
+
 struct GgmlTensorErrors {
     std::string name;          ///< HF module name ("model.layers.0.mlp.experts.3.down_proj"), or the tensor name
     std::vector<double> error; ///< per candidate type

@@ -24,10 +24,6 @@ std::string ggufTypeForBits(int64_t bits);
 constexpr const char* kGgufBudgetTokenEmbd = "q4_k";
 constexpr const char* kGgufBudgetOutput = "q6_k";
 
-/// The plan's bits for a ggml type (what the other formats would approximate it with): q2_k 2,
-/// q3_k 3, q4_k 4, anything wider 8.
-int64_t ggufBitsOfType(const std::string& type);
-
 struct GgufBudgetResult {
     Plan plan;
     uint64_t fileBytes = 0; ///< ggufPlannedBytes(plan): the written file's exact size
