@@ -15,9 +15,9 @@ Writes three JSONL files in lm-eval-harness layouts (one object per line, keys s
       SAME domain with a length close to the true ending's.  All strings are fixed points of
       the harness's HellaSwag preprocessing (no brackets, no double spaces, stripped).
   demo_lambada.jsonl     {"text", "domain"}   (target = the last space-separated word)
-      prose domains only (scripture, fortunes, manpages, licenses): 30-70 words of running
-      text ending in an alphabetic word of >= 4 letters that already occurs earlier in the
-      passage (LAMBADA's "predictable from the context" filter, done by a simple heuristic).
+      prose domains only (scripture, fortunes, manpages, licenses, and literature where the
+      corpus has it): 30-70 words of running text ending in an alphabetic word of >= 4
+      letters that already occurs earlier in the passage (LAMBADA's "predictable from the context" filter, done by a simple heuristic).
   demo_winogrande.jsonl  {"sentence" (one "_"), "option1", "option2", "answer" "1"|"2", "domain"}
       one line of a document with one word blanked; the distractor is another word of the
       same document of the same shape class (capitalization, common suffix, length +-2
@@ -43,19 +43,26 @@ import tempfile
 
 import numpy as np
 
-DOMAINS = ["scripture", "fortunes", "manpages", "c_cpp", "python", "licenses"]
-PROSE = ["scripture", "fortunes", "manpages", "licenses"]
+# Domain order of corpus v1 (kept so that v1's task files rebuild byte-identically); domains of
+# other corpora (v2 has 13) follow in sorted order. LAMBADA-like items come from prose domains.
+DOMAINS_V1 = ["scripture", "fortunes", "manpages", "c_cpp", "python", "licenses"]
+PROSE = ["scripture", "fortunes", "manpages", "licenses", "literature"]
 FILES = ["demo_hellaswag.jsonl", "demo_lambada.jsonl", "demo_winogrande.jsonl"]
 
 
 def load_docs(path):
-    docs = {d: [] for d in DOMAINS}
+    """{domain: [document text]} in v1's domain order, then the other domains sorted."""
+    found = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
-            if r["domain"] in docs:
-                docs[r["domain"]].append(r["text"])
-    return docs
+            found.setdefault(r["domain"], []).append(r["text"])
+    order = [d for d in DOMAINS_V1 if d in found] + sorted(d for d in found if d not in DOMAINS_V1)
+    return {d: found[d] for d in order}
+
+
+def prose_domains(docs):
+    return [d for d in PROSE if docs.get(d)]
 
 
 def squash(s):
@@ -67,8 +74,8 @@ def round_robin(per_domain):
     out = []
     n = max(len(v) for v in per_domain.values())
     for i in range(n):
-        for d in DOMAINS:
-            if d in per_domain and i < len(per_domain[d]):
+        for d in per_domain:  # the quotas' (= domain) order
+            if i < len(per_domain[d]):
                 out.append(per_domain[d][i])
     return out
 
@@ -107,7 +114,7 @@ def hellaswag_ok(line):
 
 def build_hellaswag(docs, rng, total):
     per = {}
-    for dom, q in quotas(total, DOMAINS).items():
+    for dom, q in quotas(total, list(docs)).items():
         lines = [[squash(l) for l in t.split("\n")] for t in docs[dom]]
         lines = [[l for l in ls if l] for ls in lines]
         pool = []  # (doc, index) of every usable ending line
@@ -164,7 +171,7 @@ def bare(w):
 
 def build_lambada(docs, rng, total):
     per = {}
-    for dom, q in quotas(total, PROSE).items():
+    for dom, q in quotas(total, prose_domains(docs)).items():
         cands = []
         for di, t in enumerate(docs[dom]):
             words = t.split()
@@ -208,7 +215,7 @@ def shape(w, freq):
 
 def build_winogrande(docs, rng, total):
     per = {}
-    for dom, q in quotas(total, DOMAINS).items():
+    for dom, q in quotas(total, list(docs)).items():
         cands = []
         for di, t in enumerate(docs[dom]):
             freq = {}

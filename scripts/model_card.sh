@@ -6,6 +6,7 @@
 #
 #   scripts/model_card.sh MODEL_DIR [--out DIR] [--ctx N] [--eval-bytes N] [--calib-samples N]
 #                         [--calib-seq-len L] [--task-limit N] [--dtype T] [--baseline FILE]
+#                         [--corpus DIR] [--train FILE] [--tasks DIR]
 #
 #   --out DIR            keep the intermediate files there (default: a temporary directory, removed)
 #   --ctx N              perplexity window (default 512)
@@ -17,6 +18,11 @@
 #   --dtype T            compute dtype for every run (default f32: bf16 weights are upcast exactly;
 #                        libtorch's CPU bf16 GEMM is ~20x slower; auto = what `moewb eval` does)
 #   --baseline FILE      reuse a `datasets/unigram_ppl.py --json` result (same tokenizer, same eval text)
+#   --corpus DIR         held-out and calibration splits: DIR/eval/*.txt, DIR/calib.jsonl
+#                        (default datasets/corpus; the v2 demos: datasets/corpus-v2)
+#   --train FILE         training split the unigram/bigram baselines count (default DIR/train.jsonl;
+#                        corpus v2's is rebuilt from packages, e.g. /work/corpus-v2/train.jsonl)
+#   --tasks DIR          zero-shot task files DIR/*.jsonl (default datasets/tasks; v2: datasets/tasks-v2)
 #
 # Uses $MOEWB, else build/app/cli/moewb, else build/bin/moewb. Progress and timings go to stderr,
 # the markdown to stdout. Cost on a demo-shaped model (Mixtral 8 experts, hidden 256, 4 layers):
@@ -30,6 +36,7 @@ PY=/usr/bin/python3
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 2 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}" >&2; exit "${1:-2}"; }
 
 MODEL="" OUT="" CTX=512 EVAL_BYTES=0 CALIB_SAMPLES=64 CALIB_SEQ=256 TASK_LIMIT=200 DTYPE=f32 BASELINE=""
+CORPUS="$ROOT/datasets/corpus" TRAIN="" TASKS="$ROOT/datasets/tasks"
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT="$2"; shift 2 ;;
@@ -40,6 +47,9 @@ while [ $# -gt 0 ]; do
         --task-limit) TASK_LIMIT="$2"; shift 2 ;;
         --baseline) BASELINE="$2"; shift 2 ;;
         --dtype) DTYPE="$2"; shift 2 ;;
+        --corpus) CORPUS="$2"; shift 2 ;;
+        --train) TRAIN="$2"; shift 2 ;;
+        --tasks) TASKS="$2"; shift 2 ;;
         -h|--help) usage 0 ;;
         -*) echo "model_card.sh: unknown option $1" >&2; usage ;;
         *) [ -z "$MODEL" ] || usage; MODEL="$1"; shift ;;
@@ -47,6 +57,10 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$MODEL" ] || usage
 [ -f "$MODEL/config.json" ] || { echo "model_card.sh: $MODEL: no config.json" >&2; exit 1; }
+TRAIN="${TRAIN:-$CORPUS/train.jsonl}"
+[ -d "$CORPUS/eval" ] && [ -f "$CORPUS/calib.jsonl" ] \
+    || { echo "model_card.sh: $CORPUS: no eval/ directory or calib.jsonl" >&2; exit 1; }
+[ -n "$BASELINE" ] || [ -f "$TRAIN" ] || { echo "model_card.sh: $TRAIN: training split not found" >&2; exit 1; }
 
 MOEWB="${MOEWB:-}"
 if [ -z "$MOEWB" ]; then
@@ -72,7 +86,7 @@ T0=$SECONDS
 step() { log "[$((SECONDS - T0)) s] $*"; }
 
 # 1. Evaluation text, whole or cut at a line end after --eval-bytes.
-for f in "$ROOT"/datasets/corpus/eval/*.txt; do
+for f in "$CORPUS"/eval/*.txt; do
     "$PY" - "$f" "$OUT/eval/$(basename "$f")" "$EVAL_BYTES" <<'EOF'
 import sys
 data = open(sys.argv[1], "rb").read()
@@ -96,12 +110,13 @@ if [ -n "$BASELINE" ]; then
     cp "$BASELINE" "$OUT/baseline.json"
 else
     step "unigram / bigram baselines"
-    "$PY" "$ROOT/datasets/unigram_ppl.py" --tokenizer "$MODEL" --eval-dir "$OUT/eval" --json > "$OUT/baseline.json"
+    "$PY" "$ROOT/datasets/unigram_ppl.py" --tokenizer "$MODEL" --train "$TRAIN" --eval-dir "$OUT/eval" \
+        --tune "$CORPUS/calib.jsonl" --json > "$OUT/baseline.json"
 fi
 
 # 4. Routing specialization on the calibration split (random windows cover every domain).
 step "calibrate ($CALIB_SAMPLES x $CALIB_SEQ tokens)"
-"$MOEWB" calibrate "$MODEL" --data "$ROOT/datasets/corpus/calib.jsonl" --samples "$CALIB_SAMPLES" \
+"$MOEWB" calibrate "$MODEL" --data "$CORPUS/calib.jsonl" --samples "$CALIB_SAMPLES" \
     --seq-len "$CALIB_SEQ" --random-windows --seed 0 --probe-tokens 0 --no-activations --dtype "$DTYPE" \
     --out "$OUT/stats.h5" > "$OUT/calibrate.log" 2>&1
 "$MOEWB" stats specialization "$OUT/stats.h5" --json > "$OUT/specialization.json"
@@ -112,7 +127,7 @@ if "$MOEWB" eval --help 2>/dev/null | grep -q -- '--tasks'; then
     limit=()
     if "$MOEWB" eval --help 2>/dev/null | grep -q -- '--limit'; then limit=(--limit "$TASK_LIMIT"); fi
     tasks=()
-    for f in "$ROOT"/datasets/tasks/*.jsonl; do
+    for f in "$TASKS"/*.jsonl; do
         [ -e "$f" ] && tasks+=(--tasks "$f")
     done
     if [ ${#tasks[@]} -gt 0 ]; then
@@ -122,24 +137,25 @@ if "$MOEWB" eval --help 2>/dev/null | grep -q -- '--tasks'; then
             rm -f "$OUT/tasks.json"
         fi
     else
-        TASKS_NOTE="no datasets/tasks/*.jsonl"
+        TASKS_NOTE="no task files in $TASKS"
     fi
 else
     TASKS_NOTE="this moewb has no \`eval --tasks\`; task accuracies not measured"
 fi
 step "done"
 
-"$PY" - "$MODEL" "$OUT" "$CTX" "$EVAL_BYTES" "$CALIB_SAMPLES" "$CALIB_SEQ" "$TASKS_NOTE" "$DTYPE" <<'EOF'
+CORPUS_SHOWN="$(realpath -m "$CORPUS")"; CORPUS_SHOWN="${CORPUS_SHOWN#"$ROOT/"}"
+"$PY" - "$MODEL" "$OUT" "$CTX" "$EVAL_BYTES" "$CALIB_SAMPLES" "$CALIB_SEQ" "$TASKS_NOTE" "$DTYPE" "$CORPUS_SHOWN" <<'EOF'
 import glob, json, math, os, sys
 
-model, out, ctx, eval_bytes, samples, seq, tasks_note, dtype = sys.argv[1:9]
+model, out, ctx, eval_bytes, samples, seq, tasks_note, dtype, corpus = sys.argv[1:10]
 name = os.path.basename(os.path.normpath(model))
 base = json.load(open(os.path.join(out, "baseline.json")))
 brow = {r["domain"]: r for r in base["rows"]}
 
 print(f"### {name}: perplexity\n")
 cut = "whole files" if int(eval_bytes) == 0 else f"first {int(eval_bytes):,} bytes of each file"
-print(f"`moewb eval --ppl datasets/corpus/eval/<domain>.txt --ctx {ctx} --dtype {dtype}` ({cut}). Baselines from "
+print(f"`moewb eval --ppl {corpus}/eval/<domain>.txt --ctx {ctx} --dtype {dtype}` ({cut}). Baselines from "
       f"{base['train_tokens']:,} train tokens: unigram add-one, bigram add-k (k = {base['bigram_k']:g}).\n")
 print("| domain | scored tokens | model ppl | unigram ppl | bigram ppl |")
 print("|---|---:|---:|---:|---:|")
@@ -159,7 +175,7 @@ s = json.load(open(os.path.join(out, "specialization.json")))
 doms = s["domains"]
 L0 = s["layers"][0]
 print(f"### {name}: routing specialization\n")
-print(f"`moewb calibrate --data datasets/corpus/calib.jsonl --samples {samples} --seq-len {seq} --random-windows "
+print(f"`moewb calibrate --data {corpus}/calib.jsonl --samples {samples} --seq-len {seq} --random-windows "
       f"--seed 0`, then `moewb stats specialization`. MI = I(domain; expert) over routed (token, slot) choices, "
       f"NMI = MI / H(domain) (0 = routing ignores the domain, 1 = the domain fixes the experts). Per domain: "
       f"entropy H(E|d) of its expert distribution in bits (uniform = log2 E = {L0['uniform_entropy_bits']:.2f}, "

@@ -47,13 +47,11 @@ TaskMetrics metricsOf(const TaskSet& set, const TaskResult& r, const std::vector
     std::vector<double> acc, accNorm, ll;
     for (size_t i : items) {
         const TaskItem& it = set.items[i];
-        if (set.layout == TaskLayout::Lambada) {
-            acc.push_back(r.scores[i][0].greedy ? 1.0 : 0.0);
+        acc.push_back(r.correct[i] ? 1.0 : 0.0);
+        if (set.layout == TaskLayout::Lambada)
             ll.push_back(r.scores[i][0].loglik);
-        } else {
-            acc.push_back(r.pred[i] == it.label ? 1.0 : 0.0);
+        else
             accNorm.push_back(r.predNorm[i] == it.label ? 1.0 : 0.0);
-        }
     }
     meanStderr(acc, m.acc, m.accStderr);
     m.hasAccNorm = set.layout != TaskLayout::Lambada && set.layout != TaskLayout::WinoGrande;
@@ -90,6 +88,7 @@ TaskResult scoreTask(const TaskSet& set, const std::vector<std::vector<ChoiceSco
         }
         r.pred.push_back(argmax(ll));
         r.predNorm.push_back(argmax(norm));
+        r.correct.push_back(set.layout == TaskLayout::Lambada ? scores[i][0].greedy : r.pred.back() == it.label);
         all.push_back(i);
         if (!it.domain.empty())
             byDomain[it.domain].push_back(i);

@@ -107,10 +107,7 @@ struct Evaluator {
         const TaskEvalResult r = evaluateTasks(modelDir, tasks, to, stepProgress(progress, row.label + " tasks"));
         for (size_t t = 0; t < r.tasks.size(); ++t) {
             row.tasks.push_back(r.tasks[t].overall);
-            std::vector<double> correct;
-            for (size_t i = 0; i < tasks[t].items.size() && i < r.tasks[t].pred.size(); ++i)
-                correct.push_back(r.tasks[t].pred[i] == tasks[t].items[i].label ? 1.0 : 0.0);
-            row.taskCorrect.push_back(std::move(correct));
+            row.taskCorrect.emplace_back(r.tasks[t].correct.begin(), r.tasks[t].correct.end());
         }
     }
 };

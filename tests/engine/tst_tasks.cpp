@@ -222,6 +222,7 @@ private slots:
         const TaskResult r = scoreTask(s, sc);
         QCOMPARE(r.pred, (std::vector<int64_t>{0, 0, 1}));
         QCOMPARE(r.predNorm, (std::vector<int64_t>{1, 0, 0}));
+        QCOMPARE(r.correct, (std::vector<uint8_t>{0, 1, 1})); // what the pipeline's paired Δacc pairs
         // acc: [0, 1, 1] → 2/3, stderr = sqrt(var_ddof1 / n) = sqrt((1/3) / 3) = 1/3.
         QCOMPARE(r.overall.n, int64_t(3));
         QVERIFY(std::abs(r.overall.acc - 2.0 / 3.0) < 1e-12);
@@ -241,6 +242,7 @@ private slots:
         const TaskSet l = parseTaskText("{\"text\": \"a b\"}\n{\"text\": \"c d\"}\n", "l.jsonl");
         const TaskResult lr = scoreTask(l, {{{-1, true, 1}}, {{-3, false, 2}}});
         QCOMPARE(lr.overall.acc, 0.5);
+        QCOMPARE(lr.correct, (std::vector<uint8_t>{1, 0})); // greedy match, not pred == label (both 0)
         QVERIFY(lr.overall.hasPpl && !lr.overall.hasAccNorm);
         QVERIFY(std::abs(lr.overall.ppl - std::exp(2.0)) < 1e-9);
     }

@@ -101,6 +101,7 @@ struct TaskResult {
     std::vector<TaskMetrics> domains;          ///< sorted by name; empty when no item has a domain
     std::vector<std::vector<ChoiceScore>> scores; ///< [item][choice]
     std::vector<int64_t> pred, predNorm;       ///< argmax of loglik, of loglik / normLength
+    std::vector<uint8_t> correct;              ///< per item, what `acc` counts (LAMBADA: greedy match)
 };
 
 /// Metrics from per-choice scores (no model needed): scores[i].size() == set.items[i].choices.size().
