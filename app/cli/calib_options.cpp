@@ -32,8 +32,9 @@ void addCalibOptions(QCommandLineParser& p, int64_t defaultSamples, int64_t defa
                  QStringLiteral("N"), QString::number(kDefaultMinExpertTokens)});
     p.addOption({QStringLiteral("balance-experts"),
                  QStringLiteral("What else feeds routed experts' Hessians: off, next-choices or all-tokens "
-                                "(default off; docs/calibration-coverage.md)."),
-                 QStringLiteral("MODE"), QStringLiteral("off")});
+                                "(default %1; docs/calibration-coverage.md).")
+                     .arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))),
+                 QStringLiteral("MODE"), QLatin1String(expertBalanceName(kDefaultExpertBalance))});
 }
 
 std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, const char* command)

@@ -21,7 +21,7 @@ namespace moewb::cli {
 struct CalibCliOptions : CalibSelection {
     double damp = 0.01;
     int64_t minExpertTokens = kDefaultMinExpertTokens;
-    ExpertBalance balanceExperts = ExpertBalance::Off; ///< --balance-experts
+    ExpertBalance balanceExperts = kDefaultExpertBalance; ///< --balance-experts
 };
 
 /// Adds the options with these defaults for --samples and --seq-len.

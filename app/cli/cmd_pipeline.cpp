@@ -144,7 +144,7 @@ void addPipelineOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("act-bits"), QStringLiteral("Per-token activation fake-quantization bits for every evaluation (default 16 = off)."), QStringLiteral("B")});
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
-    p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens; repeatable or comma-separated, one row per mode, each compared with off (default off)."), QStringLiteral("MODE")});
+    p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens; repeatable or comma-separated, one row per mode, each compared with off (default %1).").arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))), QStringLiteral("MODE")});
     p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory in WORK.")});
 }
 

@@ -12,6 +12,7 @@
 #include "moewb/calib/calibrate.h"
 #include "moewb/stats/stats.h"
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/quant/quantize.h"
 
 #include <QString>
 #include <QStringList>
@@ -66,7 +67,7 @@ struct QuantizeSettings {
     int64_t seed = 0;
     double damp = 0.01;
     int64_t minExpertTokens = 32;
-    QString balanceExperts = QStringLiteral("off"); ///< off | next-choices | all-tokens (expertBalanceName)
+    QString balanceExperts = QString::fromLatin1(expertBalanceName(kDefaultExpertBalance)); ///< off | next-choices | all-tokens
     QString dtype = QStringLiteral("auto");
     QString checkpointFormat = QStringLiteral("gptq"); ///< gptq | gptq_v2
     int64_t maxShardBytes = int64_t(4'000'000'000);

@@ -309,7 +309,7 @@ QuantizeDialog::QuantizeDialog(const QString& modelDir, const QString& defaultOu
     m_balance->setItemData(2, tr("Every expert learns from every token, weighted by how likely the router was to "
                                  "choose it."),
                            Qt::ToolTipRole);
-    const int balance = m_balance->findData(remembered("quantize/balanceExperts", QStringLiteral("off")).toString());
+    const int balance = m_balance->findData(remembered("quantize/balanceExperts", QString::fromLatin1(expertBalanceName(kDefaultExpertBalance))).toString());
     m_balance->setCurrentIndex(std::max(balance, 0));
     m_balanceHelp->setWordWrap(true);
     const auto explain = [this] { m_balanceHelp->setText(m_balance->currentData(Qt::ToolTipRole).toString()); };

@@ -196,7 +196,8 @@ public:
         row.strategy = strategy;
         row.targetBits = bits;
         row.balance = balance;
-        const std::string suffix = balance == ExpertBalance::Off ? "" : std::string("/") + expertBalanceName(balance);
+        const bool severalModes = m_opt.balanceExperts.size() > 1;
+        const std::string suffix = severalModes ? std::string("/") + expertBalanceName(balance) : "";
         row.label = strategy + "@" + bitsLabel(bits) + suffix;
         const std::string stem = strategy + "-" + bitsLabel(bits);
         row.planPath = (fs::path(m_opt.workDir) / ("plan-" + stem + ".json")).string();
@@ -207,7 +208,7 @@ public:
         qo.minExpertTokens = m_opt.minExpertTokens;
         qo.balanceExperts = balance;
         qo.dtype = m_opt.dtype;
-        const std::string modelStem = balance == ExpertBalance::Off ? stem : stem + "-" + expertBalanceName(balance);
+        const std::string modelStem = severalModes ? stem + "-" + expertBalanceName(balance) : stem;
         row.modelPath = (fs::path(m_opt.workDir) / ("model-" + modelStem)).string();
         const QuantizeReport rep =
             quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,

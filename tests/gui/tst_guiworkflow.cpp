@@ -470,7 +470,7 @@ void TestGuiWorkflow::dialogsGiveSettings()
     gui::QuantizeDialog quantize(kModel, QStringLiteral("/out/q"), false);
     QCOMPARE(quantize.settings().format, QStringLiteral("fake"));
     QCOMPARE(quantize.settings().outPath, QStringLiteral("/out/q"));
-    QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("off")); // the default
+    QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("all-tokens")); // the default (kDefaultExpertBalance)
     QComboBox* balance = nullptr;
     for (QComboBox* box : quantize.findChildren<QComboBox*>())
         if (box->findData(QStringLiteral("all-tokens")) >= 0)

@@ -48,6 +48,9 @@ constexpr int64_t kDefaultMinExpertTokens = 32;
 ///   AllTokens    every calibration token, weighted by the expert's router probability (softmax over
 ///                all experts): H = (2 / Σ p) Σ p x xᵀ (the routed tokens are not counted twice).
 enum class ExpertBalance { Off, NextChoices, AllTokens };
+/// The default everywhere (CLI, pipeline, GUI): all-tokens won against off with paired intervals
+/// excluding 0 on every demo model with few calibration tokens (docs/calibration-coverage.md).
+constexpr ExpertBalance kDefaultExpertBalance = ExpertBalance::AllTokens;
 
 /// "off" | "next-choices" | "all-tokens".
 const char* expertBalanceName(ExpertBalance b);
@@ -60,7 +63,7 @@ struct QuantizeOptions {
     std::string planPath = "plan";     ///< names the plan in error messages
     double damp = 0.01;                ///< GPTQ damping: λ = damp · mean(diag H)
     int64_t minExpertTokens = kDefaultMinExpertTokens; ///< below this, a routed expert's GPTQ linears fall back to RTN
-    ExpertBalance balanceExperts = ExpertBalance::Off; ///< what feeds routed experts' Hessians (see ExpertBalance)
+    ExpertBalance balanceExperts = kDefaultExpertBalance; ///< what feeds routed experts' Hessians (see ExpertBalance)
     std::string dtype = "auto";        ///< compute dtype of the calibration forward: auto | bf16 | f32
     int64_t maxBatchTokens = 8192;     ///< sequences are batched (same length only) up to this many tokens
     int64_t blockSize = 128;           ///< GPTQ lazy-batch block
@@ -123,7 +126,7 @@ struct QuantizeReport {
     std::vector<LinearQuantResult> linears; ///< listLinears() order, quantizable linears only
     std::vector<FallbackExpert> fallbackExperts;
     std::vector<ExpertCoverage> experts;    ///< every routed expert with a GPTQ-collected linear, by layer, expert
-    ExpertBalance balanceExperts = ExpertBalance::Off;
+    ExpertBalance balanceExperts = kDefaultExpertBalance;
     std::string architecture;
     std::string computeDtype;
     int64_t calibSequences = 0;

@@ -36,7 +36,7 @@ struct PipelineOptions {
     int64_t minExpertTokens = 32;
     /// Expert balancing modes (#25): every strategy × budget runs once per mode; rows with a mode
     /// other than off are compared with the off row of the same strategy and budget (kldVsOff).
-    std::vector<ExpertBalance> balanceExperts{ExpertBalance::Off};
+    std::vector<ExpertBalance> balanceExperts{kDefaultExpertBalance};
     std::vector<std::string> pplFiles;   ///< UTF-8 texts
     std::vector<std::string> taskFiles;  ///< lm-eval-harness style JSONL
     int64_t taskLimit = 0;               ///< items per task (0: all)
@@ -47,9 +47,9 @@ struct PipelineOptions {
 };
 
 struct PipelineRow {
-    std::string label;        ///< "baseline" or "<strategy>@<bits>" (+ "/<balance>" unless off)
+    std::string label;        ///< "baseline" or "<strategy>@<bits>" (+ "/<balance>" when several modes run)
     std::string strategy;     ///< "" for the baseline
-    ExpertBalance balance = ExpertBalance::Off; ///< the quantize run's expert balancing
+    ExpertBalance balance = kDefaultExpertBalance; ///< the quantize run's expert balancing
     double targetBits = 16.0;
     double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage)
     int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
