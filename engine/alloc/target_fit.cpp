@@ -100,8 +100,8 @@ void fitToTarget(AllocResult& r, const ModelConfig& cfg, const AllocOptions& opt
     r.size = planSize(r.entries, cfg);
     std::ostringstream os;
     os << "target " << planTargetName(opt.target) << ": " << mixed.size()
-       << " groups that must share one width had mixed widths; each took its lowest, then " << raised
-       << " were raised to their widest within the budget";
+       << " groups that must share one width had mixed widths: each took its lowest width, then " << raised
+       << " of them their widest within the budget";
     r.notes.push_back(os.str());
 }
 
