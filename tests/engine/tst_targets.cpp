@@ -123,10 +123,12 @@ private slots:
     {
         const std::vector<KnapsackItem> items{{{10, 20}, {5, 1}}, {{10, 20}, {4, 1}}, {{10, 20}, {6, 0}}};
         QCOMPARE(solveKnapsack(items, 50), (std::vector<int>{1, 0, 1}));
-        for (SolverMethod m : {SolverMethod::Exact, SolverMethod::Lagrangian}) {
-            QCOMPARE(solveKnapsackInGroups(items, {{0, 1}, {2}}, 50, m), (std::vector<int>{1, 1, 0}));
+        QCOMPARE(solveKnapsackInGroups(items, {{0, 1}, {2}}, 50, SolverMethod::Exact), (std::vector<int>{1, 1, 0}));
+        // The Lagrangian relaxation is not exact: it stops at {AB low, C high} (40 bytes, error 9),
+        // within the budget, with both members of the group at one option.
+        QCOMPARE(solveKnapsackInGroups(items, {{0, 1}, {2}}, 50, SolverMethod::Lagrangian), (std::vector<int>{0, 0, 1}));
+        for (SolverMethod m : {SolverMethod::Exact, SolverMethod::Lagrangian})
             QCOMPARE(solveKnapsackInGroups(items, {{0}, {1}, {2}}, 50, m), solveKnapsack(items, 50, m));
-        }
         QVERIFY_THROWS_EXCEPTION(InputError, solveKnapsackInGroups(items, {{0, 1}, {2}}, 29));
     }
 
