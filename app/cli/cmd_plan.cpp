@@ -8,6 +8,7 @@
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
 #include "moewb/plan/gptq_dynamic.h"
+#include "moewb/plan/target_groups.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 #include "moewb/workflow/gguf_budget.h"
@@ -81,6 +82,11 @@ int runShow(const QStringList& args)
                         pv.params.c_str(),
                         pv.targetBits > 0 ? (std::to_string(pv.targetBits) + " bits").c_str()
                                           : (std::to_string(pv.targetBytes) + " bytes").c_str());
+        const std::vector<TargetViolation> bad = checkTarget(es, plan.target);
+        std::printf("made for %s (target %s): %zu groups share one width, %zu of them mix widths%s%s\n",
+                    planTargetRuntime(plan.target), planTargetName(plan.target), sharedGroupCount(es, plan.target),
+                    bad.size(), bad.empty() ? "" : ", e.g. ",
+                    bad.empty() ? "" : (bad.front().label + ": " + widthsText(bad.front().widths)).c_str());
         std::printf("defaults: %lld bits, group %lld, %s, %s%s; %zu rules, %zu overrides, activations %lld bits\n",
                     (long long)plan.defaults.bits, (long long)plan.defaults.groupSize,
                     plan.defaults.sym ? "sym" : "asym", plan.defaults.method.c_str(),
@@ -172,10 +178,15 @@ void addPlanOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("per-layer"), QStringLiteral("frequency / random / moqa: raise N experts in every MoE layer."), QStringLiteral("N")});
     p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
                                                           "size), else measured and written here."), QStringLiteral("FILE")});
-    p.addOption({QStringLiteral("target"), QStringLiteral("What --bytes and the sizes mean: gptq (default; GPTQ checkpoint bytes) or "
-                                                          "gguf (the GGUF file quantize --format gguf writes, token embedding and "
+    p.addOption({QStringLiteral("target"), QStringLiteral("The runtime the plan is for, recorded in the plan (docs/allocation.md, "
+                                                          "Targets): gptq (default; per-linear widths, GPTQ checkpoint bytes), "
+                                                          "vllm (vLLM's fused kernels: all routed experts of a MoE layer share one "
+                                                          "width, so do q/k/v and an MLP's gate/up; GPTQ bytes) or gguf (one ggml "
+                                                          "type per layer and projection of the experts; --bytes and the sizes "
+                                                          "mean the GGUF file quantize --format gguf writes, token embedding and "
                                                           "output included; widths become ggml types 2 q2_k, 3 q3_k, 4 q4_k, 8 q8_0; "
-                                                          "--bytes needs --strategy budget). docs/export-gguf.md"),
+                                                          "--bytes needs --strategy budget; docs/export-gguf.md). Every strategy "
+                                                          "respects the target's groups."),
                  QStringLiteral("T"), QStringLiteral("gptq")});
     p.addOption({QStringLiteral("token-embd-type"), QStringLiteral("budget --target gguf --bytes: token_embd's ggml type "
                                                                    "(q2_k q3_k q4_k q5_k q6_k q8_0), or auto (the "
@@ -381,8 +392,10 @@ int runPlan(const QStringList& args)
     if (strategy->needsStats && !p.isSet(QStringLiteral("stats")))
         return usage("strategy '" + opt.strategy + "' needs --stats FILE");
     const std::string target = toStd(p.value(QStringLiteral("target")));
-    if (target != "gptq" && target != "gguf")
-        return usage("--target must be gptq or gguf, got '" + target + "'");
+    if (!parsePlanTarget(target, opt.target))
+        return usage("--target must be gptq, vllm or gguf, got '" + target + "'");
+    if (strategy->fixedMix && opt.target == PlanTarget::Vllm)
+        return usage("strategy '" + opt.strategy + "' is a llama.cpp mix: use it with --target gguf or gptq");
     if (target == "gguf" && p.isSet(QStringLiteral("bytes")) && !strategy->needsErrorTable)
         return usage("--target gguf --bytes N needs --strategy budget (other strategies take --bits)");
     const std::string tokenEmbdType = toStd(p.value(QStringLiteral("token-embd-type")));
@@ -415,6 +428,10 @@ int runPlan(const QStringList& args)
         plan.provenance.created = utcTimestamp();
         savePlan(plan, out);
         printAllocation(r, out, t0);
+        if (opt.target != PlanTarget::Gptq)
+            std::printf("made for %s: %zu groups of linears share one width, %zu of them mixed\n",
+                        planTargetRuntime(opt.target), sharedGroupCount(r.entries, opt.target),
+                        checkTarget(r.entries, opt.target).size());
         if (strategy->fixedMix)
             std::printf("GGUF file (quantize --format gguf): %llu bytes\n",
                         (unsigned long long)ggufPlannedBytes(model, plan));

@@ -4,6 +4,7 @@
 #include "cli_common.h"
 #include "moewb/stats/stats_h5.h"
 #include "dist_options.h"
+#include "moewb/workflow/format_constraint.h"
 #include "moewb/workflow/quantize_export.h"
 
 #include "moewb/plan/plan.h"
@@ -245,7 +246,10 @@ int runQuantize(const QStringList& args)
             for (LinearStats& l : readStats(a.statsPath).linears)
                 if (!l.actSqMean.empty())
                     a.opt.actSqMean[l.name] = std::move(l.actSqMean);
-        checkPlanForFormat(source.plan(), loadConfig(source.modelDir()), a.target.format, a.planPath);
+        const ModelConfig cfg = loadConfig(source.modelDir());
+        checkPlanForFormat(source.plan(), cfg, a.target.format, a.planPath);
+        if (const std::string w = formatConstraintWarning(source.plan(), cfg, a.target.format); !w.empty())
+            std::fprintf(stderr, "moewb: warning: %s\n", w.c_str());
         const CalibSequences calib = loadCalibSequences(a.calib, a.model);
         const std::unique_ptr<DistContext> dist = connectDist(a.dist);
         a.opt.dist = dist.get();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Multiple-choice knapsack for the budget strategy, and the error table around it.
 #include "moewb/alloc/allocate.h"
+#include "moewb/alloc/target_fit.h"
 
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
@@ -211,7 +212,8 @@ AllocResult allocateBudget(const ModelConfig& cfg, const ErrorTable& errors, con
         items[i].bytes = errors.linears[i].bytes;
         items[i].error = errors.linears[i].error;
     }
-    const std::vector<int> pick = solveKnapsack(items, res.budgetBytes - fixedModelBytes(cfg));
+    const std::vector<int> pick = solveKnapsackInGroups(items, sharedWidthGroups(res.entries, opt.target),
+                                                        res.budgetBytes - fixedModelBytes(cfg));
     for (size_t i = 0; i < items.size(); ++i)
         res.entries[i].bits = errors.candidates[size_t(pick[i])];
     res.size = planSize(res.entries, cfg);

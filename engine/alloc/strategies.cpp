@@ -2,6 +2,7 @@
 // The heuristic bit-allocation strategies (docs/algorithms.md §6.1-6.2). See moewb/alloc/allocate.h
 // for the budget and the low/high ladder.
 #include "moewb/alloc/allocate.h"
+#include "moewb/alloc/target_fit.h"
 
 #include "moewb/core/error.h"
 #include "moewb/core/version.h"
@@ -443,7 +444,10 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
     MOEWB_CHECK(s, "strategy", "unknown strategy '", opt.strategy, "'");
     MOEWB_CHECK(s->run, "strategy", "'", s->name, "' needs measured quantization errors");
     MOEWB_CHECK(isValidGroupSize(opt.groupSize), "allocation", groupSizeProblem(opt.groupSize));
-    return s->run(cfg, stats, opt);
+    AllocResult r = s->run(cfg, stats, opt);
+    if (!s->fixedMix)
+        fitToTarget(r, cfg, opt);
+    return r;
 }
 
 Plan planFromAllocation(const AllocResult& r, const AllocOptions& opt)
@@ -471,6 +475,7 @@ Plan planFromAllocation(const AllocResult& r, const AllocOptions& opt)
     }
     p.ggufTokenEmbd = r.ggufTokenEmbd;
     p.ggufOutput = r.ggufOutput;
+    p.target = opt.target;
     PlanProvenance& pv = p.provenance;
     pv.strategy = opt.strategy;
     pv.targetBits = opt.targetBits;

@@ -22,7 +22,7 @@ bool operator==(const Plan& a, const Plan& b)
     return a.version == b.version && a.defaults == b.defaults && a.rules == b.rules && a.overrides == b.overrides
         && a.droppedExperts == b.droppedExperts && a.droppedLayers == b.droppedLayers
         && a.droppedBlocks == b.droppedBlocks && a.activationBits == b.activationBits
-        && a.ggufTokenEmbd == b.ggufTokenEmbd && a.ggufOutput == b.ggufOutput
+        && a.ggufTokenEmbd == b.ggufTokenEmbd && a.ggufOutput == b.ggufOutput && a.target == b.target
         && a.provenance == b.provenance;
 }
 

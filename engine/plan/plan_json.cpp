@@ -216,6 +216,15 @@ void readGguf(const Reader& p, const ojson& g, Plan& plan)
     type("output", plan.ggufOutput);
 }
 
+/// "target": "gptq" | "vllm" | "gguf" (moewb/plan/plan_target.h).
+PlanTarget readTarget(const Reader& p, const ojson& v)
+{
+    PlanTarget t = PlanTarget::Gptq;
+    if (!v.is_string() || !parsePlanTarget(v.get<std::string>(), t))
+        p.fail("$.target", "expected \"gptq\", \"vllm\" or \"gguf\"");
+    return t;
+}
+
 PlanProvenance readProvenance(const Reader& p, const ojson& v)
 {
     std::vector<std::string> keys;
@@ -274,7 +283,7 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
 {
     const Reader p{where};
     const ojson j = parseDocument(text, where);
-    p.onlyKeys(j, "$", {"format", "version", "defaults", "rules", "overrides", "drop", "activation_bits", "gguf", "provenance"});
+    p.onlyKeys(j, "$", {"format", "version", "defaults", "rules", "overrides", "drop", "activation_bits", "gguf", "target", "provenance"});
     if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != "moewb-plan")
         p.fail("$.format", "expected \"moewb-plan\"");
     if (!j.contains("version"))
@@ -299,6 +308,8 @@ Plan parsePlanJson(const std::string& text, const std::string& where)
     }
     if (j.contains("gguf"))
         readGguf(p, j["gguf"], plan);
+    if (j.contains("target"))
+        plan.target = readTarget(p, j["target"]);
     if (j.contains("provenance"))
         plan.provenance = readProvenance(p, j["provenance"]);
     return plan;
@@ -333,6 +344,8 @@ std::string planToJson(const Plan& plan)
     j["activation_bits"] = plan.activationBits;
     if (!plan.ggufTokenEmbd.empty() || !plan.ggufOutput.empty()) // absent in older plans: kept byte-identical
         j["gguf"] = {{"token_embd", plan.ggufTokenEmbd}, {"output", plan.ggufOutput}};
+    if (plan.target != PlanTarget::Gptq) // absent in older plans and in gptq ones: kept byte-identical
+        j["target"] = planTargetName(plan.target);
     j["provenance"] = provenanceJson(plan.provenance);
     return j.dump(2) + "\n";
 }

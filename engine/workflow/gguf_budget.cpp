@@ -4,11 +4,10 @@
 
 #include "gguf/gguf_quants.h"
 #include "moewb/core/error.h"
+#include "moewb/plan/target_groups.h"
 
 #include <algorithm>
 #include <chrono>
-#include <map>
-#include <tuple>
 
 namespace moewb {
 
@@ -17,25 +16,6 @@ namespace {
 int64_t alignUp(int64_t x, int64_t a)
 {
     return (x + a - 1) / a * a;
-}
-
-/// Quantizable linears grouped as the file stores them: a stacked expert tensor, or one linear.
-std::vector<std::vector<size_t>> fileTensors(const std::vector<LinearInfo>& linears)
-{
-    std::map<std::tuple<int64_t, LinearRole>, size_t> stackAt;
-    std::vector<std::vector<size_t>> groups;
-    for (size_t i = 0; i < linears.size(); ++i) {
-        const LinearInfo& li = linears[i];
-        if (li.expert >= 0) {
-            auto [it, fresh] = stackAt.emplace(std::make_tuple(li.layer, li.role), groups.size());
-            if (fresh)
-                groups.emplace_back();
-            groups[it->second].push_back(i);
-        } else {
-            groups.push_back({i});
-        }
-    }
-    return groups;
 }
 
 AllocResult resultWithTypes(std::vector<PlanEntry> entries, const ModelConfig& cfg)
@@ -90,6 +70,7 @@ GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const Alloc
     GgufBudgetResult out;
     out.plan = planFromAllocation(resultWithTypes(r.entries, cfg), opt);
     out.plan.provenance.params += (out.plan.provenance.params.empty() ? "" : " ") + std::string("target=gguf");
+    out.plan.target = PlanTarget::Gguf;
     setSource(out.plan, source);
     out.fileBytes = settleSize(modelDir, out.plan, gopt);
     return out;
@@ -119,6 +100,7 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
         Plan p = planFromAllocation(r, opt);
         p.provenance.targetBytes = targetFileBytes;
         p.provenance.params = "target=gguf";
+        p.target = PlanTarget::Gguf;
         setSource(p, source);
         return p;
     };
@@ -176,7 +158,7 @@ GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& er
         types.push_back(t);
     }
     GgufBudgetItems b;
-    b.groups = fileTensors(linears);
+    b.groups = sharedWidthGroups(linears, PlanTarget::Gguf); // the file's tensors: a stack of experts or one linear
     auto tensorBytes = [&](gguf::GgmlType t, int64_t rows, int64_t cols) {
         return alignUp(gguf::ggmlRowBytes(gguf::rowFallbackType(t, cols), cols) * rows, gopt.alignment);
     };

@@ -133,6 +133,7 @@ private slots:
     void strategyPanelLiveSolve();
     void editorOpenSaveMessages();
     void pruningEditsAndGauge();
+    void targetMarks();
 
 private:
     AllocBackend engineBackend(std::shared_ptr<const ModelConfig> cfg, std::shared_ptr<const CalibStats> stats);
@@ -900,6 +901,39 @@ void TestAllocEditor::pruningEditsAndGauge()
     // The tree shows it: a routed expert row of mixed pruning, the linear's text.
     AllocationItemModel tree(&m);
     QCOMPARE(tree.headerData(AllocationItemModel::SparsityColumn, Qt::Horizontal).toString(), QStringLiteral("Pruning"));
+}
+
+// #24: a plan made for vLLM; editing one routed expert's width breaks "one width per MoE layer":
+// the gauge says so in one line and every linear of that layer's experts is marked, the other
+// layer's are not; undo clears both.
+void TestAllocEditor::targetMarks()
+{
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    Plan p = plan.plan();
+    p.target = PlanTarget::Vllm;
+    plan.setPlan(p, QStringLiteral("target"));
+    BudgetGauge gauge(&plan);
+    AllocationItemModel tree(&plan);
+    QVERIFY(gauge.targetText().isEmpty());
+    const int e10 = plan.entryIndex("model.layers.1.mlp.experts.0.gate_proj");
+    const int e13 = plan.entryIndex("model.layers.1.mlp.experts.3.down_proj");
+    const int e20 = plan.entryIndex("model.layers.2.mlp.experts.0.gate_proj");
+    QVERIFY(e10 >= 0 && e13 >= 0 && e20 >= 0);
+    auto marked = [&](int entry) { return tree.data(tree.indexForEntry(entry), AllocationItemModel::OffTargetRole).toBool(); };
+    QVERIFY(!marked(e10) && !marked(e13));
+    plan.setBits({e10}, 3);
+    QCOMPARE(gauge.targetText(), QStringLiteral("1 group that vLLM stores at one width has mixed widths (e.g. layer 1, "
+                                                "routed experts: 3, 4 bits)"));
+    QVERIFY(marked(e10) && marked(e13) && !marked(e20));
+    QVERIFY(tree.data(tree.indexForLayer(1), AllocationItemModel::OffTargetRole).toBool());
+    QVERIFY(tree.data(tree.indexForEntry(e13), Qt::BackgroundRole).isValid());
+    plan.setBits({e20}, 2);
+    QVERIFY(gauge.targetText().startsWith(QStringLiteral("2 groups that vLLM stores at one width")));
+    plan.undoStack()->undo();
+    plan.undoStack()->undo();
+    QVERIFY(gauge.targetText().isEmpty());
+    QVERIFY(!marked(e10) && !marked(e13));
 }
 
 QTEST_MAIN(TestAllocEditor)

@@ -5,6 +5,7 @@
 #include "alloc/planeditmodel.h"
 
 #include "moewb/plan/prune_spec.h"
+#include "moewb/plan/target_groups.h"
 #include "moewb/core/error.h"
 
 #include <QFont>
@@ -57,6 +58,8 @@ void AllocationItemModel::rebuild()
     m_top.clear();
     const std::vector<PlanEntry>& es = m_plan->entries();
     m_entryNode.assign(es.size(), -1);
+    m_offTarget.clear();
+    refreshTargetMarks();
     auto add = [this](NodeKind kind, int parent, int layer, int expert, int begin) {
         Node n;
         n.kind = kind;
@@ -105,8 +108,36 @@ void AllocationItemModel::rebuild()
     endResetModel();
 }
 
-void AllocationItemModel::onEntriesChanged(const QVector<int>& changed, bool all)
+std::vector<int> AllocationItemModel::refreshTargetMarks()
 {
+    const std::vector<PlanEntry>& es = m_plan->entries();
+    std::vector<char> marks(es.size(), 0);
+    if (m_plan->plan().target != PlanTarget::Gptq) // per-linear widths: nothing to check
+        for (const TargetViolation& v : checkTarget(es, m_plan->plan().target))
+            for (size_t i : v.members)
+                marks[i] = 1;
+    std::vector<int> flipped;
+    for (size_t i = 0; i < marks.size(); ++i)
+        if (i >= m_offTarget.size() || marks[i] != m_offTarget[i])
+            flipped.push_back(int(i));
+    m_offTarget = std::move(marks);
+    return flipped;
+}
+
+bool AllocationItemModel::anyOffTarget(const Node& n) const
+{
+    for (int i = n.begin; i < n.end; ++i)
+        if (size_t(i) < m_offTarget.size() && m_offTarget[size_t(i)])
+            return true;
+    return false;
+}
+
+void AllocationItemModel::onEntriesChanged(const QVector<int>& changedIn, bool all)
+{
+    // A group's other members change their mark with the edited one: they are repainted too.
+    QVector<int> changed = changedIn;
+    for (int i : refreshTargetMarks())
+        changed.push_back(i);
     if (all) {
         if (m_entryNode.size() != m_plan->entries().size())
             return; // a new layout: rebuild() on modelConfigChanged
@@ -398,6 +429,10 @@ QVariant AllocationItemModel::nodeData(int node, int column, int role) const
     const Summary& s = summaryOf(node);
     if (role == AverageBitsRole)
         return s.params ? double(s.bitParams) / double(s.params) : 0.0;
+    if (role == OffTargetRole)
+        return anyOffTarget(n);
+    if (role == Qt::BackgroundRole && column == NameColumn && anyOffTarget(n))
+        return QColor(255, 214, 153); // orange: the target's runtime cannot load these widths
     const bool allDropped = s.dropped == n.end - n.begin;
     if (role == Qt::CheckStateRole && column == NameColumn) {
         const ModelConfig* cfg = m_plan->modelConfig();
@@ -445,7 +480,10 @@ QVariant AllocationItemModel::nodeData(int node, int column, int role) const
             .arg(r.sym ? tr("sym") : tr("asym"))
             .arg(QString::fromStdString(r.method))
             .arg(s.overridden ? tr("\nhand-tuned (override)") : QString())
-            .arg(e.dropped ? tr("\ndropped") : QString());
+            .arg(e.dropped ? tr("\ndropped") : QString())
+            + (anyOffTarget(n) ? tr("\n%1 stores this linear's group at one width, but it has mixed widths")
+                                     .arg(QString::fromUtf8(planTargetRuntime(m_plan->plan().target)))
+                               : QString());
     }
     if (role != Qt::DisplayRole && role != Qt::EditRole)
         return {};

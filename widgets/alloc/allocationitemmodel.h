@@ -32,6 +32,8 @@ public:
         KindRole,                     ///< NodeKind as int
         ChoicesRole,                  ///< QVariantList of the values an editable column takes
         AverageBitsRole,              ///< double, numel-weighted over the not-dropped linears
+        OffTargetRole,                ///< bool: a linear under it is in a group the plan's target stores
+                                      ///< at one width, and that group mixes widths (#24)
     };
     enum class NodeKind { Layer, Attention, Moe, Expert, SharedExpert, Mlp, Linear };
 
@@ -88,6 +90,9 @@ private:
     };
     void rebuild();
     void onEntriesChanged(const QVector<int>& changed, bool all);
+    /// Recomputes m_offTarget (checkTarget of the plan's target); the entries whose mark flipped.
+    std::vector<int> refreshTargetMarks();
+    bool anyOffTarget(const Node& n) const;
     const Summary& summaryOf(int node) const;
     static QString pruningText(const PlanEntry& e);
     int nodeOf(const QModelIndex& index) const;
@@ -100,6 +105,7 @@ private:
     std::vector<Node> m_nodes;
     std::vector<int> m_top;       ///< layer nodes
     std::vector<int> m_entryNode; ///< entry → linear node
+    std::vector<char> m_offTarget; ///< entry → in a group of the plan's target with mixed widths
     QString m_lastError;
 };
 

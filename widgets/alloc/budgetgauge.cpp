@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "alloc/budgetgauge.h"
 
+#include "moewb/plan/target_groups.h"
+
 #include <QLabel>
 #include <QPainter>
 #include <QVBoxLayout>
@@ -76,6 +78,7 @@ BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
     , m_summary(new QLabel(this))
     , m_delta(new QLabel(this))
     , m_breakdownLabel(new QLabel(this))
+    , m_target(new QLabel(this))
 {
     auto* lay = new QVBoxLayout(this);
     lay->setContentsMargins(4, 4, 4, 4);
@@ -89,6 +92,9 @@ BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
     lay->addWidget(m_summary);
     lay->addWidget(m_bar);
     lay->addWidget(m_delta);
+    m_target->setWordWrap(true);
+    m_target->setStyleSheet(QStringLiteral("color: #b45309; font-weight: bold;"));
+    lay->addWidget(m_target);
     lay->addWidget(m_breakdownLabel);
     connect(m_plan, &PlanEditModel::planChanged, this, &BudgetGauge::refresh);
     refresh();
@@ -152,8 +158,38 @@ QString BudgetGauge::breakdownText() const
     return lines.join(QLatin1Char('\n'));
 }
 
+QString BudgetGauge::targetText() const
+{
+    return m_targetText;
+}
+
+namespace {
+
+QString targetWarning(const PlanEditModel& plan)
+{
+    const PlanTarget target = plan.plan().target;
+    if (!plan.modelConfig() || target == PlanTarget::Gptq) // per-linear widths: nothing to check
+        return {};
+    const std::vector<TargetViolation> bad = checkTarget(plan.entries(), target);
+    if (bad.empty())
+        return {};
+    const QString runtime = QString::fromUtf8(planTargetRuntime(target));
+    const QString label = QString::fromStdString(bad.front().label);
+    const QString widths = QString::fromStdString(widthsText(bad.front().widths));
+    if (bad.size() == 1)
+        return QObject::tr("1 group that %1 stores at one width has mixed widths (e.g. %2: %3)").arg(runtime, label, widths);
+    return QObject::tr("%1 groups that %2 stores at one width have mixed widths (e.g. %3: %4)")
+        .arg(qulonglong(bad.size()))
+        .arg(runtime, label, widths);
+}
+
+} // namespace
+
 void BudgetGauge::refresh()
 {
+    m_targetText = targetWarning(*m_plan);
+    m_target->setVisible(!m_targetText.isEmpty());
+    m_target->setText(m_targetText);
     m_size = m_plan->size();
     m_breakdown = m_plan->breakdown();
     m_summary->setText(summaryText());

@@ -36,6 +36,9 @@ public:
     QString summaryText() const;   ///< "4.180 bits avg · 5.940 effective · 12.345 GB"
     QString deltaText() const;     ///< "+0.123 GB (+0.05 bits) over the 3.50-bit target", "" without one
     QString breakdownText() const; ///< one line per part
+    /// "" when the plan's widths fit its target, else "2 groups that vLLM stores at one width have
+    /// mixed widths (e.g. layer 1, routed experts: 2, 3 bits)" (#24; moewb/plan/target_groups.h).
+    QString targetText() const;
 
 public slots:
     void refresh();
@@ -46,6 +49,8 @@ private:
     QLabel* m_summary;
     QLabel* m_delta;
     QLabel* m_breakdownLabel;
+    QLabel* m_target;
+    QString m_targetText;
     PlanSize m_size;
     PlanBreakdown m_breakdown;
     double m_targetBits = 0.0;

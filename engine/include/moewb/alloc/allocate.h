@@ -14,6 +14,7 @@
 #pragma once
 
 #include "moewb/plan/plan.h"
+#include "moewb/plan/plan_target.h"
 #include "moewb/stats/stats.h"
 #include "moewb/core/progress.h"
 #include "moewb/hfconfig/hf_config.h"
@@ -36,6 +37,9 @@ struct AllocOptions {
     double topP = -1.0;       ///< outlier: fraction of linears raised (-1: as many as fit)
     int64_t perLayer = -1;    ///< frequency / random: experts raised per MoE layer (-1: global ranking)
     std::vector<int64_t> candidates{2, 3, 4, 8}; ///< widths the budget solver may choose
+    /// The runtime the plan is for: its shared-width groups (moewb/plan/target_groups.h) are one
+    /// knapsack item for "budget"; heuristic results are made to comply (moewb/alloc/target_fit.h).
+    PlanTarget target = PlanTarget::Gptq;
 };
 
 struct AllocResult;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "moewb/hfconfig/hf_config.h"
+#include "moewb/plan/plan_target.h"
 #include "moewb/plan/quant_settings.h"
 
 #include <cstdint>
@@ -60,6 +61,9 @@ struct Plan {
     /// unquantized type). --format fake applies them too (quantized and dequantized in place).
     std::string ggufTokenEmbd;
     std::string ggufOutput;
+    /// The runtime the widths are made for (#24; plan key "target", absent = gptq): which linears
+    /// must share one width (moewb/plan/target_groups.h).
+    PlanTarget target = PlanTarget::Gptq;
     PlanProvenance provenance;
 };
 
