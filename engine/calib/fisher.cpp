@@ -41,13 +41,25 @@ void LayerInputRecorder::block(int64_t layer, BlockPart part, const at::Tensor& 
         b.output = out.to(at::kFloat);
 }
 
-at::Tensor sampleModelLabels(const at::Tensor& logits, int64_t seed, size_t sequence)
+namespace {
+
+/// One draw per row of probs [T, V] by inverting the row's cumulative sum at a uniform number.
+at::Tensor sampleFromProbs(const at::Tensor& probs, int64_t seed, size_t sequence)
 {
     // One stream per (seed, sequence): splitmix-style mixing so neighbouring seeds do not overlap.
     const uint64_t s = uint64_t(seed) * 0x9E3779B97F4A7C15ull + uint64_t(sequence) * 0xBF58476D1CE4E5B9ull + 1;
     at::Generator gen = at::detail::createCPUGenerator(s);
-    const at::Tensor probs = at::softmax(logits.detach().to(at::kFloat), -1);
-    return at::multinomial(probs, 1, /*replacement=*/true, gen).squeeze(1);
+    const at::Tensor cdf = probs.to(at::kDouble).cumsum(-1);
+    const at::Tensor u = at::rand({probs.size(0), 1}, gen, at::kDouble) * cdf.narrow(-1, probs.size(-1) - 1, 1);
+    return at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(probs.size(-1) - 1);
+}
+
+} // namespace
+
+at::Tensor sampleModelLabels(const at::Tensor& logits, int64_t seed, size_t sequence)
+{
+    at::NoGradGuard noGrad;
+    return sampleFromProbs(at::softmax(logits.detach().to(at::kFloat), -1), seed, sequence);
 }
 
 GradSquareObserver::GradSquareObserver(const std::vector<LinearStats>& linears)
@@ -66,7 +78,8 @@ void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name,
         return;
     at::Tensor* acc = &m_sums[it->second];
     y.register_hook([acc](const at::Tensor& g) {
-        const at::Tensor s = g.reshape({-1, g.size(-1)}).to(at::kFloat).square().sum(0, false, at::kDouble);
+        // Column sums in fp32 (pairwise, relative error ~1e-7 per batch), accumulated across batches in fp64.
+        const at::Tensor s = g.reshape({-1, g.size(-1)}).to(at::kFloat).square().sum(0).to(at::kDouble);
         if (acc->defined())
             acc->add_(s);
         else
@@ -81,7 +94,9 @@ int64_t rowsPerSequence(const LayerInputRecorder::Batch& b, const at::Tensor& ro
     return rows.size(0) / int64_t(b.sequences.size());
 }
 
-/// Gradient of the sampled-label loss at the last layer's output, per batch.
+/// Gradient of the sampled-label loss at the last layer's output, per batch. The logits' gradient
+/// of Σ_t −log softmax(z_t)[y_t] is softmax(z_t) − onehot(y_t), formed in place (no autograd
+/// through the [tokens, vocab] log-softmax); autograd then carries it through lm_head and the norm.
 std::vector<at::Tensor> headGradients(const ModelConfig& cfg, const Checkpoint& ckpt, LayerInputRecorder& rec,
                                       int64_t seed, int64_t& tokens)
 {
@@ -92,13 +107,17 @@ std::vector<at::Tensor> headGradients(const ModelConfig& cfg, const Checkpoint& 
         const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
         const at::Tensor h = b.output.view({B, T, cfg.hiddenSize}).detach().requires_grad_(true);
         const at::Tensor logits = finalLogits(cfg, head, h); // [B, T, V] fp32
-        std::vector<at::Tensor> labels;
-        for (int64_t j = 0; j < B; ++j)
-            labels.push_back(sampleModelLabels(logits[j], seed, b.sequences[size_t(j)]));
-        const int64_t V = logits.size(-1);
-        const at::Tensor loss = at::nll_loss(at::log_softmax(logits.view({-1, V}), -1), at::stack(labels).view({-1}),
-                                             {}, at::Reduction::Sum);
-        loss.backward();
+        at::Tensor gradLogits = at::empty_like(logits);
+        {
+            at::NoGradGuard noGrad;
+            for (int64_t j = 0; j < B; ++j) {
+                const at::Tensor probs = at::softmax(logits[j], -1);
+                const at::Tensor y = sampleFromProbs(probs, seed, b.sequences[size_t(j)]);
+                gradLogits[j].copy_(probs);
+                gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, probs.options()));
+            }
+        }
+        logits.backward(gradLogits);
         grads.push_back(h.grad().view({-1, cfg.hiddenSize}).detach());
         b.output = at::Tensor();
         tokens += B * T;
