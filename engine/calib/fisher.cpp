@@ -89,6 +89,9 @@ void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name,
 
 namespace {
 
+/// Tokens per autograd graph in the layer backward (whole sequences, at least one).
+constexpr int64_t kBackwardTokens = 2048;
+
 int64_t rowsPerSequence(const LayerInputRecorder::Batch& b, const at::Tensor& rows)
 {
     return rows.size(0) / int64_t(b.sequences.size());
@@ -105,20 +108,26 @@ std::vector<at::Tensor> headGradients(const ModelConfig& cfg, const Checkpoint& 
     for (LayerInputRecorder::Batch& b : rec.batches) {
         MOEWB_ASSERT(b.output.defined());
         const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
-        const at::Tensor h = b.output.view({B, T, cfg.hiddenSize}).detach().requires_grad_(true);
-        const at::Tensor logits = finalLogits(cfg, head, h); // [B, T, V] fp32
-        at::Tensor gradLogits = at::empty_like(logits);
-        {
-            at::NoGradGuard noGrad;
-            for (int64_t j = 0; j < B; ++j) {
-                const at::Tensor probs = at::softmax(logits[j], -1);
-                const at::Tensor y = sampleFromProbs(probs, seed, b.sequences[size_t(j)]);
-                gradLogits[j].copy_(probs);
-                gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, probs.options()));
+        const at::Tensor out = b.output.view({B, T, cfg.hiddenSize});
+        at::Tensor grad = at::empty_like(out);
+        const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+        for (int64_t s0 = 0; s0 < B; s0 += per) {
+            const int64_t n = std::min(per, B - s0);
+            const at::Tensor h = out.narrow(0, s0, n).detach().requires_grad_(true);
+            const at::Tensor logits = finalLogits(cfg, head, h); // [n, T, V] fp32
+            at::Tensor gradLogits;
+            {
+                at::NoGradGuard noGrad;
+                gradLogits = at::softmax(logits, -1);
+                for (int64_t j = 0; j < n; ++j) {
+                    const at::Tensor y = sampleFromProbs(gradLogits[j], seed, b.sequences[size_t(s0 + j)]);
+                    gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, gradLogits.options()));
+                }
             }
+            logits.backward(gradLogits);
+            grad.narrow(0, s0, n).copy_(h.grad());
         }
-        logits.backward(gradLogits);
-        grads.push_back(h.grad().view({-1, cfg.hiddenSize}).detach());
+        grads.push_back(grad.view({-1, cfg.hiddenSize}));
         b.output = at::Tensor();
         tokens += B * T;
     }
@@ -152,10 +161,20 @@ int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed
                    "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (backward)");
             LayerInputRecorder::Batch& b = rec.batches[size_t(bi)];
             const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.input[size_t(l)]);
-            const at::Tensor x = b.input[size_t(l)].view({B, T, cfg.hiddenSize}).detach().requires_grad_(true);
-            const at::Tensor y = decoderLayer(cfg, w, x, rope, &hooks);
-            y.backward(grads[size_t(bi)].view({B, T, cfg.hiddenSize}));
-            grads[size_t(bi)] = x.grad().view({-1, cfg.hiddenSize}).detach();
+            const at::Tensor in = b.input[size_t(l)].view({B, T, cfg.hiddenSize});
+            const at::Tensor gradOut = grads[size_t(bi)].view({B, T, cfg.hiddenSize});
+            at::Tensor gradIn = at::empty_like(in);
+            // Sequences are independent: back-propagate a few at a time, so the autograd graph's
+            // activations stay small (cache-resident, reused allocations).
+            const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+            for (int64_t s0 = 0; s0 < B; s0 += per) {
+                const int64_t n = std::min(per, B - s0);
+                const at::Tensor x = in.narrow(0, s0, n).detach().requires_grad_(true);
+                const at::Tensor y = decoderLayer(cfg, w, x, rope, &hooks);
+                y.backward(gradOut.narrow(0, s0, n));
+                gradIn.narrow(0, s0, n).copy_(x.grad());
+            }
+            grads[size_t(bi)] = gradIn.view({-1, cfg.hiddenSize});
             b.input[size_t(l)] = at::Tensor();
         }
     }
