@@ -37,6 +37,7 @@ int runCalibrate(const QStringList& args)
     p.addOption({QStringLiteral("batch-tokens"), QStringLiteral("Tokens per forward batch (default 8192)."), QStringLiteral("N"), QStringLiteral("8192")});
     p.addOption({QStringLiteral("no-stream"), QStringLiteral("Load all layers at once instead of streaming one layer at a time.")});
     p.addOption({QStringLiteral("no-activations"), QStringLiteral("Skip the per-linear activation statistics.")});
+    p.addOption({QStringLiteral("fisher"), QStringLiteral("Also measure the diagonal Fisher at every linear's output (labels drawn from the model with --seed): the loss-aware cost model of plan --strategy budget (docs/allocation.md). Keeps every layer's input hidden states in memory.")});
     p.addOption({QStringLiteral("out"), QStringLiteral("Output stats file."), QStringLiteral("FILE")});
     addDistOptions(p);
     if (!parseOrUsage(p, args))
@@ -77,6 +78,9 @@ int runCalibrate(const QStringList& args)
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     opt.streaming = !p.isSet(QStringLiteral("no-stream"));
     opt.activations = !p.isSet(QStringLiteral("no-activations"));
+    opt.fisher = p.isSet(QStringLiteral("fisher"));
+    CalibrateOptions::Timings timings;
+    opt.timings = &timings;
     const std::string model = toStd(p.positionalArguments()[0]);
     const std::string out = toStd(p.value(QStringLiteral("out")));
     const std::optional<DistCli> distCli = readDistOptions(p, "calibrate");
@@ -111,6 +115,11 @@ int runCalibrate(const QStringList& args)
         const StatsProvenance& pv = stats.provenance;
         std::printf("calibrated %s: %lld windows, %lld tokens in %.1f s (%.0f tokens/s)\n", pv.architecture.c_str(),
                     (long long)pv.numSamples, (long long)pv.numTokens, secs, double(pv.numTokens) / std::max(secs, 1e-9));
+        if (stats.hasFisher())
+            std::printf("Fisher diagonal over %lld tokens (sampled labels, seed %lld): %.1f s, %.2fx the calibration "
+                        "pass (%.1f s)\n",
+                        (long long)stats.fisher.tokens, (long long)stats.fisher.seed, timings.fisher,
+                        timings.fisher / std::max(timings.calibration, 1e-9), timings.calibration);
         if (!pv.domains.empty()) {
             std::printf("domains:");
             for (size_t d = 0; d < pv.domains.size(); ++d)

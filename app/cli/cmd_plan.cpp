@@ -178,6 +178,10 @@ void addPlanOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("per-layer"), QStringLiteral("frequency / random / moqa: raise N experts in every MoE layer."), QStringLiteral("N")});
     p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
                                                           "size), else measured and written here."), QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("cost-model"), QStringLiteral("budget: what the solver minimises: fisher (predicted KL divergence, needs "
+                                                              "stats from calibrate --fisher), proxy (activation-weighted RTN error) or "
+                                                              "auto (fisher when the stats have it). docs/allocation.md"),
+                 QStringLiteral("M"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("target"), QStringLiteral("The runtime the plan is for, recorded in the plan (docs/allocation.md, "
                                                           "Targets): gptq (default; per-linear widths, GPTQ checkpoint bytes), "
                                                           "vllm (vLLM's fused kernels: all routed experts of a MoE layer share one "
@@ -238,6 +242,11 @@ int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
         if (!ok || opt.topP < 0 || opt.topP > 1)
             return usage("--top-p must be in [0, 1]");
     }
+    try {
+        opt.costModel = parseCostModel(toStd(p.value(QStringLiteral("cost-model"))));
+    } catch (const InputError&) {
+        return usage("--cost-model must be auto, fisher or proxy");
+    }
     if (p.isSet(QStringLiteral("per-layer"))) {
         opt.perLayer = p.value(QStringLiteral("per-layer")).toLongLong(&ok);
         if (!ok || opt.perLayer < 0)
@@ -254,14 +263,31 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
     const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
     if (cached) {
         table = loadErrorTable(errorsPath);
+        const CostModel want = opt.costModel != CostModel::Auto ? opt.costModel
+            : stats.hasFisher()                               ? CostModel::Fisher
+                                                              : CostModel::Proxy;
+        if (table.costModel != want)
+            throw InputError(errorsPath, std::string("holds the ") + costModelName(table.costModel)
+                                             + " cost model, this run uses " + costModelName(want)
+                                             + "; delete it to measure again");
         std::printf("read quantization errors from %s\n", errorsPath.c_str());
     } else {
-        table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress());
+        table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress(), opt.costModel);
         if (!errorsPath.empty()) {
             saveErrorTable(table, errorsPath);
             std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
         }
     }
+    if (table.costModel == CostModel::Fisher)
+        std::printf("cost model: fisher (predicted KL divergence from the Fisher diagonal over %lld calibration "
+                    "tokens)\n",
+                    (long long)stats.fisher.tokens);
+    else if (stats.hasFisher())
+        std::printf("cost model: proxy (activation-weighted RTN error; --cost-model proxy)\n");
+    else
+        std::fprintf(stderr, "moewb plan: warning: the statistics have no Fisher diagonal (moewb calibrate --fisher); "
+                             "budget falls back to the activation-weighted RTN error proxy, whose errors are not "
+                             "comparable across layers and roles\n");
     return table;
 }
 

@@ -222,7 +222,10 @@ AllocResult allocateBudget(const ModelConfig& cfg, const ErrorTable& errors, con
     for (size_t i = 0; i < items.size(); ++i)
         err += items[i].error[size_t(pick[i])];
     std::ostringstream os;
-    os << "budget: total weighted error " << err;
+    if (errors.costModel == CostModel::Fisher)
+        os << "budget: cost model fisher, predicted KL divergence " << err << " nats/token (sum over linears)";
+    else
+        os << "budget: cost model proxy (activation-weighted RTN error), total weighted error " << err;
     res.notes.push_back(os.str());
     return res;
 }
@@ -235,6 +238,7 @@ void saveErrorTable(const ErrorTable& t, const std::string& path)
     j["candidates"] = t.candidates;
     j["group_size"] = t.groupSize;
     j["sym"] = t.sym;
+    j["cost_model"] = costModelName(t.costModel);
     j["linears"] = nlohmann::ordered_json::array();
     for (const LinearErrors& l : t.linears)
         j["linears"].push_back({{"name", l.name}, {"bytes", l.bytes}, {"error", l.error}});
@@ -252,6 +256,10 @@ ErrorTable loadErrorTable(const std::string& path)
         t.candidates = j.at("candidates").get<std::vector<int64_t>>();
         t.groupSize = j.at("group_size").get<int64_t>();
         t.sym = j.at("sym").get<bool>();
+        // Tables written before the Fisher cost model have no "cost_model": they hold the proxy.
+        const std::string model = j.value("cost_model", "proxy");
+        MOEWB_CHECK(model == "fisher" || model == "proxy", path, "unknown cost_model '", model, "'");
+        t.costModel = parseCostModel(model);
         for (const auto& l : j.at("linears")) {
             LinearErrors e;
             e.name = l.at("name").get<std::string>();

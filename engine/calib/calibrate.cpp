@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "calib/calibrator.h"
+#include "calib/fisher.h"
 
 #include "moewb/core/error.h"
 #include "moewb/core/timestamp.h"
@@ -184,7 +185,21 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
                 domainCounts[size_t(d)] += 1;
             }
 
-    CalibStats st = runCalibration(model, seqs, layout, opt, nullptr, progress);
+    MOEWB_CHECK(!opt.fisher || worldSize == 1, "calibration", "--fisher runs in one process (no --distributed)");
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    LayerInputRecorder recorder(model.config().numLayers);
+    CalibStats st = runCalibration(model, seqs, layout, opt, opt.fisher ? &recorder : nullptr, progress);
+    const auto t1 = Clock::now();
+    if (opt.fisher) {
+        st.fisher.tokens = fisherBackward(model, recorder, opt.seed, st.linears, progress);
+        st.fisher.labels = "sampled";
+        st.fisher.seed = opt.seed;
+    }
+    if (opt.timings) {
+        opt.timings->calibration = std::chrono::duration<double>(t1 - t0).count();
+        opt.timings->fisher = std::chrono::duration<double>(Clock::now() - t1).count();
+    }
 
     StatsProvenance& p = st.provenance;
     const ModelConfig& cfg = model.config();
@@ -220,6 +235,8 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     j["max_batch_tokens"] = opt.maxBatchTokens;
     j["activations"] = opt.activations;
     j["outlier_scores"] = opt.outlierScores;
+    if (opt.fisher)
+        j["fisher"] = true;
     p.optionsJson = j.dump();
     return st;
 }

@@ -228,6 +228,19 @@ public:
                 return true;
         return false;
     }
+    void linearOutput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& y) override
+    {
+        for (auto* o : m_obs)
+            if (o->wantsLinearOutputs())
+                o->linearOutput(layer, expert, name, y);
+    }
+    bool wantsLinearOutputs() const override
+    {
+        for (auto* o : m_obs)
+            if (o->wantsLinearOutputs())
+                return true;
+        return false;
+    }
 
 private:
     std::vector<ForwardObserver*> m_obs;

@@ -65,14 +65,25 @@ at::Tensor linearInput(const LayerWeights& w, const at::Tensor& x)
     return w.activationBits < 16 ? fakeQuantActivations(x, w.activationBits) : x;
 }
 
-/// x is used as given: callers pass linearInput(w, x) for quantizable linears.
-at::Tensor observedLinear(const LayerWeights& w, const std::string& base, const at::Tensor& x, int64_t expert,
-                          ForwardObserver* obs)
+/// The linear's output, shown to the observer when it asks for outputs.
+at::Tensor outputSeen(const LayerWeights& w, const std::string& base, const at::Tensor& y, int64_t expert,
+                      ForwardObserver* obs)
 {
-    if (obs && obs->wantsLinearInputs())
+    if (obs && obs->wantsLinearOutputs())
+        obs->linearOutput(w.layer, expert, base, y);
+    return y;
+}
+
+/// x is used as given: callers pass linearInput(w, x) for quantizable linears. observeInput false:
+/// the caller already reported the input (q, k and v share one).
+at::Tensor observedLinear(const LayerWeights& w, const std::string& base, const at::Tensor& x, int64_t expert,
+                          ForwardObserver* obs, bool observeInput = true)
+{
+    if (observeInput && obs && obs->wantsLinearInputs())
         obs->linearInput(w.layer, expert, base, x.reshape({-1, x.size(-1)}));
     const at::Tensor b = biasOf(w, base);
-    return b.defined() ? at::linear(x, weightOf(w, base), b) : at::linear(x, weightOf(w, base));
+    return outputSeen(w, base, b.defined() ? at::linear(x, weightOf(w, base), b) : at::linear(x, weightOf(w, base)),
+                      expert, obs);
 }
 
 /// SwiGLU with observer calls on each of its three linears (and activation fake-quantization).
@@ -80,10 +91,12 @@ at::Tensor observedMlp(const LayerWeights& w, const std::string& gate, const std
                        const at::Tensor& x, int64_t expert, ForwardObserver* obs)
 {
     const bool observe = obs && obs->wantsLinearInputs();
-    if (!observe && w.activationBits >= 16)
+    const bool outputs = obs && obs->wantsLinearOutputs();
+    if (!observe && !outputs && w.activationBits >= 16)
         return swiglu(x, weightOf(w, gate), weightOf(w, up), weightOf(w, down));
     const at::Tensor xq = linearInput(w, x);
-    const at::Tensor act = at::silu(at::linear(xq, weightOf(w, gate))) * at::linear(xq, weightOf(w, up));
+    const at::Tensor act = at::silu(outputSeen(w, gate, at::linear(xq, weightOf(w, gate)), expert, obs))
+        * outputSeen(w, up, at::linear(xq, weightOf(w, up)), expert, obs);
     if (observe) {
         obs->linearInput(w.layer, expert, gate, xq);
         obs->linearInput(w.layer, expert, up, xq);
@@ -106,9 +119,9 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
         for (const char* proj : {"q_proj", "k_proj", "v_proj"})
             obs->linearInput(layer, -1, cfg.attnLinear(layer, proj), flat);
     }
-    at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), hq, -1, nullptr);
-    at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), hq, -1, nullptr);
-    at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), hq, -1, nullptr);
+    at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), hq, -1, obs, false);
+    at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), hq, -1, obs, false);
+    at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), hq, -1, obs, false);
     if (cfg.qkNorm == QkNorm::Whole) {
         q = rmsNorm(q, w.get(p + ".self_attn.q_norm.weight"), cfg.rmsNormEps);
         k = rmsNorm(k, w.get(p + ".self_attn.k_norm.weight"), cfg.rmsNormEps);

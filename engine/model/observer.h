@@ -20,6 +20,10 @@ public:
     /// Input x [N, in] of linear `name` (tensor name without ".weight"). For a routed expert only
     /// the tokens routed to it are passed. `layer`/`expert` locate it (expert -1 if not routed).
     virtual void linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x) {}
+    /// Output y [..., out] of linear `name` (bias included), for the same tokens as linearInput.
+    /// Under autograd y carries its history, so an observer may register a gradient hook on it
+    /// (the Fisher pass, engine/calib/fisher.cpp). Called only when wantsLinearOutputs().
+    virtual void linearOutput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& y) {}
     /// Router of a MoE layer over N tokens: logits [N, E] (model dtype), the chosen experts
     /// [N, k] (int64, in descending weight order) and their final mixing weights [N, k] (fp32).
     virtual void routing(int64_t layer, const at::Tensor& logits, const at::Tensor& experts,
@@ -41,6 +45,8 @@ public:
     virtual void finish() {}
     /// Whether linearInput should be called (it costs a flatten per linear).
     virtual bool wantsLinearInputs() const { return false; }
+    /// Whether linearOutput should be called (the MLP then runs gate and up as separate GEMMs).
+    virtual bool wantsLinearOutputs() const { return false; }
 };
 
 } // namespace moewb

@@ -309,6 +309,27 @@ void writeLayer(H5::Group& layers, const LayerStats& l)
     putVector(g, h5::kDeadExperts, r.deadExperts);
 }
 
+/// The optional Fisher diagonals (calibrate --fisher): attributes on /linears and one flat array
+/// with per-row offsets, like the activation statistics (the Fisher is far smaller: [out] per row).
+void writeFisher(H5::Group& g, const CalibStats& s)
+{
+    if (!s.hasFisher())
+        return;
+    putScalar<int64_t>(g, h5::kFisherTokens, s.fisher.tokens);
+    putStr(g, h5::kFisherLabels, s.fisher.labels);
+    putScalar<int64_t>(g, h5::kFisherSeed, s.fisher.seed);
+    std::vector<int64_t> offsets, channels;
+    std::vector<float> all;
+    for (const LinearStats& r : s.linears) {
+        offsets.push_back(int64_t(all.size()));
+        channels.push_back(int64_t(r.fisher.size()));
+        all.insert(all.end(), r.fisher.begin(), r.fisher.end());
+    }
+    putVector(g, h5::kFisherOffset, offsets);
+    putVector(g, h5::kFisherChannels, channels);
+    putVector(g, h5::kFisher, all);
+}
+
 // Channel statistics of all linears go into two flat arrays. They are written in slabs of about
 // kSlabValues so the writer never holds a second copy of the whole (hundreds of MB) data.
 constexpr size_t kSlabValues = size_t(8) << 20;
@@ -371,6 +392,7 @@ void writeLinears(H5::H5File& file, const CalibStats& s, const ProgressFn& progr
             flush();
     }
     flush();
+    writeFisher(g, s);
 }
 
 int64_t linearSlabs(const CalibStats& s)
@@ -758,6 +780,36 @@ void checkActivationSlices(const Reader& rd, const std::vector<std::string>& nam
     }
 }
 
+/// The optional Fisher diagonals (absent: s.fisher.tokens stays 0). Each row holds 0 or
+/// out_features values, inside the flat array.
+void readFisher(const Reader& rd, const Loc& lin, const std::vector<int64_t>& outF, CalibStats& s)
+{
+    if (!lin.g.attrExists(h5::kFisherTokens))
+        return;
+    const hsize_t n = outF.size();
+    s.fisher.tokens = rd.i64(lin, h5::kFisherTokens);
+    s.fisher.labels = rd.str(lin, h5::kFisherLabels);
+    s.fisher.seed = rd.i64(lin, h5::kFisherSeed);
+    if (s.fisher.tokens <= 0)
+        rd.fail("/linears fisher_tokens is " + std::to_string(s.fisher.tokens) + ", expected a positive count");
+    const auto offset = rd.array<int64_t>(lin, h5::kFisherOffset, {n});
+    const auto channels = rd.array<int64_t>(lin, h5::kFisherChannels, {n});
+    const Dims shape = rd.shapeOf(lin, h5::kFisher);
+    if (shape.size() != 1)
+        rd.fail("dataset /linears/fisher has shape " + dimsText(shape) + ", expected [C]");
+    const int64_t total = int64_t(shape[0]);
+    const std::vector<float> all = rd.array<float>(lin, h5::kFisher, shape);
+    for (size_t i = 0; i < n; ++i) {
+        LinearStats& r = s.linears[i];
+        if ((channels[i] != 0 && channels[i] != outF[i]) || offset[i] < 0 || channels[i] < 0
+            || offset[i] + channels[i] > total)
+            rd.fail("/linears row " + std::to_string(i) + " (" + r.name + "): fisher slice " + std::to_string(offset[i])
+                    + " + " + std::to_string(channels[i]) + " is not 0 or out_features values inside fisher ("
+                    + std::to_string(total) + ")");
+        r.fisher.assign(all.begin() + offset[i], all.begin() + offset[i] + channels[i]);
+    }
+}
+
 /// /linears: one row per linear, its activation statistics split out of the bulk arrays.
 void readLinears(const Reader& rd, const Loc& root, CalibStats& s)
 {
@@ -806,6 +858,7 @@ void readLinears(const Reader& rd, const Loc& root, CalibStats& s)
     };
     splitInto(h5::kActAbsMax, &LinearStats::actAbsMax);
     splitInto(h5::kActSqMean, &LinearStats::actSqMean);
+    readFisher(rd, lin, outF, s);
 }
 
 CalibStats readAll(const Reader& rd, H5::H5File& file, const ProgressFn& progress)
@@ -883,6 +936,11 @@ void validateStats(const CalibStats& s)
             invalid("linear " + r.name + " act_absmax has " + std::to_string(c) + " values, in_features is "
                     + std::to_string(r.inFeatures));
         checkSize(r.actSqMean, c, "linear " + r.name + " act_sqmean");
+        if (!r.fisher.empty() && int64_t(r.fisher.size()) != r.outFeatures)
+            invalid("linear " + r.name + " fisher has " + std::to_string(r.fisher.size()) + " values, out_features is "
+                    + std::to_string(r.outFeatures));
+        if (!r.fisher.empty() && !s.hasFisher())
+            invalid("linear " + r.name + " has a Fisher diagonal but fisher.tokens is 0");
     }
 }
 

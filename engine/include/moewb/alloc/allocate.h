@@ -25,6 +25,16 @@
 
 namespace moewb {
 
+/// What an ErrorTable's numbers predict (docs/allocation.md).
+///   Fisher: predicted KL divergence from the unquantized model, nats per token,
+///           ½ Σ_i F_i Σ_j (ΔW_ij)² E[x_j²] with F from `calibrate --fisher` (LinearStats::fisher);
+///   Proxy:  usage · Σ_ij (ΔW_ij)² E[x_j²], the activation-weighted RTN error (no common unit
+///           across layers and roles: the fallback when the statistics carry no Fisher);
+///   Auto:   Fisher when the statistics have it, else Proxy.
+enum class CostModel { Auto, Fisher, Proxy };
+const char* costModelName(CostModel m); ///< "fisher", "proxy" ("auto" for Auto)
+CostModel parseCostModel(const std::string& name); ///< InputError for anything but auto|fisher|proxy
+
 struct AllocOptions {
     std::string strategy = "uniform"; ///< see allocStrategies()
     double targetBits = 0.0;          ///< average bits (0 = use targetBytes)
@@ -40,6 +50,7 @@ struct AllocOptions {
     /// The runtime the plan is for: its shared-width groups (moewb/plan/target_groups.h) are one
     /// knapsack item for "budget"; heuristic results are made to comply (moewb/alloc/target_fit.h).
     PlanTarget target = PlanTarget::Gptq;
+    CostModel costModel = CostModel::Auto;       ///< budget: what the solver minimises (measureErrors)
 };
 
 struct AllocResult;
@@ -82,6 +93,7 @@ struct ErrorTable {
     std::vector<int64_t> candidates; ///< widths, ascending
     int64_t groupSize = 128;
     bool sym = false;
+    CostModel costModel = CostModel::Proxy; ///< Fisher or Proxy (never Auto)
     std::vector<LinearErrors> linears; ///< quantizable linears in listLinears() order
 };
 
@@ -105,13 +117,16 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
 /// "budget": minimal total error under the byte budget, given measured errors.
 AllocResult allocateBudget(const ModelConfig& cfg, const ErrorTable& errors, const AllocOptions& opt);
 
-/// Measures the error table: per quantizable linear, ||(W - RTN_b(W)) diag(sqrt(E[x^2]))||_F^2 for
-/// each candidate b (asymmetric min/max groups of groupSize), times usage = tokens routed to the
-/// expert / router tokens (1 for dense linears). Streams one weight at a time from the checkpoint.
-/// Linears without activation statistics use E[x^2] = 1.
+/// Measures the error table for each candidate b (ΔW = W − RTN_b(W), asymmetric min/max groups of
+/// groupSize), per quantizable linear (see CostModel):
+///   Fisher: ½ Σ_i F_i Σ_j ΔW_ij² E[x_j²];
+///   Proxy:  usage · Σ_ij ΔW_ij² E[x_j²], usage = tokens routed to the expert / router tokens
+///           (1 for dense linears).
+/// Streams one weight at a time from the checkpoint. Linears without activation statistics use
+/// E[x²] = 1. CostModel::Fisher on statistics without a Fisher → InputError.
 ErrorTable measureErrors(const std::string& modelDir, const ModelConfig& cfg, const CalibStats& stats,
                          int64_t groupSize, const std::vector<int64_t>& candidates,
-                         const ProgressFn& progress = {});
+                         const ProgressFn& progress = {}, CostModel model = CostModel::Auto);
 void saveErrorTable(const ErrorTable& t, const std::string& path); ///< JSON, atomic
 ErrorTable loadErrorTable(const std::string& path);
 

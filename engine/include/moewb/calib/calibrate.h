@@ -85,6 +85,16 @@ struct CalibrateOptions {
     /// every rank returns the statistics of all windows (counts bitwise equal to a single-process
     /// run, float sums equal up to summation order). Needs at least one window per rank.
     DistContext* dist = nullptr;
+    /// Also measure the diagonal Fisher at every linear's output (LinearStats::fisher, labels drawn
+    /// with `seed`; engine/calib/fisher.h, docs/allocation.md): the calibration forward keeps every
+    /// layer's input, then a layer-streamed backward runs from the top. Single process only.
+    bool fisher = false;
+    /// When set, receives the wall-clock seconds of the calibration pass and of the Fisher backward.
+    struct Timings {
+        double calibration = 0.0;
+        double fisher = 0.0;
+    };
+    Timings* timings = nullptr;
 };
 
 /// The whole run: load data, cut windows, run the model with the observers, fill provenance.

@@ -144,6 +144,17 @@ struct LinearStats {
     std::vector<float> actSqMean;   ///< [in] mean_t x_tj^2 (Wanda norm, diag(H)/2); empty likewise
     float outlierScore = 0.0f;      ///< see OutlierScoreParams; NaN when not computed
     int64_t outlierColumn = -1;     ///< argmax column j of the score, -1 when not computed
+    /// [out] diagonal Fisher at the linear's output: F_i = (1/N) sum_t g_ti^2 over all N calibration
+    /// tokens, g = gradient of the sampled-label loss (FisherParams) at output channel i (a routed
+    /// expert's g is 0 on tokens not routed to it). Empty when not measured (docs/allocation.md).
+    std::vector<float> fisher;
+};
+
+/// How the per-linear Fisher diagonals were measured (moewb calibrate --fisher, engine/calib/fisher.cpp).
+struct FisherParams {
+    int64_t tokens = 0;              ///< N: calibration tokens averaged over; 0 = no Fisher in the file
+    std::string labels = "sampled";  ///< "sampled": one label per token drawn from the model's own softmax
+    int64_t seed = 0;                ///< seed of the label draw
 };
 
 struct CalibStats {
@@ -152,7 +163,10 @@ struct CalibStats {
     int64_t hiddenSize = 0;
     std::vector<LayerStats> layers;
     OutlierScoreParams outlier;
+    FisherParams fisher;              ///< fisher.tokens == 0: no LinearStats::fisher recorded
     std::vector<LinearStats> linears; ///< in listLinears() order
+
+    bool hasFisher() const { return fisher.tokens > 0; }
 
     /// The MoE layer `layer`'s router, or nullptr for a dense or unknown layer.
     const RouterStats* router(int64_t layer) const
@@ -215,12 +229,17 @@ inline bool operator==(const LinearStats& a, const LinearStats& b)
     return a.name == b.name && a.layer == b.layer && a.expert == b.expert && a.role == b.role
         && a.inFeatures == b.inFeatures && a.outFeatures == b.outFeatures && a.tokens == b.tokens
         && detail::sameValues(a.actAbsMax, b.actAbsMax) && detail::sameValues(a.actSqMean, b.actSqMean)
-        && detail::sameValue(a.outlierScore, b.outlierScore) && a.outlierColumn == b.outlierColumn;
+        && detail::sameValue(a.outlierScore, b.outlierScore) && a.outlierColumn == b.outlierColumn
+        && detail::sameValues(a.fisher, b.fisher);
+}
+inline bool operator==(const FisherParams& a, const FisherParams& b)
+{
+    return a.tokens == b.tokens && a.labels == b.labels && a.seed == b.seed;
 }
 inline bool operator==(const CalibStats& a, const CalibStats& b)
 {
     return a.provenance == b.provenance && a.numLayers == b.numLayers && a.hiddenSize == b.hiddenSize
-        && a.layers == b.layers && a.outlier == b.outlier && a.linears == b.linears;
+        && a.layers == b.layers && a.outlier == b.outlier && a.fisher == b.fisher && a.linears == b.linears;
 }
 
 } // namespace moewb

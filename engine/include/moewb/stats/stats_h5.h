@@ -38,6 +38,9 @@
 //       act_offset, act_channels [N] int64: row r's channels are act_*[act_offset[r] : +act_channels[r]],
 //         act_channels is in_features, or 0 when activations were not observed;
 //       act_absmax, act_sqmean [C] f32, C = sum(act_channels), rows concatenated in table order.
+//       optional (calibrate --fisher): attributes fisher_tokens int64, fisher_labels str, fisher_seed
+//         int64; fisher_offset, fisher_channels [N] int64 (channels: out_features or 0);
+//         fisher [C'] f32, the diagonal Fisher at each linear's output (LinearStats::fisher).
 #pragma once
 
 #include "moewb/stats/stats.h"
@@ -124,6 +127,13 @@ constexpr const char* kActOffset = "act_offset";
 constexpr const char* kActChannels = "act_channels";
 constexpr const char* kActAbsMax = "act_absmax";
 constexpr const char* kActSqMean = "act_sqmean";
+// optional (present when calibrate ran with --fisher)
+constexpr const char* kFisherTokens = "fisher_tokens";
+constexpr const char* kFisherLabels = "fisher_labels";
+constexpr const char* kFisherSeed = "fisher_seed";
+constexpr const char* kFisherOffset = "fisher_offset";
+constexpr const char* kFisherChannels = "fisher_channels";
+constexpr const char* kFisher = "fisher";
 } // namespace h5
 
 /// Checks that every vector has the size its dims imply (see moewb/stats/stats.h) and that layers are

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+// The layer-streamed Fisher backward (engine/calib/fisher.h, docs/allocation.md).
+#include "calib/fisher.h"
+
+#include "model/forward.h"
+#include "model/weights.h"
+#include "moewb/core/error.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+
+namespace moewb {
+
+LayerInputRecorder::LayerInputRecorder(int64_t numLayers)
+    : m_layers(numLayers)
+{
+}
+
+void LayerInputRecorder::beginBatch(int64_t layer, int64_t batch, const std::vector<size_t>& sequences)
+{
+    m_batch = size_t(batch);
+    if (batches.size() <= m_batch)
+        batches.resize(m_batch + 1);
+    Batch& b = batches[m_batch];
+    if (b.input.empty()) {
+        b.sequences = sequences;
+        b.input.resize(size_t(m_layers));
+    }
+    (void)layer;
+}
+
+void LayerInputRecorder::block(int64_t layer, BlockPart part, const at::Tensor& in, const at::Tensor& out)
+{
+    if (part != BlockPart::Whole)
+        return;
+    Batch& b = batches[m_batch];
+    // The forward never writes into a tensor it has handed on, so keeping a reference is enough.
+    b.input[size_t(layer)] = in.to(at::kFloat);
+    if (layer == m_layers - 1)
+        b.output = out.to(at::kFloat);
+}
+
+namespace {
+
+/// One draw per row of probs [T, V] by inverting the row's cumulative sum at a uniform number.
+at::Tensor sampleFromProbs(const at::Tensor& probs, int64_t seed, size_t sequence)
+{
+    // One stream per (seed, sequence): splitmix-style mixing so neighbouring seeds do not overlap.
+    const uint64_t s = uint64_t(seed) * 0x9E3779B97F4A7C15ull + uint64_t(sequence) * 0xBF58476D1CE4E5B9ull + 1;
+    at::Generator gen = at::detail::createCPUGenerator(s);
+    const at::Tensor cdf = probs.to(at::kDouble).cumsum(-1);
+    const at::Tensor u = at::rand({probs.size(0), 1}, gen, at::kDouble) * cdf.narrow(-1, probs.size(-1) - 1, 1);
+    return at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(probs.size(-1) - 1);
+}
+
+} // namespace
+
+at::Tensor sampleModelLabels(const at::Tensor& logits, int64_t seed, size_t sequence)
+{
+    at::NoGradGuard noGrad;
+    return sampleFromProbs(at::softmax(logits.detach().to(at::kFloat), -1), seed, sequence);
+}
+
+GradSquareObserver::GradSquareObserver(const std::vector<LinearStats>& linears)
+    : m_sums(linears.size())
+{
+    for (size_t i = 0; i < linears.size(); ++i)
+        m_index.emplace(linears[i].name, i);
+}
+
+void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name, const at::Tensor& y)
+{
+    if (!y.requires_grad())
+        return;
+    const auto it = m_index.find(name);
+    if (it == m_index.end())
+        return;
+    at::Tensor* acc = &m_sums[it->second];
+    y.register_hook([acc](const at::Tensor& g) {
+        // Column sums in fp32 (pairwise, relative error ~1e-7 per batch), accumulated across batches in fp64.
+        const at::Tensor s = g.reshape({-1, g.size(-1)}).to(at::kFloat).square().sum(0).to(at::kDouble);
+        if (acc->defined())
+            acc->add_(s);
+        else
+            *acc = s;
+    });
+}
+
+namespace {
+
+/// Tokens per autograd graph in the layer backward (whole sequences, at least one).
+constexpr int64_t kBackwardTokens = 2048;
+
+int64_t rowsPerSequence(const LayerInputRecorder::Batch& b, const at::Tensor& rows)
+{
+    return rows.size(0) / int64_t(b.sequences.size());
+}
+
+/// Gradient of the sampled-label loss at the last layer's output, per batch. The logits' gradient
+/// of Σ_t −log softmax(z_t)[y_t] is softmax(z_t) − onehot(y_t), formed in place (no autograd
+/// through the [tokens, vocab] log-softmax); autograd then carries it through lm_head and the norm.
+std::vector<at::Tensor> headGradients(const ModelConfig& cfg, const Checkpoint& ckpt, LayerInputRecorder& rec,
+                                      int64_t seed, int64_t& tokens)
+{
+    const HeadWeights head = loadHeadWeights(cfg, ckpt, at::kFloat);
+    std::vector<at::Tensor> grads;
+    for (LayerInputRecorder::Batch& b : rec.batches) {
+        MOEWB_ASSERT(b.output.defined());
+        const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
+        const at::Tensor out = b.output.view({B, T, cfg.hiddenSize});
+        at::Tensor grad = at::empty_like(out);
+        const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+        for (int64_t s0 = 0; s0 < B; s0 += per) {
+            const int64_t n = std::min(per, B - s0);
+            const at::Tensor h = out.narrow(0, s0, n).detach().requires_grad_(true);
+            const at::Tensor logits = finalLogits(cfg, head, h); // [n, T, V] fp32
+            at::Tensor gradLogits;
+            {
+                at::NoGradGuard noGrad;
+                gradLogits = at::softmax(logits, -1);
+                for (int64_t j = 0; j < n; ++j) {
+                    const at::Tensor y = sampleFromProbs(gradLogits[j], seed, b.sequences[size_t(s0 + j)]);
+                    gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, gradLogits.options()));
+                }
+            }
+            logits.backward(gradLogits);
+            grad.narrow(0, s0, n).copy_(h.grad());
+        }
+        grads.push_back(grad.view({-1, cfg.hiddenSize}));
+        b.output = at::Tensor();
+        tokens += B * T;
+    }
+    return grads;
+}
+
+} // namespace
+
+int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed, std::vector<LinearStats>& linears,
+                       const ProgressFn& progress)
+{
+    at::AutoGradMode gradMode(true);
+    const ModelConfig& cfg = model.config();
+    const Checkpoint& ckpt = model.checkpoint();
+    const int64_t L = cfg.numLayers, nb = int64_t(rec.batches.size());
+    MOEWB_CHECK(nb > 0, "fisher", "no calibration batches were recorded");
+    const int64_t steps = (L + 1) * nb;
+    report(progress, "fisher", 0, steps, "lm_head");
+    int64_t tokens = 0;
+    std::vector<at::Tensor> grads = headGradients(cfg, ckpt, rec, seed, tokens);
+
+    int64_t maxT = 0;
+    for (const auto& b : rec.batches)
+        maxT = std::max(maxT, rowsPerSequence(b, b.input[0]));
+    const RopeTables rope = ropeTables(cfg, maxT, at::kFloat);
+    GradSquareObserver hooks(linears);
+    for (int64_t l = L - 1; l >= 0; --l) {
+        const LayerWeights w = loadLayerWeights(cfg, ckpt, l, at::kFloat);
+        for (int64_t bi = 0; bi < nb; ++bi) {
+            report(progress, "fisher", (L - l) * nb + bi, steps,
+                   "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (backward)");
+            LayerInputRecorder::Batch& b = rec.batches[size_t(bi)];
+            const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.input[size_t(l)]);
+            const at::Tensor in = b.input[size_t(l)].view({B, T, cfg.hiddenSize});
+            const at::Tensor gradOut = grads[size_t(bi)].view({B, T, cfg.hiddenSize});
+            at::Tensor gradIn = at::empty_like(in);
+            // Sequences are independent: back-propagate a few at a time, so the autograd graph's
+            // activations stay small (cache-resident, reused allocations).
+            const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+            for (int64_t s0 = 0; s0 < B; s0 += per) {
+                const int64_t n = std::min(per, B - s0);
+                const at::Tensor x = in.narrow(0, s0, n).detach().requires_grad_(true);
+                const at::Tensor y = decoderLayer(cfg, w, x, rope, &hooks);
+                y.backward(gradOut.narrow(0, s0, n));
+                gradIn.narrow(0, s0, n).copy_(x.grad());
+            }
+            grads[size_t(bi)] = gradIn.view({-1, cfg.hiddenSize});
+            b.input[size_t(l)] = at::Tensor();
+        }
+    }
+    report(progress, "fisher", steps, steps);
+    for (size_t i = 0; i < linears.size(); ++i) {
+        const at::Tensor& s = hooks.sums()[i];
+        LinearStats& r = linears[i];
+        r.fisher.assign(size_t(r.outFeatures), 0.0f); // a linear no token reached (dead expert): F = 0
+        if (!s.defined())
+            continue;
+        MOEWB_ASSERT(s.numel() == r.outFeatures);
+        const at::Tensor f = (s / double(tokens)).to(at::kFloat).contiguous();
+        std::copy(f.data_ptr<float>(), f.data_ptr<float>() + f.numel(), r.fisher.begin());
+    }
+    return tokens;
+}
+
+} // namespace moewb
