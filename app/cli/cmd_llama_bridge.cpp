@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The llama.cpp bridge (docs/export-gguf.md, "The llama.cpp bridge"):
-//   moewb imatrix STATS.h5 --out imatrix.dat        calibration statistics as llama-quantize's --imatrix
+//   moewb imatrix STATS.h5 --out imatrix.gguf|.dat  calibration statistics as llama-quantize's --imatrix
 //   moewb plan export-llama PLAN --out types.txt    a plan as llama-quantize's per-tensor types
 #include "cli_common.h"
 
@@ -28,10 +28,12 @@ int runImatrix(const QStringList& args)
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "Write calibration statistics (moewb calibrate's stats.h5) as an importance matrix for llama.cpp's "
-        "llama-quantize --imatrix: the legacy imatrix.dat format (what llama-imatrix writes), one entry per GGUF "
-        "weight (blk.N.attn_q.weight, blk.N.ffn_up_exps.weight with every routed expert), each the mean of x^2 "
-        "over the tokens the linear saw (act_sq_mean). A stacked expert tensor with an expert that saw no tokens is "
-        "left out (as llama-imatrix does) and named on stderr."));
+        "llama-quantize --imatrix, one entry per GGUF weight (blk.N.attn_q.weight, blk.N.ffn_up_exps.weight with "
+        "every routed expert) from the mean of x^2 over the tokens the linear saw (act_sq_mean). An output name "
+        "ending in .gguf gets llama-imatrix's GGUF format (sums of x^2 and token counts per expert; an expert that "
+        "saw no tokens gets count 0, which llama-quantize treats as no data), any other name the legacy "
+        "imatrix.dat format (read by every llama.cpp version; a stacked expert tensor with an expert that saw no "
+        "tokens is left out, as the old llama-imatrix did, and named on stderr)."));
     p.addHelpOption();
     p.addPositionalArgument(QStringLiteral("STATS"), QStringLiteral("stats.h5 from moewb calibrate"));
     p.addOption({QStringLiteral("out"), QStringLiteral("Output imatrix file."), QStringLiteral("FILE")});
@@ -45,7 +47,7 @@ int runImatrix(const QStringList& args)
     const std::string stats = toStd(p.positionalArguments()[0]), out = toStd(p.value(QStringLiteral("out")));
     const bool force = p.isSet(QStringLiteral("force"));
     return guarded([&] {
-        const LlamaImatrixResult r = writeLlamaImatrix(readStats(stats), out, force, stats);
+        const LlamaImatrixResult r = writeLlamaImatrix(readStats(stats), out, force, stats, imatrixFormatForPath(out));
         for (const std::string& s : r.skipped)
             std::fprintf(stderr, "moewb: left out %s\n", s.c_str());
         std::printf("wrote %s: %lld tensors, %lld chunks (llama-quantize --imatrix %s)\n", out.c_str(),
@@ -54,7 +56,7 @@ int runImatrix(const QStringList& args)
     });
 }
 
-const CommandRegistrar reg({"imatrix", "write calibration statistics as llama.cpp's importance matrix (imatrix.dat)",
+const CommandRegistrar reg({"imatrix", "write calibration statistics as llama.cpp's importance matrix (GGUF or imatrix.dat)",
                             runImatrix});
 
 } // namespace

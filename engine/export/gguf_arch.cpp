@@ -138,8 +138,8 @@ void qwen3MoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)
         }
     if (!cfg.normTopkProb)
         notes.push_back("norm_topk_prob is false, but llama.cpp's qwen3moe always renormalizes the top-k weights");
-    notes.push_back("qwen3moe needs a llama.cpp newer than the one docs/export-gguf.md was checked with "
-                    "(c392e50 has no qwen3moe)");
+    notes.push_back("qwen3moe needs a llama.cpp from April 2025 or later (checked with d32676d; "
+                    "c392e50 of February 2025 has no qwen3moe)");
 }
 
 void olmoeCaveats(const ModelConfig& cfg, std::vector<std::string>& notes)

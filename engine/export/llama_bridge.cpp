@@ -2,6 +2,7 @@
 #include "moewb/export/llama_bridge.h"
 
 #include "export/gguf_types.h"
+#include "gguf/gguf_file.h"
 #include "model/gguf_config.h"
 #include "moewb/core/atomic_file.h"
 #include "moewb/core/error.h"
@@ -31,9 +32,48 @@ bool isExpertRole(LinearRole r)
 
 struct ImatrixEntry {
     int64_t in = 0;
-    std::vector<float> values; ///< [experts × in]
-    std::string skip;          ///< why it is left out ("" = written)
+    std::vector<float> values;   ///< [experts × in] act_sq_mean (0 for an expert without tokens)
+    std::vector<int64_t> tokens; ///< [experts] tokens each expert's mean is over
+    std::string skip;            ///< why the legacy format leaves it out ("" = complete)
 };
+
+/// Every GGUF weight the statistics cover, in first-seen order, with its per-expert means.
+std::vector<std::pair<std::string, ImatrixEntry>> imatrixEntries(const CalibStats& stats, const std::string& where)
+{
+    std::vector<std::string> order;
+    std::map<std::string, ImatrixEntry> entries;
+    for (const LinearStats& ls : stats.linears) {
+        const LinearRole role = roleFromName(ls.role, where);
+        const std::string name = ggufWeightName(ls.layer, role);
+        const bool stacked = isExpertRole(role);
+        const RouterStats* router = stacked ? stats.router(ls.layer) : nullptr;
+        const int64_t experts = router ? router->numExperts : 1;
+        auto [it, fresh] = entries.try_emplace(name);
+        ImatrixEntry& e = it->second;
+        if (fresh) {
+            order.push_back(name);
+            e.in = ls.inFeatures;
+            e.values.assign(size_t(experts * ls.inFeatures), 0.0f);
+            e.tokens.assign(size_t(experts), 0);
+        }
+        MOEWB_CHECK(ls.inFeatures == e.in && (!stacked || (ls.expert >= 0 && ls.expert < experts)), where,
+                    "linear '", ls.name, "' does not fit ", name);
+        if (ls.actSqMean.empty() || ls.tokens == 0) {
+            if (e.skip.empty())
+                e.skip = ls.tokens == 0 ? ls.name + " saw no tokens" : "no act_sq_mean for " + ls.name;
+            continue;
+        }
+        MOEWB_CHECK(int64_t(ls.actSqMean.size()) == e.in, where, "linear '", ls.name, "': act_sq_mean has ",
+                    ls.actSqMean.size(), " values, expected ", e.in);
+        const int64_t slot = stacked ? ls.expert : 0;
+        std::copy(ls.actSqMean.begin(), ls.actSqMean.end(), e.values.begin() + slot * e.in);
+        e.tokens[size_t(slot)] = ls.tokens;
+    }
+    std::vector<std::pair<std::string, ImatrixEntry>> out;
+    for (const std::string& name : order)
+        out.emplace_back(name, std::move(entries[name]));
+    return out;
+}
 
 void put32(std::string& out, int32_t v)
 {
@@ -49,37 +89,8 @@ std::string llamaImatrixBytes(const CalibStats& stats, const std::string& datase
 {
     result = {};
     result.chunks = std::max<int64_t>(1, stats.provenance.numSamples);
-    std::vector<std::string> order;
-    std::map<std::string, ImatrixEntry> entries;
-    for (const LinearStats& ls : stats.linears) {
-        const LinearRole role = roleFromName(ls.role, where);
-        const std::string name = ggufWeightName(ls.layer, role);
-        const bool stacked = isExpertRole(role);
-        const RouterStats* router = stacked ? stats.router(ls.layer) : nullptr;
-        const int64_t experts = router ? router->numExperts : 1;
-        auto [it, fresh] = entries.try_emplace(name);
-        ImatrixEntry& e = it->second;
-        if (fresh) {
-            order.push_back(name);
-            e.in = ls.inFeatures;
-            e.values.assign(size_t(experts * ls.inFeatures), 0.0f);
-        }
-        MOEWB_CHECK(ls.inFeatures == e.in && (!stacked || (ls.expert >= 0 && ls.expert < experts)), where,
-                    "linear '", ls.name, "' does not fit ", name);
-        if (ls.actSqMean.empty() || ls.tokens == 0) {
-            if (e.skip.empty())
-                e.skip = ls.tokens == 0 ? ls.name + " saw no tokens" : "no act_sq_mean for " + ls.name;
-            continue;
-        }
-        MOEWB_CHECK(int64_t(ls.actSqMean.size()) == e.in, where, "linear '", ls.name, "': act_sq_mean has ",
-                    ls.actSqMean.size(), " values, expected ", e.in);
-        float* dst = e.values.data() + (stacked ? ls.expert : 0) * e.in;
-        for (int64_t j = 0; j < e.in; ++j)
-            dst[j] = ls.actSqMean[size_t(j)] * float(result.chunks);
-    }
     std::string body;
-    for (const std::string& name : order) {
-        const ImatrixEntry& e = entries[name];
+    for (auto& [name, e] : imatrixEntries(stats, where)) {
         if (!e.skip.empty()) {
             result.skipped.push_back(name + ": " + e.skip);
             continue;
@@ -89,6 +100,8 @@ std::string llamaImatrixBytes(const CalibStats& stats, const std::string& datase
         body += name;
         put32(body, int32_t(result.chunks));
         put32(body, int32_t(e.values.size()));
+        for (float& v : e.values)
+            v *= float(result.chunks); // llama-quantize divides the legacy format's values by ncall
         body.append(reinterpret_cast<const char*>(e.values.data()), e.values.size() * sizeof(float));
         ++result.entries;
     }
@@ -102,12 +115,65 @@ std::string llamaImatrixBytes(const CalibStats& stats, const std::string& datase
     return out;
 }
 
+ImatrixFormat imatrixFormatForPath(const std::string& path)
+{
+    const std::string ext = ".gguf";
+    const bool gguf = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+    return gguf ? ImatrixFormat::Gguf : ImatrixFormat::Dat;
+}
+
+namespace {
+
+/// llama-imatrix's GGUF layout (tools/imatrix/imatrix.cpp, llama.cpp d32676d): general.type
+/// "imatrix", imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size; per weight, sorted by
+/// name, "<weight>.in_sum2" F32 ne [in, experts] = Σ x² and "<weight>.counts" F32 ne [1, experts]
+/// = tokens; llama-quantize uses in_sum2 / counts, and 1 where a count is 0.
+LlamaImatrixResult writeImatrixGguf(const CalibStats& stats, const std::string& outFile, const std::string& where)
+{
+    LlamaImatrixResult r;
+    r.chunks = std::max<int64_t>(1, stats.provenance.numSamples);
+    std::vector<std::pair<std::string, ImatrixEntry>> entries = imatrixEntries(stats, where);
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    gguf::Writer w(outFile);
+    w.addKv("general.type", gguf::Value::str("imatrix"));
+    w.addKv("imatrix.datasets", gguf::Value::strings({stats.provenance.dataDescription}));
+    w.addKv("imatrix.chunk_count", gguf::Value::u32(uint32_t(r.chunks)));
+    w.addKv("imatrix.chunk_size", gguf::Value::u32(uint32_t(std::max<int64_t>(1, stats.provenance.seqLen))));
+    std::vector<std::pair<std::string, std::vector<float>>> data;
+    for (auto& [name, e] : entries) {
+        const int64_t experts = int64_t(e.tokens.size());
+        if (std::all_of(e.tokens.begin(), e.tokens.end(), [](int64_t t) { return t == 0; })) {
+            r.skipped.push_back(name + ": " + e.skip);
+            continue;
+        }
+        std::vector<float> counts(e.tokens.begin(), e.tokens.end());
+        for (int64_t x = 0; x < experts; ++x)
+            for (int64_t j = 0; j < e.in; ++j)
+                e.values[size_t(x * e.in + j)] *= counts[size_t(x)];
+        w.addTensor(name + ".in_sum2", {e.in, experts}, gguf::GgmlType::F32);
+        w.addTensor(name + ".counts", {1, experts}, gguf::GgmlType::F32);
+        data.emplace_back(name + ".in_sum2", std::move(e.values));
+        data.emplace_back(name + ".counts", std::move(counts));
+        ++r.entries;
+    }
+    MOEWB_CHECK(r.entries > 0, where, "no linear has activation statistics (act_sq_mean) to write");
+    w.begin();
+    for (const auto& [name, values] : data)
+        w.write(name, 0, values.data(), values.size() * sizeof(float));
+    w.commit();
+    return r;
+}
+
+} // namespace
+
 LlamaImatrixResult writeLlamaImatrix(const CalibStats& stats, const std::string& outFile, bool force,
-                                     const std::string& where)
+                                     const std::string& where, ImatrixFormat format)
 {
     std::error_code ec;
     if (!force && std::filesystem::exists(outFile, ec))
         throw OutputExistsError(outFile);
+    if (format == ImatrixFormat::Gguf)
+        return writeImatrixGguf(stats, outFile, where);
     LlamaImatrixResult r;
     const std::string bytes = llamaImatrixBytes(stats, stats.provenance.dataDescription, r, where);
     writeFileAtomically(outFile, bytes);

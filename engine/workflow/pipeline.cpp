@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -151,6 +152,11 @@ Calibration calibrateOnce(const PipelineOptions& opt, const std::string& statsPa
     co.seed = opt.seed;
     co.randomWindows = opt.randomWindows;
     co.dtype = opt.dtype;
+    // budget minimises the Fisher-predicted KL divergence (docs/allocation.md): measure it once here.
+    co.fisher = std::any_of(opt.strategies.begin(), opt.strategies.end(), [](const std::string& s) {
+        const StrategyInfo* info = findStrategy(s);
+        return info && info->needsErrorTable;
+    });
     Calibration c;
     c.stats = calibrateTokens(opt.modelDir, tokens, co, stepProgress(progress, "calibrate"));
     writeStats(c.stats, statsPath);

@@ -324,6 +324,37 @@ private slots:
         QCOMPARE(QByteArray::fromStdString(bytes).toHex(), QByteArray::fromStdString(expect).toHex());
         QCOMPARE(r.entries, int64_t(2));
         QCOMPARE(r.skipped, std::vector<std::string>{"blk.0.ffn_down_exps.weight: e1.down saw no tokens"});
+
+        // llama-imatrix's GGUF format: Σx² = act_sq_mean · tokens and the token count per expert,
+        // tensors sorted by weight name; the partial down_exps entry is kept with count 0.
+        st.provenance.seqLen = 256;
+        st.provenance.dataDescription = "wiki";
+        const std::string file = (m_tmp.path() + "/imatrix.gguf").toStdString();
+        QVERIFY(imatrixFormatForPath(file) == ImatrixFormat::Gguf);
+        QVERIFY(imatrixFormatForPath("imatrix.dat") == ImatrixFormat::Dat);
+        const LlamaImatrixResult g = writeLlamaImatrix(st, file, false, "test", ImatrixFormat::Gguf);
+        QCOMPARE(g.entries, int64_t(3));
+        QVERIFY(g.skipped.empty());
+        const gguf::File f = gguf::read(file);
+        QCOMPARE(f.find("general.type")->s, std::string("imatrix"));
+        QCOMPARE(f.find("imatrix.datasets")->items.size(), size_t(1));
+        QCOMPARE(f.find("imatrix.datasets")->items[0].s, std::string("wiki"));
+        QCOMPARE(f.find("imatrix.chunk_count")->u, uint64_t(4));
+        QCOMPARE(f.find("imatrix.chunk_size")->u, uint64_t(256));
+        const std::vector<std::pair<std::string, std::vector<float>>> expectTensors = {
+            {"blk.0.attn_q.weight.in_sum2", {15, 2.5}}, {"blk.0.attn_q.weight.counts", {10}},
+            {"blk.0.ffn_down_exps.weight.in_sum2", {6, 6, 0, 0}}, {"blk.0.ffn_down_exps.weight.counts", {6, 0}},
+            {"blk.0.ffn_up_exps.weight.in_sum2", {6, 12, 12, 16}}, {"blk.0.ffn_up_exps.weight.counts", {6, 4}}};
+        QCOMPARE(f.tensors.size(), expectTensors.size());
+        for (size_t i = 0; i < expectTensors.size(); ++i) {
+            QCOMPARE(f.tensors[i].name, expectTensors[i].first);
+            QCOMPARE(gguf::readTensorF32(f, f.tensors[i]), expectTensors[i].second);
+        }
+        QCOMPARE(f.tensors[4].ne, (std::vector<int64_t>{2, 2})); // [in, experts]
+        QCOMPARE(f.tensors[5].ne, (std::vector<int64_t>{1, 2}));
+        QCOMPARE(errorOf([&] { writeLlamaImatrix(st, file, false, "test", ImatrixFormat::Gguf); }),
+                 file + ": already exists");
+
         st.linears.resize(0);
         QCOMPARE(errorOf([&] { llamaImatrixBytes(st, "", r, "s.h5"); }),
                  std::string("s.h5: no linear has activation statistics (act_sq_mean) to write"));

@@ -367,7 +367,9 @@ private slots:
 
         const QString out = freshOut();
         const Plan plan = planFrom(planJson(R"({"bits": 16})", R"([{"match": ".*experts\\.\\d+\\..*", "bits": 4, "method": "rtn"}])"));
-        quantizeToFakeDir(src, plan, seqs, {}, out.toStdString(), false);
+        QuantizeOptions routedOnly; // the routed counts themselves (the default all-tokens adds every token)
+        routedOnly.balanceExperts = ExpertBalance::Off;
+        quantizeToFakeDir(src, plan, seqs, routedOnly, out.toStdString(), false);
         const auto lin = reportLinears(out);
         for (int64_t e = 0; e < cfg.numExperts; ++e)
             for (const char* role : {"gate", "up", "down"}) {
@@ -393,6 +395,7 @@ private slots:
             {15, 3, 4, 5, 6, 7, 15, 8, 9, 10, 11, 12, 13, 15, 14, 0, 1, 2, 3, 4}};
         QuantizeOptions opt;
         opt.minExpertTokens = 8;
+        opt.balanceExperts = ExpertBalance::Off; // the fallback rule on routed tokens only
         const QString out = freshOut();
         const Plan plan = planFrom(planJson(R"({"bits": 4, "group_size": 16, "method": "gptq"})"));
         const QuantizeReport r = quantizeToFakeDir(src, plan, seqs, opt, out.toStdString(), false);

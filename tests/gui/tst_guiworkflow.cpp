@@ -333,11 +333,13 @@ void TestGuiWorkflow::scriptedWorkflow()
     QVERIFY(!weightsGui.isEmpty());
     QVERIFY2(weightsGui == readAll(quantCli + QStringLiteral("/model.safetensors")), "GUI and CLI weights differ");
 
-    // the run's report shows in the coverage view (balancing off: Hessian tokens = routed tokens)
+    // the run's report shows in the coverage view (default balancing all-tokens: every expert's
+    // Hessian takes every calibration token)
     const QuantCoverage* coverage = window.coverageView()->quantCoverage();
     QVERIFY(coverage);
     QCOMPARE(coverage->path, quantGui + QStringLiteral("/moewb_quant_report.json"));
-    QCOMPARE(coverage->balance, QStringLiteral("off"));
+    QCOMPARE(coverage->balance, QStringLiteral("all-tokens"));
+    QCOMPARE(coverage->calibTokens, int64_t(8 * 128));
     const QJsonObject report = QJsonDocument::fromJson(readAll(coverage->path)).object();
     const QJsonArray reportExperts = report.value(QStringLiteral("experts")).toArray();
     QVERIFY(!reportExperts.isEmpty());
@@ -348,7 +350,7 @@ void TestGuiWorkflow::scriptedWorkflow()
         QCOMPARE(c.layer, e.value(QStringLiteral("layer")).toInt());
         QCOMPARE(c.expert, e.value(QStringLiteral("expert")).toInt());
         QCOMPARE(c.routedTokens, e.value(QStringLiteral("routed_tokens")).toInteger());
-        QCOMPARE(c.hessianTokens, c.routedTokens);
+        QCOMPARE(c.hessianTokens, coverage->calibTokens);
     }
     const CoverageMatrix& shown = window.coverageView()->matrix();
     const QuantCoverageExpert& first = coverage->experts.front();
@@ -356,21 +358,19 @@ void TestGuiWorkflow::scriptedWorkflow()
              double(first.hessianTokens));
     const size_t expertsCovered = coverage->experts.size();
 
-    // expert balancing goes to the engine: all-tokens gives every expert every calibration token
-    qs.outPath = quantGui + QStringLiteral("-all-tokens");
-    qs.balanceExperts = QStringLiteral("all-tokens");
+    // expert balancing goes to the engine: off gives each expert only its routed tokens
+    qs.outPath = quantGui + QStringLiteral("-off");
+    qs.balanceExperts = QStringLiteral("off");
     QVERIFY(window.startQuantize(qs) > 0);
     QVERIFY(window.jobRunner()->waitForIdle(180000));
     QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
     const QuantCoverage* balanced = window.coverageView()->quantCoverage();
     QVERIFY(balanced);
-    QCOMPARE(balanced->balance, QStringLiteral("all-tokens"));
+    QCOMPARE(balanced->balance, QStringLiteral("off"));
     QCOMPARE(balanced->calibTokens, int64_t(8 * 128));
     QCOMPARE(balanced->experts.size(), expertsCovered);
     for (const QuantCoverageExpert& c : balanced->experts)
-        QCOMPARE(c.hessianTokens, balanced->calibTokens);
-    QVERIFY(balanced->fallbacks.empty());
-    QCOMPARE(balanced->belowMinAfter, int64_t(0));
+        QCOMPARE(c.hessianTokens, c.routedTokens);
 
     // evaluate the quantized model and the original: two results rows
     gui::EvaluateSettings es;

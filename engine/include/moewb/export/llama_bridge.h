@@ -28,9 +28,18 @@ struct LlamaImatrixResult {
 std::string llamaImatrixBytes(const CalibStats& stats, const std::string& dataset, LlamaImatrixResult& result,
                               const std::string& where);
 
-/// llamaImatrixBytes written atomically to outFile (OutputExistsError unless force).
+/// The imatrix file formats llama-quantize reads: GGUF (llama-imatrix's default since mid-2025:
+/// per tensor "<weight>.in_sum2" = Σx² per expert and "<weight>.counts" = tokens per expert) and the
+/// legacy imatrix.dat (every llama.cpp version).
+enum class ImatrixFormat { Gguf, Dat };
+/// Gguf for a name ending in ".gguf", else Dat.
+ImatrixFormat imatrixFormatForPath(const std::string& path);
+
+/// The imatrix in `format` written atomically to outFile (OutputExistsError unless force). Gguf
+/// keeps a stacked tensor whose experts did not all see tokens (those experts get count 0, which
+/// llama-quantize reads as "no importance data": uniform weights); Dat leaves it out.
 LlamaImatrixResult writeLlamaImatrix(const CalibStats& stats, const std::string& outFile, bool force,
-                                     const std::string& where);
+                                     const std::string& where, ImatrixFormat format = ImatrixFormat::Dat);
 
 /// One "regex=type" line per (GGUF tensor role, ggml type) over the layers that share it, e.g.
 /// "^blk\.(0|2)\.attn_q\.weight$=q4_0", for every linear the plan covers (routers and the shared
