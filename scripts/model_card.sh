@@ -123,9 +123,10 @@ step "calibrate ($CALIB_SAMPLES x $CALIB_SEQ tokens)"
 
 # 5. Zero-shot tasks, when this moewb has them.
 TASKS_NOTE=""
-if "$MOEWB" eval --help 2>/dev/null | grep -q -- '--tasks'; then
+EVAL_HELP="$("$MOEWB" eval --help 2>/dev/null || true)" # not piped into grep -q: SIGPIPE + pipefail
+if grep -q -- '--tasks' <<<"$EVAL_HELP"; then
     limit=()
-    if "$MOEWB" eval --help 2>/dev/null | grep -q -- '--limit'; then limit=(--limit "$TASK_LIMIT"); fi
+    if grep -q -- '--limit' <<<"$EVAL_HELP"; then limit=(--limit "$TASK_LIMIT"); fi
     tasks=()
     for f in "$TASKS"/*.jsonl; do
         [ -e "$f" ] && tasks+=(--tasks "$f")
