@@ -15,6 +15,8 @@
 
 #include <ATen/ATen.h>
 
+#include "bench_timer.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -52,12 +54,7 @@ void writeModel(const std::string& dir)
     w.commit();
 }
 
-double seconds(const std::function<void()>& f)
-{
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using bench::seconds;
 } // namespace
 
 int main(int argc, char** argv)

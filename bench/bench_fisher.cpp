@@ -14,22 +14,15 @@
 #include "moewb/calib/calibrate.h"
 #include "moewb/model/runtime.h"
 
-#include <chrono>
+#include "bench_timer.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <functional>
 
 using namespace moewb;
-
-namespace {
-double seconds(const std::function<void()>& f)
-{
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-} // namespace
+using bench::seconds;
 
 int main(int argc, char** argv)
 {
