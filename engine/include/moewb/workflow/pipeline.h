@@ -10,6 +10,7 @@
 #include "moewb/core/progress.h"
 #include "moewb/eval/paired.h"
 #include "moewb/eval/tasks.h"
+#include "moewb/plan/plan_target.h"
 #include "moewb/quant/quantize.h"
 
 #include <cstdint>
@@ -29,6 +30,10 @@ struct PipelineOptions {
     bool randomWindows = true;
     std::vector<std::string> strategies{"uniform"};
     std::vector<double> bits{4.0};       ///< average bits per quantizable weight, one row per strategy × bits
+    /// The runtime the plans are for (docs/allocation.md "Targets"): gptq and vllm quantize into a
+    /// fake-quantized directory; gguf writes each row as a GGUF file (widths as ggml types, budget in
+    /// file bytes: ggufBytesForBits) and evaluates that file.
+    PlanTarget target = PlanTarget::Gptq;
     int64_t groupSize = 128;
     bool sym = true;
     std::string method = "gptq";
@@ -51,8 +56,8 @@ struct PipelineRow {
     std::string strategy;     ///< "" for the baseline
     ExpertBalance balance = kDefaultExpertBalance; ///< the quantize run's expert balancing
     double targetBits = 16.0;
-    double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage)
-    int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
+    double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage); gguf: file bits per parameter
+    int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows; gguf: the file's size)
     std::vector<double> ppl;  ///< per pplFiles entry
     std::vector<TaskMetrics> tasks; ///< overall metrics per taskFiles entry
     /// Against the unquantized model (docs/evaluation.md), per pplFiles entry: mean KLD (nats),
