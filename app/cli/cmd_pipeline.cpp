@@ -56,6 +56,14 @@ void printWinner(const PipelineResult& r)
             verdict += row->kldVsUniform->excludesZero() ? (row->kldVsUniform->hi < 0 ? ", better than uniform beyond noise"
                                                                                         : ", worse than uniform beyond noise")
                                                          : ", not distinguishable from uniform";
+        if (!row->kldVsOthers.empty()) {
+            std::string unresolved;
+            for (const auto& [label, p] : row->kldVsOthers)
+                if (p.hi >= 0)
+                    unresolved += (unresolved.empty() ? "" : ", ") + label;
+            verdict += unresolved.empty() ? "; better than every other strategy beyond noise"
+                                          : "; not distinguishable from " + unresolved;
+        }
         std::printf("at %g bits: %s (%s)\n", bits, row->label.c_str(), verdict.c_str());
     }
 }

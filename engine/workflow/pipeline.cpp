@@ -377,6 +377,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
 
     compareWithUniform(result);
     compareWithOff(result);
+    compareWinners(result);
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
     writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
@@ -412,6 +413,40 @@ void compareWithOff(PipelineResult& r)
                 if (!row.windowKld.empty())
                     row.kldVsOff = pairedBootstrap(row.windowKld, o.windowKld, row.windowTokens);
             }
+    }
+}
+
+namespace {
+
+double meanOf(const std::vector<double>& v)
+{
+    double s = 0;
+    for (double x : v)
+        s += x;
+    return v.empty() ? 0.0 : s / double(v.size());
+}
+
+} // namespace
+
+void compareWinners(PipelineResult& r)
+{
+    auto sameCell = [](const PipelineRow& a, const PipelineRow& b) {
+        return a.targetBits == b.targetBits && a.balance == b.balance;
+    };
+    for (PipelineRow& row : r.rows) {
+        if (row.strategy.empty() || row.windowKld.empty())
+            continue;
+        bool lowest = true;
+        for (const PipelineRow& o : r.rows)
+            if (&o != &row && !o.strategy.empty() && sameCell(o, row) && !o.windowKld.empty()
+                && meanOf(o.kld) < meanOf(row.kld))
+                lowest = false;
+        if (!lowest)
+            continue;
+        row.kldVsOthers.clear();
+        for (const PipelineRow& o : r.rows)
+            if (&o != &row && !o.strategy.empty() && sameCell(o, row) && o.windowKld.size() == row.windowKld.size())
+                row.kldVsOthers.emplace_back(o.label, pairedBootstrap(row.windowKld, o.windowKld, row.windowTokens));
     }
 }
 
@@ -472,6 +507,12 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
             rowJson["kld_vs_uniform"] = intervalJson(*row.kldVsUniform, row.uniformLabel);
         if (row.kldVsOff)
             rowJson["kld_vs_off"] = intervalJson(*row.kldVsOff, row.offLabel);
+        if (!row.kldVsOthers.empty()) {
+            nlohmann::json others = nlohmann::json::array();
+            for (const auto& [label, p] : row.kldVsOthers)
+                others.push_back(intervalJson(p, label));
+            rowJson["kld_vs_others"] = others;
+        }
         rows.push_back(std::move(rowJson));
     }
     nlohmann::json j = {{"tool", std::string("moewb ") + version()},

@@ -114,6 +114,13 @@ private slots:
         QVERIFY(vs["lo"].toDouble() <= vs["diff"].toDouble() && vs["diff"].toDouble() <= vs["hi"].toDouble());
         QVERIFY(run.out.contains("Δkld vs uniform"));
         QVERIFY(run.out.contains("at 3 bits: "));
+        // The lower-KLD row of the budget carries its paired difference to the other one.
+        const int win = rowValue(1, "kld") <= rowValue(2, "kld") ? 1 : 2, lose = 3 - win;
+        QVERIFY(!rows[lose].toObject().contains("kld_vs_others"));
+        const QJsonArray others = rows[win].toObject()["kld_vs_others"].toArray();
+        QCOMPARE(others.size(), 1);
+        QCOMPARE(others[0].toObject()["against"].toString(), rows[lose].toObject()["label"].toString());
+        QVERIFY(std::abs(others[0].toObject()["diff"].toDouble() - (rowValue(win, "kld") - rowValue(lose, "kld"))) < 1e-12);
     }
 
     // --target gguf: every row is a GGUF file whose perplexity equals plan --target gguf + quantize

@@ -75,6 +75,9 @@ struct PipelineRow {
     /// Balanced rows: mean KLD (this − the off row of the same strategy and budget), paired.
     std::string offLabel;
     std::optional<PairedInterval> kldVsOff;
+    /// The lowest-KLD strategy row of its budget and balancing mode (the winner; "" strategy rows
+    /// excluded): the paired difference (this − other) to every other strategy row there, by label.
+    std::vector<std::pair<std::string, PairedInterval>> kldVsOthers;
     int64_t expertsBelowMin = 0; ///< quantize report: experts below the minimum after balancing
     double meanRelError = -1; ///< quantize report; -1 for the baseline
     int64_t fallbackExperts = 0;
@@ -97,6 +100,10 @@ void compareWithUniform(PipelineResult& r);
 /// Fills each balanced row's offLabel and kldVsOff: the row of the same strategy and budget with
 /// balancing off (95 % paired bootstrap over evaluation windows, as compareWithUniform).
 void compareWithOff(PipelineResult& r);
+
+/// Fills kldVsOthers of the lowest-mean-KLD strategy row of each budget and balancing mode (95 %
+/// paired bootstrap over evaluation windows, as compareWithUniform). Rows without KLD: nothing.
+void compareWinners(PipelineResult& r);
 
 /// Runs everything; writes workDir/results.json (atomic) at the end. InputError for bad options
 /// (unknown strategy, no calibration data), Cancelled via progress.
