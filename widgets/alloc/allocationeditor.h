@@ -78,6 +78,8 @@ signals:
 private:
     void followModel();
     void followSelection();
+    /// The gauge's predicted KLD: the document's cost table, or why there is none.
+    void followCostTable();
     void onCurrentRowChanged();
     void updateHeatmapLabel();
     bool attempt(const std::function<void()>& edit);
