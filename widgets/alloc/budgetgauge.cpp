@@ -202,18 +202,16 @@ QString BudgetGauge::predictedText() const
     if (!m_costFits)
         return tr("predicted KLD: %1").arg(m_costMissing);
     QString text = tr("predicted KLD %1 nats/token").arg(m_cost.kld, 0, 'g', 5);
+    auto linears = [](int64_t n) { return n == 1 ? tr("1 linear") : tr("%1 linears").arg(n); };
     QStringList notCounted;
     if (m_cost.droppedLinears > 0)
-        notCounted << tr("%n dropped linear(s) count 0 (what dropping costs is not predicted)", nullptr,
-                         int(m_cost.droppedLinears));
+        notCounted << tr("%1 dropped: they count 0, what dropping costs is not predicted").arg(linears(m_cost.droppedLinears));
     if (m_cost.unmeasuredLinears > 0)
-        notCounted << tr("%n linear(s) at a width without a measured cost not counted", nullptr,
-                         int(m_cost.unmeasuredLinears));
+        notCounted << tr("%1 at a width without a measured cost: not counted").arg(linears(m_cost.unmeasuredLinears));
     if (m_cost.prunedLinears > 0)
-        notCounted << tr("pruning of %n linear(s) not included", nullptr, int(m_cost.prunedLinears));
+        notCounted << tr("%1 pruned: counted without the pruning").arg(linears(m_cost.prunedLinears));
     if (m_cost.otherGroupSize > 0)
-        notCounted << tr("%n linear(s) counted at group size %1", nullptr, int(m_cost.otherGroupSize))
-                          .arg(m_costTable->groupSize);
+        notCounted << tr("%1 counted at group size %2").arg(linears(m_cost.otherGroupSize)).arg(m_costTable->groupSize);
     if (!notCounted.isEmpty())
         text += QStringLiteral(" (") + notCounted.join(QStringLiteral("; ")) + QLatin1Char(')');
     return text;
