@@ -106,6 +106,7 @@ BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
     lay->addWidget(m_breakdownLabel);
     connect(m_plan, &PlanEditModel::modelConfigChanged, this, [this] { m_costChecked = false; });
     connect(m_plan, &PlanEditModel::planChanged, this, &BudgetGauge::refresh);
+    connect(m_plan, &PlanEditModel::entriesChanged, this, &BudgetGauge::onEntriesChanged); // after planChanged
     refresh();
 }
 
@@ -177,19 +178,33 @@ void BudgetGauge::setCostTable(std::shared_ptr<const ErrorTable> table, const QS
     m_costTable = std::move(table);
     m_costMissing = missing;
     m_costChecked = false;
+    resetPredicted();
     refresh();
 }
 
-void BudgetGauge::refreshPredicted()
+void BudgetGauge::resetPredicted()
 {
-    if (!m_costChecked) { // once per table and model: the rows must be the plan's linears in the same order
+    if (!m_costChecked) { // once per table and model: its rows must be the plan's linears, in order
         m_costChecked = true;
         m_costFits = m_costTable && m_plan->modelConfig()
             && costTableMismatch(*m_costTable, m_plan->entries()).empty();
+        if (!m_costFits && m_costTable && m_costMissing.isEmpty())
+            m_costMissing = tr("the cost table was measured for another model");
     }
-    m_cost = m_costFits ? predictedPlanCost(*m_costTable, m_plan->entries()) : PlanCost{};
-    if (!m_costFits && m_costTable && m_costMissing.isEmpty())
-        m_costMissing = tr("the cost table was measured for another model");
+    m_tracker.reset(m_costFits ? m_costTable.get() : nullptr, m_plan->entries());
+}
+
+void BudgetGauge::onEntriesChanged(const QVector<int>& changed, bool all)
+{
+    if (all) // a new model (the table is checked again), a new plan, rules or defaults
+        resetPredicted();
+    else
+        m_tracker.update(m_plan->entries(), changed.constData(), size_t(changed.size()));
+    showPredicted();
+}
+
+void BudgetGauge::showPredicted()
+{
     const QString text = predictedText();
     m_predicted->setVisible(!text.isEmpty());
     m_predicted->setText(text);
@@ -201,17 +216,18 @@ QString BudgetGauge::predictedText() const
         return {};
     if (!m_costFits)
         return tr("predicted KLD: %1").arg(m_costMissing);
-    QString text = tr("predicted KLD %1 nats/token").arg(m_cost.kld, 0, 'g', 5);
+    const PlanCost& cost = m_tracker.cost();
+    QString text = tr("predicted KLD %1 nats/token").arg(cost.kld, 0, 'g', 5);
     auto linears = [](int64_t n) { return n == 1 ? tr("1 linear") : tr("%1 linears").arg(n); };
     QStringList notCounted;
-    if (m_cost.droppedLinears > 0)
-        notCounted << tr("%1 dropped: they count 0, what dropping costs is not predicted").arg(linears(m_cost.droppedLinears));
-    if (m_cost.unmeasuredLinears > 0)
-        notCounted << tr("%1 at a width without a measured cost: not counted").arg(linears(m_cost.unmeasuredLinears));
-    if (m_cost.prunedLinears > 0)
-        notCounted << tr("%1 pruned: counted without the pruning").arg(linears(m_cost.prunedLinears));
-    if (m_cost.otherGroupSize > 0)
-        notCounted << tr("%1 counted at group size %2").arg(linears(m_cost.otherGroupSize)).arg(m_costTable->groupSize);
+    if (cost.droppedLinears > 0)
+        notCounted << tr("%1 dropped: they count 0, what dropping costs is not predicted").arg(linears(cost.droppedLinears));
+    if (cost.unmeasuredLinears > 0)
+        notCounted << tr("%1 at a width without a measured cost: not counted").arg(linears(cost.unmeasuredLinears));
+    if (cost.prunedLinears > 0)
+        notCounted << tr("%1 pruned: counted without the pruning").arg(linears(cost.prunedLinears));
+    if (cost.otherGroupSize > 0)
+        notCounted << tr("%1 counted at group size %2").arg(linears(cost.otherGroupSize)).arg(m_costTable->groupSize);
     if (!notCounted.isEmpty())
         text += QStringLiteral(" (") + notCounted.join(QStringLiteral("; ")) + QLatin1Char(')');
     return text;
@@ -247,7 +263,7 @@ void BudgetGauge::refresh()
     m_size = m_plan->size();
     m_breakdown = m_plan->breakdown();
     m_summary->setText(summaryText());
-    refreshPredicted();
+    showPredicted();
     const QString delta = deltaText();
     m_delta->setVisible(!delta.isEmpty());
     m_delta->setText(delta);

@@ -49,7 +49,7 @@ public:
     void setCostTable(std::shared_ptr<const ErrorTable> table, const QString& missing = {});
     /// True when the predicted KLD is shown (a table that fits the plan's model).
     bool hasPredictedCost() const { return m_costFits; }
-    PlanCost shownCost() const { return m_cost; }
+    PlanCost shownCost() const { return m_tracker.cost(); }
     /// "predicted KLD 0.01234 nats/token", with what is not counted; or "predicted KLD: <missing>".
     QString predictedText() const;
 
@@ -57,7 +57,10 @@ public slots:
     void refresh();
 
 private:
-    void refreshPredicted();
+    /// The predicted KLD after an edit: O(changed entries); all: summed again.
+    void onEntriesChanged(const QVector<int>& changed, bool all);
+    void resetPredicted(); ///< checks the table against the plan's model and sums every entry
+    void showPredicted();
 
     PlanEditModel* m_plan;
     BudgetBar* m_bar;
@@ -73,7 +76,7 @@ private:
     QString m_costMissing;
     bool m_costFits = false;
     bool m_costChecked = false; ///< m_costFits is up to date for the table and the plan's model
-    PlanCost m_cost;
+    PlanCostTracker m_tracker;
     double m_targetBits = 0.0;
     int64_t m_targetBytes = 0;
 };

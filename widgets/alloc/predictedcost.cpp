@@ -31,26 +31,63 @@ std::string costTableMismatch(const ErrorTable& table, const std::vector<PlanEnt
 
 PlanCost predictedPlanCost(const ErrorTable& table, const std::vector<PlanEntry>& entries)
 {
-    PlanCost c;
-    for (size_t i = 0; i < entries.size(); ++i) {
-        const PlanEntry& e = entries[i];
-        if (e.dropped) {
-            ++c.droppedLinears;
-            continue;
-        }
-        const double v = linearCostAt(table, i, e.bits);
-        if (std::isnan(v)) {
-            ++c.unmeasuredLinears;
-            continue;
-        }
-        c.kld += v;
-        ++c.linears;
-        if (e.bits < 16 && e.groupSize != table.groupSize)
-            ++c.otherGroupSize;
-        if (e.sparsity > 0)
-            ++c.prunedLinears;
+    PlanCostTracker t;
+    t.reset(&table, entries);
+    return t.cost();
+}
+
+PlanCostTracker::Counted PlanCostTracker::countOf(const ErrorTable& table, size_t row, const PlanEntry& e)
+{
+    Counted c;
+    if (e.dropped) {
+        c.dropped = true;
+        return c;
     }
+    const double v = linearCostAt(table, row, e.bits);
+    if (std::isnan(v)) {
+        c.unmeasured = true;
+        return c;
+    }
+    c.kld = v;
+    c.linear = true;
+    c.otherGroupSize = e.bits < 16 && e.groupSize != table.groupSize;
+    c.pruned = e.sparsity > 0;
     return c;
+}
+
+void PlanCostTracker::add(const Counted& c, int sign)
+{
+    m_cost.kld += sign * c.kld;
+    m_cost.linears += sign * int64_t(c.linear);
+    m_cost.droppedLinears += sign * int64_t(c.dropped);
+    m_cost.unmeasuredLinears += sign * int64_t(c.unmeasured);
+    m_cost.otherGroupSize += sign * int64_t(c.otherGroupSize);
+    m_cost.prunedLinears += sign * int64_t(c.pruned);
+}
+
+void PlanCostTracker::reset(const ErrorTable* table, const std::vector<PlanEntry>& entries)
+{
+    m_table = table;
+    m_cost = PlanCost{};
+    m_counted.assign(table ? entries.size() : 0, Counted{});
+    for (size_t i = 0; i < m_counted.size(); ++i) { // in entry order: the solver's summation order
+        m_counted[i] = countOf(*table, i, entries[i]);
+        add(m_counted[i], +1);
+    }
+}
+
+void PlanCostTracker::update(const std::vector<PlanEntry>& entries, const int* changed, size_t count)
+{
+    if (!m_table)
+        return;
+    for (size_t k = 0; k < count; ++k) {
+        const int i = changed[k];
+        if (i < 0 || size_t(i) >= m_counted.size() || size_t(i) >= entries.size())
+            continue;
+        add(m_counted[size_t(i)], -1);
+        m_counted[size_t(i)] = countOf(*m_table, size_t(i), entries[size_t(i)]);
+        add(m_counted[size_t(i)], +1);
+    }
 }
 
 RoutingMatrix expertCostMatrix(const ErrorTable& table, const ModelConfig& cfg, const std::vector<int64_t>& layers,

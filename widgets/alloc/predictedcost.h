@@ -40,10 +40,35 @@ struct PlanCost {
     int64_t prunedLinears = 0;     ///< counted without their pruning (sparsity > 0)
 };
 
-/// The plan's predicted cost: a sum in entry order, O(entries) (45k linears: well under a
-/// millisecond), equal to the budget solver's "predicted KL divergence" for its own plan.
-/// `table` must fit `entries` (costTableMismatch == "").
+/// The plan's predicted cost: a sum in entry order, O(entries) (45k linears: 1.5-3 ms), equal
+/// to the budget solver's "predicted KL divergence" for its own plan. `table` must fit `entries`
+/// (costTableMismatch == "").
 PlanCost predictedPlanCost(const ErrorTable& table, const std::vector<PlanEntry>& entries);
+
+/// predictedPlanCost kept up to date through edits in O(changed entries): reset() sums every
+/// entry, update() takes the changed ones out at what they counted and back in at what they count
+/// now (PlanEditModel::entriesChanged says which). After updates the sum may differ from a fresh
+/// predictedPlanCost in the last bits (rounding), never more.
+class PlanCostTracker {
+public:
+    /// table nullptr: nothing is tracked (cost() is all zero). `table` must fit `entries` and
+    /// outlive the tracker's use of it.
+    void reset(const ErrorTable* table, const std::vector<PlanEntry>& entries);
+    void update(const std::vector<PlanEntry>& entries, const int* changed, size_t count);
+    const PlanCost& cost() const { return m_cost; }
+
+private:
+    struct Counted {
+        double kld = 0.0;
+        bool linear = false, dropped = false, unmeasured = false, otherGroupSize = false, pruned = false;
+    };
+    static Counted countOf(const ErrorTable& table, size_t row, const PlanEntry& e);
+    void add(const Counted& c, int sign);
+
+    const ErrorTable* m_table = nullptr;
+    std::vector<Counted> m_counted; ///< per entry, what it adds to m_cost now
+    PlanCost m_cost;
+};
 
 /// Layers × experts: the predicted cost of each routed expert at `bits` (the sum over its
 /// linears), rows = `layers` (decoder indices), columns = cfg.numExperts; NaN where a layer has no
