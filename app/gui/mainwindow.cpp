@@ -2,6 +2,7 @@
 #include "mainwindow.h"
 
 #include "costtablekeeper.h"
+#include "engineallocbackend.h"
 
 #include "alloc/allocationeditor.h"
 #include "alloc/allocbackend.h"
@@ -622,29 +623,10 @@ void MainWindow::onModelChanged()
 /// the document's cost table (CostTableKeeper measures it from Fisher stats), disabled without one.
 void MainWindow::updateAllocBackend()
 {
-    AllocBackend b;
-    if (m_document->config() && m_document->stats()) {
-        auto cfg = std::make_shared<const ModelConfig>(*m_document->config());
-        auto stats = std::make_shared<const CalibStats>(*m_document->stats());
-        std::shared_ptr<const ErrorTable> table = m_document->costTable();
-        b.strategies = allocStrategies();
-        b.solve = [cfg, stats, table](const AllocOptions& o) {
-            const StrategyInfo* info = findStrategy(o.strategy);
-            if (info && info->needsErrorTable) {
-                if (!table)
-                    throw InputError("budget", "no predicted cost measured yet (Jobs → Measure predicted cost)");
-                if (table->groupSize != o.groupSize)
-                    throw InputError("budget", "the predicted cost was measured at group size "
-                                                   + std::to_string(table->groupSize) + "; choose that group size");
-                return allocateBudget(*cfg, *table, o);
-            }
-            return allocate(*cfg, *stats, o);
-        };
-        b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
-        b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
-        b.hasErrorTable = table != nullptr;
-    }
-    m_editor->setBackend(std::move(b));
+    const bool open = m_document->config() && m_document->stats();
+    m_editor->setBackend(gui::engineAllocBackend(
+        open ? std::make_shared<const ModelConfig>(*m_document->config()) : nullptr,
+        open ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr, m_document->costTable()));
 }
 
 void MainWindow::applyPendingPlan()
