@@ -12,11 +12,13 @@
 //    (found by name here, not by the view's listLinears order), and the tooltip carries the value;
 //  - in the main window, opening the model and the Fisher stats measures the table by itself,
 //    enables "budget" in the editor's strategy panel, and a live budget solve there lands on the
-//    CLI's prediction; stats without a Fisher diagonal say what is missing.
+//    CLI's prediction; stats without a Fisher diagonal say what is missing;
+//  - the calibrate dialog's "Measure loss sensitivity (Fisher)" reaches the job's settings.
 // No test depends on wall-clock time (the gauge's speed is measured by bench/bench_plan_editor).
 #include "test_paths.h"
 #include "costtablekeeper.h"
 #include "enginejobs.h"
+#include "jobdialogs.h"
 #include "mainwindow.h"
 
 #include "alloc/allocationeditor.h"
@@ -33,6 +35,7 @@
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QFile>
@@ -85,6 +88,7 @@ private slots:
     void heatmapCostMode();
     void mainWindowMeasuresAndSolvesBudget();
     void withoutFisherSaysWhatIsMissing();
+    void calibrateDialogOffersFisher();
 
 private:
     QTemporaryDir m_tmp;
@@ -334,6 +338,20 @@ void TestPredictedCost::withoutFisherSaysWhatIsMissing()
     QVERIFY(editor.gauge()->predictedText().startsWith(QStringLiteral("predicted KLD: not measured yet")));
     doc.setCostTable(m_table);
     QVERIFY(editor.gauge()->hasPredictedCost());
+}
+
+void TestPredictedCost::calibrateDialogOffersFisher()
+{
+    gui::CalibrateDialog dialog(kModel, m_tmp.filePath(QStringLiteral("d.stats.h5")));
+    QCheckBox* fisher = nullptr;
+    for (QCheckBox* box : dialog.findChildren<QCheckBox*>())
+        if (box->text() == QStringLiteral("Measure loss sensitivity (Fisher)"))
+            fisher = box;
+    QVERIFY(fisher);
+    fisher->setChecked(true);
+    QVERIFY(dialog.settings().fisher);
+    fisher->setChecked(false);
+    QVERIFY(!dialog.settings().fisher);
 }
 
 QTEST_MAIN(TestPredictedCost)
