@@ -2,7 +2,7 @@
 // Predicted quality while editing (#27), with real numbers on the small demo model
 // (datasets/models/moewb-mixtral-8e-v2) calibrated here by the GUI's calibrate job with the Fisher:
 //  - the GUI's cost-table job gives the same per-linear costs as `moewb plan --strategy budget
-//    --errors FILE` (the CLI's measurement, another process);
+//    --errors FILE` (the CLI's measurement, another process), reports per linear and cancels;
 //  - the budget gauge's predicted KLD for the CLI's budget plan equals the "predicted KL divergence"
 //    that `moewb plan` prints for it;
 //  - an edit of one linear's bits changes the predicted KLD by exactly that linear's cost
@@ -32,6 +32,7 @@
 #include "views/routingheatmapview.h"
 
 #include "moewb/alloc/allocate.h"
+#include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 
@@ -83,6 +84,7 @@ class TestPredictedCost : public QObject {
 private slots:
     void initTestCase();
     void costTableEqualsCli();
+    void costJobReportsAndCancels();
     void gaugeEqualsPlanPrediction();
     void editChangesByLinearCost();
     void heatmapCostMode();
@@ -160,6 +162,31 @@ void TestPredictedCost::costTableEqualsCli()
         for (size_t c = 0; c < cliTable.candidates.size(); ++c)
             QVERIFY2(nearlyEqual(cliTable.linears[i].error[c], m_table->linears[i].error[c], 1e-9),
                      qPrintable(QString::fromStdString(cliTable.linears[i].name)));
+    }
+}
+
+void TestPredictedCost::costJobReportsAndCancels()
+{
+    int reports = 0;
+    bool cancelled = false;
+    try {
+        gui::costTableJob(m_cfg, kModel, m_stats).work([&](const Progress& p) {
+            reports += p.total == int64_t(m_table->linears.size()) ? 1 : 0;
+            return reports < 3; // cancel at the third linear
+        });
+    } catch (const Cancelled&) {
+        cancelled = true;
+    }
+    QVERIFY(cancelled);
+    QCOMPARE(reports, 3);
+    // statistics without the Fisher: a one-line reason, nothing measured
+    auto plain = std::make_shared<CalibStats>(*m_stats);
+    plain->fisher = FisherParams{};
+    try {
+        gui::costTableJob(m_cfg, kModel, plain).work({});
+        QFAIL("measured without a Fisher diagonal");
+    } catch (const InputError& e) {
+        QVERIFY2(QString::fromUtf8(e.what()).contains(QStringLiteral("calibrate --fisher")), e.what());
     }
 }
 
