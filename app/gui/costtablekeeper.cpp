@@ -22,7 +22,7 @@ CostTableKeeper::CostTableKeeper(Document* document, JobRunner* runner, QObject*
     connect(m_document, &Document::statsChanged, this, &CostTableKeeper::onDocumentChanged);
     auto ended = [this](int id) {
         if (id == m_job)
-            m_job = 0;
+            setJob(0);
     };
     connect(m_runner, &JobRunner::finished, this, ended);
     connect(m_runner, &JobRunner::failed, this, ended);
@@ -34,7 +34,7 @@ void CostTableKeeper::onDocumentChanged()
     ++m_generation;
     if (m_job) { // measured for what was open before
         m_runner->cancel(m_job);
-        m_job = 0;
+        setJob(0);
     }
     const CalibStats* stats = m_document->stats();
     if (m_automatic && m_document->config() && stats && stats->hasFisher())
@@ -54,8 +54,8 @@ int CostTableKeeper::start()
                          "(Fisher)\" (moewb calibrate --fisher)");
         return 0;
     }
-    if (m_job)
-        m_runner->cancel(m_job);
+    if (m_job && m_jobGeneration == m_generation)
+        return m_job; // already measuring these
     // The job works on copies: the document may open other files while it runs.
     Job job = costTableJob(std::make_shared<const ModelConfig>(*cfg), m_document->modelDir(),
                            std::make_shared<const CalibStats>(*stats));
@@ -65,9 +65,18 @@ int CostTableKeeper::start()
         if (self && self->m_generation == generation) // the model and stats it was measured for are still open
             self->m_document->setCostTable(std::any_cast<std::shared_ptr<const ErrorTable>>(r.value));
     };
-    m_job = m_runner->submit(std::move(job));
     m_lastError.clear();
+    m_jobGeneration = generation;
+    setJob(m_runner->submit(std::move(job)));
     return m_job;
+}
+
+void CostTableKeeper::setJob(int id)
+{
+    const bool was = m_job != 0;
+    m_job = id;
+    if (was != (id != 0))
+        emit measuringChanged(id != 0);
 }
 
 } // namespace moewb::gui

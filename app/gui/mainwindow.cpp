@@ -129,6 +129,7 @@ MainWindow::MainWindow(QWidget* parent)
     m_runner = new JobRunner(this);
     m_jobsPanel = new JobsPanel(m_runner, this);
     m_costKeeper = new gui::CostTableKeeper(m_document, m_runner, this);
+    connect(m_costKeeper, &gui::CostTableKeeper::measuringChanged, m_editor, &AllocationEditor::setCostTableMeasuring);
     m_results = new ResultsModel(this);
     m_resultsView = new ResultsView(m_results, this);
     QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);

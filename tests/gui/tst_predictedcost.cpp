@@ -341,6 +341,16 @@ void TestPredictedCost::mainWindowMeasuresAndSolvesBudget()
     QVERIFY2(nearlyEqual(gauge->shownCost().kld, m_cliKld, 5e-6), qPrintable(gauge->predictedText()));
     QVERIFY(panel->message().contains(QStringLiteral("predicted KL divergence")));
 
+    // Asked again while it measures, the keeper keeps the job it has.
+    QSignalSpy measuring(w.costTableKeeper(), &gui::CostTableKeeper::measuringChanged);
+    const int id = w.costTableKeeper()->start();
+    QVERIFY(id > 0);
+    QCOMPARE(w.costTableKeeper()->start(), id);
+    QCOMPARE(measuring.count(), 1);
+    QVERIFY(w.jobRunner()->waitForIdle(120000));
+    QCOMPARE(measuring.count(), 2);
+    QCOMPARE(measuring.last().first().toBool(), false);
+
     // A keeper asked to measure without Fisher stats says why.
     w.document()->setStats(nullptr, {});
     QCOMPARE(w.costTableKeeper()->start(), 0);
@@ -363,6 +373,8 @@ void TestPredictedCost::withoutFisherSaysWhatIsMissing()
              QStringLiteral("predicted KLD: needs calibration with the Fisher cost (calibrate --fisher)"));
     doc.setStats(m_stats, m_statsPath);
     QVERIFY(editor.gauge()->predictedText().startsWith(QStringLiteral("predicted KLD: not measured yet")));
+    editor.setCostTableMeasuring(true);
+    QCOMPARE(editor.gauge()->predictedText(), QStringLiteral("predicted KLD: measuring… (Jobs panel)"));
     doc.setCostTable(m_table);
     QVERIFY(editor.gauge()->hasPredictedCost());
 }

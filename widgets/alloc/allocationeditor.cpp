@@ -290,6 +290,12 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
     updateHeatmapLabel();
 }
 
+void AllocationEditor::setCostTableMeasuring(bool measuring)
+{
+    m_costMeasuring = measuring;
+    followCostTable();
+}
+
 void AllocationEditor::followCostTable()
 {
     const CalibStats* stats = m_document->stats();
@@ -297,7 +303,8 @@ void AllocationEditor::followCostTable()
     if (!stats || !stats->hasFisher())
         missing = tr("needs calibration with the Fisher cost (calibrate --fisher)");
     else if (!m_document->costTable())
-        missing = tr("not measured yet for these statistics (Jobs → Measure predicted cost)");
+        missing = m_costMeasuring ? tr("measuring… (Jobs panel)")
+                                  : tr("not measured yet for these statistics (Jobs → Measure predicted cost)");
     m_gauge->setCostTable(m_document->costTable(), missing);
 }
 
