@@ -11,10 +11,14 @@
 // with the frequency strategy split into the solve (worker thread in the GUI) and applying the plan
 // (GUI thread). Prints the median and worst wall ms, the median CPU ms of the GUI thread, and the
 // CPU time's ratio to 16 ms. A plain QStandardItemModel tree of the same size is repainted as a
-// baseline: the part of a repaint that is Qt's own drawing.
+// baseline: the part of a repaint that is Qt's own drawing. The gauge carries a predicted-cost table
+// (#27, synthetic costs at 2/3/4/8 bits), so every edit also updates the predicted KLD (in
+// O(changed linears), inside "the edit"); the fresh sum over every linear that a solve, a rule
+// edit or a loaded plan costs (predictedPlanCost) is timed on its own.
 #include "alloc/allocationitemmodel.h"
 #include "alloc/budgetgauge.h"
 #include "alloc/planeditmodel.h"
+#include "alloc/predictedcost.h"
 
 #include "moewb/alloc/allocate.h"
 
@@ -67,6 +71,27 @@ CalibStats syntheticStats(const ModelConfig& cfg)
             r.expertTokens.push_back(int64_t(usage(rng) * 2000));
     }
     return s;
+}
+
+/// A cost table for every quantizable linear: random costs, halving per extra bit.
+std::shared_ptr<const ErrorTable> syntheticCostTable(const std::vector<PlanEntry>& entries)
+{
+    auto t = std::make_shared<ErrorTable>();
+    t->candidates = {2, 3, 4, 8};
+    t->costModel = CostModel::Fisher;
+    std::mt19937 rng(11);
+    std::lognormal_distribution<double> cost(-9.0, 1.5);
+    for (const PlanEntry& e : entries) {
+        LinearErrors row;
+        row.name = e.name;
+        const double c2 = cost(rng);
+        for (int64_t b : t->candidates) {
+            row.bytes.push_back(gptqLinearBytes(e.inFeatures, e.outFeatures, b, t->groupSize));
+            row.error.push_back(c2 / double(int64_t(1) << (2 * (b - 2))));
+        }
+        t->linears.push_back(std::move(row));
+    }
+    return t;
 }
 
 double ms(std::chrono::steady_clock::duration d)
@@ -127,6 +152,12 @@ int main(int argc, char** argv)
     tree.setUniformRowHeights(true);
     tree.setModel(&items);
     BudgetGauge gauge(&plan);
+    const std::shared_ptr<const ErrorTable> costs = syntheticCostTable(plan.entries());
+    gauge.setCostTable(costs);
+    if (!gauge.hasPredictedCost()) {
+        std::fprintf(stderr, "bench_plan_editor: the cost table does not fit the layout\n");
+        return 1;
+    }
     tree.resize(1000, 700);
     tree.show();
     gauge.show();
@@ -171,6 +202,9 @@ int main(int argc, char** argv)
     QApplication::processEvents();
     report("  baseline: repaint of a plain QStandardItemModel tree", measure(reps, [&](int) { baseline.viewport()->repaint(); }));
     const Timing gaugeOnly = measure(reps, [&](int) { gauge.repaint(); });
+    const Timing gaugeRefresh = measure(reps, [&](int) { gauge.refresh(); });
+    double sink = 0;
+    const Timing costSum = measure(reps, [&](int) { sink += predictedPlanCost(*costs, plan.entries()).kld; });
     std::vector<int> layerExperts;
     for (size_t i = 0; i < plan.entries().size(); ++i)
         if (plan.entries()[i].layer == 30 && plan.entries()[i].expert >= 0)
@@ -188,6 +222,10 @@ int main(int argc, char** argv)
     report("  of which: the edit (model, totals, signals)", editOnly);
     report("  of which: repainting the visible tree rows", treeOnly);
     report("  of which: repainting the gauge", gaugeOnly);
+    report("gauge refresh (sizes, target check, texts)", gaugeRefresh);
+    report("predicted KLD summed afresh over every linear", costSum);
+    std::printf("predicted KLD of the last plan: %.6g nats/token (%s)\n", sink / reps,
+                gauge.predictedText().toUtf8().constData());
     report("bulk edit of one layer's experts -> gauge + colours", bulk);
     report("undo of a bulk edit -> gauge + colours", undo);
 

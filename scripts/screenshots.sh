@@ -78,9 +78,14 @@ if [ ! -f "$RESULTS" ]; then
 fi
 shot results.png --view results --size 1500x640 "$MIX" --results "$RESULTS"
 
-# The allocation editor next to the heat map (its own demo: solves, gives two experts 8 bits, drops one).
-"$BUILD/app/alloc_editor_demo/moewb-alloc-editor" "$MIX" --stats "$MIX_STATS" --strategy frequency --bits 3 \
-  --screenshot "$OUT/allocation-editor.png"
+# The allocation editor next to the heat map (its own demo: solves, gives two experts 8 bits, drops one),
+# on stats with the Fisher (#27): the gauge's predicted KLD, the heat map coloured by the experts'
+# predicted cost at 2 bits. The Fisher stats (16 windows of 256 tokens) take about 1.5 min on two cores.
+MIX_FISHER="$WORK/moewb-mixtral-8e.fisher.stats.h5"
+[ -f "$MIX_FISHER" ] || "$MOEWB" calibrate "$MIX" --data "$ROOT/datasets/corpus/calib.jsonl" --samples 16 \
+  --seq-len 256 --random-windows --fisher --out "$MIX_FISHER" > /dev/null
+"$BUILD/app/alloc_editor_demo/moewb-alloc-editor" "$MIX" --stats "$MIX_FISHER" --strategy frequency --bits 3 \
+  --heatmap-cost 2 --screenshot "$OUT/allocation-editor.png"
 
 if [ "${MOEWB_SHOT_JOBS:-0}" = 1 ]; then
   MOEWB_SCREENSHOT_DIR="$OUT" OMP_NUM_THREADS=1 "$BUILD/tests/tst_guiworkflow" scriptedWorkflow

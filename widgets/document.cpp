@@ -132,8 +132,11 @@ void Document::setModel(std::shared_ptr<const ModelConfig> config, const QString
 {
     const std::shared_ptr<const ModelConfig> old = std::exchange(m_config, std::move(config));
     m_modelDir = dir;
+    const std::shared_ptr<const ErrorTable> oldTable = std::exchange(m_costTable, nullptr); // measured for the old model
     m_selection->clear();
     emit modelChanged();
+    if (oldTable)
+        emit costTableChanged();
 }
 
 void Document::setStats(std::shared_ptr<const CalibStats> stats, const QString& path)
@@ -142,8 +145,19 @@ void Document::setStats(std::shared_ptr<const CalibStats> stats, const QString& 
     // alive until then (the selection change below already reaches the views).
     const std::shared_ptr<const CalibStats> old = std::exchange(m_stats, std::move(stats));
     m_statsPath = path;
+    const std::shared_ptr<const ErrorTable> oldTable = std::exchange(m_costTable, nullptr); // from the old stats
     m_selection->clear();
     emit statsChanged();
+    if (oldTable)
+        emit costTableChanged();
+}
+
+void Document::setCostTable(std::shared_ptr<const ErrorTable> table)
+{
+    if (!table && !m_costTable)
+        return;
+    m_costTable = std::move(table);
+    emit costTableChanged();
 }
 
 void Document::closeAll()

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The open workbench document: a model directory's config.json and a stats.h5 file, both loaded
 // off the GUI thread (QtConcurrent), plus the selection all views share. Views read the values
-// through config()/stats() and redraw on modelChanged()/statsChanged().
+// through config()/stats() and redraw on modelChanged()/statsChanged(). The predicted-cost table
+// (#27) of the open model and stats is installed by whoever measured it (the application's cost
+// job) and dropped whenever the model or the stats change.
 #pragma once
 
+#include "moewb/alloc/allocate.h"
 #include "moewb/stats/stats.h"
 #include "moewb/hfconfig/hf_config.h"
 
@@ -26,6 +29,9 @@ public:
 
     const ModelConfig* config() const { return m_config.get(); } ///< nullptr: no model open
     const CalibStats* stats() const { return m_stats.get(); }    ///< nullptr: no stats open
+    /// The budget's error table with the Fisher cost model for the open model and stats (predicted
+    /// KL divergence per linear and width); nullptr until one was measured.
+    std::shared_ptr<const ErrorTable> costTable() const { return m_costTable; }
     QString modelDir() const { return m_modelDir; }
     QString statsPath() const { return m_statsPath; }
     Selection* selection() const { return m_selection; }
@@ -43,6 +49,8 @@ public:
     /// Install already loaded values (the asynchronous loads end here; tests use it directly).
     void setModel(std::shared_ptr<const ModelConfig> config, const QString& dir);
     void setStats(std::shared_ptr<const CalibStats> stats, const QString& path);
+    /// The cost table measured for the current model and stats (nullptr: none).
+    void setCostTable(std::shared_ptr<const ErrorTable> table);
     void closeAll();
 
     /// One line for the status bar, e.g. "Mixtral, 4 layers, 8 experts top-2 · stats: 8192 tokens, 3 domains".
@@ -51,6 +59,8 @@ public:
 signals:
     void modelChanged();
     void statsChanged();
+    /// costTable() changed (set, or dropped with the model or stats it was measured for).
+    void costTableChanged();
     void loadingChanged(bool loading);
     /// Reading a stats file: step done of total (header, each MoE layer, the linears), and what.
     void loadProgress(int done, int total, const QString& what);
@@ -74,6 +84,7 @@ private:
 
     std::shared_ptr<const ModelConfig> m_config;
     std::shared_ptr<const CalibStats> m_stats;
+    std::shared_ptr<const ErrorTable> m_costTable;
     QString m_modelDir;
     QString m_statsPath;
     Selection* m_selection;

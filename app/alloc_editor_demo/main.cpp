@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
-// moewb-alloc-editor MODEL_DIR --stats FILE [--strategy NAME] [--bits B] [--screenshot PNG]
+// moewb-alloc-editor MODEL_DIR --stats FILE [--strategy NAME] [--bits B] [--heatmap-cost BITS] [--screenshot PNG]
 //
 // The allocation editor (#12) on its own, next to the routing heat map it takes expert selections
 // from, with the engine's strategies as its AllocBackend (the wiring the main window uses too:
-// see fillBackend below). With --screenshot it solves the strategy, gives two heat-map-selected
-// experts 8 bits, writes the window as PNG and quits (docs/screenshots/allocation-editor.png).
+// gui::engineAllocBackend). Stats with a Fisher diagonal get their predicted-cost table (#27,
+// gui::costTableJob, measured before the window opens): the gauge shows the predicted KLD, "budget"
+// is enabled, and --heatmap-cost BITS colours the heat map by the experts' predicted cost. With
+// --screenshot it solves the strategy, gives two heat-map-selected experts 8 bits, drops one,
+// writes the window as PNG and quits (docs/screenshots/allocation-editor.png).
+#include "engineallocbackend.h"
+#include "enginejobs.h"
+
 #include "alloc/allocationeditor.h"
 #include "alloc/allocationitemmodel.h"
 #include "alloc/planeditmodel.h"
@@ -38,22 +44,34 @@ bool waitForDocument(moewb::Document* document, int timeoutMs)
     return !document->isLoading();
 }
 
-/// The engine's allocator bound to the document's model and stats (copies: the backend runs on a
-/// worker thread while the document may load something else).
+/// The engine's allocator bound to the document's model, stats and cost table (copies: the backend
+/// runs on a worker thread while the document may load something else).
 moewb::AllocBackend fillBackend(const moewb::Document& doc)
 {
     using namespace moewb;
-    AllocBackend b;
     if (!doc.config() || !doc.stats())
-        return b;
-    auto cfg = std::make_shared<const ModelConfig>(*doc.config());
-    auto stats = std::make_shared<const CalibStats>(*doc.stats());
-    b.strategies = allocStrategies();
-    b.solve = [cfg, stats](const AllocOptions& o) { return allocate(*cfg, *stats, o); };
-    b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
-    b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
-    b.hasErrorTable = false; // "budget" needs measureErrors(); a loaded ErrorTable would enable it
-    return b;
+        return {};
+    return gui::engineAllocBackend(std::make_shared<const ModelConfig>(*doc.config()),
+                                   std::make_shared<const CalibStats>(*doc.stats()), doc.costTable());
+}
+
+/// Stats with a Fisher diagonal: the predicted-cost table, measured here and now (the GUI's job,
+/// run in place; the demo models take seconds). False with the message on stderr when it fails.
+bool measureCostTable(moewb::Document& doc)
+{
+    using namespace moewb;
+    if (!doc.config() || !doc.stats() || !doc.stats()->hasFisher())
+        return true;
+    try {
+        const JobResult r = gui::costTableJob(std::make_shared<const ModelConfig>(*doc.config()), doc.modelDir(),
+                                              std::make_shared<const CalibStats>(*doc.stats()))
+                                .work({});
+        doc.setCostTable(std::any_cast<std::shared_ptr<const ErrorTable>>(r.value));
+        return true;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "moewb-alloc-editor: %s\n", e.what());
+        return false;
+    }
 }
 
 } // namespace
@@ -74,7 +92,11 @@ int main(int argc, char** argv)
                                      QStringLiteral("B"), QStringLiteral("3.0"));
     const QCommandLineOption shotOpt(QStringLiteral("screenshot"), QStringLiteral("Write the window as PNG, quit."),
                                      QStringLiteral("PNG"));
-    parser.addOptions({statsOpt, strategyOpt, bitsOpt, shotOpt});
+    const QCommandLineOption costOpt(QStringLiteral("heatmap-cost"),
+                                     QStringLiteral("Colour the heat map by the experts' predicted cost at BITS "
+                                                    "(stats from calibrate --fisher)."),
+                                     QStringLiteral("BITS"));
+    parser.addOptions({statsOpt, strategyOpt, bitsOpt, shotOpt, costOpt});
     parser.process(app);
     if (parser.positionalArguments().size() != 1) {
         std::fprintf(stderr, "moewb-alloc-editor: give one MODEL_DIR\n");
@@ -106,8 +128,19 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "moewb-alloc-editor: the model did not load\n");
         return 1;
     }
+    if (!measureCostTable(doc))
+        return 1;
+    if (parser.isSet(costOpt)) {
+        heat->setCostBits(parser.value(costOpt).toLongLong());
+        if (heat->costBits() == 0) {
+            std::fprintf(stderr, "moewb-alloc-editor: --heatmap-cost needs stats from calibrate --fisher and "
+                                 "a width of 2, 3, 4 or 8\n");
+            return 2;
+        }
+    }
     editor->setBackend(fillBackend(doc));
     QObject::connect(&doc, &moewb::Document::statsChanged, editor, [&] { editor->setBackend(fillBackend(doc)); });
+    QObject::connect(&doc, &moewb::Document::costTableChanged, editor, [&] { editor->setBackend(fillBackend(doc)); });
     moewb::StrategyPanel* panel = editor->strategyPanel();
     panel->setLive(false);
     panel->setStrategy(parser.value(strategyOpt));

@@ -120,6 +120,7 @@ Job calibrateJob(const CalibrateSettings& s)
         opt.randomWindows = s.randomWindows;
         opt.probeTokens = s.probeTokens;
         opt.dtype = toStd(s.dtype);
+        opt.fisher = s.fisher;
         const std::string model = toStd(s.modelDir);
         loadConfig(model); // a wrong directory fails before the runtime probe
         initRuntime(false);
@@ -133,6 +134,8 @@ Job calibrateJob(const CalibrateSettings& s)
                         .arg(pv.numSamples)
                         .arg(pv.numTokens);
         r.details << QObject::tr("experts without calibration tokens: %1").arg(stats->totalDeadExperts());
+        if (stats->hasFisher())
+            r.details << QObject::tr("loss sensitivity (Fisher) measured over %1 tokens").arg(stats->fisher.tokens);
         r.outputPath = s.outPath;
         r.value = stats;
         return r;
@@ -141,12 +144,12 @@ Job calibrateJob(const CalibrateSettings& s)
 }
 
 Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir, std::shared_ptr<const CalibStats> stats,
-                const QString& statsPath, const StrategySettings& s)
+                const QString& statsPath, const StrategySettings& s, std::shared_ptr<const ErrorTable> costTable)
 {
     Job job;
     job.name = QObject::tr("Strategy %1 @ %2 bits").arg(s.strategy, bitsLabel(s.bits));
     job.kind = QStringLiteral("strategy");
-    job.work = [cfg, modelDir, stats, statsPath, s](const ProgressFn& progress) {
+    job.work = [cfg, modelDir, stats, statsPath, s, costTable](const ProgressFn& progress) {
         if (!cfg)
             throw InputError("strategy", "open a model first");
         AllocOptions opt;
@@ -167,9 +170,13 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
         report(progress, "allocate", 0, 1);
         AllocResult a;
         if (info && info->needsErrorTable) {
-            initRuntime(false);
-            const ErrorTable table = measureErrors(toStd(modelDir), *cfg, st, opt.groupSize, opt.candidates, progress);
-            a = allocateBudget(*cfg, table, opt);
+            if (costTable && costTable->groupSize == opt.groupSize && costTable->candidates == opt.candidates) {
+                a = allocateBudget(*cfg, *costTable, opt);
+            } else {
+                initRuntime(false);
+                a = allocateBudget(*cfg, measureErrors(toStd(modelDir), *cfg, st, opt.groupSize, opt.candidates, progress),
+                                   opt);
+            }
         } else {
             a = allocate(*cfg, st, opt);
         }
@@ -186,6 +193,35 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
         for (const std::string& n : a.notes)
             r.details << fromStd(n);
         r.value = plan;
+        return r;
+    };
+    return job;
+}
+
+Job costTableJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir, std::shared_ptr<const CalibStats> stats)
+{
+    Job job;
+    job.name = QObject::tr("Predicted cost %1").arg(QFileInfo(modelDir).fileName());
+    job.kind = QStringLiteral("cost");
+    job.work = [cfg, modelDir, stats](const ProgressFn& progress) {
+        if (!cfg)
+            throw InputError("predicted cost", "open a model first");
+        if (!stats || !stats->hasFisher())
+            throw InputError("predicted cost", "the statistics have no loss sensitivity: calibrate with "
+                                               "\"Measure loss sensitivity (Fisher)\" (moewb calibrate --fisher)");
+        initRuntime(false);
+        const AllocOptions defaults;
+        auto table = std::make_shared<const ErrorTable>(measureErrors(toStd(modelDir), *cfg, *stats, defaults.groupSize,
+                                                                      defaults.candidates, progress, CostModel::Fisher));
+        JobResult r;
+        QStringList widths;
+        for (int64_t b : table->candidates)
+            widths << QString::number(b);
+        r.summary = QObject::tr("predicted cost of %1 linears at %2 bits (group size %3)")
+                        .arg(table->linears.size())
+                        .arg(widths.join(QStringLiteral(", ")))
+                        .arg(table->groupSize);
+        r.value = table;
         return r;
     };
     return job;

@@ -8,6 +8,7 @@
 #include "jobs/job.h"
 #include "results/runresult.h"
 
+#include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
 #include "moewb/calib/calibrate.h"
 #include "moewb/stats/stats.h"
@@ -34,6 +35,7 @@ struct CalibrateSettings {
     bool randomWindows = false;
     int64_t probeTokens = 256;
     QString dtype = QStringLiteral("auto");
+    bool fisher = false; ///< also measure the loss sensitivity (Fisher diagonal), as calibrate --fisher
     QString outPath;    ///< the stats file (written atomically at the end)
 };
 /// value: std::shared_ptr<const CalibStats> (the stats just written). As `moewb calibrate`.
@@ -51,9 +53,17 @@ struct StrategySettings {
     int64_t perLayer = -1;
 };
 /// value: Plan (provenance filled as `moewb plan` fills it). "budget" measures the error table
-/// first (the long part). As `moewb plan`.
+/// first (the long part) unless `costTable` (costTableJob's, for the same model and stats) was
+/// measured at the settings' group size. As `moewb plan`.
 Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
-                std::shared_ptr<const CalibStats> stats, const QString& statsPath, const StrategySettings& s);
+                std::shared_ptr<const CalibStats> stats, const QString& statsPath, const StrategySettings& s,
+                std::shared_ptr<const ErrorTable> costTable = nullptr);
+
+/// value: std::shared_ptr<const ErrorTable>: the predicted cost (#27) of every quantizable linear
+/// at the budget solver's candidate widths (AllocOptions{}.candidates, group size 128) with the
+/// Fisher cost model: measureErrors, exactly what `moewb plan --strategy budget` solves on. Needs
+/// statistics with a Fisher diagonal (InputError otherwise).
+Job costTableJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir, std::shared_ptr<const CalibStats> stats);
 
 struct QuantizeSettings {
     QString modelDir;

@@ -145,6 +145,7 @@ CalibrateDialog::CalibrateDialog(const QString& modelDir, const QString& default
     , m_seqLen(spin(2, 1 << 20, remembered("calibrate/seqLen", 256).toInt(), this))
     , m_random(new QCheckBox(tr("random windows"), this))
     , m_seed(spin(0, 1 << 30, 0, this))
+    , m_fisher(new QCheckBox(tr("Measure loss sensitivity (Fisher)"), this))
     , m_out(new PathEdit(PathEdit::SaveFile, tr("moewb stats (*.h5)"), this))
 {
     QFormLayout* form = makeForm(this, tr("Calibrate"),
@@ -154,12 +155,19 @@ CalibrateDialog::CalibrateDialog(const QString& modelDir, const QString& default
                                      .arg(QFileInfo(modelDir).fileName().toHtmlEscaped()));
     m_data->setText(remembered("calibrate/data", QString()).toString());
     m_random->setChecked(remembered("calibrate/random", false).toBool());
+    m_fisher->setChecked(remembered("calibrate/fisher", false).toBool());
+    m_fisher->setToolTip(tr("Also measures how much each linear's output matters to the loss (the Fisher diagonal, "
+                            "as moewb calibrate --fisher). The allocation editor then shows the plan's predicted KL "
+                            "divergence while you edit, the heat map can show each expert's predicted cost, and the "
+                            "budget strategy minimises it. Keeps every layer's hidden states in memory and takes "
+                            "longer."));
     m_out->setText(defaultOut);
     form->addRow(tr("Data:"), m_data);
     form->addRow(tr("Windows:"), m_samples);
     form->addRow(tr("Window length (tokens):"), m_seqLen);
     form->addRow(QString(), m_random);
     form->addRow(tr("Seed:"), m_seed);
+    form->addRow(QString(), m_fisher);
     form->addRow(tr("Stats file:"), m_out);
 }
 
@@ -172,6 +180,7 @@ CalibrateSettings CalibrateDialog::settings() const
     s.seqLen = m_seqLen->value();
     s.randomWindows = m_random->isChecked();
     s.seed = m_seed->value();
+    s.fisher = m_fisher->isChecked();
     s.outPath = m_out->text();
     return s;
 }
@@ -186,6 +195,7 @@ void CalibrateDialog::accept()
     remember("calibrate/samples", m_samples->value());
     remember("calibrate/seqLen", m_seqLen->value());
     remember("calibrate/random", m_random->isChecked());
+    remember("calibrate/fisher", m_fisher->isChecked());
     QDialog::accept();
 }
 

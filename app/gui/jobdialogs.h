@@ -49,6 +49,7 @@ private:
     QSpinBox* m_seqLen;
     QCheckBox* m_random;
     QSpinBox* m_seed;
+    QCheckBox* m_fisher;
     PathEdit* m_out;
 };
 

@@ -6,6 +6,7 @@
 
 #include "appresources.h"
 #include "document.h"
+#include "jobs/jobrunner.h"
 #include "results/resultsview.h"
 #include "session/autosave.h"
 #include "selection.h"
@@ -265,6 +266,10 @@ int main(int argc, char** argv)
             return 1;
         }
         waitForDocument(window.document(), 10000); // a model opened from the stats' provenance
+        if (screenshot && !window.jobRunner()->waitForIdle(600000)) { // e.g. the predicted cost of Fisher stats
+            std::fprintf(stderr, "moewb-gui: the jobs started by loading did not finish in 10 minutes\n");
+            return 1;
+        }
         if (parser.isSet(selectOption)) {
             const QStringList parts = parser.value(selectOption).split(QLatin1Char(':'));
             window.document()->selection()->select(parts.value(0).toInt(), parts.size() > 1 ? parts[1].toInt() : -1);

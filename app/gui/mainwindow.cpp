@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "mainwindow.h"
 
+#include "costtablekeeper.h"
+#include "engineallocbackend.h"
+
 #include "alloc/allocationeditor.h"
 #include "alloc/allocbackend.h"
 #include "moewb/alloc/allocate.h"
@@ -125,6 +128,8 @@ MainWindow::MainWindow(QWidget* parent)
     m_editor->setFollowsDocumentModel(false); // onModelChanged sets the model and restores session plans
     m_runner = new JobRunner(this);
     m_jobsPanel = new JobsPanel(m_runner, this);
+    m_costKeeper = new gui::CostTableKeeper(m_document, m_runner, this);
+    connect(m_costKeeper, &gui::CostTableKeeper::measuringChanged, m_editor, &AllocationEditor::setCostTableMeasuring);
     m_results = new ResultsModel(this);
     m_resultsView = new ResultsView(m_results, this);
     QDockWidget* jobs = addDock(tr("Jobs"), QStringLiteral("dock.jobs"), m_jobsPanel, Qt::BottomDockWidgetArea);
@@ -202,6 +207,7 @@ MainWindow::MainWindow(QWidget* parent)
     connect(m_document, &Document::modelChanged, this, &MainWindow::onModelChanged);
     connect(m_document, &Document::modelChanged, this, &MainWindow::updateAllocBackend);
     connect(m_document, &Document::statsChanged, this, &MainWindow::updateAllocBackend);
+    connect(m_document, &Document::costTableChanged, this, &MainWindow::updateAllocBackend);
     connect(m_editor, &AllocationEditor::message, this, [this](const QString& text) { statusBar()->showMessage(text, 8000); });
     connect(m_plan, &PlanEditModel::planChanged, this, &MainWindow::updateStatus);
     connect(m_plan, &PlanEditModel::planChanged, this, [this] {
@@ -351,6 +357,13 @@ void MainWindow::createActions()
     calibrate->setStatusTip(tr("Run calibration data through the model and open the statistics"));
     jobsMenu->addAction(tr("&Strategy…"), this, &MainWindow::strategyDialog)
         ->setStatusTip(tr("Propose a plan from a bit-allocation strategy"));
+    jobsMenu->addAction(tr("&Measure predicted cost"), this, [this] {
+            if (!m_costKeeper->start())
+                reportError(tr("Measure predicted cost"), m_costKeeper->lastError());
+        })
+        ->setStatusTip(tr("Predict each linear's cost at 2, 3, 4 and 8 bits from the Fisher statistics (runs by "
+                          "itself when a model and such statistics are open): the allocation editor then shows "
+                          "the plan's predicted KLD and the budget strategy"));
     jobsMenu->addAction(tr("&Quantize…"), this, [this] { quantizeDialog(false); })
         ->setStatusTip(tr("Fake-quantize the model with the current plan, to evaluate it"));
     jobsMenu->addAction(tr("&Evaluate…"), this, &MainWindow::evaluateDialog)
@@ -607,21 +620,14 @@ void MainWindow::onModelChanged()
     updateStatus();
 }
 
-/// The editor's strategy panel solves with the engine: heuristics from the open stats; "budget" needs
-/// a measured error table (the Strategy job measures one), so it stays disabled in the panel.
+/// The editor's strategy panel solves with the engine: heuristics from the open stats; "budget" on
+/// the document's cost table (CostTableKeeper measures it from Fisher stats), disabled without one.
 void MainWindow::updateAllocBackend()
 {
-    AllocBackend b;
-    if (m_document->config() && m_document->stats()) {
-        auto cfg = std::make_shared<const ModelConfig>(*m_document->config());
-        auto stats = std::make_shared<const CalibStats>(*m_document->stats());
-        b.strategies = allocStrategies();
-        b.solve = [cfg, stats](const AllocOptions& o) { return allocate(*cfg, *stats, o); };
-        b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
-        b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
-        b.hasErrorTable = false;
-    }
-    m_editor->setBackend(std::move(b));
+    const bool open = m_document->config() && m_document->stats();
+    m_editor->setBackend(gui::engineAllocBackend(
+        open ? std::make_shared<const ModelConfig>(*m_document->config()) : nullptr,
+        open ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr, m_document->costTable()));
 }
 
 void MainWindow::applyPendingPlan()
@@ -709,7 +715,7 @@ int MainWindow::startStrategy(const gui::StrategySettings& settings)
     // The job works on copies: the document may open other files while it runs.
     auto stats = m_document->stats() ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr;
     Job job = gui::strategyJob(std::make_shared<const ModelConfig>(*cfg), m_document->modelDir(), stats,
-                               m_document->statsPath(), settings);
+                               m_document->statsPath(), settings, m_document->costTable());
     const QString text = tr("Strategy %1 @ %2 bits").arg(settings.strategy).arg(settings.bits);
     job.onDone = [this, text](const JobResult& r) { m_plan->setPlan(std::any_cast<Plan>(r.value), text); };
     return m_runner->submit(std::move(job));

@@ -41,6 +41,9 @@ class ResultsModel;
 class ResultsView;
 class RoutingHeatmapView;
 struct AutosaveRecovery;
+namespace gui {
+class CostTableKeeper;
+}
 
 /// What to do with a plan an unclean exit left behind.
 enum class RecoveryChoice {
@@ -80,6 +83,8 @@ public:
     ModelTreeView* treeView() const { return m_tree; }
     JobRunner* jobRunner() const { return m_runner; }
     JobsPanel* jobsPanel() const { return m_jobsPanel; }
+    /// Measures the predicted-cost table when a model and Fisher statistics are open (#27).
+    gui::CostTableKeeper* costTableKeeper() const { return m_costKeeper; }
     ResultsModel* resultsModel() const { return m_results; }
     ResultsView* resultsView() const { return m_resultsView; }
     /// THE current plan: strategies, the editor, sessions and quantize jobs all use it.
@@ -180,6 +185,7 @@ private:
     QWidget* m_editorArea; // the editor as its dock shows it: scrolling when the dock is smaller
     JobRunner* m_runner;
     JobsPanel* m_jobsPanel;
+    gui::CostTableKeeper* m_costKeeper;
     ResultsModel* m_results;
     ResultsView* m_resultsView;
     PlanAutosave* m_autosave = nullptr;

@@ -276,6 +276,8 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
                 throw InputError(msg.toStdString());
             }); });
     connect(m_document, &Document::modelChanged, this, &AllocationEditor::followModel);
+    connect(m_document, &Document::statsChanged, this, &AllocationEditor::followCostTable);
+    connect(m_document, &Document::costTableChanged, this, &AllocationEditor::followCostTable);
     connect(m_document->selection(), &Selection::changed, this, &AllocationEditor::followSelection);
     connect(m_document->selection(), &Selection::expertsChanged, this, &AllocationEditor::updateHeatmapLabel);
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
@@ -284,7 +286,26 @@ AllocationEditor::AllocationEditor(Document* document, PlanEditModel* plan, QWid
         m_followed = m_document->config(); // already set up by its owner
     else
         followModel();
+    followCostTable();
     updateHeatmapLabel();
+}
+
+void AllocationEditor::setCostTableMeasuring(bool measuring)
+{
+    m_costMeasuring = measuring;
+    followCostTable();
+}
+
+void AllocationEditor::followCostTable()
+{
+    const CalibStats* stats = m_document->stats();
+    QString missing;
+    if (!stats || !stats->hasFisher())
+        missing = tr("needs calibration with the Fisher cost (calibrate --fisher)");
+    else if (!m_document->costTable())
+        missing = m_costMeasuring ? tr("measuring… (Jobs panel)")
+                                  : tr("not measured yet for these statistics (Jobs → Measure predicted cost)");
+    m_gauge->setCostTable(m_document->costTable(), missing);
 }
 
 AllocationEditor::~AllocationEditor() = default;

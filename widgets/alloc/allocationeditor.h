@@ -41,6 +41,8 @@ public:
 
     /// The engine's strategies bound to the open model and stats (refill it when they change).
     void setBackend(AllocBackend backend);
+    /// Whether the document's predicted-cost table is being measured now (the gauge says so).
+    void setCostTableMeasuring(bool measuring);
 
     PlanEditModel* planModel() const { return m_plan; }
     AllocationItemModel* itemModel() const { return m_items; }
@@ -78,6 +80,8 @@ signals:
 private:
     void followModel();
     void followSelection();
+    /// The gauge's predicted KLD: the document's cost table, or why there is none.
+    void followCostTable();
     void onCurrentRowChanged();
     void updateHeatmapLabel();
     bool attempt(const std::function<void()>& edit);
@@ -103,6 +107,7 @@ private:
     QString m_lastError;
     bool m_following = false;
     bool m_followModel = true;
+    bool m_costMeasuring = false;
     const ModelConfig* m_followed = nullptr; ///< the document's config the plan was last set up for
 };
 

@@ -2,7 +2,7 @@
 // What the allocation editor needs from the engine's strategies and budget solver
 // (moewb/alloc/allocate.h). The widgets library links only the torch-free moewb_io, so the
 // application (app/gui) or a test fills this with the engine's functions, bound to the open model
-// and stats (and an ErrorTable for "budget", when one was measured).
+// and stats (and for "budget" the document's predicted-cost table, when one was measured).
 #pragma once
 
 #include "moewb/alloc/allocate.h"

@@ -76,6 +76,7 @@ BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
     , m_plan(plan)
     , m_bar(new BudgetBar(this))
     , m_summary(new QLabel(this))
+    , m_predicted(new QLabel(this))
     , m_delta(new QLabel(this))
     , m_breakdownLabel(new QLabel(this))
     , m_target(new QLabel(this))
@@ -90,13 +91,22 @@ BudgetGauge::BudgetGauge(PlanEditModel* plan, QWidget* parent)
     m_breakdownLabel->setTextFormat(Qt::RichText);
     m_breakdownLabel->setWordWrap(true);
     lay->addWidget(m_summary);
+    m_predicted->setWordWrap(true);
+    m_predicted->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_predicted->setToolTip(tr("Predicted KL divergence from the unquantized model, nats per token: for every "
+                               "linear ½ Σ F · Σ ΔW² E[x²] at its width (Fisher diagonal from calibrate --fisher, "
+                               "RTN error at the table's group size), summed; the budget strategy minimises "
+                               "the same sum. 16-bit linears cost 0."));
+    lay->addWidget(m_predicted);
     lay->addWidget(m_bar);
     lay->addWidget(m_delta);
     m_target->setWordWrap(true);
     m_target->setStyleSheet(QStringLiteral("color: #b45309; font-weight: bold;"));
     lay->addWidget(m_target);
     lay->addWidget(m_breakdownLabel);
+    connect(m_plan, &PlanEditModel::modelConfigChanged, this, [this] { m_costChecked = false; });
     connect(m_plan, &PlanEditModel::planChanged, this, &BudgetGauge::refresh);
+    connect(m_plan, &PlanEditModel::entriesChanged, this, &BudgetGauge::onEntriesChanged); // after planChanged
     refresh();
 }
 
@@ -163,6 +173,66 @@ QString BudgetGauge::targetText() const
     return m_targetText;
 }
 
+void BudgetGauge::setCostTable(std::shared_ptr<const ErrorTable> table, const QString& missing)
+{
+    m_costTable = std::move(table);
+    m_costMissing = missing;
+    m_costChecked = false;
+    resetPredicted();
+    refresh();
+}
+
+void BudgetGauge::resetPredicted()
+{
+    if (!m_costChecked) { // once per table and model: its rows must be the plan's linears, in order
+        m_costChecked = true;
+        m_costFits = m_costTable && m_plan->modelConfig()
+            && costTableMismatch(*m_costTable, m_plan->entries()).empty();
+        if (!m_costFits && m_costTable && m_costMissing.isEmpty())
+            m_costMissing = tr("the cost table was measured for another model");
+    }
+    m_tracker.reset(m_costFits ? m_costTable.get() : nullptr, m_plan->entries());
+}
+
+void BudgetGauge::onEntriesChanged(const QVector<int>& changed, bool all)
+{
+    if (all) // a new model (the table is checked again), a new plan, rules or defaults
+        resetPredicted();
+    else
+        m_tracker.update(m_plan->entries(), changed.constData(), size_t(changed.size()));
+    showPredicted();
+}
+
+void BudgetGauge::showPredicted()
+{
+    const QString text = predictedText();
+    m_predicted->setVisible(!text.isEmpty());
+    m_predicted->setText(text);
+}
+
+QString BudgetGauge::predictedText() const
+{
+    if (!m_plan->modelConfig())
+        return {};
+    if (!m_costFits)
+        return tr("predicted KLD: %1").arg(m_costMissing);
+    const PlanCost& cost = m_tracker.cost();
+    QString text = tr("predicted KLD %1 nats/token").arg(cost.kld, 0, 'g', 5);
+    auto linears = [](int64_t n) { return n == 1 ? tr("1 linear") : tr("%1 linears").arg(n); };
+    QStringList notCounted;
+    if (cost.droppedLinears > 0)
+        notCounted << tr("%1 dropped: they count 0, what dropping costs is not predicted").arg(linears(cost.droppedLinears));
+    if (cost.unmeasuredLinears > 0)
+        notCounted << tr("%1 at a width without a measured cost: not counted").arg(linears(cost.unmeasuredLinears));
+    if (cost.prunedLinears > 0)
+        notCounted << tr("%1 pruned: counted without the pruning").arg(linears(cost.prunedLinears));
+    if (cost.otherGroupSize > 0)
+        notCounted << tr("%1 counted at group size %2").arg(linears(cost.otherGroupSize)).arg(m_costTable->groupSize);
+    if (!notCounted.isEmpty())
+        text += QStringLiteral(" (") + notCounted.join(QStringLiteral("; ")) + QLatin1Char(')');
+    return text;
+}
+
 namespace {
 
 QString targetWarning(const PlanEditModel& plan)
@@ -193,6 +263,7 @@ void BudgetGauge::refresh()
     m_size = m_plan->size();
     m_breakdown = m_plan->breakdown();
     m_summary->setText(summaryText());
+    showPredicted();
     const QString delta = deltaText();
     m_delta->setVisible(!delta.isEmpty());
     m_delta->setText(delta);

@@ -163,8 +163,9 @@ void StrategyPanel::setBackend(AllocBackend backend)
             item->setToolTip(QString::fromUtf8(s.description));
             if (s.needsErrorTable && !m_backend.hasErrorTable) {
                 item->setEnabled(false);
-                item->setToolTip(tr("Measure the quantization errors first (moewb alloc --strategy budget "
-                                    "writes them, or run the error measurement job), then load the table"));
+                item->setToolTip(tr("Needs the predicted cost of every linear: calibrate with \"Measure loss "
+                                    "sensitivity (Fisher)\" (moewb calibrate --fisher); with a model and such "
+                                    "statistics open it is measured by itself (Jobs → Measure predicted cost)"));
             }
         }
         const int i = m_strategy->findText(current);

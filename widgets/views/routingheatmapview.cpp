@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "views/routingheatmapview.h"
 
+#include "alloc/predictedcost.h"
 #include "appresources.h"
 #include "document.h"
 #include "plot/matrixplot.h"
@@ -17,6 +18,19 @@
 
 namespace moewb {
 
+namespace {
+const int64_t kCostWidths[] = {2, 3, 4, 8}; // the budget solver's candidates (AllocOptions::candidates)
+
+std::vector<int64_t> moeLayers(const CalibStats& stats)
+{
+    std::vector<int64_t> layers;
+    for (const LayerStats& l : stats.layers)
+        if (l.isMoe)
+            layers.push_back(l.layer);
+    return layers;
+}
+} // namespace
+
 RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
     : PlotPanel(parent)
     , m_document(document)
@@ -30,6 +44,15 @@ RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
     for (const RoutingMetricInfo& info : routingMetrics()) {
         m_metricBox->addItem(tr(info.name), int(info.metric));
         m_metricBox->setItemData(m_metricBox->count() - 1, QString::fromUtf8(info.formula), Qt::ToolTipRole);
+    }
+    for (int64_t bits : kCostWidths) {
+        m_metricBox->addItem(tr("predicted cost at %1 bits").arg(bits), int(-bits));
+        m_metricBox->setItemData(m_metricBox->count() - 1,
+                                 tr("Predicted KL divergence (nats/token) if every linear of the expert were "
+                                    "quantized to %1 bits: the sum of the budget's Fisher cost over the expert's "
+                                    "linears. Needs statistics from calibrate --fisher.")
+                                     .arg(bits),
+                                 Qt::ToolTipRole);
     }
     m_domainBox->setToolTip(tr("Domain for the domain share"));
     m_colorBox->addItem(tr("Auto colours"), -1);
@@ -59,12 +82,19 @@ RoutingHeatmapView::RoutingHeatmapView(Document* document, QWidget* parent)
                 m_document->selection()->select(int(m_matrix.layers[size_t(r1)]), expertAtColumn(c1));
             });
     connect(m_metricBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
-            [this] { setMetric(RoutingMetric(m_metricBox->currentData().toInt()), m_domainBox->currentIndex()); });
+            [this] {
+                const int data = m_metricBox->currentData().toInt();
+                if (data < 0)
+                    setCostBits(-data);
+                else
+                    setMetric(RoutingMetric(data), m_domainBox->currentIndex());
+            });
     connect(m_domainBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int d) { setMetric(m_metric, d); });
     connect(m_colorBox, qOverload<int>(&QComboBox::currentIndexChanged), this, &RoutingHeatmapView::redraw);
     connect(m_sortBox, &QCheckBox::toggled, this, &RoutingHeatmapView::setSortedByValue);
     connect(m_document, &Document::statsChanged, this, &RoutingHeatmapView::rebuild);
+    connect(m_document, &Document::costTableChanged, this, &RoutingHeatmapView::rebuild);
     connect(m_document->selection(), &Selection::changed, this, &RoutingHeatmapView::followSelection);
     connect(m_document->selection(), &Selection::expertsChanged, this, &RoutingHeatmapView::followExperts);
     rebuild();
@@ -85,14 +115,44 @@ void RoutingHeatmapView::setMetric(RoutingMetric metric, int domain)
         domain = std::clamp(domain, 0, domains - 1);
     m_metric = metric;
     m_domain = domain;
+    m_costBits = 0;
     {
-        const QSignalBlocker block1(m_metricBox), block2(m_domainBox);
-        m_metricBox->setCurrentIndex(m_metricBox->findData(int(metric)));
+        const QSignalBlocker block(m_domainBox);
         if (domain >= 0 && domain < m_domainBox->count())
             m_domainBox->setCurrentIndex(domain);
     }
-    m_domainBox->setVisible(metric == RoutingMetric::DomainShare);
+    selectModeInBox();
     redraw();
+}
+
+void RoutingHeatmapView::setCostBits(int64_t bits)
+{
+    const auto table = m_document->costTable();
+    const bool measured = table && std::find(table->candidates.begin(), table->candidates.end(), bits) != table->candidates.end();
+    if (bits <= 0 || !measured)
+        return setMetric(m_metric, m_domain);
+    m_costBits = bits;
+    selectModeInBox();
+    redraw();
+}
+
+void RoutingHeatmapView::selectModeInBox()
+{
+    const QSignalBlocker block(m_metricBox);
+    m_metricBox->setCurrentIndex(m_metricBox->findData(m_costBits > 0 ? int(-m_costBits) : int(m_metric)));
+    m_domainBox->setVisible(m_costBits == 0 && m_metric == RoutingMetric::DomainShare);
+}
+
+QString RoutingHeatmapView::valueTitle() const
+{
+    if (m_costBits > 0)
+        return tr("predicted cost at %1 bits (nats/token)").arg(m_costBits);
+    const CalibStats* stats = m_document->stats();
+    QString title = tr(routingMetricInfo(m_metric).name);
+    if (m_metric == RoutingMetric::DomainShare && stats && m_domain >= 0
+        && m_domain < int(stats->provenance.domains.size()))
+        title += QStringLiteral(" (%1)").arg(QString::fromStdString(stats->provenance.domains[size_t(m_domain)]));
+    return title;
 }
 
 void RoutingHeatmapView::setSortedByValue(bool sorted)
@@ -119,13 +179,28 @@ void RoutingHeatmapView::rebuild()
     m_metricBox->setItemData(domainIndex, flags, Qt::UserRole - 1); // item flags: disabled without domains
     if (!hasDomains && m_metric == RoutingMetric::DomainShare)
         m_metric = RoutingMetric::TokenShare;
+    const auto table = m_document->costTable();
+    for (int64_t bits : kCostWidths) {
+        const bool measured = table && m_document->config()
+            && std::find(table->candidates.begin(), table->candidates.end(), bits) != table->candidates.end();
+        m_metricBox->setItemData(m_metricBox->findData(int(-bits)),
+                                 measured ? QVariant(int(Qt::ItemIsSelectable | Qt::ItemIsEnabled)) : QVariant(0),
+                                 Qt::UserRole - 1);
+    }
+    const int64_t costBits = m_costBits;
     setMetric(m_metric, hasDomains ? std::max(m_domain, 0) : -1);
+    if (costBits > 0)
+        setCostBits(costBits); // stays in the cost mode while the table has that width
 }
 
 void RoutingHeatmapView::redraw()
 {
     const CalibStats* stats = m_document->stats();
-    m_matrix = stats ? routingMatrix(*stats, m_metric, m_domain) : RoutingMatrix {};
+    const auto table = m_document->costTable();
+    if (m_costBits > 0 && stats && table && m_document->config())
+        m_matrix = expertCostMatrix(*table, *m_document->config(), moeLayers(*stats), m_costBits);
+    else
+        m_matrix = stats ? routingMatrix(*stats, m_metric, m_domain) : RoutingMatrix {};
     const int rows = int(m_matrix.layers.size());
     const int cols = int(m_matrix.experts);
     m_columnOrder.resize(size_t(cols));
@@ -154,11 +229,11 @@ void RoutingHeatmapView::redraw()
     for (int c = 0; c < cols; ++c)
         colLabels << QString::number(m_columnOrder[size_t(c)]);
 
-    const RoutingMetricInfo& info = routingMetricInfo(m_metric);
+    const bool diverging = m_costBits == 0 && routingMetricInfo(m_metric).diverging;
     const int colour = m_colorBox->currentData().toInt();
-    const ColorMap map = colour >= 0 ? ColorMap(colour) : info.diverging ? ColorMap::Diverging : ColorMap::Viridis;
+    const ColorMap map = colour >= 0 ? ColorMap(colour) : diverging ? ColorMap::Diverging : ColorMap::Viridis;
     m_plot->setGradient(colorGradient(map));
-    if (info.diverging) { // centre 0 so that "uniform" is the neutral colour
+    if (diverging) { // centre 0 so that "uniform" is the neutral colour
         double extent = 0;
         for (double v : values)
             if (!std::isnan(v))
@@ -167,10 +242,7 @@ void RoutingHeatmapView::redraw()
     } else {
         m_plot->setValueRange(1, 0); // fit the data
     }
-    QString title = tr(info.name);
-    if (m_metric == RoutingMetric::DomainShare && stats && m_domain >= 0)
-        title += QStringLiteral(" (%1)").arg(QString::fromStdString(stats->provenance.domains[size_t(m_domain)]));
-    m_plot->setValueTitle(title);
+    m_plot->setValueTitle(valueTitle());
     m_plot->setMarkedCells(dead);
     m_deadLabel->setText(dead.empty() ? QString()
                                       : tr("<span style='color:#e61e1e'>✕</span> never routed: %1").arg(dead.size()));
@@ -278,8 +350,8 @@ QString RoutingHeatmapView::tooltip(int row, int col) const
                       "top-1: %8<br>routing-weight mass: %9<br>router probability mass: %10")
                        .arg(layer)
                        .arg(expert)
-                       .arg(tr(routingMetricInfo(m_metric).name))
-                       .arg(m_matrix.at(size_t(row), expert), 0, 'g', 6)
+                       .arg(valueTitle())
+                       .arg(m_matrix.at(size_t(row), expert), 0, 'g', m_costBits > 0 ? 12 : 6)
                        .arg(r.expertTokens[e])
                        .arg(r.tokens)
                        .arg(r.topK)
@@ -305,7 +377,9 @@ CsvTable RoutingHeatmapView::csvTable() const
     if (stats)
         for (const std::string& d : stats->provenance.domains)
             table.header << QStringLiteral("domain_tokens:") + QString::fromStdString(d);
-    table.header << QStringLiteral("dead") << QString::fromUtf8(routingMetricInfo(m_metric).name);
+    table.header << QStringLiteral("dead")
+                 << (m_costBits > 0 ? QStringLiteral("predicted_cost_%1bit").arg(m_costBits)
+                                    : QString::fromUtf8(routingMetricInfo(m_metric).name));
     if (!stats)
         return table;
     for (size_t row = 0; row < m_matrix.layers.size(); ++row) {

@@ -4,7 +4,9 @@
 // selects the expert everywhere; hovering shows the exact counts. Ctrl+click toggles an expert in
 // the multi-selection (Selection::experts(), outlined squares), shift+click selects the rectangle
 // from the last clicked cell, shift+drag a rubber band (ctrl+shift adds either): the allocation
-// editor's bulk edits use it.
+// editor's bulk edits use it. With the document's cost table (#27) the experts can instead be
+// coloured by their predicted cost at a chosen width (alloc/predictedcost.h: the sum over the
+// expert's linears, nats/token), with the same selection.
 #pragma once
 
 #include "plot/plotpanel.h"
@@ -35,6 +37,10 @@ public:
     /// domain: index into the stats' domains, used by RoutingMetric::DomainShare only.
     void setMetric(RoutingMetric metric, int domain = -1);
     RoutingMetric metric() const { return m_metric; }
+    /// Colour by the predicted cost at `bits` (one of the cost table's widths) instead of the
+    /// routing metric; 0: back to the metric. Ignored (0) without a cost table.
+    void setCostBits(int64_t bits);
+    int64_t costBits() const { return m_costBits; }
     int domain() const { return m_domain; }
     /// Order the expert columns by the selected (else first) layer's value, descending.
     void setSortedByValue(bool sorted);
@@ -53,6 +59,8 @@ private:
     /// Selects the experts of plot rows r0..r1 × columns c0..c1 (added to the selection when `add`).
     void selectRectangle(int r0, int c0, int r1, int c1, bool add);
     QString tooltip(int row, int col) const;
+    QString valueTitle() const;
+    void selectModeInBox();
     int rowOfLayer(int layer) const;
 
     Document* m_document;
@@ -64,6 +72,7 @@ private:
     QLabel* m_deadLabel;
     RoutingMetric m_metric = RoutingMetric::TokenShare;
     int m_domain = -1;
+    int64_t m_costBits = 0; // > 0: colour by predicted cost at this width
     bool m_sorted = false;
     RoutingMatrix m_matrix;
     std::vector<int64_t> m_columnOrder; // plot column → expert
