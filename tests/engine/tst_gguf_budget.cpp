@@ -361,6 +361,12 @@ private slots:
         r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--output-type", "q9_k"});
         QVERIFY(r.exitCode != 0);
         QVERIFY(r.err.contains("--output-type"));
+        // The cached table holds the proxy (these statistics have no Fisher): a Fisher run refuses it.
+        r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--cost-model", "fisher"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains(cache.toUtf8()) && r.err.contains("holds the proxy cost model")
+                     && r.err.count('\n') == 1,
+                 r.err.constData());
         writeAll(cache, R"({"format": "moewb-alloc-errors", "version": 1})");
         r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000"});
         QVERIFY(r.exitCode != 0);
