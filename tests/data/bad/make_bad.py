@@ -277,6 +277,39 @@ def make_gguf_seeds():
           gguf_bytes(tensors, kv=(("general.name", "kquants_stacked"), ("general.architecture", "llama"))))
 
 
+# fuzz/fuzz_ggml_quant.cpp's type order (byte 0 of an input)
+QUANT_FUZZ_TYPES = ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k",
+                    "q6_k", "iq4_nl"]
+
+
+def make_quant_seeds():
+    """tests/fuzz/corpus/fuzz_ggml_quant/: per type one 256-value Gaussian row with an importance
+    vector (gamma-distributed, as act_sq_mean is), and for the quantized types rows the encoders
+    treat specially: zeros, one outlier, values near the fp16 subnormal range, a constant row,
+    a zero importance."""
+    rng = np.random.default_rng(2626)
+    d = os.path.join(FUZZ, "corpus", "fuzz_ggml_quant")
+    os.makedirs(d, exist_ok=True)
+
+    def seed(name, typ, row, imp=None):
+        head = bytes([QUANT_FUZZ_TYPES.index(typ), 1 if imp is not None else 0])
+        body = np.asarray(row, np.float32).tobytes() + (b"" if imp is None else np.asarray(imp, np.float32).tobytes())
+        write(os.path.join(d, name), head + body)
+
+    for typ in QUANT_FUZZ_TYPES:
+        seed(f"{typ}_gauss_imp", typ, rng.standard_normal(256) * 0.05, rng.gamma(0.5, 2.0, 256))
+    outlier = rng.standard_normal(256) * 0.02
+    outlier[77] = 3.0
+    specials = {"zeros": np.zeros(256), "outlier": outlier, "tiny": rng.standard_normal(256) * 1e-6,
+                "constant": np.full(256, -0.125)}
+    for i, typ in enumerate(["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "q4_1", "q5_0"]):
+        kind = list(specials)[i % 4]
+        seed(f"{typ}_{kind}", typ, specials[kind])
+    imp = rng.gamma(0.5, 2.0, 256)
+    imp[:128] = 0.0
+    seed("q3_k_half_zero_imp", "q3_k", rng.standard_normal(256) * 0.05, imp)
+
+
 def make_gguf():
     good = open(os.path.join(FUZZ, "corpus", "fuzz_gguf", "tiny.gguf"), "rb").read()
     write(out("gguf", "bad_magic.gguf"), b"GGML" + good[4:])
@@ -385,6 +418,7 @@ def main():
     make_gguf()
     make_gguf_blocks()
     make_gguf_seeds()
+    make_quant_seeds()
     make_models()
     return 0
 
