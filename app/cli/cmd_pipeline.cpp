@@ -56,6 +56,14 @@ void printWinner(const PipelineResult& r)
             verdict += row->kldVsUniform->excludesZero() ? (row->kldVsUniform->hi < 0 ? ", better than uniform beyond noise"
                                                                                         : ", worse than uniform beyond noise")
                                                          : ", not distinguishable from uniform";
+        if (!row->kldVsOthers.empty()) {
+            std::string unresolved;
+            for (const auto& [label, p] : row->kldVsOthers)
+                if (p.hi >= 0)
+                    unresolved += (unresolved.empty() ? "" : ", ") + label;
+            verdict += unresolved.empty() ? "; better than every other strategy beyond noise"
+                                          : "; not distinguishable from " + unresolved;
+        }
         std::printf("at %g bits: %s (%s)\n", bits, row->label.c_str(), verdict.c_str());
     }
 }
@@ -93,6 +101,11 @@ void printTable(const PipelineOptions& opt, const PipelineResult& r)
     }
     header += " rel. error | fallback experts | s |";
     rule += "---:|---:|---:|";
+    if (opt.target == PlanTarget::Gguf)
+        std::printf("\ntarget gguf: every quantized row is a GGUF file; avg bits = the file's bits per parameter, "
+                    "size = the file\n");
+    else if (opt.target == PlanTarget::Vllm)
+        std::printf("\ntarget vllm: one width per fused MoE, qkv and gate_up module\n");
     std::printf("\n%s\n%s\n", header.c_str(), rule.c_str());
     for (const PipelineRow& row : r.rows) {
         std::printf("| %s | %.3f | %.2f |", row.label.c_str(), row.achievedBits, double(row.modelBytes) / 1e6);
@@ -145,7 +158,13 @@ void addPipelineOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens; repeatable or comma-separated, one row per mode, each compared with off (default %1).").arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))), QStringLiteral("MODE")});
-    p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory in WORK.")});
+    p.addOption({QStringLiteral("target"), QStringLiteral("The runtime the plans are for (docs/allocation.md, Targets): gptq (default; "
+                                                          "per-linear widths), vllm (one width per fused MoE / qkv / gate_up "
+                                                          "module) or gguf (one ggml type per stacked expert tensor; every row "
+                                                          "is written and evaluated as a GGUF file, budget in file bytes; ggml types "
+                                                          "have their own grids, so --method, --group-size and --asym do not apply)."),
+                 QStringLiteral("T"), QStringLiteral("gptq")});
+    p.addOption({QStringLiteral("keep-models"), QStringLiteral("Keep each quantized model directory (or GGUF file) in WORK.")});
 }
 
 /// Calibration data, strategies and budgets; 0 or ExitUsage (message printed).
@@ -209,6 +228,8 @@ int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
     opt.sym = !p.isSet(QStringLiteral("asym"));
     opt.dtype = toStd(p.value(QStringLiteral("dtype")));
     opt.keepModels = p.isSet(QStringLiteral("keep-models"));
+    if (!parsePlanTarget(toStd(p.value(QStringLiteral("target"))), opt.target))
+        return usage(p, "--target must be gptq, vllm or gguf");
     if (p.isSet(QStringLiteral("balance-experts"))) {
         opt.balanceExperts.clear();
         for (const std::string& m : splitList(p.values(QStringLiteral("balance-experts")))) {

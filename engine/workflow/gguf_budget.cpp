@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace moewb {
 
@@ -198,6 +199,31 @@ GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& er
     embeddingItem(errors.tokenEmbd, tokenEmbdType, b.tokenEmbdTypes);
     embeddingItem(errors.output, outputType, b.outputTypes);
     return b;
+}
+
+int64_t ggufBytesForBits(const std::string& modelDir, const ModelConfig& cfg, double bits, const AllocOptions& opt,
+                         const GgufExportOptions& gopt)
+{
+    std::vector<int64_t> widths = opt.candidates;
+    std::sort(widths.begin(), widths.end());
+    MOEWB_CHECK(!widths.empty() && bits >= double(widths.front()) - 1e-9 && bits <= double(widths.back()) + 1e-9,
+                "budget", "average bits ", bits, " outside the candidate widths ", widths.front(), "..", widths.back());
+    auto uniformBytes = [&](int64_t w) {
+        AllocOptions u = opt;
+        u.strategy = "uniform";
+        u.targetBits = double(w);
+        u.targetBytes = 0;
+        u.target = PlanTarget::Gguf;
+        return double(ggufPlanFromAllocation(modelDir, allocate(cfg, CalibStats{}, u), u, {}, gopt).fileBytes);
+    };
+    size_t hi = 0;
+    while (double(widths[hi]) < bits - 1e-9)
+        ++hi;
+    if (std::abs(double(widths[hi]) - bits) < 1e-9 || hi == 0)
+        return int64_t(uniformBytes(widths[hi]));
+    const double lo = uniformBytes(widths[hi - 1]), up = uniformBytes(widths[hi]);
+    const double t = (bits - double(widths[hi - 1])) / double(widths[hi] - widths[hi - 1]);
+    return int64_t(std::floor(lo + t * (up - lo)));
 }
 
 } // namespace moewb

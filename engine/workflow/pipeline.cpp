@@ -14,6 +14,9 @@
 #include "moewb/stats/stats_h5.h"
 #include "moewb/quant/quantize.h"
 #include "moewb/workflow/calib_sequences.h"
+#include "moewb/workflow/gguf_budget.h"
+#include "moewb/export/gguf.h"
+#include "moewb/alloc/ggml_errors.h"
 
 #include <nlohmann/json.hpp>
 
@@ -66,6 +69,7 @@ struct Evaluator {
         po.ctx = opt.ctx;
         po.dtype = opt.dtype;
         po.activationBits = opt.activationBits;
+        po.tokenizer = opt.target == PlanTarget::Gguf ? opt.modelDir : std::string(); // GGUF rows: the model's tokenizer.json
         return po;
     }
 
@@ -105,6 +109,7 @@ struct Evaluator {
         TaskEvalOptions to;
         to.dtype = opt.dtype;
         to.activationBits = opt.activationBits;
+        to.tokenizer = opt.target == PlanTarget::Gguf ? opt.modelDir : std::string();
         const TaskEvalResult r = evaluateTasks(modelDir, tasks, to, stepProgress(progress, row.label + " tasks"));
         for (size_t t = 0; t < r.tasks.size(); ++t) {
             row.tasks.push_back(r.tasks[t].overall);
@@ -133,6 +138,12 @@ void checkPipelineOptions(const PipelineOptions& opt)
         MOEWB_CHECK(findStrategy(s), "pipeline", "unknown strategy '", s, "'");
     for (double b : opt.bits)
         MOEWB_CHECK(b >= 2.0 && b <= 16.0, "pipeline", "bits ", b, " outside [2, 16]");
+    for (const std::string& s : opt.strategies)
+        MOEWB_CHECK(!findStrategy(s)->fixedMix || opt.target != PlanTarget::Vllm, "pipeline", "strategy '", s,
+                    "' is a llama.cpp mix: it is made for GGUF or GPTQ files, not for vLLM");
+    if (opt.target == PlanTarget::Gguf)
+        for (double b : opt.bits)
+            MOEWB_CHECK(b <= 8.0, "pipeline", "bits ", b, " above 8: GGUF budgets go up to Q8_0");
     MOEWB_CHECK(!opt.workDir.empty(), "pipeline", "no work directory");
 }
 
@@ -166,6 +177,18 @@ Calibration calibrateOnce(const PipelineOptions& opt, const std::string& statsPa
     return c;
 }
 
+int64_t modelParameters(const ModelConfig& cfg)
+{
+    int64_t params = 0;
+    for (const TensorSpec& s : expectedTensors(cfg)) {
+        int64_t n = 1;
+        for (int64_t d : s.shape)
+            n *= d;
+        params += n;
+    }
+    return params;
+}
+
 PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Evaluator& eval,
                         const ProgressFn& progress)
 {
@@ -174,14 +197,7 @@ PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Eval
     base.label = "baseline";
     base.modelPath = opt.modelDir;
     eval.runBaseline(opt.modelDir, base, progress);
-    int64_t bytes = 0;
-    for (const TensorSpec& s : expectedTensors(cfg)) {
-        int64_t n = 1;
-        for (int64_t d : s.shape)
-            n *= d;
-        bytes += n * 2; // bf16 storage, the unit the plans' budgets are counted against
-    }
-    base.modelBytes = bytes;
+    base.modelBytes = 2 * modelParameters(cfg); // bf16 storage, the unit the plans' budgets are counted against
     base.seconds = secondsSince(ts);
     return base;
 }
@@ -193,6 +209,10 @@ public:
                  const std::string& statsPath)
         : m_opt(opt), m_cfg(cfg), m_calib(calib), m_eval(eval), m_statsPath(statsPath)
     {
+        if (opt.target == PlanTarget::Gguf)
+            for (const LinearStats& l : calib.stats.linears)
+                if (!l.actSqMean.empty())
+                    m_actSqMean[l.name] = l.actSqMean;
     }
 
     PipelineRow run(const std::string& strategy, double bits, ExpertBalance balance, const ProgressFn& progress)
@@ -207,7 +227,8 @@ public:
         row.label = strategy + "@" + bitsLabel(bits) + suffix;
         const std::string stem = strategy + "-" + bitsLabel(bits);
         row.planPath = (fs::path(m_opt.workDir) / ("plan-" + stem + ".json")).string();
-        const Plan plan = makePlan(strategy, bits, row, progress);
+        const bool gguf = m_opt.target == PlanTarget::Gguf;
+        const Plan plan = gguf ? makeGgufPlan(strategy, bits, row, progress) : makePlan(strategy, bits, row, progress);
         QuantizeOptions qo;
         qo.planPath = row.planPath;
         qo.damp = m_opt.damp;
@@ -215,10 +236,20 @@ public:
         qo.balanceExperts = balance;
         qo.dtype = m_opt.dtype;
         const std::string modelStem = severalModes ? stem + "-" + expertBalanceName(balance) : stem;
-        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + modelStem)).string();
-        const QuantizeReport rep =
-            quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,
-                              m_calib.windows.description, stepProgress(progress, row.label + " quantize"));
+        row.modelPath = (fs::path(m_opt.workDir) / ("model-" + modelStem + (gguf ? ".gguf" : ""))).string();
+        const ProgressFn quantProgress = stepProgress(progress, row.label + " quantize");
+        QuantizeReport rep;
+        if (gguf) {
+            qo.actSqMean = m_actSqMean; // the ggml encoders' importance, as quantize --format gguf --stats
+            GgufExportResult g = quantizeToGguf(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath,
+                                                true, m_calib.windows.description, quantProgress);
+            row.modelBytes = int64_t(g.fileBytes);
+            row.achievedBits = 8.0 * double(g.fileBytes) / double(modelParameters(m_cfg));
+            rep = std::move(g.quant);
+        } else {
+            rep = quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,
+                                    m_calib.windows.description, quantProgress);
+        }
         row.meanRelError = rep.meanRelError;
         row.fallbackExperts = int64_t(rep.fallbackExperts.size());
         row.expertsBelowMin = expertsBelowMinimum(rep, true);
@@ -226,6 +257,8 @@ public:
         if (!m_opt.keepModels) {
             std::error_code ec;
             fs::remove_all(row.modelPath, ec);
+            if (gguf)
+                fs::remove(row.modelPath + ".moewb_report.json", ec);
             row.modelPath.clear();
         }
         row.seconds = secondsSince(ts);
@@ -234,7 +267,7 @@ public:
 
 private:
     /// Allocates, saves the plan to row.planPath and fills the row's size.
-    Plan makePlan(const std::string& strategy, double bits, PipelineRow& row, const ProgressFn& progress)
+    AllocOptions allocOptions(const std::string& strategy, double bits) const
     {
         AllocOptions ao;
         ao.strategy = strategy;
@@ -243,6 +276,42 @@ private:
         ao.sym = m_opt.sym;
         ao.method = m_opt.method;
         ao.seed = uint64_t(m_opt.seed);
+        ao.target = m_opt.target;
+        return ao;
+    }
+
+    /// --target gguf: ggml types per tensor. budget solves in GGUF file bytes (the size `bits` stands
+    /// for: ggufBytesForBits) over the ggml error table; the other strategies' widths become types.
+    Plan makeGgufPlan(const std::string& strategy, double bits, PipelineRow& row, const ProgressFn& progress)
+    {
+        const AllocOptions ao = allocOptions(strategy, bits);
+        PlanProvenance source;
+        source.modelPath = m_opt.modelDir;
+        source.statsPath = m_statsPath;
+        source.architecture = m_cfg.architecture;
+        GgufBudgetResult g;
+        if (findStrategy(strategy)->fixedMix) { // a llama.cpp mix: its types as they are
+            g.plan = planFromAllocation(allocate(m_cfg, m_calib.stats, ao), ao);
+            g.plan.provenance.modelPath = source.modelPath;
+            g.plan.provenance.statsPath = source.statsPath;
+            g.plan.provenance.architecture = source.architecture;
+        } else if (findStrategy(strategy)->needsErrorTable) {
+            if (!m_ggmlErrors)
+                m_ggmlErrors = measureGgmlErrors(m_opt.modelDir, m_cfg, m_calib.stats, defaultGgufCandidateTypes(),
+                                                 stepProgress(progress, "measure ggml errors"));
+            g = ggufBudgetPlan(m_opt.modelDir, m_cfg, *m_ggmlErrors, ao,
+                               ggufBytesForBits(m_opt.modelDir, m_cfg, bits, ao), kGgufBudgetTokenEmbd,
+                               kGgufBudgetOutput, source);
+        } else {
+            g = ggufPlanFromAllocation(m_opt.modelDir, allocate(m_cfg, m_calib.stats, ao), ao, source);
+        }
+        savePlan(g.plan, row.planPath);
+        return g.plan;
+    }
+
+    Plan makePlan(const std::string& strategy, double bits, PipelineRow& row, const ProgressFn& progress)
+    {
+        const AllocOptions ao = allocOptions(strategy, bits);
         AllocResult alloc;
         if (findStrategy(strategy)->needsErrorTable) {
             if (!m_errors)
@@ -269,6 +338,8 @@ private:
     const Evaluator& m_eval;
     std::string m_statsPath;
     std::optional<ErrorTable> m_errors; // measured once, only if "budget" is asked for
+    std::optional<GgmlErrorTable> m_ggmlErrors; // the same for --target gguf
+    std::map<std::string, std::vector<float>> m_actSqMean; // per linear, from the statistics (gguf importance)
 };
 
 } // namespace
@@ -281,7 +352,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
     fs::create_directories(opt.workDir);
 
     // Everything that can fail on bad input is read before the long steps start.
-    Evaluator eval{opt, {}};
+    Evaluator eval{opt, {}, {}};
     for (const std::string& f : opt.taskFiles)
         eval.tasks.push_back(loadTaskFile(f, opt.taskLimit));
     for (const std::string& f : opt.pplFiles)
@@ -306,6 +377,7 @@ PipelineResult runPipeline(const PipelineOptions& opt, const ProgressFn& progres
 
     compareWithUniform(result);
     compareWithOff(result);
+    compareWinners(result);
     result.seconds = secondsSince(t0);
     result.resultsPath = (fs::path(opt.workDir) / "results.json").string();
     writeFileAtomically(result.resultsPath, pipelineResultToJson(opt, result));
@@ -341,6 +413,40 @@ void compareWithOff(PipelineResult& r)
                 if (!row.windowKld.empty())
                     row.kldVsOff = pairedBootstrap(row.windowKld, o.windowKld, row.windowTokens);
             }
+    }
+}
+
+namespace {
+
+double meanOf(const std::vector<double>& v)
+{
+    double s = 0;
+    for (double x : v)
+        s += x;
+    return v.empty() ? 0.0 : s / double(v.size());
+}
+
+} // namespace
+
+void compareWinners(PipelineResult& r)
+{
+    auto sameCell = [](const PipelineRow& a, const PipelineRow& b) {
+        return a.targetBits == b.targetBits && a.balance == b.balance;
+    };
+    for (PipelineRow& row : r.rows) {
+        if (row.strategy.empty() || row.windowKld.empty())
+            continue;
+        bool lowest = true;
+        for (const PipelineRow& o : r.rows)
+            if (&o != &row && !o.strategy.empty() && sameCell(o, row) && !o.windowKld.empty()
+                && meanOf(o.kld) < meanOf(row.kld))
+                lowest = false;
+        if (!lowest)
+            continue;
+        row.kldVsOthers.clear();
+        for (const PipelineRow& o : r.rows)
+            if (&o != &row && !o.strategy.empty() && sameCell(o, row) && o.windowKld.size() == row.windowKld.size())
+                row.kldVsOthers.emplace_back(o.label, pairedBootstrap(row.windowKld, o.windowKld, row.windowTokens));
     }
 }
 
@@ -401,6 +507,12 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
             rowJson["kld_vs_uniform"] = intervalJson(*row.kldVsUniform, row.uniformLabel);
         if (row.kldVsOff)
             rowJson["kld_vs_off"] = intervalJson(*row.kldVsOff, row.offLabel);
+        if (!row.kldVsOthers.empty()) {
+            nlohmann::json others = nlohmann::json::array();
+            for (const auto& [label, p] : row.kldVsOthers)
+                others.push_back(intervalJson(p, label));
+            rowJson["kld_vs_others"] = others;
+        }
         rows.push_back(std::move(rowJson));
     }
     nlohmann::json j = {{"tool", std::string("moewb ") + version()},
@@ -408,6 +520,7 @@ std::string pipelineResultToJson(const PipelineOptions& opt, const PipelineResul
                         {"stats", r.statsPath},
                         {"calibration", {{"samples", opt.samples}, {"seq_len", opt.seqLen}, {"seed", opt.seed}}},
                         {"method", opt.method},
+                        {"target", planTargetName(opt.target)},
                         {"group_size", opt.groupSize},
                         {"sym", opt.sym},
                         {"activation_bits", opt.activationBits},

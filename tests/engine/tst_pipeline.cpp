@@ -114,6 +114,72 @@ private slots:
         QVERIFY(vs["lo"].toDouble() <= vs["diff"].toDouble() && vs["diff"].toDouble() <= vs["hi"].toDouble());
         QVERIFY(run.out.contains("Δkld vs uniform"));
         QVERIFY(run.out.contains("at 3 bits: "));
+        // The lower-KLD row of the budget carries its paired difference to the other one.
+        const int win = rowValue(1, "kld") <= rowValue(2, "kld") ? 1 : 2, lose = 3 - win;
+        QVERIFY(!rows[lose].toObject().contains("kld_vs_others"));
+        const QJsonArray others = rows[win].toObject()["kld_vs_others"].toArray();
+        QCOMPARE(others.size(), 1);
+        QCOMPARE(others[0].toObject()["against"].toString(), rows[lose].toObject()["label"].toString());
+        QVERIFY(std::abs(others[0].toObject()["diff"].toDouble() - (rowValue(win, "kld") - rowValue(lose, "kld"))) < 1e-12);
+    }
+
+    // --target gguf: every row is a GGUF file whose perplexity equals plan --target gguf + quantize
+    // --format gguf + eval of the file by hand; budget's file is no larger than uniform's at the same
+    // integer width. --target vllm: the plans record their target and mix no widths in a group.
+    void targets()
+    {
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        const QString model = tmp.path() + "/model";
+        // 256 wide: the K-quants apply to gate/up, so budget has types to trade under uniform's size.
+        runPython({sourcePath("tests/reference/gen_random_model.py"), "mixtral", model, "--seed", "3", "--hidden", "256"});
+        writeAll(tmp.path() + "/calib.txt", sampleText(3000, 1));
+        writeAll(tmp.path() + "/eval.txt", sampleText(800, 2));
+        const QStringList common = {"--calib", tmp.path() + "/calib.txt", "--bits", "3", "--samples", "4", "--seq-len", "32",
+                                    "--seed", "0", "--ppl", tmp.path() + "/eval.txt", "--dtype", "f32", "--keep-models"};
+        const QString work = tmp.path() + "/gguf";
+        CliRun run = runCli(moewbCli(), QStringList{"pipeline", model, "--target", "gguf", "--strategy", "uniform,budget",
+                                                    "--work", work} + common);
+        QVERIFY2(run.exitCode == 0, run.err.constData());
+        QVERIFY(run.out.contains("target gguf"));
+        const QJsonObject res = QJsonDocument::fromJson(readAll(work + "/results.json")).object();
+        QCOMPARE(res["target"].toString(), QStringLiteral("gguf"));
+        const QJsonArray rows = res["rows"].toArray();
+        QCOMPARE(rows.size(), 3);
+        auto row = [&](int i) { return rows[i].toObject(); };
+        const QString uniformFile = work + "/model-uniform-3.gguf";
+        QCOMPARE(row(1)["model_bytes"].toDouble(), double(QFileInfo(uniformFile).size()));
+        QCOMPARE(row(2)["model_bytes"].toDouble(), double(QFileInfo(work + "/model-budget-3.gguf").size()));
+        QVERIFY(row(2)["model_bytes"].toDouble() <= row(1)["model_bytes"].toDouble());
+        QCOMPARE(QJsonDocument::fromJson(readAll(work + "/plan-budget-3.json")).object()["target"].toString(),
+                 QStringLiteral("gguf"));
+
+        const QStringList calibArgs = {"--samples", "4", "--seq-len", "32", "--random-windows", "--seed", "0"};
+        CliRun c = runCli(moewbCli(), QStringList{"calibrate", model, "--data", tmp.path() + "/calib.txt", "--dtype", "f32",
+                                                  "--out", tmp.path() + "/s.h5"} + calibArgs);
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        c = runCli(moewbCli(), {"plan", model, "--stats", tmp.path() + "/s.h5", "--strategy", "uniform", "--bits", "3",
+                                "--target", "gguf", "--out", tmp.path() + "/p.json"});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        c = runCli(moewbCli(), QStringList{"quantize", model, "--plan", tmp.path() + "/p.json", "--format", "gguf", "--stats",
+                                           tmp.path() + "/s.h5", "--calib", tmp.path() + "/calib.txt", "--dtype", "f32",
+                                           "--out", tmp.path() + "/q.gguf"} + calibArgs);
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        c = runCli(moewbCli(), {"eval", tmp.path() + "/q.gguf", "--tokenizer", model, "--ppl", tmp.path() + "/eval.txt",
+                                "--dtype", "f32", "--json"});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        QCOMPARE(row(1)["perplexity"].toObject()["eval.txt"].toDouble(), pplOf(c.out));
+        QVERIFY(row(1)["kld"].toObject()["eval.txt"].toDouble() > 0.0);
+
+        const QString vwork = tmp.path() + "/vllm";
+        run = runCli(moewbCli(), QStringList{"pipeline", model, "--target", "vllm", "--strategy", "frequency", "--method",
+                                             "rtn", "--work", vwork} + common);
+        QVERIFY2(run.exitCode == 0, run.err.constData());
+        QCOMPARE(QJsonDocument::fromJson(readAll(vwork + "/plan-frequency-3.json")).object()["target"].toString(),
+                 QStringLiteral("vllm"));
+        c = runCli(moewbCli(), {"plan", "show", vwork + "/plan-frequency-3.json", "--model", model});
+        QVERIFY2(c.exitCode == 0, c.err.constData());
+        QVERIFY2(c.out.contains(", 0 of them mix widths"), c.out.constData());
     }
 
     void errors()
@@ -125,6 +191,9 @@ private slots:
         CliRun r = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--strategy", "nope"});
         QCOMPARE(r.exitCode, 2);
         QVERIFY(r.err.contains("unknown strategy 'nope'"));
+        r = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--target", "tensorrt"});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY(r.err.contains("--target must be gptq, vllm or gguf"));
         r = runCli(moewbCli(), {"pipeline", model});
         QCOMPARE(r.exitCode, 2);
         r = runCli(moewbCli(), {"pipeline", model, "--calib", tmp.path() + "/calib.txt", "--ppl", tmp.path() + "/missing.txt",

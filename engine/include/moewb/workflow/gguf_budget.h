@@ -66,4 +66,11 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
 GgufBudgetResult ggufPlanFromAllocation(const std::string& modelDir, const AllocResult& r, const AllocOptions& opt,
                                         const PlanProvenance& source = {}, const GgufExportOptions& gopt = {});
 
+/// The GGUF file size that `bits` average bits stand for with --target gguf (`moewb pipeline
+/// --target gguf`): the size of the uniform plan at each candidate width of opt (every linear
+/// ggufTypeForBits(w), token_embd / output as ggufPlanFromAllocation), linearly interpolated between
+/// the two widths around `bits`; exactly the uniform file's size at a candidate width.
+int64_t ggufBytesForBits(const std::string& modelDir, const ModelConfig& cfg, double bits, const AllocOptions& opt,
+                         const GgufExportOptions& gopt = {});
+
 } // namespace moewb

@@ -10,6 +10,7 @@
 #include "moewb/core/progress.h"
 #include "moewb/eval/paired.h"
 #include "moewb/eval/tasks.h"
+#include "moewb/plan/plan_target.h"
 #include "moewb/quant/quantize.h"
 
 #include <cstdint>
@@ -29,6 +30,10 @@ struct PipelineOptions {
     bool randomWindows = true;
     std::vector<std::string> strategies{"uniform"};
     std::vector<double> bits{4.0};       ///< average bits per quantizable weight, one row per strategy × bits
+    /// The runtime the plans are for (docs/allocation.md "Targets"): gptq and vllm quantize into a
+    /// fake-quantized directory; gguf writes each row as a GGUF file (widths as ggml types, budget in
+    /// file bytes: ggufBytesForBits) and evaluates that file.
+    PlanTarget target = PlanTarget::Gptq;
     int64_t groupSize = 128;
     bool sym = true;
     std::string method = "gptq";
@@ -51,8 +56,8 @@ struct PipelineRow {
     std::string strategy;     ///< "" for the baseline
     ExpertBalance balance = kDefaultExpertBalance; ///< the quantize run's expert balancing
     double targetBits = 16.0;
-    double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage)
-    int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows)
+    double achievedBits = 16.0; ///< average over quantizable weights (plan's GPTQ storage); gguf: file bits per parameter
+    int64_t modelBytes = 0;   ///< whole model as stored (GPTQ packing for quantized rows; gguf: the file's size)
     std::vector<double> ppl;  ///< per pplFiles entry
     std::vector<TaskMetrics> tasks; ///< overall metrics per taskFiles entry
     /// Against the unquantized model (docs/evaluation.md), per pplFiles entry: mean KLD (nats),
@@ -70,6 +75,9 @@ struct PipelineRow {
     /// Balanced rows: mean KLD (this − the off row of the same strategy and budget), paired.
     std::string offLabel;
     std::optional<PairedInterval> kldVsOff;
+    /// The lowest-KLD strategy row of its budget and balancing mode (the winner; "" strategy rows
+    /// excluded): the paired difference (this − other) to every other strategy row there, by label.
+    std::vector<std::pair<std::string, PairedInterval>> kldVsOthers;
     int64_t expertsBelowMin = 0; ///< quantize report: experts below the minimum after balancing
     double meanRelError = -1; ///< quantize report; -1 for the baseline
     int64_t fallbackExperts = 0;
@@ -92,6 +100,10 @@ void compareWithUniform(PipelineResult& r);
 /// Fills each balanced row's offLabel and kldVsOff: the row of the same strategy and budget with
 /// balancing off (95 % paired bootstrap over evaluation windows, as compareWithUniform).
 void compareWithOff(PipelineResult& r);
+
+/// Fills kldVsOthers of the lowest-mean-KLD strategy row of each budget and balancing mode (95 %
+/// paired bootstrap over evaluation windows, as compareWithUniform). Rows without KLD: nothing.
+void compareWinners(PipelineResult& r);
 
 /// Runs everything; writes workDir/results.json (atomic) at the end. InputError for bad options
 /// (unknown strategy, no calibration data), Cancelled via progress.
