@@ -57,7 +57,7 @@ struct GgmlErrorTable {
 /// asked of statistics without it; Cancelled when `progress` asks.
 GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig& cfg, const CalibStats& stats,
                                  const std::vector<std::string>& types, const ProgressFn& progress = {},
-                                 CostModel model = CostModel::Proxy);
+                                 CostModel model = CostModel::Auto);
 
 /// The squared error Σ_r v_r Σ_j w_j (x_rj − x̂_rj)² of `rows` × `cols` row-major x encoded as `type`
 /// (rowFallbackType applied) with `importance` (nullable) and decoded; `weight` (nullable) = w and
