@@ -395,8 +395,13 @@ json resultsJson(const EvalRequest& r, int64_t actBits, const std::string& bitsS
     for (size_t i = 0; i < res.ppls.size(); ++i) {
         json x = {{"file", res.ppls[i].first}};
         x.update(pplJson<json>(res.ppls[i].second));
-        if (i < res.klds.size())
+        if (i < res.klds.size()) {
             x.update(kldJson<json>(*r.kldRef, res.klds[i], res.refPerplexity[i]));
+            // Per window, in window order (paired comparisons of two runs on the same text).
+            x["window_kld"] = res.klds[i].windowKld;
+            x["window_tokens"] = res.klds[i].windowTokens;
+            x["window_same_top"] = res.klds[i].windowSameTop;
+        }
         pj.push_back(std::move(x));
     }
     j["tasks"] = tasks;

@@ -179,8 +179,9 @@ void addPlanOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("errors"), QStringLiteral("budget: error table cache; read if present (same group "
                                                           "size), else measured and written here."), QStringLiteral("FILE")});
     p.addOption({QStringLiteral("cost-model"), QStringLiteral("budget: what the solver minimises: fisher (predicted KL divergence, needs "
-                                                              "stats from calibrate --fisher), proxy (activation-weighted RTN error) or "
-                                                              "auto (fisher when the stats have it). docs/allocation.md"),
+                                                              "stats from calibrate --fisher), proxy (activation-weighted RTN error; "
+                                                              "--target gguf: ggml encoder error) or auto (fisher when the "
+                                                              "stats have it). docs/allocation.md"),
                  QStringLiteral("M"), QStringLiteral("auto")});
     p.addOption({QStringLiteral("target"), QStringLiteral("The runtime the plan is for, recorded in the plan (docs/allocation.md, "
                                                           "Targets): gptq (default; per-linear widths, GPTQ checkpoint bytes), "
@@ -194,7 +195,7 @@ void addPlanOptions(QCommandLineParser& p)
                  QStringLiteral("T"), QStringLiteral("gptq")});
     p.addOption({QStringLiteral("token-embd-type"), QStringLiteral("budget --target gguf --bytes: token_embd's ggml type "
                                                                    "(q2_k q3_k q4_k q5_k q6_k q8_0), or auto (the "
-                                                                   "solver chooses). Default q4_k"),
+                                                                   "solver chooses; needs --cost-model proxy). Default q4_k"),
                  QStringLiteral("T"), QStringLiteral("q4_k")});
     p.addOption({QStringLiteral("output-type"), QStringLiteral("budget --target gguf --bytes: output.weight's ggml type, "
                                                                "or auto. Default q6_k"),
@@ -294,24 +295,42 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
 /// "budget --target gguf --bytes": the ggml-type error table from the cache file if there is one
 /// (with the same candidate types), else measured with the ggml encoders (and cached).
 GgmlErrorTable ggmlErrorTableCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
-                                    const std::string& errorsPath)
+                                    const std::string& errorsPath, CostModel costModel)
 {
     const std::vector<std::string>& types = defaultGgufCandidateTypes();
+    const CostModel want = costModel != CostModel::Auto ? costModel
+        : stats.hasFisher()                             ? CostModel::Fisher
+                                                        : CostModel::Proxy;
+    GgmlErrorTable table;
     if (!errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath))) {
-        GgmlErrorTable table = loadGgmlErrorTable(errorsPath);
+        table = loadGgmlErrorTable(errorsPath);
         if (table.types != types)
             throw InputError(errorsPath, "measured for other candidate types; delete it to measure again");
+        if (table.costModel != want)
+            throw InputError(errorsPath, std::string("holds the ") + costModelName(table.costModel)
+                                             + " cost model, this run uses " + costModelName(want)
+                                             + "; delete it to measure again");
         std::printf("read ggml quantization errors from %s (measured in %.1f s)\n", errorsPath.c_str(),
                     table.seconds);
-        return table;
+    } else {
+        table = measureGgmlErrors(model, cfg, stats, types, terminalProgress(), want);
+        std::printf("measured ggml quantization errors (%zu linears, %zu types) in %.1f s\n", table.linears.size(),
+                    types.size(), table.seconds);
+        if (!errorsPath.empty()) {
+            saveGgmlErrorTable(table, errorsPath);
+            std::printf("wrote ggml quantization errors to %s\n", errorsPath.c_str());
+        }
     }
-    GgmlErrorTable table = measureGgmlErrors(model, cfg, stats, types, terminalProgress());
-    std::printf("measured ggml quantization errors (%zu linears, %zu types) in %.1f s\n", table.linears.size(),
-                types.size(), table.seconds);
-    if (!errorsPath.empty()) {
-        saveGgmlErrorTable(table, errorsPath);
-        std::printf("wrote ggml quantization errors to %s\n", errorsPath.c_str());
-    }
+    if (table.costModel == CostModel::Fisher)
+        std::printf("cost model: fisher (predicted KL divergence from the Fisher diagonal over %lld calibration "
+                    "tokens)\n",
+                    (long long)stats.fisher.tokens);
+    else if (stats.hasFisher())
+        std::printf("cost model: proxy (activation-weighted ggml error; --cost-model proxy)\n");
+    else
+        std::fprintf(stderr, "moewb plan: warning: the statistics have no Fisher diagonal (moewb calibrate --fisher); "
+                             "budget falls back to the activation-weighted ggml error proxy, whose errors are not "
+                             "comparable across layers and roles\n");
     return table;
 }
 
@@ -352,7 +371,7 @@ ExitCode planForGguf(const std::string& model, const ModelConfig& cfg, const Cal
     source.created = utcTimestamp();
     GgufBudgetResult g;
     if (strategy.needsErrorTable && opt.targetBits <= 0) {
-        g = ggufBudgetPlan(model, cfg, ggmlErrorTableCached(model, cfg, stats, errorsPath), opt, opt.targetBytes,
+        g = ggufBudgetPlan(model, cfg, ggmlErrorTableCached(model, cfg, stats, errorsPath, opt.costModel), opt, opt.targetBytes,
                            tokenEmbdType, outputType, source);
         std::printf("solved in %.1f ms; total weighted error %g\n", g.solveSeconds * 1e3, g.error);
     } else {

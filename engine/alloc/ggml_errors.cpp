@@ -29,7 +29,7 @@ gguf::GgmlType typeNamed(const std::string& name)
 
 /// Errors of x at every candidate type; types whose fallback for this width coincides share one measurement.
 std::vector<double> errorsAtTypes(const at::Tensor& x, const std::vector<std::string>& types, const float* importance,
-                                  const float* weight)
+                                  const float* weight, const float* rowWeight = nullptr)
 {
     const int64_t cols = x.size(-1), rows = x.numel() / cols;
     std::map<gguf::GgmlType, double> seen;
@@ -39,7 +39,7 @@ std::vector<double> errorsAtTypes(const at::Tensor& x, const std::vector<std::st
         auto it = seen.find(t);
         if (it == seen.end())
             it = seen.emplace(t, ggmlSquaredError(x.data_ptr<float>(), rows, cols, gguf::ggmlTypeName(t), importance,
-                                                  weight))
+                                                  weight, rowWeight))
                      .first;
         out.push_back(it->second);
     }
@@ -78,7 +78,7 @@ const std::vector<std::string>& defaultGgufCandidateTypes()
 }
 
 double ggmlSquaredError(const float* x, int64_t rows, int64_t cols, const std::string& type, const float* importance,
-                        const float* weight)
+                        const float* weight, const float* rowWeight)
 {
     const gguf::GgmlType t = gguf::rowFallbackType(typeNamed(type), cols);
     const int64_t rb = gguf::ggmlRowBytes(t, cols);
@@ -92,10 +92,12 @@ double ggmlSquaredError(const float* x, int64_t rows, int64_t cols, const std::s
             const float* src = x + r * cols;
             gguf::quantizeRow(t, src, enc.data(), cols, importance);
             gguf::dequantizeRow(t, enc.data(), dec.data(), cols);
+            double rowPart = 0.0;
             for (int64_t j = 0; j < cols; ++j) {
                 const double d = double(src[j]) - double(dec[size_t(j)]);
-                part += (weight ? double(weight[j]) : 1.0) * d * d;
+                rowPart += (weight ? double(weight[j]) : 1.0) * d * d;
             }
+            part += (rowWeight ? double(rowWeight[r]) : 1.0) * rowPart;
         }
         std::lock_guard<std::mutex> lock(m);
         total += part;
@@ -104,7 +106,7 @@ double ggmlSquaredError(const float* x, int64_t rows, int64_t cols, const std::s
 }
 
 GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig& cfg, const CalibStats& stats,
-                                 const std::vector<std::string>& types, const ProgressFn& progress)
+                                 const std::vector<std::string>& types, const ProgressFn& progress, CostModel model)
 {
     const auto t0 = std::chrono::steady_clock::now();
     MOEWB_CHECK(!types.empty(), "candidate ggml types", "none given");
@@ -114,8 +116,14 @@ GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig&
     for (const LinearStats& l : stats.linears)
         byName[l.name] = &l;
     const Checkpoint ckpt = Checkpoint::open(modelDir);
+    if (model == CostModel::Auto)
+        model = stats.hasFisher() ? CostModel::Fisher : CostModel::Proxy;
+    MOEWB_CHECK(model != CostModel::Fisher || stats.hasFisher(), "cost model",
+                "the statistics have no Fisher diagonal: run moewb calibrate --fisher");
+    const bool fisher = model == CostModel::Fisher;
     GgmlErrorTable table;
     table.types = types;
+    table.costModel = model;
     std::vector<LinearInfo> lin;
     for (const LinearInfo& li : listLinears(cfg))
         if (isQuantizableRole(li.role))
@@ -129,6 +137,18 @@ GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig&
         const float* imp = (it != byName.end() && int64_t(it->second->actSqMean.size()) == li.inFeatures)
             ? it->second->actSqMean.data()
             : nullptr;
+        if (fisher) {
+            // ½ F_r per output row: the predicted KL divergence (docs/allocation.md); the Fisher of a
+            // routed expert is averaged over all tokens, so routing is in it already.
+            const LinearStats* ls = it != byName.end() ? it->second : nullptr;
+            MOEWB_CHECK(ls && int64_t(ls->fisher.size()) == li.outFeatures, li.name,
+                        "no Fisher diagonal in the statistics (run moewb calibrate --fisher)");
+            std::vector<float> half(ls->fisher.size());
+            for (size_t r = 0; r < half.size(); ++r)
+                half[r] = 0.5f * ls->fisher[r];
+            table.linears.push_back({li.name, errorsAtTypes(w, types, imp, imp, half.data())});
+            continue;
+        }
         GgmlTensorErrors row{li.name, errorsAtTypes(w, types, imp, imp)};
         const double usage = expertUsage(li, cfg, stats);
         for (double& e : row.error)

@@ -42,6 +42,7 @@ void saveGgmlErrorTable(const GgmlErrorTable& t, const std::string& path)
     j["format"] = kFormat;
     j["version"] = 1;
     j["types"] = t.types;
+    j["cost_model"] = costModelName(t.costModel);
     j["seconds"] = t.seconds;
     j["token_embd"] = row(t.tokenEmbd);
     j["output"] = row(t.output);
@@ -62,6 +63,10 @@ GgmlErrorTable loadGgmlErrorTable(const std::string& path)
                     "file)");
         t.types = j.at("types").get<std::vector<std::string>>();
         MOEWB_CHECK(!t.types.empty(), path, "no candidate types");
+        // Tables written before the Fisher cost model hold the proxy.
+        const std::string cm = j.value("cost_model", std::string("proxy"));
+        MOEWB_CHECK(cm == "proxy" || cm == "fisher", path, "unknown cost_model '", cm, "' (fisher or proxy)");
+        t.costModel = parseCostModel(cm);
         t.seconds = j.value("seconds", 0.0);
         t.tokenEmbd = readRow(j.at("token_embd"), t.types.size(), path);
         t.output = readRow(j.at("output"), t.types.size(), path);

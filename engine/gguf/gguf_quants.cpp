@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -227,6 +228,28 @@ void checkQuantizerInput(GgmlType t, const float* x, int64_t n, const float* imp
     }
 }
 
+/// Finite inputs can still give a block a non-finite fp16 scale: values beyond the fp16 range
+/// (|x| / 127 > 65504 and the like), or an importance so large that the weighted sums of the scale
+/// search overflow float (ggml's arithmetic, which moewb follows, gives NaN there). Such a block
+/// decodes to NaN or ±inf and the file would be refused by moewb's reader and llama.cpp's loader.
+void checkEncodedScales(GgmlType t, const float* x, const uint8_t* out, int64_t n, const float* importance)
+{
+    const int64_t bad = firstNonFiniteScaleBlock(t, out, n);
+    if (bad < 0)
+        return;
+    float xMax = 0.0f, impMax = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+        xMax = std::max(xMax, std::fabs(x[i]));
+        impMax = importance ? std::max(impMax, importance[i]) : impMax;
+    }
+    char what[160];
+    std::snprintf(what, sizeof what, importance ? "its values (largest |x| %g) or importance (largest %g)"
+                                                : "its values (largest |x| %g)",
+                  double(xMax), double(impMax));
+    throw InputError(std::string(ggmlTypeName(t)) + " encoder", "block " + std::to_string(bad)
+                         + " of the row gets a non-finite scale: " + what + " are too large for the type's fp16 scales");
+}
+
 } // namespace
 
 void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n, const float* importance)
@@ -252,20 +275,21 @@ void quantizeRow(GgmlType t, const float* x, uint8_t* out, int64_t n, const floa
     case GgmlType::Q5_1:
     case GgmlType::Q8_0:
         detail::quantizeLegacyRow(t, x, out, n, importance);
-        return;
+        break;
     case GgmlType::Q2_K:
     case GgmlType::Q3_K:
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
     case GgmlType::Q6_K:
         detail::quantizeKRow(t, x, out, n, importance);
-        return;
+        break;
     case GgmlType::IQ4_NL:
         detail::quantizeIq4NlRow(x, out, n, importance);
-        return;
+        break;
     default:
         throw Error(std::string("GGUF: cannot encode tensors of type ") + ggmlTypeName(t));
     }
+    checkEncodedScales(t, x, out, n, importance);
 }
 
 void dequantizeRow(GgmlType t, const uint8_t* in, float* out, int64_t n)

@@ -82,6 +82,9 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
                                 const std::string& outputType, const PlanProvenance& source,
                                 const GgufExportOptions& gopt)
 {
+    MOEWB_CHECK(errors.costModel != CostModel::Fisher || (tokenEmbdType != "auto" && outputType != "auto"), "budget",
+                "token_embd / output type 'auto' needs the proxy cost model (the Fisher cost measures no "
+                "embedding error); give them a type or use the proxy");
     const GgufBudgetItems b = ggufBudgetItems(cfg, errors, tokenEmbdType, outputType, gopt);
     std::vector<PlanEntry> entries = expandPlan(Plan{}, cfg);
     MOEWB_CHECK(entries.size() == errors.linears.size(), "budget", "the error table has ", errors.linears.size(),
@@ -185,7 +188,9 @@ GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& er
             if (fixed != "auto" && fixed != errors.types[c])
                 continue;
             item.bytes.push_back(tensorBytes(types[c], cfg.vocabSize, cfg.hiddenSize));
-            item.error.push_back(e.error.at(c));
+            // Fisher: the embeddings' squared perturbations are in other units than the linears'
+            // predicted KL (their type is fixed then), so they add nothing to the plan's cost.
+            item.error.push_back(errors.costModel == CostModel::Fisher ? 0.0 : e.error.at(c));
             names.push_back(errors.types[c]);
         }
         MOEWB_CHECK(!item.bytes.empty(), "budget", e.name, ": type '", fixed, "' is not among the candidates");

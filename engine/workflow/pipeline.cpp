@@ -298,7 +298,7 @@ private:
         } else if (findStrategy(strategy)->needsErrorTable) {
             if (!m_ggmlErrors)
                 m_ggmlErrors = measureGgmlErrors(m_opt.modelDir, m_cfg, m_calib.stats, defaultGgufCandidateTypes(),
-                                                 stepProgress(progress, "measure ggml errors"));
+                                                 stepProgress(progress, "measure ggml errors"), ao.costModel);
             g = ggufBudgetPlan(m_opt.modelDir, m_cfg, *m_ggmlErrors, ao,
                                ggufBytesForBits(m_opt.modelDir, m_cfg, bits, ao), kGgufBudgetTokenEmbd,
                                kGgufBudgetOutput, source);

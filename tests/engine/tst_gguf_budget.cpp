@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
 using namespace moewb;
@@ -186,6 +187,7 @@ private slots:
         const std::string path = (m_tmp.path() + "/errors.json").toStdString();
         saveGgmlErrorTable(t, path);
         const GgmlErrorTable back = loadGgmlErrorTable(path);
+        QCOMPARE(back.costModel, CostModel::Proxy); // no Fisher in these statistics
         QCOMPARE(back.types, t.types);
         QCOMPARE(back.linears.size(), t.linears.size());
         QCOMPARE(back.linears[5].error, t.linears[5].error);
@@ -196,7 +198,9 @@ private slots:
               QByteArray(R"({"format": "moewb-ggml-errors", "version": 1, "types": ["q4_k"],
                   "token_embd": {"name": "e", "error": [1]}, "output": {"name": "o", "error": [1, 2]}, "linears": []})"),
               QByteArray(R"({"format": "moewb-ggml-errors", "version": 1, "types": ["q4_k"],
-                  "token_embd": {"name": "e", "error": [-1]}, "output": {"name": "o", "error": [1]}, "linears": []})")}) {
+                  "token_embd": {"name": "e", "error": [-1]}, "output": {"name": "o", "error": [1]}, "linears": []})"),
+              QByteArray(R"({"format": "moewb-ggml-errors", "version": 1, "types": ["q4_k"], "cost_model": "auto",
+                  "token_embd": {"name": "e", "error": [1]}, "output": {"name": "o", "error": [1]}, "linears": []})")}) {
             writeAll(bad, text);
             try {
                 loadGgmlErrorTable(bad.toStdString());
@@ -205,8 +209,89 @@ private slots:
                 QVERIFY2(std::string(e.what()).find(bad.toStdString()) != std::string::npos, e.what());
             }
         }
+        // A table from before the Fisher cost model (no cost_model): the proxy.
+        writeAll(bad, R"({"format": "moewb-ggml-errors", "version": 1, "types": ["q4_k"],
+                  "token_embd": {"name": "e", "error": [1]}, "output": {"name": "o", "error": [1]}, "linears": []})");
+        QCOMPARE(loadGgmlErrorTable(bad.toStdString()).costModel, CostModel::Proxy);
         QVERIFY_THROWS_EXCEPTION(Error, loadGgmlErrorTable((m_tmp.path() + "/missing.json").toStdString()));
         QVERIFY_THROWS_EXCEPTION(InputError, measureGgmlErrors(dir, cfg, stats, {"q4_k", "q9_x"}));
+    }
+
+    /// The Fisher cost model: a linear's error is ½ Σ_r F_r Σ_j a_j (W − Ŵ)²_rj, computed here row by
+    /// row (no routing share: the Fisher has it); the embeddings' errors as under the proxy but
+    /// counting 0 in the plan; the cost model kept by the cache file; "auto" embeddings refused.
+    void fisherTable()
+    {
+        const std::string dir = model().toStdString();
+        const ModelConfig cfg = loadConfig(dir);
+        std::vector<LinearInfo> lin;
+        for (const LinearInfo& li : listLinears(cfg))
+            if (isQuantizableRole(li.role))
+                lin.push_back(li);
+        CalibStats stats = handStats(cfg, lin);
+        QVERIFY_THROWS_EXCEPTION(InputError,
+                                 measureGgmlErrors(dir, cfg, stats, defaultGgufCandidateTypes(), {}, CostModel::Fisher));
+        std::mt19937 rng(11);
+        std::exponential_distribution<float> f(1.0f);
+        for (LinearStats& ls : stats.linears)
+            for (int64_t i = 0; i < ls.outFeatures; ++i)
+                ls.fisher.push_back(f(rng));
+        stats.fisher.tokens = 400;
+        const std::vector<std::string>& types = defaultGgufCandidateTypes();
+        const GgmlErrorTable t = measureGgmlErrors(dir, cfg, stats, types, {}, CostModel::Auto);
+        QCOMPARE(t.costModel, CostModel::Fisher);
+        const GgmlErrorTable proxy = measureGgmlErrors(dir, cfg, stats, types, {}, CostModel::Proxy);
+        QCOMPARE(proxy.costModel, CostModel::Proxy);
+        const Checkpoint ckpt = Checkpoint::open(dir);
+        int checked = 0;
+        for (size_t i = 0; i < lin.size(); ++i) {
+            const LinearInfo& li = lin[i];
+            // layer 0's expert 2 (router statistics: usage ≠ 1), both widths, and layer 1's q_proj
+            if (!((li.layer == 0 && li.expert == 2) || (li.layer == 1 && li.role == LinearRole::Q)))
+                continue;
+            const std::vector<float> w = f32Tensor(ckpt, li.name + ".weight");
+            const float* a = stats.linears[i].actSqMean.data();
+            for (size_t c = 0; c < types.size(); ++c) {
+                double want = 0;
+                for (int64_t r = 0; r < li.outFeatures; ++r) {
+                    const std::vector<float> row(w.begin() + r * li.inFeatures, w.begin() + (r + 1) * li.inFeatures);
+                    want += 0.5 * double(stats.linears[i].fisher[size_t(r)])
+                        * byHand(row, li.inFeatures, types[c], a, a);
+                }
+                QVERIFY(want > 0);
+                QVERIFY2(std::abs(t.linears[i].error[c] - want) <= 1e-9 * want, (li.name + " " + types[c]).c_str());
+            }
+            ++checked;
+        }
+        QCOMPARE(checked, 4);
+        QCOMPARE(t.tokenEmbd.error, proxy.tokenEmbd.error);
+        QCOMPARE(t.output.error, proxy.output.error);
+
+        const std::string path = (m_tmp.path() + "/fisher-errors.json").toStdString();
+        saveGgmlErrorTable(t, path);
+        QCOMPARE(loadGgmlErrorTable(path).costModel, CostModel::Fisher);
+        QCOMPARE(loadGgmlErrorTable(path).linears[3].error, t.linears[3].error);
+
+        Plan smallest;
+        smallest.defaults.ggmlType = "q2_k";
+        smallest.ggufTokenEmbd = "q2_k";
+        smallest.ggufOutput = "q2_k";
+        const int64_t target = int64_t(ggufPlannedBytes(dir, smallest)) + 900000;
+        AllocOptions opt;
+        opt.strategy = "budget";
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(dir, cfg, t, opt, target, "auto", "q6_k"));
+        QVERIFY_THROWS_EXCEPTION(InputError, ggufBudgetPlan(dir, cfg, t, opt, target, "q4_k", "auto"));
+        const GgufBudgetResult g = ggufBudgetPlan(dir, cfg, t, opt, target);
+        QVERIFY(int64_t(g.fileBytes) <= target);
+        // The plan's cost: the chosen types' linear errors only (predicted KL).
+        std::map<std::string, size_t> col;
+        for (size_t c = 0; c < types.size(); ++c)
+            col[types[c]] = c;
+        const std::vector<PlanEntry> entries = expandPlan(g.plan, cfg);
+        double sum = 0;
+        for (size_t i = 0; i < lin.size(); ++i)
+            sum += t.linears[i].error[col.at(entries[i].ggmlType)];
+        QVERIFY2(std::abs(g.error - sum) <= 1e-9 * sum, QByteArray::number(g.error) + " vs " + QByteArray::number(sum));
     }
 
     /// The measured table solved under two targets: the written file is the planned size, under the
@@ -276,6 +361,12 @@ private slots:
         r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--output-type", "q9_k"});
         QVERIFY(r.exitCode != 0);
         QVERIFY(r.err.contains("--output-type"));
+        // The cached table holds the proxy (these statistics have no Fisher): a Fisher run refuses it.
+        r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000", "--cost-model", "fisher"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains(cache.toUtf8()) && r.err.contains("holds the proxy cost model")
+                     && r.err.count('\n') == 1,
+                 r.err.constData());
         writeAll(cache, R"({"format": "moewb-alloc-errors", "version": 1})");
         r = runCli(moewbCli(), base + QStringList{"--bytes", "2500000"});
         QVERIFY(r.exitCode != 0);

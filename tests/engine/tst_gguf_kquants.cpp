@@ -515,6 +515,7 @@ void TestGgufKQuants::nonFiniteInputs()
     std::mt19937 rng(2);
     std::vector<float> x = gaussianRow(rng, 256);
     std::vector<float> imp(256, 1.0f);
+    int refusedHuge = 0, refusedImportance = 0;
     for (GgmlType t : kQuantTypes) {
         auto message = [&](const std::vector<float>& row, const float* w) -> std::string {
             try {
@@ -533,7 +534,36 @@ void TestGgufKQuants::nonFiniteInputs()
         badImp[3] = -1.0f;
         QVERIFY(QString::fromStdString(message(x, badImp.data())).contains("importance 3"));
         QVERIFY(message(x, nullptr).empty());
+        // Finite, but beyond what an fp16 scale holds: refused, naming the block (found by fuzz_ggml_quant).
+        std::vector<float> huge = gaussianRow(rng, 512);
+        huge[300] = 1e30f;
+        const std::string m = message(huge, nullptr);
+        const int64_t block = 300 / gguf::ggmlBlockSize(t);
+        // (Q3_K and Q6_K scale sub-blocks so that 1e30 gives finite scales and finite, if useless, values.)
+        if (m.empty()) {
+            for (float v : decode(t, encode(t, huge)))
+                QVERIFY(std::isfinite(v));
+        } else {
+            ++refusedHuge;
+            QVERIFY2(QString::fromStdString(m).contains(QString("block %1 of the row gets a non-finite scale").arg(block))
+                         && QString::fromStdString(m).contains("1e+30"),
+                     m.c_str());
+        }
+        // A finite importance so large that the weighted sums overflow: refused, or finite values.
+        std::vector<float> hugeImp(256, 1.0f);
+        hugeImp[25] = 1.7e38f;
+        const std::string mi = message(x, hugeImp.data());
+        if (mi.empty()) {
+            for (float v : decode(t, encode(t, x, hugeImp.data())))
+                QVERIFY(std::isfinite(v));
+        } else {
+            ++refusedImportance;
+            QVERIFY2(QString::fromStdString(mi).contains("non-finite scale") && QString::fromStdString(mi).contains("1.7e+38"),
+                     mi.c_str());
+        }
     }
+    QCOMPARE(refusedHuge, 9);       // all but Q3_K and Q6_K
+    QCOMPARE(refusedImportance, 5); // Q2_K, Q3_K, Q4_K, Q5_K, IQ4_NL: their weighted scale searches overflow
     // the float types store any value
     x[0] = std::nanf("");
     QVERIFY(std::isnan(decode(GgmlType::F32, encode(GgmlType::F32, x))[0]));

@@ -162,6 +162,22 @@ private slots:
         QCOMPARE(p0["same_top"].toDouble(), k.sameTop);
         QCOMPARE(p0["ref_perplexity"].toDouble(), reference->perplexity().perplexity);
         QCOMPARE(p0["perplexity"].toDouble(), k.perplexity.perplexity);
+        // Per-window sums for paired comparisons: the engine's, in window order, pooling to the mean.
+        const QJsonArray wk = p0["window_kld"].toArray(), wt = p0["window_tokens"].toArray(),
+                         ws = p0["window_same_top"].toArray();
+        QCOMPARE(wk.size(), qsizetype(k.windowKld.size()));
+        QCOMPARE(wt.size(), wk.size());
+        QCOMPARE(ws.size(), wk.size());
+        double kldSum = 0, tokSum = 0;
+        for (qsizetype w = 0; w < wk.size(); ++w) {
+            QCOMPARE(wk[w].toDouble(), k.windowKld[size_t(w)]);
+            QCOMPARE(wt[w].toInteger(), k.windowTokens[size_t(w)]);
+            QCOMPARE(ws[w].toInteger(), k.windowSameTop[size_t(w)]);
+            kldSum += wk[w].toDouble();
+            tokSum += wt[w].toDouble();
+        }
+        QCOMPARE(qint64(tokSum), k.tokens);
+        QVERIFY(std::abs(kldSum / tokSum - k.meanKld) <= 1e-12 * std::max(1.0, k.meanKld));
 
         // Another tokenizer: refused, naming both models, nothing printed.
         QDir().mkpath(tmp.path() + "/other");

@@ -151,8 +151,19 @@ private slots:
         QCOMPARE(row(1)["model_bytes"].toDouble(), double(QFileInfo(uniformFile).size()));
         QCOMPARE(row(2)["model_bytes"].toDouble(), double(QFileInfo(work + "/model-budget-3.gguf").size()));
         QVERIFY(row(2)["model_bytes"].toDouble() <= row(1)["model_bytes"].toDouble());
-        QCOMPARE(QJsonDocument::fromJson(readAll(work + "/plan-budget-3.json")).object()["target"].toString(),
-                 QStringLiteral("gguf"));
+        const QJsonObject budgetPlan = QJsonDocument::fromJson(readAll(work + "/plan-budget-3.json")).object();
+        QCOMPARE(budgetPlan["target"].toString(), QStringLiteral("gguf"));
+        // budget's plan is plan --target gguf --bytes (its target) on the pipeline's statistics, whose
+        // Fisher (calibrated for budget) makes the cost the predicted KL as there.
+        CliRun h = runCli(moewbCli(), {"plan", model, "--stats", work + "/stats.h5", "--strategy", "budget", "--target",
+                                       "gguf", "--bytes",
+                                       QString::number(budgetPlan["provenance"].toObject()["target_bytes"].toInteger()),
+                                       "--out", tmp.path() + "/hand-budget.json"});
+        QVERIFY2(h.exitCode == 0, h.err.constData());
+        QVERIFY(h.out.contains("cost model: fisher"));
+        const QJsonObject hand = QJsonDocument::fromJson(readAll(tmp.path() + "/hand-budget.json")).object();
+        for (const char* key : {"defaults", "rules", "overrides", "gguf"})
+            QVERIFY2(hand[key] == budgetPlan[key], key);
 
         const QStringList calibArgs = {"--samples", "4", "--seq-len", "32", "--random-windows", "--seed", "0"};
         CliRun c = runCli(moewbCli(), QStringList{"calibrate", model, "--data", tmp.path() + "/calib.txt", "--dtype", "f32",

@@ -243,6 +243,73 @@ def make_gguf_blocks():
           gguf_bytes([("blk.0.attn_q.weight", [64, 1], 20, ggml_blocks(20, 2, rng, (0, 0, 0x7C00)))]))
 
 
+# ggml type id: (name, values per block, bytes per block, fp16 scale fields) of the pre-K types
+LEGACY_BLOCKS = {2: ("Q4_0", 32, 18, [0]), 3: ("Q4_1", 32, 20, [0, 2]), 8: ("Q8_0", 32, 34, [0])}
+# fp16 bit patterns at the edges of the finite range: 0, -0, the smallest subnormal, the largest
+# subnormal, the smallest normal, 1, the largest finite, its negative
+EDGE_HALVES = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0x7BFF, 0xFBFF]
+
+
+def make_gguf_seeds():
+    """tests/fuzz/corpus/fuzz_gguf/kquants_stacked.gguf: every block type moewb decodes as stacked
+    expert tensors (ne = [2 blocks, 2 rows, 2 experts], and one 4-D), their fp16 scale fields at the
+    edges of the finite range (EDGE_HALVES) so the dequantizers' products reach subnormals and
+    65504² magnitudes; F16, BF16 and F32 tensors beside them."""
+    rng = np.random.default_rng(261)
+    tensors = []
+    edge = 0
+    for typ, (name, block, size, fields) in sorted({**GGML_BLOCKS, **LEGACY_BLOCKS}.items()):
+        raw = rng.integers(0, 256, size=(8, size), dtype=np.uint8)
+        for b in range(8):
+            for off in fields:
+                raw[b, off:off + 2] = np.frombuffer(struct.pack("<H", EDGE_HALVES[edge % 8]), dtype=np.uint8)
+                edge += 1
+        tensors.append((f"blk.0.ffn_up_exps.{name.lower()}.weight", [2 * block, 2, 2], typ, raw.tobytes()))
+    # a 4-D Q6_K tensor: ne = [256, 1, 2, 2]
+    tensors.append(("blk.1.ffn_down_exps.q6_k.weight", [256, 1, 2, 2], 14, ggml_blocks(14, 4, rng)))
+    halves = np.array(EDGE_HALVES * 4, dtype=np.uint16)
+    tensors.append(("blk.1.attn_q.f16.weight", [8, 2, 2], 1, halves.tobytes()))
+    bf16 = np.array([0x0000, 0x8000, 0x0001, 0x007F, 0x0080, 0x3F80, 0x7F7F, 0xFF7F] * 4, dtype=np.uint16)
+    tensors.append(("blk.1.attn_k.bf16.weight", [8, 2, 2], 30, bf16.tobytes()))
+    tensors.append(("blk.1.attn_v.f32.weight", [4, 2, 2, 2], 0,
+                    rng.standard_normal(32).astype(np.float32).tobytes()))
+    write(os.path.join(FUZZ, "corpus", "fuzz_gguf", "kquants_stacked.gguf"),
+          gguf_bytes(tensors, kv=(("general.name", "kquants_stacked"), ("general.architecture", "llama"))))
+
+
+# fuzz/fuzz_ggml_quant.cpp's type order (byte 0 of an input)
+QUANT_FUZZ_TYPES = ["f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k",
+                    "q6_k", "iq4_nl"]
+
+
+def make_quant_seeds():
+    """tests/fuzz/corpus/fuzz_ggml_quant/: per type one 256-value Gaussian row with an importance
+    vector (gamma-distributed, as act_sq_mean is), and for the quantized types rows the encoders
+    treat specially: zeros, one outlier, values near the fp16 subnormal range, a constant row,
+    a zero importance."""
+    rng = np.random.default_rng(2626)
+    d = os.path.join(FUZZ, "corpus", "fuzz_ggml_quant")
+    os.makedirs(d, exist_ok=True)
+
+    def seed(name, typ, row, imp=None):
+        head = bytes([QUANT_FUZZ_TYPES.index(typ), 1 if imp is not None else 0])
+        body = np.asarray(row, np.float32).tobytes() + (b"" if imp is None else np.asarray(imp, np.float32).tobytes())
+        write(os.path.join(d, name), head + body)
+
+    for typ in QUANT_FUZZ_TYPES:
+        seed(f"{typ}_gauss_imp", typ, rng.standard_normal(256) * 0.05, rng.gamma(0.5, 2.0, 256))
+    outlier = rng.standard_normal(256) * 0.02
+    outlier[77] = 3.0
+    specials = {"zeros": np.zeros(256), "outlier": outlier, "tiny": rng.standard_normal(256) * 1e-6,
+                "constant": np.full(256, -0.125)}
+    for i, typ in enumerate(["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "q4_1", "q5_0"]):
+        kind = list(specials)[i % 4]
+        seed(f"{typ}_{kind}", typ, specials[kind])
+    imp = rng.gamma(0.5, 2.0, 256)
+    imp[:128] = 0.0
+    seed("q3_k_half_zero_imp", "q3_k", rng.standard_normal(256) * 0.05, imp)
+
+
 def make_gguf():
     good = open(os.path.join(FUZZ, "corpus", "fuzz_gguf", "tiny.gguf"), "rb").read()
     write(out("gguf", "bad_magic.gguf"), b"GGML" + good[4:])
@@ -350,6 +417,8 @@ def main():
     make_stats()
     make_gguf()
     make_gguf_blocks()
+    make_gguf_seeds()
+    make_quant_seeds()
     make_models()
     return 0
 

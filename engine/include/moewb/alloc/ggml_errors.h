@@ -13,8 +13,15 @@
 //                                                      for the RMS-normalized hidden state
 // All three are the expected squared perturbation per token of the tensor's output. token_embd and
 // output are encoded without importance, as the export writes them.
+//
+// With the Fisher cost model (statistics from calibrate --fisher; docs/allocation.md) a linear's
+// error is instead the predicted KL divergence ½ Σ_r F_r Σ_j a_j (W_rj − Ŵ_rj)², F = the Fisher
+// diagonal at the linear's output (routing already in it: no usage factor). token_embd and output
+// keep the squared perturbation above (no Fisher is measured for them), so they are only comparable
+// with the linears under the proxy; the budget fixes their types by default.
 #pragma once
 
+#include "moewb/alloc/allocate.h"
 #include "moewb/core/progress.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats.h"
@@ -41,19 +48,22 @@ struct GgmlErrorTable {
     std::vector<GgmlTensorErrors> linears; ///< quantizable linears in listLinears() order
     GgmlTensorErrors tokenEmbd;            ///< "model.embed_tokens.weight"
     GgmlTensorErrors output;               ///< "lm_head.weight" (the embedding when tied)
+    CostModel costModel = CostModel::Proxy; ///< of the linears' errors: Fisher or Proxy (never Auto)
     double seconds = 0.0;                  ///< measurement wall time
 };
 
-/// Measures the table (one weight loaded at a time). InputError for an unknown or unencodable type,
-/// a weight of the wrong shape; Cancelled when `progress` asks.
+/// Measures the table (one weight loaded at a time). `model` Auto: Fisher when the statistics have
+/// it, else Proxy. InputError for an unknown or unencodable type, a weight of the wrong shape, Fisher
+/// asked of statistics without it; Cancelled when `progress` asks.
 GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig& cfg, const CalibStats& stats,
-                                 const std::vector<std::string>& types, const ProgressFn& progress = {});
+                                 const std::vector<std::string>& types, const ProgressFn& progress = {},
+                                 CostModel model = CostModel::Auto);
 
-/// The squared error Σ_r Σ_j w_j (x_rj − x̂_rj)² of `rows` × `cols` row-major x encoded as `type`
-/// (rowFallbackType applied) with `importance` (nullable) and decoded; `weight` (nullable) = w, 1 when
-/// null. Rows are encoded in parallel.
+/// The squared error Σ_r v_r Σ_j w_j (x_rj − x̂_rj)² of `rows` × `cols` row-major x encoded as `type`
+/// (rowFallbackType applied) with `importance` (nullable) and decoded; `weight` (nullable) = w and
+/// `rowWeight` (nullable) = v, 1 when null. Rows are encoded in parallel.
 double ggmlSquaredError(const float* x, int64_t rows, int64_t cols, const std::string& type, const float* importance,
-                        const float* weight);
+                        const float* weight, const float* rowWeight = nullptr);
 
 void saveGgmlErrorTable(const GgmlErrorTable& t, const std::string& path); ///< JSON, atomic
 /// InputError naming the file for anything not written by saveGgmlErrorTable.

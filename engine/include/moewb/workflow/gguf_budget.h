@@ -27,7 +27,7 @@ constexpr const char* kGgufBudgetOutput = "q6_k";
 struct GgufBudgetResult {
     Plan plan;
     uint64_t fileBytes = 0; ///< ggufPlannedBytes(plan): the written file's exact size
-    double error = 0.0;     ///< the table's total error of the chosen types
+    double error = 0.0;     ///< the table's total error of the chosen types (Fisher: the linears' predicted KL, nats/token)
     double solveSeconds = 0.0; ///< knapsack time, all rounds
     std::vector<std::string> notes;
 };
@@ -36,7 +36,8 @@ struct GgufBudgetResult {
 /// layer and projection: one ggml type), per other linear, then token_embd and output; options =
 /// errors.types, bytes = the tensor's size in that type (width fallback applied) padded to the
 /// file's alignment, errors the table's (summed over a stack's experts).
-/// token_embd / output: "auto" = every candidate type, else that one type only.
+/// token_embd / output: "auto" = every candidate type, else that one type only; with a Fisher table
+/// their errors count 0 (other units; ggufBudgetPlan refuses "auto" with it).
 struct GgufBudgetItems {
     std::vector<std::vector<size_t>> groups; ///< quantizable-linear indices of each linear item
     std::vector<KnapsackItem> items;         ///< groups.size() + 2 (token_embd, output)
@@ -50,7 +51,8 @@ GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& er
 /// "budget" with targetFileBytes = the GGUF file's size: ggufBudgetItems solved with the
 /// multiple-choice knapsack (token_embd and output types chosen with the linears'), re-solved with a
 /// smaller budget until the exact planned file (header, metadata and the embedded plan included)
-/// fits. InputError when even the cheapest plan does not fit or the table is not this model's.
+/// fits. InputError when even the cheapest plan does not fit, the table is not this model's, or
+/// token_embd / output are "auto" with a Fisher table.
 /// `source` (model and stats paths, architecture, creation time) goes into the plan's provenance
 /// before its size is measured, since the file embeds the plan.
 GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& cfg, const GgmlErrorTable& errors,
