@@ -18,6 +18,7 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QLayout>
@@ -102,6 +103,14 @@ int takeScreenshot(moewb::MainWindow& window, const QString& path, const QString
     w->resize(size);
     w->show();
     QCoreApplication::processEvents();
+    if (moewb::Selection* selection = window.document()->selection(); selection->layer() >= 0) {
+        // select again at the final size: the views scroll the selection into view for the size they have now
+        const int layer = selection->layer(), expert = selection->expert();
+        const QString linear = selection->linear();
+        selection->clear();
+        selection->select(layer, expert, linear);
+        QCoreApplication::processEvents();
+    }
     if (w->size() != size) {
         std::fprintf(stderr, "moewb-gui: %s cannot be %dx%d (it took %dx%d)\n",
                      viewName.isEmpty() ? "the window" : qPrintable(viewName), size.width(), size.height(), w->width(),
@@ -250,6 +259,11 @@ int main(int argc, char** argv)
                 QMessageBox::information(nullptr, QCoreApplication::translate("main", "Plan saved"), outcome.message);
         }
     }
+    // A job that loading starts by itself (the predicted cost of Fisher stats) raises the Jobs tab;
+    // a picture of the window shows the default bottom tab (Outliers) instead.
+    bool loadingRanJobs = false;
+    const QMetaObject::Connection ranJobs = QObject::connect(window.jobRunner(), &moewb::JobRunner::started, &window,
+                                                             [&loadingRanJobs] { loadingRanJobs = true; });
     if (parser.isSet(sessionOption) && !window.openSession(parser.value(sessionOption)) && screenshot)
         return 1;
     if (parser.isSet(resultsOption) && !window.importPipelineResults(parser.value(resultsOption)) && screenshot)
@@ -270,11 +284,15 @@ int main(int argc, char** argv)
             std::fprintf(stderr, "moewb-gui: the jobs started by loading did not finish in 10 minutes\n");
             return 1;
         }
+        if (screenshot && loadingRanJobs && !parser.isSet(resultsOption) && !parser.isSet(reportOption))
+            if (auto* outliers = window.findChild<QDockWidget*>(QStringLiteral("dock.outliers")))
+                outliers->raise();
         if (parser.isSet(selectOption)) {
             const QStringList parts = parser.value(selectOption).split(QLatin1Char(':'));
             window.document()->selection()->select(parts.value(0).toInt(), parts.size() > 1 ? parts[1].toInt() : -1);
         }
     }
+    QObject::disconnect(ranJobs);
     if (oneShot)
         return window.errors().isEmpty()
             ? takeScreenshot(window, parser.value(oneShotOption), parser.value(viewOption), shotSize)
