@@ -13,7 +13,8 @@
 # Environment: MOEWB_BUILD_DIR (default build/ of this checkout), THREADS (default nproc: OMP_NUM_THREADS of
 # moewb and -t of llama.cpp), SAMPLES (64), SEQ_LEN (512), CHUNKS (32 held-out windows of CTX = 512 tokens).
 #
-# Steps (each timed; peak RSS = the step's process's maximum resident set, from wait4):
+# Steps (each timed; peak RSS = the step's process's maximum resident set, from wait4, which includes the
+# resident pages of mmap'd files such as the checkpoint; 'anonymous' = peak RssAnon, sampled every 0.2 s):
 #   gen            scripts/gen_full_model.py: random weights, skewed router (docstring), tokenizer-v2 padded
 #   calibrate      moewb calibrate, SAMPLES x SEQ_LEN tokens of datasets/corpus-v2/calib.jsonl
 #   plan-budget    moewb plan --strategy budget --bits 3.5 (proxy cost model)
@@ -38,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --keep) keep=1; shift ;;
     --no-llama) llama=0; shift ;;
     --llama-bin) llama_bin=${2:?}; shift 2 ;;
-    -h|--help) sed -n '3,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,28p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -90,12 +91,24 @@ if pid == 0:
     except OSError as e:
         print(f"{cmd[0]}: {e.strerror}", file=sys.stderr)
         os._exit(127)
-_, status, ru = os.wait4(pid, 0)
+anon = 0  # RssAnon sampled every 0.2 s: ru_maxrss also counts the mapped checkpoint's resident pages
+while True:
+    p, status, ru = os.wait4(pid, os.WNOHANG)
+    if p:
+        break
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("RssAnon:"):
+                anon = max(anon, int(line.split()[1]))
+    except OSError:
+        pass
+    time.sleep(0.2)
 wall = time.monotonic() - t
 with open(steps, "a") as f:
-    f.write(f"{name}\t{wall:.1f}\t{ru.ru_maxrss}\n")
+    f.write(f"{name}\t{wall:.1f}\t{ru.ru_maxrss}\t{anon}\n")
 rc = os.waitstatus_to_exitcode(status)
-print(f"  {name}: {wall:.1f} s, peak RSS {ru.ru_maxrss / 2**20:.2f} GiB, exit {rc}", file=sys.stderr)
+print(f"  {name}: {wall:.1f} s, peak RSS {ru.ru_maxrss / 2**20:.2f} GiB (anonymous {anon / 2**20:.2f}), exit {rc}",
+      file=sys.stderr)
 sys.exit(0 if rc == 0 else 1)
 EOF
 }
@@ -151,16 +164,16 @@ fi
 {
   echo
   [ -f llama-commit.txt ] && cat llama-commit.txt
-  echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), threads $threads," \
+  echo "machine: $(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), threads $threads," \
     "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   $py - "$out" "$chunks" "$ctx" <<'EOF'
 import json, os, re, sys
 out, chunks, ctx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 tok = chunks * ctx
-walls, rss = {}, {}  # the last entry of each step (a resumed run appends)
+walls, rss, anon = {}, {}, {}  # the last entry of each step (a resumed run appends)
 for line in open(os.path.join(out, "steps.tsv")):
-    n, w, kib = line.split("\t")
-    walls[n], rss[n] = float(w), int(kib)
+    f = line.rstrip("\n").split("\t")
+    walls[f[0]], rss[f[0]], anon[f[0]] = float(f[1]), int(f[2]), int(f[3]) if len(f) > 3 else None
 def ev(path):
     p = os.path.join(out, path)
     if not os.path.exists(p):
@@ -184,20 +197,22 @@ for name, f in (("bf16 checkpoint (as F16 GGUF)", "f16.speed.json"), ("GPTQ, bud
 for f, n in (("f16", "speed-moewb-f16"), ("Q4_K_M", "speed-moewb-q4km")):
     if n in walls:
         r = ev({"f16": "f16.speed.json", "Q4_K_M": "moewb-Q4_K_M.speed.json"}[f])
-        own = f", {r['tokens'] / r['seconds']:.1f} by its own timer" if r and r.get("seconds") else ""
+        own = f", {r['windows'] * r['ctx'] / r['seconds']:.1f} by its own timer" if r and r.get("seconds") else ""
         print(f"forward {f}: moewb eval {tok / walls[n]:.1f} tokens/s wall ({tok} tokens{own})", end="")
     l = {"f16": "llama-ppl-f16", "Q4_K_M": "llama-ppl-q4km"}[f]
     lp = os.path.join(out, l + ".log")
     if l in walls and os.path.exists(lp):
         t = open(lp, errors="replace").read()
         m = re.search(r"Final estimate: PPL = ([0-9.]+)", t)
-        s = re.findall(r"prompt eval time =.*?([0-9.]+) tokens per second", t)
-        print(f"; llama-perplexity {tok / walls[l]:.1f} tokens/s wall ({s[-1] if s else '?'} by its own timer),"
+        s = re.search(r"([0-9.]+) seconds per pass", t)
+        s = f"{ctx / float(s.group(1)):.1f}" if s else "?"
+        print(f"; llama-perplexity {tok / walls[l]:.1f} tokens/s wall ({s} in its first pass),"
               f" PPL {m.group(1) if m else '?'}", end="")
     print()
 print()
 for n in walls:
-    print(f"{n}: {walls[n]:.1f} s, {rss[n] / 2**20:.2f} GiB")
+    a = f" (anonymous {anon[n] / 2**20:.2f} GiB)" if anon[n] is not None else ""
+    print(f"{n}: {walls[n]:.1f} s, {rss[n] / 2**20:.2f} GiB{a}")
 print(f"peak RSS: {max(rss.values(), default=0) / 2**20:.2f} GiB")
 EOF
 } | tee summary.txt
