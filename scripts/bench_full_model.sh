@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # An OLMoE-1B-7B-shaped model end to end, timed, with peak RSS per step (#28; docs/performance.md,
-# "A 7-B-parameter MoE end to end"). Not in CI: the full model needs ~60 GB of disk and hours.
+# "A 7-B-parameter MoE end to end"). Not in CI: the full model needs ~44 GB of disk and ~9 h on one core.
 #
 #   scripts/bench_full_model.sh [--layers N] [--out DIR] [--keep] [--no-llama] [--llama-bin DIR]
 #
@@ -39,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --keep) keep=1; shift ;;
     --no-llama) llama=0; shift ;;
     --llama-bin) llama_bin=${2:?}; shift 2 ;;
-    -h|--help) sed -n '3,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,29p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
