@@ -449,7 +449,7 @@ void printResults(const EvalRequest& r, const json& j, const EvalResults& res, i
         const PerplexityResult& p = res.ppls[0].second;
         std::printf("tokens: %lld (scored %lld) in %lld windows of %lld, stride %lld; %.1f s (%.0f tokens/s)\n",
                     (long long)p.totalTokens, (long long)p.scoredTokens, (long long)p.windows, (long long)p.ctx,
-                    (long long)p.stride, p.seconds, double(p.totalTokens) / std::max(p.seconds, 1e-9));
+                    (long long)p.stride, p.seconds, double(p.forwardTokens) / std::max(p.seconds, 1e-9));
         std::printf("perplexity: %.4f\n", p.perplexity);
         if (!res.klds.empty())
             printKld(res.klds[0]);

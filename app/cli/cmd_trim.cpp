@@ -215,7 +215,7 @@ void printComparison(const TrimReport& rep, const TrimRequest& r, const Progress
         std::printf("%-10s %8lld %8lld %14lld %14lld %12lld", name, (long long)layers, (long long)experts,
                     (long long)params, (long long)active, (long long)bytes);
         if (eval)
-            std::printf(" %10.4f %10.1f", pr.perplexity, double(pr.totalTokens) / std::max(pr.seconds, 1e-9));
+            std::printf(" %10.4f %10.1f", pr.perplexity, double(pr.forwardTokens) / std::max(pr.seconds, 1e-9));
         std::printf("\n");
     };
     row("original", rep.layersBefore, rep.expertsBefore, rep.paramsBefore, rep.paramsBefore, rep.bytesBefore, before);

@@ -115,6 +115,7 @@ PerplexityResult runScored(const std::string& modelDir, const std::vector<int32_
     for (size_t i = 0; i < windows.size(); ++i) {
         r.nllSum += nll[i];
         r.scoredTokens += windows[i].end - windows[i].firstScored;
+        r.forwardTokens += windows[i].end - windows[i].begin;
     }
     r.perplexity = std::exp(r.nllSum / double(r.scoredTokens));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

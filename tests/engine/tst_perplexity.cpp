@@ -126,6 +126,12 @@ private slots:
         const PerplexityResult r = evaluatePerplexity(dir.toStdString(), ids, opt);
         QCOMPARE(r.scoredTokens, int64_t(ids.size() - 1));
         QCOMPARE(r.scoredTokens, int64_t(ref["tokens"].toInteger()));
+        int64_t pushed = 0;
+        for (const PplWindow& w : perplexityWindows(int64_t(ids.size()), ctx, stride))
+            pushed += w.end - w.begin;
+        QCOMPARE(r.forwardTokens, pushed);
+        if (ctx >= int(ids.size()))
+            QCOMPARE(r.forwardTokens, int64_t(ids.size())); // one window: every token once
         const double refNll = ref["nll_sum"].toDouble();
         qInfo("nll %.6f vs reference %.6f, ppl %.4f", r.nllSum, refNll, r.perplexity);
         QVERIFY(std::abs(r.nllSum - refNll) < 1e-3 * std::max(1.0, std::abs(refNll)));

@@ -37,6 +37,7 @@ struct PerplexityResult {
     double nllSum = 0.0;
     int64_t scoredTokens = 0;
     int64_t totalTokens = 0;
+    int64_t forwardTokens = 0; ///< tokens pushed through the model: Σ window lengths (the speed's unit)
     int64_t windows = 0;
     int64_t ctx = 0;
     int64_t stride = 0;
