@@ -20,11 +20,8 @@ if [ "${MOEWB_DEMO_QUICK:-0}" = 1 ]; then EVAL_BYTES=3000 TASK_LIMIT=30 SAMPLES=
 
 # Held-out text: the first EVAL_BYTES bytes of every domain's evaluation file, cut at a line end.
 EVAL="$OUT/eval-mixed.txt"
-: > "$EVAL"
-for f in "$CORPUS"/eval/*.txt; do
-  head -c "$EVAL_BYTES" "$f" | sed '$d' >> "$EVAL"
-  printf '\n' >> "$EVAL"
-done
+source "$ROOT/scripts/eval_text.sh"
+mixed_eval_text "$CORPUS" "$EVAL_BYTES" "$EVAL"
 
 echo "== moewb info $MODEL"
 "$MOEWB" info "$MODEL"

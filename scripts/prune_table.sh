@@ -23,13 +23,10 @@ WINDOWS=(--random-windows --seed "${SEED:-0}")
 if [ "${RANDOM_WINDOWS:-1}" = 0 ]; then WINDOWS=(); fi
 # The held-out text of a corpus: the first EVAL_BYTES bytes of every domain's evaluation file, cut at a
 # line end (as scripts/demo.sh builds it).
+source "$ROOT/scripts/eval_text.sh"
 eval_text() {
-  local corpus="$1" out="$OUT/eval-mixed-$(basename "$1")-$EVAL_BYTES.txt"
-  : > "$out"
-  for f in "$corpus"/eval/*.txt; do
-    head -c "$EVAL_BYTES" "$f" | sed '$d' >> "$out"
-    printf '\n' >> "$out"
-  done
+  local out="$OUT/eval-mixed-$(basename "$1")-$EVAL_BYTES.txt"
+  mixed_eval_text "$1" "$EVAL_BYTES" "$out"
   echo "$out"
 }
 

@@ -24,13 +24,11 @@ WINDOWS=(--random-windows --seed "${SEED:-0}")
 if [ "${RANDOM_WINDOWS:-1}" = 0 ]; then WINDOWS=(); fi
 printf '{"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 128, "method": "rtn"}}\n' > "$OUT/q4.json"
 
+source "$ROOT/scripts/eval_text.sh"
+# eval_text CORPUS_DIR: its held-out text for this run (EVAL_BYTES per domain), path on stdout.
 eval_text() {
-  local corpus="$1" out="$OUT/eval-mixed-$(basename "$1")-$EVAL_BYTES.txt"
-  : > "$out"
-  for f in "$corpus"/eval/*.txt; do
-    head -c "$EVAL_BYTES" "$f" | sed '$d' >> "$out"
-    printf '\n' >> "$out"
-  done
+  local out="$OUT/eval-mixed-$(basename "$1")-$EVAL_BYTES.txt"
+  mixed_eval_text "$1" "$EVAL_BYTES" "$out"
   echo "$out"
 }
 

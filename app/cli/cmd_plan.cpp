@@ -256,6 +256,31 @@ int readAllocNumbers(const QCommandLineParser& p, AllocOptions& opt)
     return 0;
 }
 
+/// A cached error table must hold the cost model this run uses (InputError naming the file otherwise).
+void checkCachedCostModel(CostModel cached, CostModel want, const std::string& errorsPath)
+{
+    if (cached != want)
+        throw InputError(errorsPath, std::string("holds the ") + costModelName(cached) + " cost model, this run uses "
+                                         + costModelName(want) + "; delete it to measure again");
+}
+
+/// Which cost model the budget used; the warning when it fell back to the proxy. `proxyError` names the
+/// proxy's error ("RTN", "ggml").
+void printCostModel(CostModel used, const CalibStats& stats, const char* proxyError)
+{
+    if (used == CostModel::Fisher)
+        std::printf("cost model: fisher (predicted KL divergence from the Fisher diagonal over %lld calibration "
+                    "tokens)\n",
+                    (long long)stats.fisher.tokens);
+    else if (stats.hasFisher())
+        std::printf("cost model: proxy (activation-weighted %s error; --cost-model proxy)\n", proxyError);
+    else
+        std::fprintf(stderr, "moewb plan: warning: the statistics have no Fisher diagonal (moewb calibrate --fisher); "
+                             "budget falls back to the activation-weighted %s error proxy, whose errors are not "
+                             "comparable across layers and roles\n",
+                     proxyError);
+}
+
 /// "budget": the error table from the cache file if there is one, else measured (and cached).
 ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, const CalibStats& stats,
                            const AllocOptions& opt, const std::string& errorsPath)
@@ -264,13 +289,7 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
     const bool cached = !errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath));
     if (cached) {
         table = loadErrorTable(errorsPath);
-        const CostModel want = opt.costModel != CostModel::Auto ? opt.costModel
-            : stats.hasFisher()                               ? CostModel::Fisher
-                                                              : CostModel::Proxy;
-        if (table.costModel != want)
-            throw InputError(errorsPath, std::string("holds the ") + costModelName(table.costModel)
-                                             + " cost model, this run uses " + costModelName(want)
-                                             + "; delete it to measure again");
+        checkCachedCostModel(table.costModel, effectiveCostModel(opt.costModel, stats), errorsPath);
         std::printf("read quantization errors from %s\n", errorsPath.c_str());
     } else {
         table = measureErrors(model, cfg, stats, opt.groupSize, opt.candidates, terminalProgress(), opt.costModel);
@@ -279,16 +298,7 @@ ErrorTable errorTableCached(const std::string& model, const ModelConfig& cfg, co
             std::printf("wrote quantization errors to %s\n", errorsPath.c_str());
         }
     }
-    if (table.costModel == CostModel::Fisher)
-        std::printf("cost model: fisher (predicted KL divergence from the Fisher diagonal over %lld calibration "
-                    "tokens)\n",
-                    (long long)stats.fisher.tokens);
-    else if (stats.hasFisher())
-        std::printf("cost model: proxy (activation-weighted RTN error; --cost-model proxy)\n");
-    else
-        std::fprintf(stderr, "moewb plan: warning: the statistics have no Fisher diagonal (moewb calibrate --fisher); "
-                             "budget falls back to the activation-weighted RTN error proxy, whose errors are not "
-                             "comparable across layers and roles\n");
+    printCostModel(table.costModel, stats, "RTN");
     return table;
 }
 
@@ -298,18 +308,13 @@ GgmlErrorTable ggmlErrorTableCached(const std::string& model, const ModelConfig&
                                     const std::string& errorsPath, CostModel costModel)
 {
     const std::vector<std::string>& types = defaultGgufCandidateTypes();
-    const CostModel want = costModel != CostModel::Auto ? costModel
-        : stats.hasFisher()                             ? CostModel::Fisher
-                                                        : CostModel::Proxy;
+    const CostModel want = effectiveCostModel(costModel, stats);
     GgmlErrorTable table;
     if (!errorsPath.empty() && QFileInfo::exists(QString::fromStdString(errorsPath))) {
         table = loadGgmlErrorTable(errorsPath);
         if (table.types != types)
             throw InputError(errorsPath, "measured for other candidate types; delete it to measure again");
-        if (table.costModel != want)
-            throw InputError(errorsPath, std::string("holds the ") + costModelName(table.costModel)
-                                             + " cost model, this run uses " + costModelName(want)
-                                             + "; delete it to measure again");
+        checkCachedCostModel(table.costModel, want, errorsPath);
         std::printf("read ggml quantization errors from %s (measured in %.1f s)\n", errorsPath.c_str(),
                     table.seconds);
     } else {
@@ -321,16 +326,7 @@ GgmlErrorTable ggmlErrorTableCached(const std::string& model, const ModelConfig&
             std::printf("wrote ggml quantization errors to %s\n", errorsPath.c_str());
         }
     }
-    if (table.costModel == CostModel::Fisher)
-        std::printf("cost model: fisher (predicted KL divergence from the Fisher diagonal over %lld calibration "
-                    "tokens)\n",
-                    (long long)stats.fisher.tokens);
-    else if (stats.hasFisher())
-        std::printf("cost model: proxy (activation-weighted ggml error; --cost-model proxy)\n");
-    else
-        std::fprintf(stderr, "moewb plan: warning: the statistics have no Fisher diagonal (moewb calibrate --fisher); "
-                             "budget falls back to the activation-weighted ggml error proxy, whose errors are not "
-                             "comparable across layers and roles\n");
+    printCostModel(table.costModel, stats, "ggml");
     return table;
 }
 

@@ -91,14 +91,7 @@ std::vector<CalibDataSpec> calibSpecs(const QStringList& files)
 
 int64_t bf16ModelBytes(const ModelConfig& cfg)
 {
-    int64_t bytes = 0;
-    for (const TensorSpec& s : expectedTensors(cfg)) {
-        int64_t n = 1;
-        for (int64_t d : s.shape)
-            n *= d;
-        bytes += n * 2;
-    }
-    return bytes;
+    return 2 * parameterCount(cfg);
 }
 
 Job calibrateJob(const CalibrateSettings& s)

@@ -75,16 +75,22 @@ double usageOf(const LinearInfo& li, const CalibStats& stats)
         : 0.0;
 }
 
-CostModel resolve(CostModel requested, const CalibStats& stats)
+} // namespace
+
+CostModel effectiveCostModel(CostModel requested, const CalibStats& stats)
 {
     if (requested == CostModel::Auto)
         return stats.hasFisher() ? CostModel::Fisher : CostModel::Proxy;
-    MOEWB_CHECK(requested != CostModel::Fisher || stats.hasFisher(), "cost model",
-                "the statistics have no Fisher diagonal: run moewb calibrate --fisher");
     return requested;
 }
 
-} // namespace
+CostModel resolveCostModel(CostModel requested, const CalibStats& stats)
+{
+    const CostModel m = effectiveCostModel(requested, stats);
+    MOEWB_CHECK(m != CostModel::Fisher || stats.hasFisher(), "cost model",
+                "the statistics have no Fisher diagonal: run moewb calibrate --fisher");
+    return m;
+}
 
 ErrorTable measureErrors(const std::string& modelDir, const ModelConfig& cfg, const CalibStats& stats,
                          int64_t groupSize, const std::vector<int64_t>& candidates, const ProgressFn& progress,
@@ -102,12 +108,9 @@ ErrorTable measureErrors(const std::string& modelDir, const ModelConfig& cfg, co
     t.candidates = candidates;
     t.groupSize = groupSize;
     t.sym = false;
-    t.costModel = resolve(model, stats);
+    t.costModel = resolveCostModel(model, stats);
     const bool fisher = t.costModel == CostModel::Fisher;
-    std::vector<LinearInfo> lin;
-    for (const LinearInfo& li : listLinears(cfg))
-        if (isQuantizableRole(li.role))
-            lin.push_back(li);
+    const std::vector<LinearInfo> lin = quantizableLinears(cfg);
     for (size_t i = 0; i < lin.size(); ++i) {
         const LinearInfo& li = lin[i];
         report(progress, "measure quantization error", int64_t(i), int64_t(lin.size()), li.name);

@@ -116,18 +116,12 @@ GgmlErrorTable measureGgmlErrors(const std::string& modelDir, const ModelConfig&
     for (const LinearStats& l : stats.linears)
         byName[l.name] = &l;
     const Checkpoint ckpt = Checkpoint::open(modelDir);
-    if (model == CostModel::Auto)
-        model = stats.hasFisher() ? CostModel::Fisher : CostModel::Proxy;
-    MOEWB_CHECK(model != CostModel::Fisher || stats.hasFisher(), "cost model",
-                "the statistics have no Fisher diagonal: run moewb calibrate --fisher");
+    model = resolveCostModel(model, stats);
     const bool fisher = model == CostModel::Fisher;
     GgmlErrorTable table;
     table.types = types;
     table.costModel = model;
-    std::vector<LinearInfo> lin;
-    for (const LinearInfo& li : listLinears(cfg))
-        if (isQuantizableRole(li.role))
-            lin.push_back(li);
+    const std::vector<LinearInfo> lin = quantizableLinears(cfg);
     const int64_t steps = int64_t(lin.size()) + 2;
     for (size_t i = 0; i < lin.size(); ++i) {
         const LinearInfo& li = lin[i];

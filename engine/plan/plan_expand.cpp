@@ -12,6 +12,15 @@ bool isQuantizableRole(LinearRole role)
     return role != LinearRole::Router && role != LinearRole::SharedGate;
 }
 
+std::vector<LinearInfo> quantizableLinears(const ModelConfig& cfg)
+{
+    std::vector<LinearInfo> out;
+    for (const LinearInfo& li : listLinears(cfg))
+        if (isQuantizableRole(li.role))
+            out.push_back(li);
+    return out;
+}
+
 namespace {
 
 /// What a plan drops, as sets.

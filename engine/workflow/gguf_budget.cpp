@@ -145,10 +145,7 @@ GgufBudgetResult ggufBudgetPlan(const std::string& modelDir, const ModelConfig& 
 GgufBudgetItems ggufBudgetItems(const ModelConfig& cfg, const GgmlErrorTable& errors, const std::string& tokenEmbdType,
                                 const std::string& outputType, const GgufExportOptions& gopt)
 {
-    std::vector<LinearInfo> linears;
-    for (const LinearInfo& li : listLinears(cfg))
-        if (isQuantizableRole(li.role))
-            linears.push_back(li);
+    const std::vector<LinearInfo> linears = quantizableLinears(cfg);
     MOEWB_CHECK(errors.linears.size() == linears.size(), "budget", "the error table has ", errors.linears.size(),
                 " linears, the model ", linears.size());
     for (size_t i = 0; i < linears.size(); ++i)

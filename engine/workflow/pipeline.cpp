@@ -177,18 +177,6 @@ Calibration calibrateOnce(const PipelineOptions& opt, const std::string& statsPa
     return c;
 }
 
-int64_t modelParameters(const ModelConfig& cfg)
-{
-    int64_t params = 0;
-    for (const TensorSpec& s : expectedTensors(cfg)) {
-        int64_t n = 1;
-        for (int64_t d : s.shape)
-            n *= d;
-        params += n;
-    }
-    return params;
-}
-
 PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Evaluator& eval,
                         const ProgressFn& progress)
 {
@@ -197,7 +185,7 @@ PipelineRow baselineRow(const PipelineOptions& opt, const ModelConfig& cfg, Eval
     base.label = "baseline";
     base.modelPath = opt.modelDir;
     eval.runBaseline(opt.modelDir, base, progress);
-    base.modelBytes = 2 * modelParameters(cfg); // bf16 storage, the unit the plans' budgets are counted against
+    base.modelBytes = 2 * parameterCount(cfg); // bf16 storage, the unit the plans' budgets are counted against
     base.seconds = secondsSince(ts);
     return base;
 }
@@ -244,7 +232,7 @@ public:
             GgufExportResult g = quantizeToGguf(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath,
                                                 true, m_calib.windows.description, quantProgress);
             row.modelBytes = int64_t(g.fileBytes);
-            row.achievedBits = 8.0 * double(g.fileBytes) / double(modelParameters(m_cfg));
+            row.achievedBits = 8.0 * double(g.fileBytes) / double(parameterCount(m_cfg));
             rep = std::move(g.quant);
         } else {
             rep = quantizeToFakeDir(m_opt.modelDir, plan, m_calib.windows.sequences, qo, row.modelPath, true,

@@ -352,9 +352,8 @@ private slots:
                 e.error.push_back(base / double(1 << c));
             return e;
         };
-        for (const LinearInfo& li : listLinears(cfg))
-            if (isQuantizableRole(li.role))
-                table.linears.push_back(halving(li.name, li.expert < 0 ? 8.0 : 1.0));
+        for (const LinearInfo& li : quantizableLinears(cfg))
+            table.linears.push_back(halving(li.name, li.expert < 0 ? 8.0 : 1.0));
         table.tokenEmbd = halving("model.embed_tokens.weight", 0.5);
         table.output = halving("lm_head.weight", 4.0);
         AllocOptions opt;

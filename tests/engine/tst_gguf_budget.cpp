@@ -124,10 +124,7 @@ private slots:
     {
         const std::string dir = model().toStdString();
         const ModelConfig cfg = loadConfig(dir);
-        std::vector<LinearInfo> lin;
-        for (const LinearInfo& li : listLinears(cfg))
-            if (isQuantizableRole(li.role))
-                lin.push_back(li);
+        const std::vector<LinearInfo> lin = quantizableLinears(cfg);
         const LinearInfo* expert = nullptr; // layer 0, expert 2, 256-wide rows (K-quants)
         const LinearInfo* down = nullptr;   // layer 0, expert 2, the narrow down projection (fallbacks)
         const LinearInfo* attn = nullptr;   // layer 1 q_proj, no statistics: importance 1
@@ -224,10 +221,7 @@ private slots:
     {
         const std::string dir = model().toStdString();
         const ModelConfig cfg = loadConfig(dir);
-        std::vector<LinearInfo> lin;
-        for (const LinearInfo& li : listLinears(cfg))
-            if (isQuantizableRole(li.role))
-                lin.push_back(li);
+        const std::vector<LinearInfo> lin = quantizableLinears(cfg);
         CalibStats stats = handStats(cfg, lin);
         QVERIFY_THROWS_EXCEPTION(InputError,
                                  measureGgmlErrors(dir, cfg, stats, defaultGgufCandidateTypes(), {}, CostModel::Fisher));
@@ -414,10 +408,7 @@ private slots:
         cfg.numExperts = 256;
         cfg.topK = 8;
         cfg.firstKDenseReplace = 3;
-        std::vector<LinearInfo> lin;
-        for (const LinearInfo& li : listLinears(cfg))
-            if (isQuantizableRole(li.role))
-                lin.push_back(li);
+        const std::vector<LinearInfo> lin = quantizableLinears(cfg);
         QVERIFY(lin.size() > 40000);
         GgmlErrorTable t;
         t.types = defaultGgufCandidateTypes();

@@ -82,10 +82,7 @@ private slots:
         const Groups vllm{{0, 1, 2}, {3}, {4, 5}, {6}, {7, 8, 9}, {10}, {11, 12, 13, 14, 15, 16}, {17, 18}, {19}};
         QCOMPARE(sharedWidthGroups(m_es, PlanTarget::Vllm), vllm);
         // The LinearInfo overload (what the --target gguf budget reads) gives the same partition.
-        std::vector<LinearInfo> lin;
-        for (const LinearInfo& li : listLinears(m_cfg))
-            if (isQuantizableRole(li.role))
-                lin.push_back(li);
+        const std::vector<LinearInfo> lin = quantizableLinears(m_cfg);
         QCOMPARE(sharedWidthGroups(lin, PlanTarget::Vllm), vllm);
         QCOMPARE(sharedWidthGroups(lin, PlanTarget::Gguf), gguf);
         QCOMPARE(sharedGroupCount(m_es, PlanTarget::Vllm), size_t(5));

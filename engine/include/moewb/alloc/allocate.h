@@ -34,6 +34,11 @@ namespace moewb {
 enum class CostModel { Auto, Fisher, Proxy };
 const char* costModelName(CostModel m); ///< "fisher", "proxy" ("auto" for Auto)
 CostModel parseCostModel(const std::string& name); ///< InputError for anything but auto|fisher|proxy
+/// The cost model `requested` stands for with these statistics: Auto → Fisher when they carry a
+/// Fisher diagonal, else Proxy; Fisher and Proxy as they are (not checked).
+CostModel effectiveCostModel(CostModel requested, const CalibStats& stats);
+/// effectiveCostModel, and InputError when that is Fisher and the statistics have no Fisher diagonal.
+CostModel resolveCostModel(CostModel requested, const CalibStats& stats);
 
 struct AllocOptions {
     std::string strategy = "uniform"; ///< see allocStrategies()

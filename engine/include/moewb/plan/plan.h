@@ -82,6 +82,8 @@ void savePlan(const Plan& plan, const std::string& path);
 /// Linears a plan may quantize: everything listLinears() gives except routers and Qwen2-MoE's
 /// shared_expert_gate (tiny, numerically sensitive, never quantized — docs/algorithms.md §2).
 bool isQuantizableRole(LinearRole role);
+/// listLinears(cfg) without the roles isQuantizableRole excludes, in listLinears' order.
+std::vector<LinearInfo> quantizableLinears(const ModelConfig& cfg);
 
 /// Checks the plan against a model: override names must be quantizable linears of the model,
 /// dropped experts/layers/blocks must exist. InputError names `where` and the JSON path.
