@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <chrono>
 #include <functional>
 
 using namespace moewb;
@@ -50,21 +51,35 @@ int main(int argc, char** argv)
     const TokenLayout layout = layoutOf(seqs);
 
     const int reps = argc > 5 ? std::max(1, std::atoi(argv[5])) : 3;
-    double calib = 1e30, alone = 1e30;
+    double calib = 1e30, alone = 1e30, forward = 1e30, head = 1e30, layers = 1e30;
     CalibrateOptions::Timings fused{1e30, 1e30};
     for (int rep = 0; rep < reps; ++rep) {
     calib = std::min(calib, seconds([&] { (void)runCalibration(model, seqs, layout, opt); }));
+    double tForward = 0, tHead = 0;
+    const auto start = std::chrono::steady_clock::now();
+    auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
     alone = std::min(alone, seconds([&] {
         LayerInputRecorder rec(model.config().numLayers);
         StreamOptions so;
         so.dtype = computeDtype(model.config(), opt.dtype);
         model.run(seqs, so, LogitsSink(), &rec);
+        tForward = since();
+        // The first report past "lm_head" marks the end of the head's gradient.
+        const ProgressFn marks = [&](const Progress& p) {
+            if (tHead == 0 && p.message != "lm_head")
+                tHead = since();
+            return true;
+        };
         std::vector<LinearStats> linears;
         for (const LinearInfo& li : listLinears(model.config()))
             linears.push_back(LinearStats{li.name, li.layer, li.expert, linearRoleName(li.role), li.inFeatures,
                                           li.outFeatures});
-        (void)fisherBackward(model, rec, opt.seed, linears);
+        (void)fisherBackward(model, rec, opt.seed, linears, marks);
     }));
+    const double total = since();
+    forward = std::min(forward, tForward);
+    head = std::min(head, tHead - tForward);
+    layers = std::min(layers, total - tHead);
     CalibrateOptions::Timings t;
     CalibrateOptions withFisher = opt;
     withFisher.fisher = true;
@@ -78,6 +93,9 @@ int main(int argc, char** argv)
                 (long long)opt.seqLen, (long long)n, rt.threads);
     std::printf("calibration pass          %8.2f s\n", calib);
     std::printf("fisher alone              %8.2f s  = %.2fx calibration\n", alone, alone / calib);
+    std::printf("  of which: forward keeping layer inputs %.2f s (%.2fx), lm_head gradient %.2f s (%.2fx),\n"
+                "            layer recompute + backward %.2f s (%.2fx)\n",
+                forward, forward / calib, head, head / calib, layers, layers / calib);
     std::printf("calibrate --fisher: calibration %.2f s + fisher backward %.2f s  (backward = %.2fx calibration)\n",
                 fused.calibration, fused.fisher, fused.fisher / calib);
     return 0;

@@ -43,15 +43,38 @@ void LayerInputRecorder::block(int64_t layer, BlockPart part, const at::Tensor& 
 
 namespace {
 
-/// One draw per row of probs [T, V] by inverting the row's cumulative sum at a uniform number.
+/// One draw per row of probs [T, V] (fp32): the first index whose running sum exceeds u · (row sum),
+/// u uniform in [0, 1), sums in fp64 in index order. A direct scan of each row: the same draws as
+/// searching the row's fp64 cumulative sum, without materialising it ([T, V] doubles cost more than
+/// the head's matrix products on small models).
 at::Tensor sampleFromProbs(const at::Tensor& probs, int64_t seed, size_t sequence)
 {
     // One stream per (seed, sequence): splitmix-style mixing so neighbouring seeds do not overlap.
     const uint64_t s = uint64_t(seed) * 0x9E3779B97F4A7C15ull + uint64_t(sequence) * 0xBF58476D1CE4E5B9ull + 1;
     at::Generator gen = at::detail::createCPUGenerator(s);
-    const at::Tensor cdf = probs.to(at::kDouble).cumsum(-1);
-    const at::Tensor u = at::rand({probs.size(0), 1}, gen, at::kDouble) * cdf.narrow(-1, probs.size(-1) - 1, 1);
-    return at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(1).clamp_max(probs.size(-1) - 1);
+    const at::Tensor p = probs.to(at::kFloat).contiguous();
+    const int64_t rows = p.size(0), V = p.size(1);
+    const at::Tensor u = at::rand({rows}, gen, at::kDouble);
+    at::Tensor labels = at::empty({rows}, at::kLong);
+    const float* P = p.data_ptr<float>();
+    const double* U = u.data_ptr<double>();
+    int64_t* Y = labels.data_ptr<int64_t>();
+    for (int64_t t = 0; t < rows; ++t) {
+        const float* row = P + t * V;
+        double total = 0;
+        for (int64_t v = 0; v < V; ++v)
+            total += row[v];
+        const double target = U[t] * total;
+        double run = 0;
+        int64_t v = 0;
+        for (; v < V - 1; ++v) {
+            run += row[v];
+            if (run > target)
+                break;
+        }
+        Y[t] = v;
+    }
+    return labels;
 }
 
 } // namespace

@@ -184,6 +184,16 @@ private slots:
         const double mean = a.to(at::kDouble).mean().item<double>();
         QVERIFY2(std::abs(mean - 0.5) < 0.05, qPrintable(QString::number(mean))); // 7 sigma
         QVERIFY(!at::equal(a, sampleModelLabels(flat, 1, 4)));
+
+        // The row scan draws what inverting the fp64 cumulative sum at the same uniforms draws
+        // (generator seeded as in fisher.cpp: seed·0x9E37… + sequence·0xBF58… + 1).
+        const at::Tensor rnd = at::randn({300, 97}, at::detail::createCPUGenerator(11)) * 3;
+        const at::Tensor probs = at::softmax(rnd, -1);
+        const uint64_t s = uint64_t(5) * 0x9E3779B97F4A7C15ull + uint64_t(2) * 0xBF58476D1CE4E5B9ull + 1;
+        const at::Tensor cdf = probs.to(at::kDouble).cumsum(-1);
+        const at::Tensor u = at::rand({300, 1}, at::detail::createCPUGenerator(s), at::kDouble) * cdf.narrow(-1, 96, 1);
+        const at::Tensor want = at::searchsorted(cdf, u, false, true).squeeze(1).clamp_max(96);
+        QVERIFY(at::equal(sampleModelLabels(rnd, 5, 2), want));
     }
 
     // (c) One linear by hand. W rows [0, 1, 2, 4] and [-3, 0, 0, 3], one group, 2-bit asymmetric RTN:
