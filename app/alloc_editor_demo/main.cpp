@@ -52,7 +52,8 @@ moewb::AllocBackend fillBackend(const moewb::Document& doc)
     if (!doc.config() || !doc.stats())
         return {};
     return gui::engineAllocBackend(std::make_shared<const ModelConfig>(*doc.config()),
-                                   std::make_shared<const CalibStats>(*doc.stats()), doc.costTable());
+                                   std::make_shared<const CalibStats>(*doc.stats()), doc.costTable(),
+                                   doc.modelDir().toStdString());
 }
 
 /// Stats with a Fisher diagonal: the predicted-cost table, measured here and now (the GUI's job,

@@ -2,13 +2,14 @@
 #include "engineallocbackend.h"
 
 #include "moewb/core/error.h"
+#include "moewb/workflow/gguf_budget.h"
 
 #include <string>
 
 namespace moewb::gui {
 
 AllocBackend engineAllocBackend(std::shared_ptr<const ModelConfig> cfg, std::shared_ptr<const CalibStats> stats,
-                                std::shared_ptr<const ErrorTable> costTable)
+                                std::shared_ptr<const ErrorTable> costTable, const std::string& modelDir)
 {
     AllocBackend b;
     if (!cfg || !stats)
@@ -25,7 +26,9 @@ AllocBackend engineAllocBackend(std::shared_ptr<const ModelConfig> cfg, std::sha
                                            + std::to_string(costTable->groupSize) + ": choose that group size");
         return allocateBudget(*cfg, *costTable, o);
     };
-    b.toPlan = [](const AllocResult& r, const AllocOptions& o) { return planFromAllocation(r, o); };
+    b.toPlan = [modelDir](const AllocResult& r, const AllocOptions& o) {
+        return o.target == PlanTarget::Gguf ? ggufPlanFromAllocation(modelDir, r, o).plan : planFromAllocation(r, o);
+    };
     b.budgetBytes = [cfg](const AllocOptions& o) { return budgetBytesFor(*cfg, o); };
     b.hasErrorTable = costTable != nullptr;
     return b;

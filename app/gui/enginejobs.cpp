@@ -2,6 +2,7 @@
 #include "enginejobs.h"
 
 #include "moewb/workflow/calib_sequences.h"
+#include "moewb/workflow/gguf_budget.h"
 #include "moewb/workflow/quantize_export.h"
 
 #include "moewb/alloc/allocate.h"
@@ -155,6 +156,8 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
         opt.k = s.k;
         opt.topP = s.topP;
         opt.perLayer = s.perLayer;
+        if (!parsePlanTarget(toStd(s.target), opt.target))
+            throw InputError("strategy", "unknown runtime '" + toStd(s.target) + "' (gptq, vllm or gguf)");
         const CalibStats empty;
         const CalibStats& st = stats ? *stats : empty;
         const StrategyInfo* info = findStrategy(opt.strategy);
@@ -173,13 +176,25 @@ Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,
         } else {
             a = allocate(*cfg, st, opt);
         }
-        Plan plan = planFromAllocation(a, opt);
-        plan.provenance.modelPath = toStd(modelDir);
-        plan.provenance.statsPath = stats ? toStd(statsPath) : std::string();
-        plan.provenance.architecture = cfg->architecture;
-        plan.provenance.created = utcTimestamp();
-        report(progress, "allocate", 1, 1);
+        PlanProvenance source;
+        source.modelPath = toStd(modelDir);
+        source.statsPath = stats ? toStd(statsPath) : std::string();
+        source.architecture = cfg->architecture;
+        source.created = utcTimestamp();
         JobResult r;
+        Plan plan;
+        if (opt.target == PlanTarget::Gguf) { // as `moewb plan --target gguf --bits`
+            const GgufBudgetResult g = ggufPlanFromAllocation(toStd(modelDir), a, opt, source);
+            plan = g.plan;
+            r.details << QObject::tr("GGUF file: %1 MB").arg(fmt("%.2f", double(g.fileBytes) / 1e6));
+        } else {
+            plan = planFromAllocation(a, opt);
+            plan.provenance.modelPath = source.modelPath;
+            plan.provenance.statsPath = source.statsPath;
+            plan.provenance.architecture = source.architecture;
+            plan.provenance.created = source.created;
+        }
+        report(progress, "allocate", 1, 1);
         r.summary = QObject::tr("%1: %2 average bits, %3 MB (budget %4 MB)")
                         .arg(planLabel(plan, s.strategy), fmt("%.3f", a.size.averageBits),
                              fmt("%.2f", double(a.size.modelBytes) / 1e6), fmt("%.2f", double(a.budgetBytes) / 1e6));

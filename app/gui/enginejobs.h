@@ -51,8 +51,10 @@ struct StrategySettings {
     int64_t k = -1;
     double topP = -1.0;
     int64_t perLayer = -1;
+    QString target = QStringLiteral("gptq"); ///< the runtime: gptq | vllm | gguf (planTargetName)
 };
-/// value: Plan (provenance filled as `moewb plan` fills it). "budget" measures the error table
+/// value: Plan (provenance filled as `moewb plan` fills it; with target gguf the widths become ggml
+/// types as `moewb plan --target gguf --bits` writes them). "budget" measures the error table
 /// first (the long part) unless `costTable` (costTableJob's, for the same model and stats) was
 /// measured at the settings' group size. As `moewb plan`.
 Job strategyJob(std::shared_ptr<const ModelConfig> cfg, const QString& modelDir,

@@ -208,6 +208,7 @@ StrategyDialog::StrategyDialog(bool haveStats, QWidget* parent)
     , m_groupSize(new QComboBox(this))
     , m_asym(new QCheckBox(tr("asymmetric"), this))
     , m_method(new QComboBox(this))
+    , m_runtime(new QComboBox(this))
 {
     QFormLayout* form = makeForm(this, tr("Strategy"),
                                  tr("Proposes a plan: bits per linear under an average-bits budget (as "
@@ -238,6 +239,12 @@ StrategyDialog::StrategyDialog(bool haveStats, QWidget* parent)
     form->addRow(tr("Group size:"), m_groupSize);
     form->addRow(QString(), m_asym);
     form->addRow(tr("Method:"), m_method);
+    for (PlanTarget t : planTargets())
+        m_runtime->addItem(QString::fromUtf8(planTargetRuntime(t)), QString::fromUtf8(planTargetName(t)));
+    m_runtime->setToolTip(tr("The runtime the plan is for: vLLM keeps all experts of a layer at one width, "
+                             "llama.cpp one ggml type per stacked expert tensor (as moewb plan --target)"));
+    m_runtime->setCurrentIndex(std::max(0, m_runtime->findData(remembered("strategy/target", QStringLiteral("gptq")))));
+    form->addRow(tr("Made for:"), m_runtime);
 }
 
 StrategySettings StrategyDialog::settings() const
@@ -248,6 +255,7 @@ StrategySettings StrategyDialog::settings() const
     s.groupSize = m_groupSize->currentData().toInt();
     s.sym = !m_asym->isChecked();
     s.method = m_method->currentText();
+    s.target = m_runtime->currentData().toString();
     return s;
 }
 
@@ -255,6 +263,7 @@ void StrategyDialog::accept()
 {
     remember("strategy/name", m_strategy->currentData());
     remember("strategy/bits", m_bits->value());
+    remember("strategy/target", m_runtime->currentData());
     QDialog::accept();
 }
 

@@ -66,6 +66,7 @@ private:
     QComboBox* m_groupSize;
     QCheckBox* m_asym;
     QComboBox* m_method;
+    QComboBox* m_runtime; ///< data: gptq | vllm | gguf
 };
 
 class QuantizeDialog : public QDialog {

@@ -627,7 +627,8 @@ void MainWindow::updateAllocBackend()
     const bool open = m_document->config() && m_document->stats();
     m_editor->setBackend(gui::engineAllocBackend(
         open ? std::make_shared<const ModelConfig>(*m_document->config()) : nullptr,
-        open ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr, m_document->costTable()));
+        open ? std::make_shared<const CalibStats>(*m_document->stats()) : nullptr, m_document->costTable(),
+        m_document->modelDir().toStdString()));
 }
 
 void MainWindow::applyPendingPlan()

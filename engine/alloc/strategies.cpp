@@ -444,6 +444,8 @@ AllocResult allocate(const ModelConfig& cfg, const CalibStats& stats, const Allo
     MOEWB_CHECK(s, "strategy", "unknown strategy '", opt.strategy, "'");
     MOEWB_CHECK(s->run, "strategy", "'", s->name, "' needs measured quantization errors");
     MOEWB_CHECK(isValidGroupSize(opt.groupSize), "allocation", groupSizeProblem(opt.groupSize));
+    MOEWB_CHECK(!s->fixedMix || opt.target != PlanTarget::Vllm, "strategy", "'", s->name,
+                "' is a llama.cpp mix of ggml types: make it for llama.cpp (GGUF) or GPTQ, not vLLM");
     AllocResult r = s->run(cfg, stats, opt);
     if (!s->fixedMix)
         fitToTarget(r, cfg, opt);

@@ -27,6 +27,8 @@
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
+#include "moewb/plan/target_groups.h"
+#include "moewb/workflow/gguf_budget.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/stats/stats_h5.h"
 
@@ -296,6 +298,39 @@ void TestGuiWorkflow::scriptedWorkflow()
     for (size_t i = 0; i < direct.entries.size(); ++i)
         QCOMPARE(plan->entries()[i].bits, direct.entries[i].bits);
     QCOMPARE(plan->size().modelBytes, direct.size.modelBytes);
+
+    // the same strategy made for vLLM and for llama.cpp (#24): as `moewb plan --target vllm|gguf`
+    ss.target = QStringLiteral("vllm");
+    QVERIFY(window.startStrategy(ss) > 0);
+    QVERIFY(window.jobRunner()->waitForIdle(60000));
+    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    AllocOptions av = ao;
+    av.target = PlanTarget::Vllm;
+    const AllocResult directVllm = allocate(cfg, a, av);
+    QCOMPARE(plan->plan().target, PlanTarget::Vllm);
+    QVERIFY(checkTarget(plan->entries(), PlanTarget::Vllm).empty());
+    for (size_t i = 0; i < directVllm.entries.size(); ++i)
+        QCOMPARE(plan->entries()[i].bits, directVllm.entries[i].bits);
+    ss.target = QStringLiteral("gguf");
+    QVERIFY(window.startStrategy(ss) > 0);
+    QVERIFY(window.jobRunner()->waitForIdle(60000));
+    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    AllocOptions ag = ao;
+    ag.target = PlanTarget::Gguf;
+    const Plan ggufPlan = ggufPlanFromAllocation(kModel.toStdString(), allocate(cfg, a, ag), ag).plan;
+    QCOMPARE(plan->plan().target, PlanTarget::Gguf);
+    QCOMPARE(plan->plan().ggufTokenEmbd, ggufPlan.ggufTokenEmbd);
+    QCOMPARE(plan->plan().ggufOutput, ggufPlan.ggufOutput);
+    const std::vector<PlanEntry> ggufEntries = expandPlan(ggufPlan, cfg);
+    QCOMPARE(plan->entries().size(), ggufEntries.size());
+    for (size_t i = 0; i < ggufEntries.size(); ++i)
+        QCOMPARE(plan->entries()[i].ggmlType, ggufEntries[i].ggmlType);
+    ss.target = QStringLiteral("gptq"); // back to per-linear widths: the first plan again
+    QVERIFY(window.startStrategy(ss) > 0);
+    QVERIFY(window.jobRunner()->waitForIdle(60000));
+    QCOMPARE(plan->plan().target, PlanTarget::Gptq);
+    for (size_t i = 0; i < direct.entries.size(); ++i)
+        QCOMPARE(plan->entries()[i].bits, direct.entries[i].bits);
 
     // edit: one bulk change (every attention linear of layer 0 to 8 bits), one undo step
     std::vector<int> attention0;

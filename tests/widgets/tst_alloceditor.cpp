@@ -19,6 +19,7 @@
 #include "views/routingheatmapview.h"
 
 #include "moewb/alloc/allocate.h"
+#include "moewb/plan/target_groups.h"
 #include "moewb/core/error.h"
 
 #include <QApplication>
@@ -134,6 +135,7 @@ private slots:
     void editorOpenSaveMessages();
     void pruningEditsAndGauge();
     void targetMarks();
+    void strategyPanelRuntime();
 
 private:
     AllocBackend engineBackend(std::shared_ptr<const ModelConfig> cfg, std::shared_ptr<const CalibStats> stats);
@@ -934,6 +936,55 @@ void TestAllocEditor::targetMarks()
     plan.undoStack()->undo();
     QVERIFY(gauge.targetText().isEmpty());
     QVERIFY(!marked(e10) && !marked(e13));
+}
+
+// #24: the panel's "Made for" box: a vLLM solve keeps every group vLLM stores at one width at one
+// width (frequency raises single experts, so the same solve for GPTQ mixes widths inside a layer),
+// the plan records the runtime, and the box follows the open plan (a loaded plan, an undo).
+void TestAllocEditor::strategyPanelRuntime()
+{
+    auto stats = std::make_shared<const CalibStats>(test::fixtureStats());
+    PlanEditModel plan;
+    plan.setModelConfig(m_cfg);
+    StrategyPanel panel(&plan, engineBackend(m_cfg, stats));
+    panel.setLive(false);
+    panel.setStrategy(QStringLiteral("frequency"));
+    panel.setTargetBits(2.5);
+    QCOMPARE(panel.planTarget(), PlanTarget::Gptq);
+    QSignalSpy solved(&panel, &StrategyPanel::solved);
+    panel.solve();
+    QVERIFY(solved.wait(10000));
+    QCOMPARE(plan.plan().target, PlanTarget::Gptq);
+    QVERIFY(!checkTarget(plan.entries(), PlanTarget::Vllm).empty()); // per-linear widths mix inside a layer
+
+    panel.setPlanTarget(PlanTarget::Vllm);
+    const AllocOptions opt = panel.options();
+    QCOMPARE(opt.target, PlanTarget::Vllm);
+    panel.solve();
+    QVERIFY(solved.wait(10000));
+    QCOMPARE(plan.plan().target, PlanTarget::Vllm);
+    QVERIFY(checkTarget(plan.entries(), PlanTarget::Vllm).empty());
+    QVERIFY(plan.plan() == planFromAllocation(allocate(*m_cfg, *stats, opt), opt));
+
+    plan.undoStack()->undo(); // back to the GPTQ plan: the box follows, nothing is solved
+    QCOMPARE(panel.planTarget(), PlanTarget::Gptq);
+    QVERIFY(!panel.isSolving());
+    Plan gguf = plan.plan();
+    gguf.target = PlanTarget::Gguf;
+    plan.setPlan(gguf, QStringLiteral("open"));
+    QCOMPARE(panel.planTarget(), PlanTarget::Gguf);
+    QCOMPARE(panel.options().target, PlanTarget::Gguf);
+
+    // A llama.cpp mix cannot be made for vLLM: one line, the plan stays.
+    panel.setPlanTarget(PlanTarget::Vllm);
+    panel.setStrategy(QStringLiteral("gguf-q4_k_m"));
+    QCOMPARE(panel.options().strategy, std::string("gguf-q4_k_m"));
+    const Plan kept = plan.plan();
+    QSignalSpy failed(&panel, &StrategyPanel::failed);
+    panel.solve();
+    QVERIFY(failed.wait(10000));
+    QVERIFY2(panel.message().contains(QStringLiteral("llama.cpp mix")), qPrintable(panel.message()));
+    QVERIFY(plan.plan() == kept);
 }
 
 QTEST_MAIN(TestAllocEditor)

@@ -38,6 +38,7 @@ StrategyPanel::StrategyPanel(PlanEditModel* plan, AllocBackend backend, QWidget*
     , m_groupSize(new QComboBox(this))
     , m_sym(new QCheckBox(tr("symmetric"), this))
     , m_method(new QComboBox(this))
+    , m_runtime(new QComboBox(this))
     , m_slider(new QSlider(Qt::Horizontal, this))
     , m_bitsBox(new QDoubleSpinBox(this))
     , m_live(new QCheckBox(tr("Live"), this))
@@ -67,6 +68,15 @@ StrategyPanel::StrategyPanel(PlanEditModel* plan, AllocBackend backend, QWidget*
     m_sym->setChecked(true);
     m_method->addItem(QStringLiteral("gptq"));
     m_method->addItem(QStringLiteral("rtn"));
+    for (PlanTarget t : planTargets())
+        m_runtime->addItem(QString::fromUtf8(planTargetRuntime(t)), QString::fromUtf8(planTargetName(t)));
+    m_runtime->setItemData(0, tr("Per-linear widths (GPTQ checkpoints: every linear its own width)"), Qt::ToolTipRole);
+    m_runtime->setItemData(1, tr("vLLM's fused MoE stores all experts of a layer at one width, and q/k/v and an "
+                                 "MLP's gate/up share one: the solve keeps each such group at one width"),
+                           Qt::ToolTipRole);
+    m_runtime->setItemData(2, tr("llama.cpp stores all experts of a layer and projection in one tensor of one ggml "
+                                 "type: the solve keeps each such tensor at one width"),
+                           Qt::ToolTipRole);
     m_slider->setRange(200, 800);
     m_slider->setSingleStep(5);
     m_slider->setPageStep(25);
@@ -96,6 +106,7 @@ StrategyPanel::StrategyPanel(PlanEditModel* plan, AllocBackend backend, QWidget*
     form->addRow(tr("Group size"), m_groupSize);
     form->addRow(QString(), m_sym);
     form->addRow(tr("Method"), m_method);
+    form->addRow(tr("Made for"), m_runtime);
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(m_live);
     buttons->addStretch(1);
@@ -131,6 +142,7 @@ StrategyPanel::StrategyPanel(PlanEditModel* plan, AllocBackend backend, QWidget*
     connect(m_groupSize, qOverload<int>(&QComboBox::currentIndexChanged), this, paramChanged);
     connect(m_sym, &QCheckBox::toggled, this, paramChanged);
     connect(m_method, qOverload<int>(&QComboBox::currentIndexChanged), this, paramChanged);
+    connect(m_runtime, qOverload<int>(&QComboBox::currentIndexChanged), this, paramChanged);
     connect(m_solveButton, &QPushButton::clicked, this, [this] {
         newGesture();
         solve();
@@ -140,6 +152,11 @@ StrategyPanel::StrategyPanel(PlanEditModel* plan, AllocBackend backend, QWidget*
     connect(m_plan, &PlanEditModel::modelConfigChanged, this, [this] {
         newGesture();
         emitTarget();
+    });
+    // The box shows what the open plan is made for (a loaded plan, an undo); no solve follows.
+    connect(m_plan, &PlanEditModel::planChanged, this, [this] {
+        const QSignalBlocker block(m_runtime);
+        setPlanTarget(m_plan->plan().target);
     });
     setBackend(std::move(backend));
 }
@@ -191,7 +208,20 @@ AllocOptions StrategyPanel::options() const
     o.k = m_k->value();
     o.topP = m_topP->value() < 0 ? -1.0 : m_topP->value();
     o.perLayer = m_perLayer->value();
+    o.target = planTarget();
     return o;
+}
+
+void StrategyPanel::setPlanTarget(PlanTarget target)
+{
+    m_runtime->setCurrentIndex(std::max(0, m_runtime->findData(QString::fromUtf8(planTargetName(target)))));
+}
+
+PlanTarget StrategyPanel::planTarget() const
+{
+    PlanTarget t = PlanTarget::Gptq;
+    parsePlanTarget(m_runtime->currentData().toString().toStdString(), t);
+    return t;
 }
 
 void StrategyPanel::setStrategy(const QString& name)

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Strategy picker of the allocation editor (#12): the strategies of the injected AllocBackend with
-// their parameters (k, top_p, per-layer, seed, group size, sym, method) and a target-bits slider.
+// their parameters (k, top_p, per-layer, seed, group size, sym, method), a target-bits slider and
+// the runtime the plan is made for (#24: GPTQ per-linear widths, vLLM's one width per fused MoE,
+// GGUF's one type per stacked expert tensor; moewb/plan/target_groups.h). The runtime box follows
+// the open plan's target.
 // With "live" on, every change re-solves after a short debounce on a worker thread (the newest
 // request wins; one solve at a time) and replaces the plan's quantization settings (defaults, rules,
 // overrides; the trimming choices stay). One slider drag is one undo step (setPlanMerged).
@@ -38,6 +41,9 @@ public:
     AllocOptions options() const; ///< what the widgets say now
     void setStrategy(const QString& name);
     void setTargetBits(double bits);
+    /// The runtime the next solve is for (also follows the open plan's target on every plan change).
+    void setPlanTarget(PlanTarget target);
+    PlanTarget planTarget() const;
     double targetBits() const;
     void setLive(bool live);
     bool isSolving() const;
@@ -78,6 +84,7 @@ private:
     QComboBox* m_groupSize;
     QCheckBox* m_sym;
     QComboBox* m_method;
+    QComboBox* m_runtime; ///< data: planTargetName()
     QSlider* m_slider;
     QDoubleSpinBox* m_bitsBox;
     QCheckBox* m_live;
