@@ -31,7 +31,7 @@ void addCalibOptions(QCommandLineParser& p, int64_t defaultSamples, int64_t defa
                      .arg(kDefaultMinExpertTokens),
                  QStringLiteral("N"), QString::number(kDefaultMinExpertTokens)});
     p.addOption({QStringLiteral("balance-experts"),
-                 QStringLiteral("What else feeds routed experts' Hessians: off, next-choices or all-tokens "
+                 QStringLiteral("What else feeds routed experts' Hessians: off, next-choices, all-tokens or sampled "
                                 "(default %1; docs/calibration-coverage.md).")
                      .arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))),
                  QStringLiteral("MODE"), QLatin1String(expertBalanceName(kDefaultExpertBalance))});
@@ -74,7 +74,7 @@ std::optional<CalibCliOptions> readCalibOptions(const QCommandLineParser& p, con
     try {
         o.balanceExperts = parseExpertBalance(balance, "--balance-experts");
     } catch (const InputError&) {
-        return usage("--balance-experts must be off, next-choices or all-tokens, got '" + balance + "'");
+        return usage("--balance-experts must be off, next-choices, all-tokens or sampled, got '" + balance + "'");
     }
     return o;
 }

@@ -157,7 +157,7 @@ void addPipelineOptions(QCommandLineParser& p)
     p.addOption({QStringLiteral("act-bits"), QStringLiteral("Per-token activation fake-quantization bits for every evaluation (default 16 = off)."), QStringLiteral("B")});
     p.addOption({QStringLiteral("ctx"), QStringLiteral("Perplexity window (default the model's, at most 2048)."), QStringLiteral("N")});
     p.addOption({QStringLiteral("dtype"), QStringLiteral("Compute dtype: auto, bf16 or f32."), QStringLiteral("T"), QStringLiteral("auto")});
-    p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens; repeatable or comma-separated, one row per mode, each compared with off (default %1).").arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))), QStringLiteral("MODE")});
+    p.addOption({QStringLiteral("balance-experts"), QStringLiteral("Expert balancing of the quantize runs: off, next-choices, all-tokens, sampled; repeatable or comma-separated, one row per mode, each compared with off (default %1).").arg(QLatin1String(expertBalanceName(kDefaultExpertBalance))), QStringLiteral("MODE")});
     p.addOption({QStringLiteral("target"), QStringLiteral("The runtime the plans are for (docs/allocation.md, Targets): gptq (default; "
                                                           "per-linear widths), vllm (one width per fused MoE / qkv / gate_up "
                                                           "module) or gguf (one ggml type per stacked expert tensor; every row "
@@ -236,7 +236,7 @@ int readSettings(const QCommandLineParser& p, PipelineOptions& opt)
             try {
                 opt.balanceExperts.push_back(parseExpertBalance(m, "--balance-experts"));
             } catch (const InputError&) {
-                return usage(p, "--balance-experts takes off, next-choices or all-tokens");
+                return usage(p, "--balance-experts takes off, next-choices, all-tokens or sampled");
             }
         }
     }

@@ -328,6 +328,10 @@ QuantizeDialog::QuantizeDialog(const QString& modelDir, const QString& defaultOu
     m_balance->setItemData(2, tr("Every expert learns from every token, weighted by how likely the router was to "
                                  "choose it."),
                            Qt::ToolTipRole);
+    m_balance->addItem(tr("Sampled tokens"), QStringLiteral("sampled"));
+    m_balance->setItemData(3, tr("As all tokens, estimated from a sample of them: much faster with many experts "
+                                 "(e.g. 64 experts, top-8)."),
+                           Qt::ToolTipRole);
     const int balance = m_balance->findData(remembered("quantize/balanceExperts", QString::fromLatin1(expertBalanceName(kDefaultExpertBalance))).toString());
     m_balance->setCurrentIndex(std::max(balance, 0));
     m_balanceHelp->setWordWrap(true);

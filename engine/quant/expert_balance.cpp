@@ -18,6 +18,8 @@ const char* expertBalanceName(ExpertBalance b)
         return "next-choices";
     case ExpertBalance::AllTokens:
         return "all-tokens";
+    case ExpertBalance::Sampled:
+        return "sampled";
     default:
         return "off";
     }
@@ -25,10 +27,11 @@ const char* expertBalanceName(ExpertBalance b)
 
 ExpertBalance parseExpertBalance(const std::string& name, const std::string& where)
 {
-    for (ExpertBalance b : {ExpertBalance::Off, ExpertBalance::NextChoices, ExpertBalance::AllTokens})
+    for (ExpertBalance b :
+         {ExpertBalance::Off, ExpertBalance::NextChoices, ExpertBalance::AllTokens, ExpertBalance::Sampled})
         if (name == expertBalanceName(b))
             return b;
-    throw InputError(where, "unknown expert balancing '" + name + "' (off, next-choices, all-tokens)");
+    throw InputError(where, "unknown expert balancing '" + name + "' (off, next-choices, all-tokens, sampled)");
 }
 
 int64_t balanceRanks(int64_t topK, int64_t numExperts)
@@ -44,15 +47,67 @@ at::Tensor asLinearInput(const LayerWeights& w, const at::Tensor& x)
     return w.activationBits < 16 ? fakeQuantActivations(x, w.activationBits) : x;
 }
 
+uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/// One 64-bit hash per row of the router logits [N, E], rounded to bf16: a token's identity that
+/// does not depend on which batch or rank it was in (the same token's logits may differ in their
+/// last fp32 bits between batch shapes, which bf16 rounding absorbs but for rare ties).
+std::vector<uint64_t> rowHashes(const at::Tensor& logits)
+{
+    const at::Tensor c = logits.to(at::kBFloat16).contiguous();
+    const int64_t n = c.size(0), bytes = c.size(1) * int64_t(c.element_size());
+    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+    std::vector<uint64_t> out(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) {
+        uint64_t h = 0xCBF29CE484222325ull; // FNV-1a over the row's bytes, then mixed
+        for (int64_t b = 0; b < bytes; ++b)
+            h = (h ^ p[t * bytes + b]) * 0x100000001B3ull;
+        out[size_t(t)] = mix64(h);
+    }
+    return out;
+}
+
+/// Sampled: the rows of `probs` ([N] for one expert) taken and their weights (Horvitz-Thompson:
+/// p ≥ tau always, weight p; below, with probability p / tau, weight tau).
+std::pair<at::Tensor, at::Tensor> sampleRows(const at::Tensor& probs, const std::vector<uint64_t>& rows,
+                                             int64_t expert, double tau)
+{
+    const at::Tensor p = probs.to(at::kDouble).contiguous();
+    const double* pp = p.data_ptr<double>();
+    std::vector<int64_t> keep;
+    std::vector<double> weight;
+    for (int64_t t = 0; t < p.size(0); ++t) {
+        const double pt = pp[t];
+        if (pt >= tau) {
+            keep.push_back(t);
+            weight.push_back(pt);
+            continue;
+        }
+        const double u = double(mix64(rows[size_t(t)] + uint64_t(expert + 1) * 0x9E3779B97F4A7C15ull) >> 11)
+            * 0x1.0p-53; // uniform in [0, 1)
+        if (u * tau < pt) {
+            keep.push_back(t);
+            weight.push_back(tau);
+        }
+    }
+    return {at::tensor(keep, at::kLong), at::tensor(weight, at::kDouble)};
+}
+
 } // namespace
 
 ExpertBalancer::ExpertBalancer(const ModelConfig& cfg, int64_t layer, InputCollector& col, ExpertBalance mode,
-                               int64_t minTokens)
+                               int64_t minTokens, double sampleThreshold)
     : m_cfg(cfg)
     , m_layer(layer)
     , m_col(col)
     , m_mode(mode)
     , m_minTokens(minTokens)
+    , m_tau(sampleThreshold > 0 ? sampleThreshold : 1.0 / (2.0 * double(std::max<int64_t>(1, cfg.topK))))
 {
     if (!cfg.isMoeLayer(layer))
         return;
@@ -71,8 +126,8 @@ ExpertBalancer::ExpertBalancer(const ModelConfig& cfg, int64_t layer, InputColle
 
 void ExpertBalancer::linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x)
 {
-    // all-tokens: the routed rows come again, weighted, with every other token (routing()).
-    if (m_mode == ExpertBalance::AllTokens && expert >= 0)
+    // all-tokens, sampled: the routed rows come again, weighted, with the other tokens (routing()).
+    if ((m_mode == ExpertBalance::AllTokens || m_mode == ExpertBalance::Sampled) && expert >= 0)
         return m_col.checkCancel();
     m_col.linearInput(layer, expert, name, x);
 }
@@ -99,6 +154,16 @@ void ExpertBalancer::routing(int64_t layer, const at::Tensor& logits, const at::
         for (const Expert& e : m_experts) {
             m_col.checkCancel();
             addRows(e, m_h, probs.select(1, e.index).contiguous());
+        }
+        return;
+    }
+    if (m_mode == ExpertBalance::Sampled) {
+        const std::vector<uint64_t> rows = rowHashes(logits);
+        for (const Expert& e : m_experts) {
+            m_col.checkCancel();
+            const auto [keep, weight] = sampleRows(probs.select(1, e.index), rows, e.index, m_tau);
+            if (keep.numel() > 0)
+                addRows(e, m_h.index_select(0, keep), weight);
         }
         return;
     }

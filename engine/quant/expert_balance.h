@@ -20,8 +20,9 @@ class ExpertBalancer : public ForwardObserver {
 public:
     /// Balances the routed experts of MoE layer `layer` whose gate or down input `col` collects;
     /// every other linear input goes to `col` unchanged. Inactive (active() false) when there is none.
+    /// sampleThreshold: Sampled's τ (≤ 0: 1 / (2k), what quantizeModel uses).
     ExpertBalancer(const ModelConfig& cfg, int64_t layer, InputCollector& col, ExpertBalance mode,
-                   int64_t minTokens);
+                   int64_t minTokens, double sampleThreshold = 0.0);
     bool active() const { return !m_experts.empty(); }
 
     bool wantsLinearInputs() const override { return m_col.wantsLinearInputs(); }
@@ -53,6 +54,7 @@ private:
     InputCollector& m_col;
     ExpertBalance m_mode;
     int64_t m_minTokens;
+    double m_tau; ///< Sampled: probability at and above which a token is always taken
     int64_t m_ranks = 0; ///< next-choices: balanceRanks(k, E)
     std::vector<Expert> m_experts;
     const LayerWeights* m_w = nullptr;

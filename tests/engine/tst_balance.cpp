@@ -25,6 +25,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <optional>
 #include <cstring>
 
 using namespace moewb;
@@ -79,7 +80,7 @@ struct Collected {
 /// Runs the model layer by layer in float32 on `ids` in two batches, collecting every routed
 /// expert's gate and down inputs through an ExpertBalancer.
 Collected collect(const QString& dir, const std::vector<std::vector<int32_t>>& ids, ExpertBalance mode,
-                  int64_t minTokens)
+                  int64_t minTokens, double sampleThreshold = 0.0)
 {
     at::NoGradGuard ng;
     const ModelConfig cfg = loadConfig(dir.toStdString());
@@ -104,7 +105,7 @@ Collected collect(const QString& dir, const std::vector<std::vector<int32_t>>& i
             const std::string down = cfg.expertLinear(l, e, "down");
             col.want(down, w.get(down + ".weight").size(1));
         }
-        ExpertBalancer bal(cfg, l, col, mode, minTokens);
+        ExpertBalancer bal(cfg, l, col, mode, minTokens, sampleThreshold);
         for (at::Tensor& h : hidden) {
             const at::Tensor plain = decoderLayer(cfg, w, h, rope, nullptr);
             h = decoderLayer(cfg, w, h, rope, &bal);
@@ -130,17 +131,20 @@ class TstBalance : public QObject {
     QTemporaryDir m_tmp;
 
     /// Every expert's two Hessians, rows, weight and routed count against the NumPy reference.
-    void compareWithReference(const QString& model, ExpertBalance mode, int64_t minTokens)
+    /// refMode: the reference's weighting (default `mode`); sampleThreshold: Sampled's τ.
+    void compareWithReference(const QString& model, ExpertBalance mode, int64_t minTokens,
+                              std::optional<ExpertBalance> refMode = {}, double sampleThreshold = 0.0)
     {
         const auto ids = randomIds(4, 24, 290, 11);
         const QString idsPath = m_tmp.path() + "/ids.json";
         writeAll(idsPath, idsJson(ids).toUtf8());
-        const QString prefix = m_tmp.path() + "/ref-" + expertBalanceName(mode);
+        const ExpertBalance ref = refMode.value_or(mode);
+        const QString prefix = m_tmp.path() + "/ref-" + expertBalanceName(ref);
         runPython({sourcePath("tests/reference/reference_balance.py"), model, idsPath, prefix, "--mode",
-                   expertBalanceName(mode), "--min-tokens", QString::number(minTokens)});
+                   expertBalanceName(ref), "--min-tokens", QString::number(minTokens)});
         const QJsonObject index = QJsonDocument::fromJson(readAll(prefix + ".json")).object();
         const QByteArray bin = readAll(prefix + ".bin");
-        const Collected got = collect(model, ids, mode, minTokens);
+        const Collected got = collect(model, ids, mode, minTokens, sampleThreshold);
         QCOMPARE(got.maxOutputDiff, 0.0); // the balancer only observes: the forward is unchanged
         const ModelConfig cfg = loadConfig(model.toStdString());
         const QJsonArray experts = index["experts"].toArray();
@@ -198,6 +202,62 @@ private slots:
         if (!QFileInfo::exists(model + "/config.json"))
             generate(m_tmp.path(), "m16", {"--experts", "16", "--top-k", "4"});
         compareWithReference(model, ExpertBalance(mode), 20);
+    }
+
+    /// Sampled with τ below every probability takes every token with weight p: all-tokens exactly.
+    void sampledWithTinyThresholdIsAllTokens()
+    {
+        const QString model = m_tmp.path() + "/m16";
+        if (!QFileInfo::exists(model + "/config.json"))
+            generate(m_tmp.path(), "m16", {"--experts", "16", "--top-k", "4"});
+        compareWithReference(model, ExpertBalance::Sampled, 20, ExpertBalance::AllTokens, 1e-300);
+    }
+
+    /// Sampled at its τ = 1 / (2k) = 1/8 (16 experts, top-4) against all-tokens on 2,048 tokens: per
+    /// expert, Σ w estimates Σ p without bias — the Horvitz-Thompson variance Σ_{p<τ} p (τ − p) is at
+    /// most τ Σ p, so |Σ w − Σ p| ≤ 5 √(τ Σ p) (5 sigma) —, at most Σ min(1, p / τ) ≤ 8N rows are
+    /// expected over the 16 experts (all-tokens: 16N), and the draw follows the tokens, not their
+    /// batch: the same sequences in another order (other batches) give the same rows and Hessians
+    /// but for rare rows (33 of 27,160 here; ≤ 1 in 200 asserted) whose logits round differently.
+    void sampledEstimatesAllTokens()
+    {
+        const QString model = m_tmp.path() + "/m16";
+        if (!QFileInfo::exists(model + "/config.json"))
+            generate(m_tmp.path(), "m16", {"--experts", "16", "--top-k", "4"});
+        const auto ids = randomIds(32, 64, 290, 21);
+        const Collected all = collect(model, ids, ExpertBalance::AllTokens, 0);
+        const Collected sampled = collect(model, ids, ExpertBalance::Sampled, 0);
+        const double tau = 1.0 / 8;
+        int64_t rowsAll = 0, rowsSampled = 0;
+        for (const auto& [key, c] : all.coverage) {
+            const ExpertCoverage& s = sampled.coverage.at(key);
+            QCOMPARE(s.routed, c.routed);
+            QCOMPARE(c.tokens, int64_t(32 * 64));
+            QVERIFY(s.tokens <= c.tokens);
+            QVERIFY2(std::abs(s.weight - c.weight) <= 5 * std::sqrt(tau * c.weight),
+                     qPrintable(QString("layer %1 expert %2: sampled weight %3, all-tokens %4")
+                                    .arg(key.first).arg(key.second).arg(s.weight).arg(c.weight)));
+            rowsAll += c.tokens;
+            rowsSampled += s.tokens;
+        }
+        qInfo("sampled rows %lld of %lld (%.2f)", (long long)rowsSampled, (long long)rowsAll,
+              double(rowsSampled) / double(rowsAll));
+        QVERIFY(rowsSampled <= rowsAll / 2);
+        // The same sequences in another order: other batches, other GEMM row positions, so a token's
+        // logits may differ in their last bits; bf16 rounding absorbs that but for rare ties.
+        std::vector<std::vector<int32_t>> reversed(ids.rbegin(), ids.rend());
+        const Collected again = collect(model, reversed, ExpertBalance::Sampled, 0);
+        int64_t moved = 0;
+        double weight = 0, weightMoved = 0;
+        for (const auto& [key, s] : sampled.coverage) {
+            moved += std::abs(again.coverage.at(key).tokens - s.tokens);
+            weight += s.weight;
+            weightMoved += std::abs(again.coverage.at(key).weight - s.weight);
+        }
+        qInfo("after reordering: %lld of %lld rows, %.3g of %.3g weight differ", (long long)moved,
+              (long long)rowsSampled, weightMoved, weight);
+        QVERIFY(moved <= rowsSampled / 200);
+        QVERIFY(weightMoved <= weight / 200);
     }
 
     void everyExpertGptqWithBalancing()
@@ -308,6 +368,8 @@ private slots:
     void parsesModes()
     {
         QCOMPARE(parseExpertBalance("next-choices", "x"), ExpertBalance::NextChoices);
+        QCOMPARE(parseExpertBalance("sampled", "x"), ExpertBalance::Sampled);
+        QCOMPARE(std::string(expertBalanceName(ExpertBalance::Sampled)), std::string("sampled"));
         QVERIFY_THROWS_EXCEPTION(InputError, parseExpertBalance("all", "--balance-experts"));
         QCOMPARE(balanceRanks(8, 128), int64_t(8));
         QCOMPARE(balanceRanks(2, 3), int64_t(1));

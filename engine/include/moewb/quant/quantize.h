@@ -47,12 +47,19 @@ constexpr int64_t kDefaultMinExpertTokens = 32;
 ///                has minExpertTokens, at most kBalanceRanks(k, E) ranks past the top-k;
 ///   AllTokens    every calibration token, weighted by the expert's router probability (softmax over
 ///                all experts): H = (2 / Σ p) Σ p x xᵀ (the routed tokens are not counted twice).
-enum class ExpertBalance { Off, NextChoices, AllTokens };
+///   Sampled      AllTokens' Hessian estimated from a sample of the tokens (fine-grained MoEs: all
+///                tokens through all E experts is E / k times the routed work): a token whose
+///                probability p for the expert is at least τ = 1 / (2k) is taken with weight p, one
+///                below it with probability p / τ and weight τ (unbiased for Σ p x xᵀ). The draw is a
+///                hash of the token's router logits (rounded to bf16) and the expert: reproducible, and
+///                the same whatever the batching but for rare tokens whose logits round differently
+///                (about 1 in 1,000). About Σ min(1, p / τ) ≤ 2k·N / E rows per expert instead of N.
+enum class ExpertBalance { Off, NextChoices, AllTokens, Sampled };
 /// The default everywhere (CLI, pipeline, GUI): all-tokens won against off with paired intervals
 /// excluding 0 on every demo model with few calibration tokens (docs/calibration-coverage.md).
 constexpr ExpertBalance kDefaultExpertBalance = ExpertBalance::AllTokens;
 
-/// "off" | "next-choices" | "all-tokens".
+/// "off" | "next-choices" | "all-tokens" | "sampled".
 const char* expertBalanceName(ExpertBalance b);
 /// The inverse of expertBalanceName; InputError naming `where` for anything else.
 ExpertBalance parseExpertBalance(const std::string& name, const std::string& where);
