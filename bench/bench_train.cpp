@@ -10,7 +10,7 @@
 //               [--prefetch N] [--precision auto|f32|bf16] CONFIG.json...
 //
 // Defaults: threads from OMP_NUM_THREADS or all cores, 12 steps, batch 8, seq-len 256,
-// datasets/corpus/eval.jsonl with datasets/tokenizer/tokenizer.json (the text only steers routing).
+// datasets/corpus-v2/eval.jsonl with datasets/tokenizer-v2/tokenizer.json (the text only steers routing).
 #include "moewb/core/error.h"
 #include "moewb/hfconfig/hf_config.h"
 #include "moewb/model/runtime.h"
@@ -92,8 +92,8 @@ int main(int argc, char** argv)
     int threads = 0;
     int64_t steps = 12, batch = 8, seqLen = 256, prefetch = 2, workers = 1;
     TrainPrecision precision = TrainPrecision::Auto;
-    std::string data = sourcePath("datasets/corpus/eval.jsonl");
-    std::string tokenizer = sourcePath("datasets/tokenizer/tokenizer.json");
+    std::string data = sourcePath("datasets/corpus-v2/eval.jsonl");
+    std::string tokenizer = sourcePath("datasets/tokenizer-v2/tokenizer.json");
     std::vector<std::string> configs;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];

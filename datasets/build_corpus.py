@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""Build the deterministic multi-domain moewb demo corpus from Debian packages.
+"""Build the deterministic multi-domain moewb demo corpus v1 from Debian packages.
 
 Usage:  /usr/bin/python3 datasets/build_corpus.py OUT_DIR [--seed 0] [--domain-bytes N]
+
+Corpus v1 and the models trained on it are no longer shipped (issue 22); datasets/build_corpus_v2.py
+builds the current corpus and imports this module's sources, cleaning and de-duplication.
 
 Domains (each document keeps its label):
   scripture  King James Bible, one chapter per document      (bible-kjv, bible-kjv-text)
@@ -66,7 +69,7 @@ def dpkg_files(pkg):
         out = subprocess.run(["dpkg-query", "-L", pkg], check=True,
                              capture_output=True, text=True).stdout
     except subprocess.CalledProcessError:
-        sys.exit(f"build_corpus: package {pkg} is not installed (see datasets/packages.txt)")
+        sys.exit(f"build_corpus: package {pkg} is not installed (see datasets/packages-v2.txt)")
     files = []
     for line in out.splitlines():
         if line and os.path.isfile(line) and not os.path.islink(line):

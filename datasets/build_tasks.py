@@ -3,9 +3,9 @@
 """Build the demo zero-shot tasks from the held-out evaluation split of the demo corpus.
 
 Usage:
-    /usr/bin/python3 datasets/build_tasks.py [--corpus datasets/corpus/eval.jsonl]
-                     [--out datasets/tasks] [--seed 0] [--items 600]
-    /usr/bin/python3 datasets/build_tasks.py --check [--tokenizer datasets/tokenizer/tokenizer.json]
+    /usr/bin/python3 datasets/build_tasks.py [--corpus datasets/corpus-v2/eval.jsonl]
+                     [--out datasets/tasks-v2] [--seed 0] [--items 600]
+    /usr/bin/python3 datasets/build_tasks.py --check [--tokenizer datasets/tokenizer-v2/tokenizer.json]
 
 Writes three JSONL files in lm-eval-harness layouts (one object per line, keys sorted):
 
@@ -43,8 +43,9 @@ import tempfile
 
 import numpy as np
 
-# Domain order of corpus v1 (kept so that v1's task files rebuild byte-identically); domains of
-# other corpora (v2 has 13) follow in sorted order. LAMBADA-like items come from prose domains.
+# Domain order of corpus v1 first (the order the committed task files were built in, kept so that
+# they rebuild byte-identically; corpus v1 itself is no longer shipped), then the other domains of
+# the corpus (v2 has 13) in sorted order. LAMBADA-like items come from prose domains.
 DOMAINS_V1 = ["scripture", "fortunes", "manpages", "c_cpp", "python", "licenses"]
 PROSE = ["scripture", "fortunes", "manpages", "licenses", "literature"]
 FILES = ["demo_hellaswag.jsonl", "demo_lambada.jsonl", "demo_winogrande.jsonl"]
@@ -340,11 +341,11 @@ def check(args):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description="build the demo zero-shot task files")
-    ap.add_argument("--corpus", default=os.path.join(here, "corpus", "eval.jsonl"))
-    ap.add_argument("--out", default=os.path.join(here, "tasks"))
+    ap.add_argument("--corpus", default=os.path.join(here, "corpus-v2", "eval.jsonl"))
+    ap.add_argument("--out", default=os.path.join(here, "tasks-v2"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--items", type=int, default=600, help="items per task")
-    ap.add_argument("--tokenizer", default=os.path.join(here, "tokenizer", "tokenizer.json"))
+    ap.add_argument("--tokenizer", default=os.path.join(here, "tokenizer-v2", "tokenizer.json"))
     ap.add_argument("--check", action="store_true",
                     help="rebuild into a temp dir, compare bytes with --out, check tokenization")
     args = ap.parse_args()

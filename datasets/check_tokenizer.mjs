@@ -1,11 +1,11 @@
-// Cross-check datasets/tokenizer/tokenizer.json with an independent implementation
+// Cross-check datasets/tokenizer-v2/tokenizer.json with an independent implementation
 // (@lenml/tokenizers, a dependency-free fork of transformers.js' tokenizers).
 //
 //   npm install --prefix /tmp/lenml @lenml/tokenizers@3.7.2     # scratch dir, not the repo
-//   /usr/bin/python3 datasets/train_bpe.py --encode datasets/tokenizer/tokenizer.json \
-//       datasets/corpus/eval.jsonl /tmp/eval_ids.jsonl
+//   /usr/bin/python3 datasets/train_bpe.py --encode datasets/tokenizer-v2/tokenizer.json \
+//       datasets/corpus-v2/eval.jsonl /tmp/eval_ids.jsonl
 //   LENML_NODE_MODULES=/tmp/lenml/node_modules node datasets/check_tokenizer.mjs \
-//       datasets/tokenizer/tokenizer.json datasets/corpus/eval.jsonl /tmp/eval_ids.jsonl
+//       datasets/tokenizer-v2/tokenizer.json datasets/corpus-v2/eval.jsonl /tmp/eval_ids.jsonl
 //
 // Compares, document by document, the ids produced by the JS tokenizer with the ids
 // of the Python encoder (one {"ids":[...]} line per document), checks that the JS

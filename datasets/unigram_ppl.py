@@ -3,8 +3,11 @@
 """Unigram (add-one) and bigram (add-k) baseline perplexity of the demo corpus.
 
     /usr/bin/python3 datasets/unigram_ppl.py [--tokenizer TOKENIZER_JSON_OR_MODEL_DIR]
-        [--train datasets/corpus/train.jsonl] [--eval-dir datasets/corpus/eval]
-        [--tune datasets/corpus/calib.jsonl] [--bigram-k K] [--max-train-tokens N] [--json]
+        [--train $CORPUS_V2/train.jsonl] [--eval-dir datasets/corpus-v2/eval]
+        [--tune datasets/corpus-v2/calib.jsonl] [--bigram-k K] [--max-train-tokens N] [--json]
+
+The defaults are the demo corpus v2 and its tokenizer (datasets/tokenizer-v2). Its train split is not
+committed: scripts/train_demo_models.sh rebuilds it into $CORPUS_V2 (default /work/corpus-v2).
 
 Token frequencies are estimated on the train split, tokenized with `moewb tokenize` (the binary in
 $MOEWB, else build/app/cli/moewb, else build/bin/moewb). Each document of the train JSONL is tokenized
@@ -97,11 +100,11 @@ class Baselines:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tokenizer", default=os.path.join(REPO, "datasets/tokenizer/tokenizer.json"),
+    ap.add_argument("--tokenizer", default=os.path.join(REPO, "datasets/tokenizer-v2/tokenizer.json"),
                     help="tokenizer.json or a model directory holding one (default: the demo tokenizer)")
-    ap.add_argument("--train", default=os.path.join(REPO, "datasets/corpus/train.jsonl"))
-    ap.add_argument("--eval-dir", default=os.path.join(REPO, "datasets/corpus/eval"))
-    ap.add_argument("--tune", default=os.path.join(REPO, "datasets/corpus/calib.jsonl"),
+    ap.add_argument("--train", default=os.path.join(os.environ.get("CORPUS_V2", "/work/corpus-v2"), "train.jsonl"))
+    ap.add_argument("--eval-dir", default=os.path.join(REPO, "datasets/corpus-v2/eval"))
+    ap.add_argument("--tune", default=os.path.join(REPO, "datasets/corpus-v2/calib.jsonl"),
                     help="JSONL on which the bigram k is chosen (default: the calibration split)")
     ap.add_argument("--bigram-k", type=float, default=None, help="fixed add-k constant (skips tuning)")
     ap.add_argument("--max-train-tokens", type=int, default=0,

@@ -11,19 +11,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OLD="$1" NEW="$2"
 WORK="${3:-$(mktemp -d /tmp/moewb-identical-XXXXXX)}"
-MODEL="$ROOT/datasets/models/moewb-mixtral-8e"
+MODEL="$ROOT/datasets/models/moewb-mixtral-8e-v2"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mkdir -p "$WORK"
-head -c 6000 "$ROOT/datasets/corpus/eval/python.txt" > "$WORK/eval.txt"
-head -c 6000 "$ROOT/datasets/corpus/eval/licenses.txt" >> "$WORK/eval.txt"
+head -c 6000 "$ROOT/datasets/corpus-v2/eval/python.txt" > "$WORK/eval.txt"
+head -c 6000 "$ROOT/datasets/corpus-v2/eval/licenses.txt" >> "$WORK/eval.txt"
 
 run_all() { # BINARY OUT
   local m="$1" out="$2"
   rm -rf "$out"; mkdir -p "$out"
-  "$m" pipeline "$MODEL" --calib "$ROOT/datasets/corpus/calib.jsonl" --samples 16 --seq-len 128 \
+  "$m" pipeline "$MODEL" --calib "$ROOT/datasets/corpus-v2/calib.jsonl" --samples 16 --seq-len 128 \
     --strategy uniform,frequency,budget --bits 3 --method gptq --group-size 128 \
     --ppl "$WORK/eval.txt" --work "$out/pipeline" > "$out/pipeline.txt"
-  local plan="$out/pipeline/plan-budget-3.json" q=(--calib "$ROOT/datasets/corpus/calib.jsonl" --samples 16 --seq-len 128)
+  local plan="$out/pipeline/plan-budget-3.json" q=(--calib "$ROOT/datasets/corpus-v2/calib.jsonl" --samples 16 --seq-len 128)
   "$m" quantize "$MODEL" --plan "$plan" "${q[@]}" --out "$out/fake" --format fake > /dev/null
   "$m" quantize "$MODEL" --plan "$plan" "${q[@]}" --out "$out/gptq" --format gptq > /dev/null
   "$m" quantize "$MODEL" --plan "$plan" "${q[@]}" --out "$out/model.gguf" --format gguf > /dev/null

@@ -6,7 +6,8 @@
 #
 #   scripts/make_model_128e.sh [OUT_DIR]     (default build/models/qwen3moe-128e)
 # writes OUT_DIR/ (config.json, model.safetensors, tokenizer.json) and OUT_DIR.stats.h5
-# (moewb calibrate on the six-domain demo calibration set: 64 random windows of 256 tokens).
+# (moewb calibrate on the demo calibration set, corpus v2's 13 domains: 64 random windows of
+# 256 tokens).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${MOEWB_BUILD_DIR:-$ROOT/build}"
@@ -19,7 +20,7 @@ if [ ! -f "$OUT/config.json" ]; then
     --experts 128 --top-k 8 --seed 0
 fi
 if [ ! -f "$OUT.stats.h5" ]; then
-  "$MOEWB" calibrate "$OUT" --data "$ROOT/datasets/corpus/calib.jsonl" --samples 64 --seq-len 256 \
+  "$MOEWB" calibrate "$OUT" --data "$ROOT/datasets/corpus-v2/calib.jsonl" --samples 64 --seq-len 256 \
     --random-windows --seed 0 --out "$OUT.stats.h5"
 fi
 echo "model: $OUT"

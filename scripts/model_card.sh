@@ -19,14 +19,16 @@
 #                        libtorch's CPU bf16 GEMM is ~20x slower; auto = what `moewb eval` does)
 #   --baseline FILE      reuse a `datasets/unigram_ppl.py --json` result (same tokenizer, same eval text)
 #   --corpus DIR         held-out and calibration splits: DIR/eval/*.txt, DIR/calib.jsonl
-#                        (default datasets/corpus; the v2 demos: datasets/corpus-v2)
+#                        (default datasets/corpus-v2)
 #   --train FILE         training split the unigram/bigram baselines count (default DIR/train.jsonl;
-#                        corpus v2's is rebuilt from packages, e.g. /work/corpus-v2/train.jsonl)
-#   --tasks DIR          zero-shot task files DIR/*.jsonl (default datasets/tasks; v2: datasets/tasks-v2)
+#                        corpus v2's is not committed but rebuilt from packages into $CORPUS_V2,
+#                        default /work/corpus-v2, by scripts/train_demo_models.sh: that train.jsonl is
+#                        the default for the default corpus)
+#   --tasks DIR          zero-shot task files DIR/*.jsonl (default datasets/tasks-v2)
 #
 # Uses $MOEWB, else build/app/cli/moewb, else build/bin/moewb. Progress and timings go to stderr,
-# the markdown to stdout. Cost on a demo-shaped model (Mixtral 8 experts, hidden 256, 4 layers):
-# 246k eval tokens + baselines + 16k calibration tokens + 3 x 200 task items = 2.6 min of CPU;
+# the markdown to stdout. Cost on the v1 demo Mixtral (8 experts, hidden 256, 4 layers; no longer
+# shipped): 246k eval tokens + baselines + 16k calibration tokens + 3 x 200 task items = 2.6 min of CPU;
 # on a machine busy with other jobs OMP_NUM_THREADS=1 avoids libtorch thread thrashing.
 set -euo pipefail
 
@@ -36,7 +38,7 @@ PY=/usr/bin/python3
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 2 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}" >&2; exit "${1:-2}"; }
 
 MODEL="" OUT="" CTX=512 EVAL_BYTES=0 CALIB_SAMPLES=64 CALIB_SEQ=256 TASK_LIMIT=200 DTYPE=f32 BASELINE=""
-CORPUS="$ROOT/datasets/corpus" TRAIN="" TASKS="$ROOT/datasets/tasks"
+CORPUS="$ROOT/datasets/corpus-v2" TRAIN="" TASKS="$ROOT/datasets/tasks-v2"
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT="$2"; shift 2 ;;
@@ -57,7 +59,10 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$MODEL" ] || usage
 [ -f "$MODEL/config.json" ] || { echo "model_card.sh: $MODEL: no config.json" >&2; exit 1; }
-TRAIN="${TRAIN:-$CORPUS/train.jsonl}"
+if [ -z "$TRAIN" ]; then
+    TRAIN="$CORPUS/train.jsonl"
+    [ -f "$TRAIN" ] || [ "$CORPUS" != "$ROOT/datasets/corpus-v2" ] || TRAIN="${CORPUS_V2:-/work/corpus-v2}/train.jsonl"
+fi
 [ -d "$CORPUS/eval" ] && [ -f "$CORPUS/calib.jsonl" ] \
     || { echo "model_card.sh: $CORPUS: no eval/ directory or calib.jsonl" >&2; exit 1; }
 [ -n "$BASELINE" ] || [ -f "$TRAIN" ] || { echo "model_card.sh: $TRAIN: training split not found" >&2; exit 1; }

@@ -5,9 +5,9 @@
 # none), alone and with 4-bit GPTQ (group 128) of the survivors; plus the dense and 4-bit-only rows.
 # Prints one markdown row per run. MOEWB_BUILD_DIR, EVAL_BYTES, SAMPLES, SEQ_LEN override the sizes,
 # MODELS the demo models to run (names under datasets/models/; default the two v2 demos
-# moewb-mixtral-8e-v2 moewb-qwen3moe-64e-v2), HEADER=0 leaves out the table header. Each model is
-# evaluated and calibrated on its own corpus: datasets/corpus-v2 for the *-v2 models, datasets/corpus
-# for the v1 models (moewb-mixtral-8e, moewb-qwen2moe-16e); CORPUS=DIR forces one for all.
+# moewb-mixtral-8e-v2 moewb-qwen3moe-64e-v2; moewb-qwen2moe-8e-v2 adds the shared-expert rows),
+# HEADER=0 leaves out the table header. Each model is evaluated and calibrated on datasets/corpus-v2
+# (the corpus of the v2 demos); CORPUS=DIR uses another one.
 # Calibration windows are drawn at random (--random-windows --seed SEED, default 0) so that every
 # domain is covered: calib.jsonl is ordered by domain and its first SAMPLES x SEQ_LEN tokens are one
 # domain (scripture); RANDOM_WINDOWS=0 takes the first windows (the protocol of the 2026-11-30 table).
@@ -39,10 +39,7 @@ if [ "${HEADER:-1}" = 1 ]; then
 fi
 for name in ${MODELS:-moewb-mixtral-8e-v2 moewb-qwen3moe-64e-v2}; do
   MODEL="$ROOT/datasets/models/$name"
-  case "$name" in
-    *-v2) corpus="${CORPUS:-$ROOT/datasets/corpus-v2}" ;;
-    *) corpus="${CORPUS:-$ROOT/datasets/corpus}" ;;
-  esac
+  corpus="${CORPUS:-$ROOT/datasets/corpus-v2}"
   EVAL="$(eval_text "$corpus")"
   CALIB=(--calib "$corpus/calib.jsonl" --samples "$SAMPLES" --seq-len "$SEQ_LEN" "${WINDOWS[@]}")
   echo "| $name | dense | - | - | - | 0 | $(ppl "$MODEL") |"

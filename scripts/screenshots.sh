@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the pictures of docs/user-guide.md with `moewb-gui --screenshot` (offscreen, no display
 # needed): the main window and each view of the v2 demo Mixtral (8 experts, 2 layers, 13 domains),
-# the v1 Qwen2-MoE demo (16 experts) and a generated 128-expert model (scripts/make_model_128e.sh), the window at a
+# the v2 Qwen2-MoE demo (8 experts and a shared expert) and a generated 128-expert model (scripts/make_model_128e.sh), the window at a
 # laptop's 1366 × 768, the expert coverage of small quantize runs on both, the Results view of a `moewb pipeline` run, and the allocation editor.
 #
 #   scripts/screenshots.sh [OUT_DIR]          (default docs/screenshots)
@@ -24,8 +24,8 @@ export QT_QPA_PLATFORM=offscreen
 MIX="$ROOT/datasets/models/moewb-mixtral-8e-v2"
 MIX_STATS="$ROOT/datasets/stats/moewb-mixtral-8e-v2.stats.h5" # ships the Fisher diagonal
 CORPUS="$ROOT/datasets/corpus-v2"
-QWEN="$ROOT/datasets/models/moewb-qwen2moe-16e"
-QWEN_STATS="$ROOT/datasets/stats/moewb-qwen2moe-16e.stats.h5"
+QWEN="$ROOT/datasets/models/moewb-qwen2moe-8e-v2"
+QWEN_STATS="$ROOT/datasets/stats/moewb-qwen2moe-8e-v2.stats.h5"
 M128="$BUILD/models/qwen3moe-128e"
 bash "$ROOT/scripts/make_model_128e.sh" "$M128"
 
@@ -44,8 +44,8 @@ shot correlation.png --view correlation --size 720x640 "$MIX" --stats "$MIX_STAT
 shot domains.png --view domains --size 760x560 "$MIX" --stats "$MIX_STATS" --select 1:6
 shot outliers.png --view outliers --size 1100x520 "$MIX" --stats "$MIX_STATS" --select 1
 
-# The v1 Qwen2-MoE demo: 16 experts, top-4, a shared expert (its v2 is still training).
-shot main-window-qwen2moe-16e.png "$QWEN" --stats "$QWEN_STATS" --select 2:5
+# The v2 Qwen2-MoE demo: 8 experts, top-2, a shared expert (layer 1, expert 5 selected).
+shot main-window-qwen2moe-8e-v2.png "$QWEN" --stats "$QWEN_STATS" --select 1:5
 
 # 128 experts: the window, the matrices (square cells, thinned labels) and the aggregated outliers.
 shot main-window-qwen3moe-128e.png "$M128" --stats "$M128.stats.h5" --select 3:77
@@ -62,7 +62,7 @@ coverage_report() { # MODEL OUT_DIR CALIB: a next-choices quantize report of a 3
     --samples 2 --seq-len 64 --balance-experts next-choices --out "$2" --force > /dev/null
 }
 coverage_report "$MIX" "$WORK/coverage-8e-v2" "$CORPUS/calib.jsonl"
-coverage_report "$M128" "$WORK/coverage-128e" "$ROOT/datasets/corpus/calib.jsonl" # the data it was calibrated on
+coverage_report "$M128" "$WORK/coverage-128e" "$CORPUS/calib.jsonl" # the data it was calibrated on
 shot coverage-stats.png --view coverage --size 760x300 "$MIX" --stats "$MIX_STATS" --select 1:6
 shot coverage.png --view coverage --size 760x300 "$MIX" --stats "$MIX_STATS" --select 1:6 \
   --quant-report "$WORK/coverage-8e-v2/moewb_quant_report.json"

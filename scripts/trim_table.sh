@@ -11,7 +11,7 @@
 #   speed:  tokens / wall-clock seconds of the whole `moewb eval DIR --ppl TEXT` command (load,
 #           tokenize, forward), the best of RUNS runs; run it with OMP_NUM_THREADS=1
 # Prints one markdown table per model. MODELS (names under datasets/models/; default the two v2
-# demos), CORPUS (default datasets/corpus-v2 for *-v2 models, datasets/corpus otherwise), EVAL_BYTES,
+# demos), CORPUS (default datasets/corpus-v2, the corpus of the v2 demos), EVAL_BYTES,
 # SAMPLES, SEQ_LEN, RUNS, MOEWB_BUILD_DIR override.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,10 +55,7 @@ fmt() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 for name in ${MODELS:-moewb-mixtral-8e-v2 moewb-qwen3moe-64e-v2}; do
   MODEL="$ROOT/datasets/models/$name"
-  case "$name" in
-    *-v2) corpus="${CORPUS:-$ROOT/datasets/corpus-v2}" ;;
-    *) corpus="${CORPUS:-$ROOT/datasets/corpus}" ;;
-  esac
+  corpus="${CORPUS:-$ROOT/datasets/corpus-v2}"
   EVAL="$(eval_text "$corpus")"
   STATS="$OUT/$name.stats.h5"
   [ -f "$STATS" ] || "$MOEWB" calibrate "$MODEL" --data "$corpus/calib.jsonl" --samples "$SAMPLES" \

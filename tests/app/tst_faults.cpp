@@ -25,7 +25,7 @@ using namespace moewb::test;
 
 namespace {
 
-const QString kModel = sourcePath("datasets/models/moewb-mixtral-8e");
+const QString kModel = sourcePath("datasets/models/moewb-mixtral-8e-v2");
 
 QString writePlan(const QString& dir, int bits)
 {

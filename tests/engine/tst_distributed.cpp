@@ -535,7 +535,7 @@ private slots:
     // the failed operation, and leaves no output (not even its temporary directory).
     void deadRankFailsTheOthers()
     {
-        const QString model = sourcePath("datasets/models/moewb-mixtral-8e");
+        const QString model = sourcePath("datasets/models/moewb-mixtral-8e-v2");
         const QString corpus = m_tmp.path() + "/big.json";
         writeIdsFile(corpus, 64 * 128, 5);
         const QString plan = m_tmp.path() + "/plan-dead.json";

@@ -184,7 +184,7 @@ private slots:
         for (const QString& f : QDir(q).entryList(QDir::Files))
             QFile::copy(q + "/" + f, tmp.path() + "/other/" + f);
         QFile::remove(tmp.path() + "/other/tokenizer.json");
-        QVERIFY(QFile::copy(sourcePath("datasets/tokenizer/tokenizer.json"), tmp.path() + "/other/tokenizer.json"));
+        QVERIFY(QFile::copy(sourcePath("datasets/tokenizer-v2/tokenizer.json"), tmp.path() + "/other/tokenizer.json"));
         const CliRun bad = runCli(moewbCli(), {"eval", tmp.path() + "/other", "--kld-ref", ref, "--ppl", text, "--dtype", "f32"});
         QCOMPARE(bad.exitCode, 1);
         QVERIFY2(bad.err.contains("same tokenizer") && bad.err.contains(ref.toUtf8()), bad.err.constData());

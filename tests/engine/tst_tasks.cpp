@@ -501,17 +501,17 @@ private slots:
     // ------------------------------------------------------------------ demo data
     void demoTasksAreDeterministic()
     {
-        // Rebuilds datasets/tasks into a temp dir, compares bytes, checks every continuation tokenizes.
+        // Rebuilds datasets/tasks-v2 into a temp dir, compares bytes, checks every continuation tokenizes.
         const QByteArray out = runPython({sourcePath("datasets/build_tasks.py"), "--check"});
         QVERIFY2(out.count("identical to the committed file") == 3, out.constData());
         for (const char* f : {"demo_hellaswag", "demo_lambada", "demo_winogrande"}) {
-            const TaskSet s = loadTaskFile(sourcePath(QString("datasets/tasks/%1.jsonl").arg(f)).toStdString());
+            const TaskSet s = loadTaskFile(sourcePath(QString("datasets/tasks-v2/%1.jsonl").arg(f)).toStdString());
             QVERIFY(s.items.size() >= 500);
             // The C++ tokenizer (the one `moewb eval` uses) leaves no continuation empty either.
-            const auto tok = Tokenizer::load(sourcePath("datasets/tokenizer/tokenizer.json").toStdString());
+            const auto tok = Tokenizer::load(sourcePath("datasets/tokenizer-v2/tokenizer.json").toStdString());
             for (const TaskItem& it : s.items)
                 for (const TaskChoice& c : it.choices)
-                    QVERIFY2(!encodeRequest(*tok, c.context, c.continuation, 6143).continuation.empty(),
+                    QVERIFY2(!encodeRequest(*tok, c.context, c.continuation, 4095).continuation.empty(),
                              qPrintable(QString("%1:%2").arg(f).arg(it.line)));
         }
     }

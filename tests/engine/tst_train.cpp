@@ -23,10 +23,10 @@ namespace {
 
 const char* kTinyMixtral = R"({
   "architectures": ["MixtralForCausalLM"], "model_type": "mixtral",
-  "vocab_size": 6144, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+  "vocab_size": 4096, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
   "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "num_local_experts": 4, "num_experts_per_tok": 2,
-  "tie_word_embeddings": false, "bos_token_id": 6143, "eos_token_id": 6143, "torch_dtype": "bfloat16"
+  "tie_word_embeddings": false, "bos_token_id": 4095, "eos_token_id": 4095, "torch_dtype": "bfloat16"
 })";
 
 /// A text the tiny model learns within tens of steps, and the common train-demo arguments.
@@ -37,7 +37,7 @@ QStringList tinyRun(const QString& dir, int steps)
     for (int i = 0; i < 300; ++i)
         text += "the quick brown fox jumps over the lazy dog. pack my box with five dozen liquor jugs. ";
     writeAll(dir + "/train.txt", text);
-    return {"train-demo", "--config", dir + "/config.json", "--tokenizer", sourcePath("datasets/tokenizer/tokenizer.json"),
+    return {"train-demo", "--config", dir + "/config.json", "--tokenizer", sourcePath("datasets/tokenizer-v2/tokenizer.json"),
             "--data", dir + "/train.txt", "--steps", QString::number(steps), "--batch", "4", "--seq-len", "32",
             "--lr", "1e-2", "--warmup", "5", "--log-every", "5", "--seed", "11", "--eval-tokens", "0"};
 }
@@ -174,7 +174,7 @@ private slots:
             text += "the quick brown fox jumps over the lazy dog. ";
         writeAll(tmp.path() + "/train.txt", text);
         const QStringList common = {"train-demo", "--config", tmp.path() + "/config.json", "--tokenizer",
-                                    sourcePath("datasets/tokenizer/tokenizer.json"), "--data", tmp.path() + "/train.txt",
+                                    sourcePath("datasets/tokenizer-v2/tokenizer.json"), "--data", tmp.path() + "/train.txt",
                                     "--eval", tmp.path() + "/train.txt", "--eval-tokens", "2000", "--steps", "60",
                                     "--batch", "4", "--seq-len", "32", "--lr", "1e-2", "--warmup", "5",
                                     "--log-every", "10", "--seed", "5"};
@@ -193,7 +193,7 @@ private slots:
         QVERIFY2(first > 4.0 && last < 0.5, qPrintable(QString("loss %1 → %2").arg(first).arg(last)));
         const double evalLoss = log["eval_loss"].toDouble();
         QVERIFY2(evalLoss < 0.5, qPrintable(QString::number(evalLoss)));
-        QCOMPARE(log["parameters"].toInt(), 6144 * 32 * 2 + 32 + 2 * (2 * 32 + 32 * 32 * 2 + 2 * 32 * 16 + 4 * 32 + 4 * 3 * 32 * 48));
+        QCOMPARE(log["parameters"].toInt(), 4096 * 32 * 2 + 32 + 2 * (2 * 32 + 32 * 32 * 2 + 2 * 32 * 16 + 4 * 32 + 4 * 3 * 32 * 48));
 
         // The written checkpoint loads in the inference path and scores the text like training did
         // (bf16 weights, windows of 33 tokens as the trainer's evaluation used).

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The GUI's engine jobs on the demo model (datasets/models/moewb-mixtral-8e), driven the way the
+// The GUI's engine jobs on the demo model (datasets/models/moewb-mixtral-8e-v2), driven the way the
 // window drives them, with the CLI (MOEWB_CLI) or the engine called directly as the reference:
 //  - a calibrate job cancelled after its first progress report ends Cancelled and leaves no
 //    output (and no temporary file) behind;
@@ -56,7 +56,7 @@ using namespace moewb;
 
 namespace {
 
-const QString kModel = moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e");
+const QString kModel = moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e-v2");
 
 QString cli()
 {
@@ -123,12 +123,12 @@ void TestGuiWorkflow::initTestCase()
     QVERIFY(QFileInfo::exists(kModel + QStringLiteral("/config.json")));
     QVERIFY2(QFileInfo(cli()).isExecutable(), qPrintable(cli()));
     QVERIFY(m_tmp.isValid());
-    const QList<QByteArray> lines = readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus/calib.jsonl")).split('\n');
+    const QList<QByteArray> lines = readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus-v2/calib.jsonl")).split('\n');
     QVERIFY(lines.size() > 40);
     m_calib = m_tmp.filePath(QStringLiteral("calib.jsonl"));
     QVERIFY(writeFile(m_calib, lines.mid(0, 40).join('\n') + '\n'));
     m_text = m_tmp.filePath(QStringLiteral("eval.txt"));
-    QVERIFY(writeFile(m_text, readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus/eval/python.txt")).left(3000)));
+    QVERIFY(writeFile(m_text, readAll(moewb::test::sourceDir() + QStringLiteral("/datasets/corpus-v2/eval/python.txt")).left(3000)));
 }
 
 void TestGuiWorkflow::cancelLeavesNoOutput()

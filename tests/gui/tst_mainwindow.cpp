@@ -62,9 +62,9 @@ using namespace moewb;
 
 namespace {
 
-QString mixtralDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e"); }
-QString qwenDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-qwen2moe-16e"); }
-QString mixtralStats() { return moewb::test::sourceDir() + QStringLiteral("/datasets/stats/moewb-mixtral-8e.stats.h5"); }
+QString mixtralDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e-v2"); }
+QString qwenDir() { return moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-qwen2moe-8e-v2"); }
+QString mixtralStats() { return moewb::test::sourceDir() + QStringLiteral("/datasets/stats/moewb-mixtral-8e-v2.stats.h5"); }
 
 bool waitForDocument(Document* document, int timeoutMs = 60000)
 {
@@ -364,7 +364,7 @@ void TestMainWindow::recoverySavedAsideForAnotherModel()
 
     const RecoveryOutcome out = window.resolveRecovery(*r, RecoveryChoice::SaveAside, mixtralDir());
     QVERIFY(!out.replacesModel);
-    QVERIFY2(out.savedPath.startsWith(m_home.path() + QStringLiteral("/moewb/moewb-qwen2moe-16e/recovered-plan-")),
+    QVERIFY2(out.savedPath.startsWith(m_home.path() + QStringLiteral("/moewb/moewb-qwen2moe-8e-v2/recovered-plan-")),
              qPrintable(out.savedPath));
     QVERIFY(out.message.contains(out.savedPath));
     QCOMPARE(window.statusBar()->currentMessage(), out.message);

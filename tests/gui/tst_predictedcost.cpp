@@ -113,7 +113,7 @@ void TestPredictedCost::initTestCase()
     // The GUI's calibrate job with "Measure loss sensitivity (Fisher)" checked.
     gui::CalibrateSettings cs;
     cs.modelDir = kModel;
-    cs.data = {moewb::test::sourceDir() + QStringLiteral("/datasets/corpus/calib.jsonl")};
+    cs.data = {moewb::test::sourceDir() + QStringLiteral("/datasets/corpus-v2/calib.jsonl")};
     cs.samples = 4;
     cs.seqLen = 64;
     cs.fisher = true;

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODEL = os.path.join(REPO, "datasets", "models", "moewb-mixtral-8e")
-STATS = os.path.join(REPO, "datasets", "stats", "moewb-mixtral-8e.stats.h5")
+MODEL = os.path.join(REPO, "datasets", "models", "moewb-mixtral-8e-v2")
+STATS = os.path.join(REPO, "datasets", "stats", "moewb-mixtral-8e-v2.stats.h5")
 
 
 def weight_rows(name, rows):
@@ -39,7 +39,7 @@ def importance(name):
 def main():
     rows = []
     for name, picks in [("model.layers.1.block_sparse_moe.experts.3.w1", [0, 5]),
-                        ("model.layers.2.block_sparse_moe.experts.6.w3", [17]),
+                        ("model.layers.0.block_sparse_moe.experts.6.w3", [17]),
                         ("model.layers.0.self_attn.q_proj", [3])]:
         imp = importance(name)
         for r in weight_rows(name, picks):

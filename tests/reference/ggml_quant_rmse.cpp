@@ -6,8 +6,8 @@
 //       engine/gguf/quant_fit.cpp engine/gguf/kquants.cpp engine/gguf/kquant_layout.cpp \
 //       engine/gguf/legacy_quants.cpp engine/gguf/iq4nl.cpp tests/reference/ggml_quant_rmse.cpp \
 //       $LLAMA/build/ggml/src/libggml-base.a -lm -lpthread -o ggml_quant_rmse
-//   /usr/bin/python3 tests/reference/ggml_quant_rmse_rows.py datasets/models/moewb-mixtral-8e \
-//       datasets/stats/moewb-mixtral-8e.stats.h5 rows.bin
+//   /usr/bin/python3 tests/reference/ggml_quant_rmse_rows.py datasets/models/moewb-mixtral-8e-v2 \
+//       datasets/stats/moewb-mixtral-8e-v2.stats.h5 rows.bin
 //   ./ggml_quant_rmse rows.bin
 // For every tensor, type and importance setting: both encoders on all rows (llama.cpp's through
 // ggml_quantize_chunk, as llama-quantize), both results decoded with ggml's to_float; plain and

@@ -549,9 +549,9 @@ void TestAllocEditor::itemModelTreeAndEdits()
     QCOMPARE(ex2.data(Qt::CheckStateRole).toInt(), int(Qt::Checked));
 
     // A new model rebuilds the tree.
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e-v2")).toStdString()));
     plan.setModelConfig(mixtral);
-    QCOMPARE(m.rowCount(), 4);
+    QCOMPARE(m.rowCount(), 2);
     QCOMPARE(m.rowCount(m.index(1, 0, m.index(0, 0))), 8);
     QCOMPARE(m.index(0, 0, m.index(0, 0, m.index(1, 0, m.index(0, 0)))).data().toString(), QStringLiteral("w1 (gate)"));
 }
@@ -833,12 +833,12 @@ void TestAllocEditor::editorOpenSaveMessages()
     // opened later in the document is followed with a fresh default plan.
     AllocationEditor second(&doc, &plan);
     QCOMPARE(plan.entries()[2].bits, int64_t(16));
-    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString()));
+    auto mixtral = std::make_shared<const ModelConfig>(loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e-v2")).toStdString()));
     doc.setModel(mixtral, QStringLiteral("mixtral"));
     QCOMPARE(plan.modelConfig()->arch, Arch::Mixtral);
     QVERIFY(plan.plan() == Plan{});
     QCOMPARE(plan.undoStack()->count(), 0);
-    QCOMPARE(editor.itemModel()->rowCount(), 4);
+    QCOMPARE(editor.itemModel()->rowCount(), 2);
 }
 
 // Pruning (#14): the Pruning column's edits, N:M patterns from rules overridden per linear, undo,

@@ -137,17 +137,20 @@ void TestItemModels::treeFilterKeepsParentsAndChildren()
 
 void TestItemModels::treeFromDemoConfig()
 {
-    const ModelConfig cfg = loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e")).toStdString());
+    const ModelConfig cfg = loadConfig((moewb::test::sourceDir() + QStringLiteral("/datasets/models/moewb-mixtral-8e-v2")).toStdString());
     ModelTreeModel model;
     QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
     model.setSource(&cfg, nullptr);
-    QCOMPARE(model.rowCount(), 4);
-    const QModelIndex moe = child(model, model.index(3, 0), QStringLiteral("MoE"));
+    QCOMPARE(model.rowCount(), 2);
+    const QModelIndex moe = child(model, model.index(1, 0), QStringLiteral("MoE"));
     QCOMPARE(model.rowCount(moe), 1 + 8);
-    QCOMPARE(model.rowCount(child(model, model.index(3, 0), QStringLiteral("attention"))), 4);
+    const QModelIndex attention = child(model, model.index(1, 0), QStringLiteral("attention"));
+    QCOMPARE(model.rowCount(attention), 4);
+    // out × in: 4 key/value heads of 32 from hidden 256 (the experts' linears are square at 256)
+    QCOMPARE(cell(child(model, attention, QStringLiteral("k_proj")), ModelTreeModel::ShapeColumn), QStringLiteral("128 × 256"));
     const QModelIndex e7 = child(model, moe, QStringLiteral("expert 7"));
     QCOMPARE(model.rowCount(e7), 3);
-    QCOMPARE(cell(child(model, e7, QStringLiteral("down")), ModelTreeModel::ShapeColumn), QStringLiteral("256 × 384"));
+    QCOMPARE(cell(child(model, e7, QStringLiteral("down")), ModelTreeModel::ShapeColumn), QStringLiteral("256 × 256"));
     QCOMPARE(cell(e7, ModelTreeModel::MetricColumn), QString()); // no stats: no scores
 }
 

@@ -26,7 +26,7 @@ enum class JobState { Queued, Running, Done, Failed, Cancelled };
 QString jobStateName(JobState state); ///< "queued", "running", "done", "failed", "cancelled"
 
 struct Job {
-    QString name;       ///< shown in the panel, e.g. "Calibrate moewb-mixtral-8e"
+    QString name;       ///< shown in the panel, e.g. "Calibrate moewb-mixtral-8e-v2"
     QString kind;       ///< "calibrate", "strategy", "quantize", "evaluate", "export"
     QString outputPath; ///< what the job will write ("" if nothing): must not exist after a cancel or failure
     /// Runs on a worker thread; throws moewb::Error (or any std::exception) on failure and
