@@ -27,6 +27,7 @@
 
 #include "moewb/alloc/allocate.h"
 #include "moewb/plan/plan.h"
+#include "moewb/quant/quantize.h"
 #include "moewb/plan/target_groups.h"
 #include "moewb/workflow/gguf_budget.h"
 #include "moewb/hfconfig/hf_config.h"
@@ -511,7 +512,10 @@ void TestGuiWorkflow::dialogsGiveSettings()
         if (box->findData(QStringLiteral("all-tokens")) >= 0)
             balance = box;
     QVERIFY(balance);
-    QCOMPARE(balance->count(), 3);
+    QCOMPARE(balance->count(), 4);
+    balance->setCurrentIndex(balance->findData(QStringLiteral("sampled")));
+    QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("sampled"));
+    QCOMPARE(parseExpertBalance(quantize.settings().balanceExperts.toStdString(), "test"), ExpertBalance::Sampled);
     balance->setCurrentIndex(balance->findData(QStringLiteral("all-tokens")));
     QCOMPARE(quantize.settings().balanceExperts, QStringLiteral("all-tokens"));
     // the explanation follows the choice, in words rather than flag names
