@@ -11,7 +11,8 @@
 # --no-llama   skip the llama.cpp peer steps
 # --llama-bin  llama.cpp's build/bin (default $LLAMA_BIN, else /work/llama.cpp-new/build/bin)
 # Environment: MOEWB_BUILD_DIR (default build/ of this checkout), THREADS (default nproc: OMP_NUM_THREADS of
-# moewb and -t of llama.cpp), SAMPLES (64), SEQ_LEN (512), CHUNKS (32 held-out windows of CTX = 512 tokens).
+# moewb and -t of llama.cpp), SAMPLES (64), SEQ_LEN (512), CHUNKS (32 held-out windows of CTX = 512 tokens),
+# BALANCE (quant-gptq's --balance-experts, default sampled: all-tokens is 8x the routed work at 64 experts, top-8).
 #
 # Steps (each timed; peak RSS = the step's process's maximum resident set, from wait4, which includes the
 # resident pages of mmap'd files such as the checkpoint; 'anonymous' = peak RssAnon, sampled every 0.2 s):
@@ -19,7 +20,8 @@
 #   calibrate      moewb calibrate, SAMPLES x SEQ_LEN tokens of datasets/corpus-v2/calib.jsonl
 #   plan-budget    moewb plan --strategy budget --bits 3.5 (proxy cost model)
 #   plan-q4km      moewb plan --strategy gguf-q4_k_m
-#   quant-gptq     moewb quantize --format gptq with the budget plan (GPTQ on the same calibration windows)
+#   quant-gptq     moewb quantize --format gptq with the budget plan (GPTQ on the same calibration windows,
+#                  --balance-experts $BALANCE)
 #   gguf-f16       moewb quantize --format gguf, every linear 16-bit (F16): llama.cpp's input
 #   gguf-q4km      moewb quantize --format gguf with the Q4_K_M preset, calibrate's statistics as imatrix
 #   eval-*         moewb eval --ppl --kld-ref CHECKPOINT on CHUNKS x CTX held-out tokens
@@ -133,7 +135,7 @@ cd "$out"
   --errors errors.json --out plan-budget.json
 [ -f plan-q4km.json ] || step plan-q4km "$moewb" plan "$model" --strategy gguf-q4_k_m --out plan-q4km.json
 [ -d gptq ] || step quant-gptq "$moewb" quantize "$model" --plan plan-budget.json --format gptq --calib "$calib" \
-  --samples "$samples" --seq-len "$seqlen" --out gptq
+  --samples "$samples" --seq-len "$seqlen" --balance-experts "${BALANCE:-sampled}" --out gptq
 [ -f f16.gguf ] || step gguf-f16 "$moewb" quantize "$model" --plan plan-16.json --format gguf --gguf-type f16 \
   --out f16.gguf
 [ -f moewb-Q4_K_M.gguf ] || step gguf-q4km "$moewb" quantize "$model" --plan plan-q4km.json --format gguf \
