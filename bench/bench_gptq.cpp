@@ -6,7 +6,8 @@
 // process. Prints both times, the ratio (goal ≥ 1.5x), how many codes agree, and the projected time
 // for all Mixtral-8x7B linears (32 layers × (8 experts × 3 + q, k, v, o)).
 //
-//   bench_gptq [--quick] [--runs N] [--ref-runs N] [--ref-columns C] [--engine-only] [--bits B] [--group G]
+//   bench_gptq [--quick] [--expert HIDDEN WIDTH] [--runs N] [--ref-runs N] [--ref-columns C] [--engine-only]
+//              [--bits B] [--group G]
 // Default shapes: gate/up W 14336×4096 with H 4096×4096, down W 4096×14336 with H 14336×14336.
 // The reference's column loop costs ∝ out·(in − i) for column i (a rank-1 update of the remaining
 // columns, memory-bound), hours at full size on 2 cores, so by default it runs its factorisation
@@ -14,6 +15,8 @@
 // run all; --quick always runs all and also prints the extrapolation from its first 1/8 of the
 // columns, to show the model holds). --quick: Mixtral shapes / 8 (< 60 s). The machine may be
 // shared: each engine time is the best of N runs (default 2, quick 3), the reference runs once.
+// --expert HIDDEN WIDTH: one fine-grained expert instead (#28): gate/up W WIDTH×HIDDEN, down W
+// HIDDEN×WIDTH (OLMoE 2048 1024, Qwen3-30B-A3B 2048 768), whole reference, no projection.
 #include "moewb/model/runtime.h"
 #include "quant/gptq.h"
 
@@ -134,6 +137,7 @@ double best(int runs, const std::function<void()>& f)
 int main(int argc, char** argv)
 {
     bool quick = false, engineOnly = false;
+    int64_t expertHidden = 0, expertWidth = 0;
     int runs = 0, refRuns = 0, refColumns = -1;
     int64_t bits = 4, group = 128;
     for (int i = 1; i < argc; ++i) {
@@ -147,15 +151,18 @@ int main(int argc, char** argv)
             refRuns = next();
         else if (a == "--ref-columns")
             refColumns = next();
-        else if (a == "--engine-only")
+        else if (a == "--expert") {
+            expertHidden = next();
+            expertWidth = next();
+        } else if (a == "--engine-only")
             engineOnly = true;
         else if (a == "--bits")
             bits = next();
         else if (a == "--group")
             group = next();
         else {
-            std::fprintf(stderr, "usage: bench_gptq [--quick] [--runs N] [--ref-runs N] [--ref-columns C] "
-                                 "[--engine-only] [--bits B] [--group G]\n");
+            std::fprintf(stderr, "usage: bench_gptq [--quick] [--expert HIDDEN WIDTH] [--runs N] [--ref-runs N] "
+                                 "[--ref-columns C] [--engine-only] [--bits B] [--group G]\n");
             return 2;
         }
     }
@@ -164,14 +171,15 @@ int main(int argc, char** argv)
         runs = quick ? 3 : 2;
     if (refRuns <= 0)
         refRuns = 1;
+    const bool expert = expertHidden > 0 && expertWidth > 0;
     if (refColumns < 0)
-        refColumns = quick ? 0 : 512;
+        refColumns = quick || expert ? 0 : 512;
     const int64_t div = quick ? 8 : 1;
-    const int64_t hidden = 4096 / div, ffn = 14336 / div;
+    const int64_t hidden = expert ? expertHidden : 4096 / div, ffn = expert ? expertWidth : 14336 / div;
     std::printf("GPTQ %lld-bit, group %lld, sym, damp 0.01, block 128; %d threads; best of %d (engine) / %d "
                 "(reference) runs%s\n",
                 (long long)bits, (long long)group, at::get_num_threads(), runs, refRuns,
-                quick ? "; --quick: Mixtral shapes / 8" : "");
+                expert ? "; one fine-grained expert" : quick ? "; --quick: Mixtral shapes / 8" : "");
 
     GptqOptions opt;
     opt.bits = bits;
@@ -216,8 +224,8 @@ int main(int argc, char** argv)
         }
         std::fflush(stdout);
     }
-    if (quick) {
-        std::printf("(projection for Mixtral-8x7B: run without --quick)\n");
+    if (quick || expert) {
+        std::printf("(projection for Mixtral-8x7B: run without --quick / --expert)\n");
         return 0;
     }
 
