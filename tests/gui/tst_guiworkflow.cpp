@@ -88,6 +88,16 @@ bool waitForDocument(Document* document, int timeoutMs = 60000)
     return !document->isLoading();
 }
 
+/// Runs a strategy job in the window to its end: "" when it finished without an error, else why not.
+QString runStrategy(MainWindow& window, const gui::StrategySettings& settings)
+{
+    if (window.startStrategy(settings) <= 0)
+        return QStringLiteral("the strategy job did not start");
+    if (!window.jobRunner()->waitForIdle(60000))
+        return QStringLiteral("the strategy job did not finish in 60 s");
+    return window.errors().join(QLatin1Char('\n'));
+}
+
 QByteArray readAll(const QString& path)
 {
     QFile f(path);
@@ -285,9 +295,7 @@ void TestGuiWorkflow::scriptedWorkflow()
     gui::StrategySettings ss;
     ss.strategy = QStringLiteral("frequency");
     ss.bits = 3.0;
-    QVERIFY(window.startStrategy(ss) > 0);
-    QVERIFY(window.jobRunner()->waitForIdle(60000));
-    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    QCOMPARE(runStrategy(window, ss), QString());
     const ModelConfig cfg = loadConfig(kModel.toStdString());
     AllocOptions ao;
     ao.strategy = "frequency";
@@ -302,9 +310,7 @@ void TestGuiWorkflow::scriptedWorkflow()
 
     // the same strategy made for vLLM and for llama.cpp (#24): as `moewb plan --target vllm|gguf`
     ss.target = QStringLiteral("vllm");
-    QVERIFY(window.startStrategy(ss) > 0);
-    QVERIFY(window.jobRunner()->waitForIdle(60000));
-    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    QCOMPARE(runStrategy(window, ss), QString());
     AllocOptions av = ao;
     av.target = PlanTarget::Vllm;
     const AllocResult directVllm = allocate(cfg, a, av);
@@ -313,9 +319,7 @@ void TestGuiWorkflow::scriptedWorkflow()
     for (size_t i = 0; i < directVllm.entries.size(); ++i)
         QCOMPARE(plan->entries()[i].bits, directVllm.entries[i].bits);
     ss.target = QStringLiteral("gguf");
-    QVERIFY(window.startStrategy(ss) > 0);
-    QVERIFY(window.jobRunner()->waitForIdle(60000));
-    QVERIFY2(window.errors().isEmpty(), qPrintable(window.errors().join(QLatin1Char('\n'))));
+    QCOMPARE(runStrategy(window, ss), QString());
     AllocOptions ag = ao;
     ag.target = PlanTarget::Gguf;
     const Plan ggufPlan = ggufPlanFromAllocation(kModel.toStdString(), allocate(cfg, a, ag), ag).plan;
@@ -327,8 +331,7 @@ void TestGuiWorkflow::scriptedWorkflow()
     for (size_t i = 0; i < ggufEntries.size(); ++i)
         QCOMPARE(plan->entries()[i].ggmlType, ggufEntries[i].ggmlType);
     ss.target = QStringLiteral("gptq"); // back to per-linear widths: the first plan again
-    QVERIFY(window.startStrategy(ss) > 0);
-    QVERIFY(window.jobRunner()->waitForIdle(60000));
+    QCOMPARE(runStrategy(window, ss), QString());
     QCOMPARE(plan->plan().target, PlanTarget::Gptq);
     for (size_t i = 0; i < direct.entries.size(); ++i)
         QCOMPARE(plan->entries()[i].bits, direct.entries[i].bits);
