@@ -65,7 +65,8 @@ TokenLayout layoutOf(const std::vector<at::Tensor>& sequences)
 }
 
 CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& sequences, const TokenLayout& layout,
-                          const CalibrateOptions& opt, ForwardObserver* extra, const ProgressFn& progress)
+                          const CalibrateOptions& opt, ForwardObserver* extra, const ProgressFn& progress,
+                          bool recordGraph)
 {
     MOEWB_CHECK(opt.maxBatchTokens > 0, "calibration", "the tokens per batch must be positive");
     MOEWB_CHECK(opt.probeTokens >= 0, "calibration", "the probe tokens must not be negative");
@@ -112,6 +113,7 @@ CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& seq
     so.dtype = computeDtype(cfg, opt.dtype);
     so.maxBatchTokens = opt.maxBatchTokens;
     so.streaming = opt.streaming;
+    so.recordGraph = recordGraph;
     int64_t numTokens = 0;
     for (const auto& s : sequences)
         numTokens += s.size(0);
@@ -188,8 +190,16 @@ CalibStats calibrateTokens(const std::string& modelDir, const CalibTokens& token
     MOEWB_CHECK(!opt.fisher || worldSize == 1, "calibration", "--fisher runs in one process (no --distributed)");
     using Clock = std::chrono::steady_clock;
     const auto t0 = Clock::now();
-    LayerInputRecorder recorder(model.config().numLayers);
-    CalibStats st = runCalibration(model, seqs, layout, opt, opt.fisher ? &recorder : nullptr, progress);
+    // The Fisher backward reuses the calibration forward's autograd graph when all layers'
+    // activations fit in memory (engine/calib/fisher.h); otherwise it recomputes each layer.
+    int64_t numTokens = 0;
+    for (const at::Tensor& s : seqs)
+        numTokens += s.size(0);
+    const bool keepGraph = opt.fisher
+        && fisherGraphBytes(model.config(), numTokens, opt.seqLen, computeDtype(model.config(), opt.dtype))
+            <= fisherGraphBudget();
+    LayerInputRecorder recorder(model.config(), keepGraph);
+    CalibStats st = runCalibration(model, seqs, layout, opt, opt.fisher ? &recorder : nullptr, progress, keepGraph);
     const auto t1 = Clock::now();
     if (opt.fisher) {
         st.fisher.tokens = fisherBackward(model, recorder, opt.seed, st.linears, progress);

@@ -15,10 +15,11 @@ namespace moewb {
 
 /// Runs `sequences` through the model with every calibration observer (and `extra`, called after
 /// them, if given) and returns the statistics. Provenance is left empty except numTokens and
-/// computeDtype; calibrateTokens fills the rest.
+/// computeDtype; calibrateTokens fills the rest. recordGraph: the forward runs under autograd
+/// (StreamOptions::recordGraph), for a Fisher pass that reuses its graph.
 CalibStats runCalibration(const Model& model, const std::vector<at::Tensor>& sequences, const TokenLayout& layout,
                           const CalibrateOptions& opt, ForwardObserver* extra = nullptr,
-                          const ProgressFn& progress = {});
+                          const ProgressFn& progress = {}, bool recordGraph = false);
 
 /// Global token offsets of sequences laid end to end, in input order.
 TokenLayout layoutOf(const std::vector<at::Tensor>& sequences);

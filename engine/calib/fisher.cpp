@@ -10,10 +10,14 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 namespace moewb {
 
-LayerInputRecorder::LayerInputRecorder(int64_t numLayers)
-    : m_layers(numLayers)
+LayerInputRecorder::LayerInputRecorder(const ModelConfig& cfg, bool keepGraph)
+    : m_layers(cfg.numLayers)
+    , m_keepGraph(keepGraph)
+    , m_hooks(cfg)
 {
 }
 
@@ -23,9 +27,10 @@ void LayerInputRecorder::beginBatch(int64_t layer, int64_t batch, const std::vec
     if (batches.size() <= m_batch)
         batches.resize(m_batch + 1);
     Batch& b = batches[m_batch];
-    if (b.input.empty()) {
+    if (b.sequences.empty()) {
         b.sequences = sequences;
-        b.input.resize(size_t(m_layers));
+        if (!m_keepGraph)
+            b.input.resize(size_t(m_layers));
     }
     (void)layer;
 }
@@ -35,10 +40,44 @@ void LayerInputRecorder::block(int64_t layer, BlockPart part, const at::Tensor& 
     if (part != BlockPart::Whole)
         return;
     Batch& b = batches[m_batch];
-    // The forward never writes into a tensor it has handed on, so keeping a reference is enough.
-    b.input[size_t(layer)] = in.to(at::kFloat);
+    // The forward never writes into a tensor it has handed on, so keeping a reference is enough;
+    // kept in the forward's dtype, in which the backward then runs.
+    if (!m_keepGraph)
+        b.input[size_t(layer)] = in;
     if (layer == m_layers - 1)
-        b.output = out.to(at::kFloat);
+        b.output = out;
+}
+
+void LayerInputRecorder::linearOutput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& y)
+{
+    m_hooks.linearOutput(layer, expert, name, y);
+}
+
+int64_t fisherGraphBytes(const ModelConfig& cfg, int64_t tokens, int64_t seqLen, at::ScalarType dtype)
+{
+    const int64_t e = int64_t(c10::elementSize(dtype)), H = cfg.hiddenSize;
+    int64_t perToken = 0; // bytes per token and layer
+    for (int64_t l = 0; l < cfg.numLayers; ++l) {
+        // norms (fp32 copies and results), q / k / v / context / attention output, RoPE terms
+        int64_t n = 16 * H * 4 + 12 * cfg.numHeads * cfg.headDim * e;
+        // scores and probabilities over the sequence: fp32 and compute dtype, per head
+        n += cfg.numHeads * seqLen * (4 + 4 + e);
+        // MLP: per routed slot (or the dense MLP) the gathered input, gate, up, silu, product, output
+        const int64_t width = cfg.isMoeLayer(l) ? cfg.moeIntermediateSize : cfg.intermediateSize;
+        const int64_t slots = cfg.isMoeLayer(l) ? cfg.topK : 1;
+        n += slots * (2 * H + 5 * width) * e + (cfg.isMoeLayer(l) ? cfg.numExperts * 4 * 3 : 0);
+        if (cfg.isMoeLayer(l) && cfg.hasSharedExpert())
+            n += (2 * H + 5 * cfg.sharedIntermediateSize) * e;
+        perToken += n;
+    }
+    return perToken * tokens;
+}
+
+int64_t fisherGraphBudget()
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+    const int64_t physical = pages > 0 && pageSize > 0 ? int64_t(pages) * int64_t(pageSize) : int64_t(8) << 30;
+    return std::min<int64_t>(int64_t(4) << 30, physical / 8);
 }
 
 namespace {
@@ -85,11 +124,11 @@ at::Tensor sampleModelLabels(const at::Tensor& logits, int64_t seed, size_t sequ
     return sampleFromProbs(at::softmax(logits.detach().to(at::kFloat), -1), seed, sequence);
 }
 
-GradSquareObserver::GradSquareObserver(const std::vector<LinearStats>& linears)
-    : m_sums(linears.size())
+GradSquareObserver::GradSquareObserver(const ModelConfig& cfg)
 {
-    for (size_t i = 0; i < linears.size(); ++i)
-        m_index.emplace(linears[i].name, i);
+    for (const LinearInfo& li : listLinears(cfg))
+        m_index.emplace(li.name, m_index.size());
+    m_sums.resize(m_index.size());
 }
 
 void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name, const at::Tensor& y)
@@ -113,72 +152,76 @@ void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name,
 namespace {
 
 /// Tokens per autograd graph in the layer backward (whole sequences, at least one).
-constexpr int64_t kBackwardTokens = 2048;
+constexpr int64_t kBackwardTokens = 8192;
 
 int64_t rowsPerSequence(const LayerInputRecorder::Batch& b, const at::Tensor& rows)
 {
     return rows.size(0) / int64_t(b.sequences.size());
 }
 
-/// Gradient of the sampled-label loss at the last layer's output, per batch. The logits' gradient
-/// of Σ_t −log softmax(z_t)[y_t] is softmax(z_t) − onehot(y_t), formed in place (no autograd
-/// through the [tokens, vocab] log-softmax); autograd then carries it through lm_head and the norm.
-std::vector<at::Tensor> headGradients(const ModelConfig& cfg, const Checkpoint& ckpt, LayerInputRecorder& rec,
-                                      int64_t seed, int64_t& tokens)
+/// Gradient of the sampled-label loss at one batch's last-layer output. The logits' gradient of
+/// Σ_t −log softmax(z_t)[y_t] is softmax(z_t) − onehot(y_t), formed in place (no autograd through
+/// the [tokens, vocab] log-softmax); autograd then carries it through lm_head and the norm.
+at::Tensor headGradient(const ModelConfig& cfg, const HeadWeights& head, const LayerInputRecorder::Batch& b,
+                        int64_t seed)
 {
-    const HeadWeights head = loadHeadWeights(cfg, ckpt, at::kFloat);
-    std::vector<at::Tensor> grads;
-    for (LayerInputRecorder::Batch& b : rec.batches) {
-        MOEWB_ASSERT(b.output.defined());
-        const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
-        const at::Tensor out = b.output.view({B, T, cfg.hiddenSize});
-        at::Tensor grad = at::empty_like(out);
-        const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
-        for (int64_t s0 = 0; s0 < B; s0 += per) {
-            const int64_t n = std::min(per, B - s0);
-            const at::Tensor h = out.narrow(0, s0, n).detach().requires_grad_(true);
-            const at::Tensor logits = finalLogits(cfg, head, h); // [n, T, V] fp32
-            at::Tensor gradLogits;
-            {
-                at::NoGradGuard noGrad;
-                gradLogits = at::softmax(logits, -1);
-                for (int64_t j = 0; j < n; ++j) {
-                    const at::Tensor y = sampleFromProbs(gradLogits[j], seed, b.sequences[size_t(s0 + j)]);
-                    gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, gradLogits.options()));
-                }
+    MOEWB_ASSERT(b.output.defined());
+    const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
+    const at::Tensor out = b.output.detach().view({B, T, cfg.hiddenSize});
+    at::Tensor grad = at::empty_like(out);
+    const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+    for (int64_t s0 = 0; s0 < B; s0 += per) {
+        const int64_t n = std::min(per, B - s0);
+        const at::Tensor h = out.narrow(0, s0, n).detach().requires_grad_(true);
+        const at::Tensor logits = finalLogits(cfg, head, h); // [n, T, V] fp32
+        at::Tensor gradLogits;
+        {
+            at::NoGradGuard noGrad;
+            gradLogits = at::softmax(logits, -1);
+            for (int64_t j = 0; j < n; ++j) {
+                const at::Tensor y = sampleFromProbs(gradLogits[j], seed, b.sequences[size_t(s0 + j)]);
+                gradLogits[j].scatter_add_(1, y.unsqueeze(1), at::full({T, 1}, -1.0f, gradLogits.options()));
             }
-            logits.backward(gradLogits);
-            grad.narrow(0, s0, n).copy_(h.grad());
         }
-        grads.push_back(grad.view({-1, cfg.hiddenSize}));
-        b.output = at::Tensor();
-        tokens += B * T;
+        logits.backward(gradLogits);
+        grad.narrow(0, s0, n).copy_(h.grad());
     }
-    return grads;
+    return grad.view({-1, cfg.hiddenSize});
 }
 
-} // namespace
-
-int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed, std::vector<LinearStats>& linears,
-                       const ProgressFn& progress)
+/// Step 3 with a kept graph: per batch, the head's gradient back through every layer at once.
+void backwardThroughGraph(const ModelConfig& cfg, const HeadWeights& head, LayerInputRecorder& rec, int64_t seed,
+                          const ProgressFn& progress)
 {
-    at::AutoGradMode gradMode(true);
-    const ModelConfig& cfg = model.config();
-    const Checkpoint& ckpt = model.checkpoint();
-    const int64_t L = cfg.numLayers, nb = int64_t(rec.batches.size());
-    MOEWB_CHECK(nb > 0, "fisher", "no calibration batches were recorded");
-    const int64_t steps = (L + 1) * nb;
-    report(progress, "fisher", 0, steps, "lm_head");
-    int64_t tokens = 0;
-    std::vector<at::Tensor> grads = headGradients(cfg, ckpt, rec, seed, tokens);
+    const int64_t nb = int64_t(rec.batches.size());
+    for (int64_t bi = 0; bi < nb; ++bi) {
+        report(progress, "fisher", bi, nb, "backward through all layers");
+        LayerInputRecorder::Batch& b = rec.batches[size_t(bi)];
+        b.output.backward(headGradient(cfg, head, b, seed));
+        b.output = at::Tensor(); // frees this batch's graph
+    }
+    report(progress, "fisher", nb, nb);
+}
 
+/// Step 3 without a graph: layer by layer from the top, recomputing each layer's forward.
+void backwardByRecompute(const ModelConfig& cfg, const Checkpoint& ckpt, const HeadWeights& head,
+                         LayerInputRecorder& rec, int64_t seed, at::ScalarType dtype, const ProgressFn& progress)
+{
+    const int64_t L = cfg.numLayers, nb = int64_t(rec.batches.size());
+    const int64_t steps = (L + 1) * nb;
+    std::vector<at::Tensor> grads;
+    for (int64_t bi = 0; bi < nb; ++bi) {
+        report(progress, "fisher", bi, steps, "lm_head");
+        LayerInputRecorder::Batch& b = rec.batches[size_t(bi)];
+        grads.push_back(headGradient(cfg, head, b, seed));
+        b.output = at::Tensor();
+    }
     int64_t maxT = 0;
     for (const auto& b : rec.batches)
         maxT = std::max(maxT, rowsPerSequence(b, b.input[0]));
-    const RopeTables rope = ropeTables(cfg, maxT, at::kFloat);
-    GradSquareObserver hooks(linears);
+    const RopeTables rope = ropeTables(cfg, maxT, dtype);
     for (int64_t l = L - 1; l >= 0; --l) {
-        const LayerWeights w = loadLayerWeights(cfg, ckpt, l, at::kFloat);
+        const LayerWeights w = loadLayerWeights(cfg, ckpt, l, dtype);
         for (int64_t bi = 0; bi < nb; ++bi) {
             report(progress, "fisher", (L - l) * nb + bi, steps,
                    "layer " + std::to_string(l + 1) + "/" + std::to_string(L) + " (backward)");
@@ -193,7 +236,7 @@ int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed
             for (int64_t s0 = 0; s0 < B; s0 += per) {
                 const int64_t n = std::min(per, B - s0);
                 const at::Tensor x = in.narrow(0, s0, n).detach().requires_grad_(true);
-                const at::Tensor y = decoderLayer(cfg, w, x, rope, &hooks);
+                const at::Tensor y = decoderLayer(cfg, w, x, rope, &rec.hooks());
                 y.backward(gradOut.narrow(0, s0, n));
                 gradIn.narrow(0, s0, n).copy_(x.grad());
             }
@@ -202,8 +245,32 @@ int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed
         }
     }
     report(progress, "fisher", steps, steps);
+}
+
+} // namespace
+
+int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed, std::vector<LinearStats>& linears,
+                       const ProgressFn& progress)
+{
+    at::AutoGradMode gradMode(true);
+    const ModelConfig& cfg = model.config();
+    MOEWB_CHECK(!rec.batches.empty(), "fisher", "no calibration batches were recorded");
+    // The backward runs in the dtype of the recorded forward (bf16 where the CPU has fast bf16
+    // GEMMs, model/streamer.h computeDtype), so it costs what the forward costs per GEMM.
+    const at::ScalarType dtype = rec.batches[0].output.scalar_type();
+    int64_t tokens = 0;
+    for (const auto& b : rec.batches)
+        tokens += b.output.size(0);
+    const HeadWeights head = loadHeadWeights(cfg, model.checkpoint(), dtype);
+    if (rec.keepsGraph())
+        backwardThroughGraph(cfg, head, rec, seed, progress);
+    else
+        backwardByRecompute(cfg, model.checkpoint(), head, rec, seed, dtype, progress);
+
+    const std::vector<at::Tensor>& sums = rec.hooks().sums();
+    MOEWB_ASSERT(sums.size() == linears.size());
     for (size_t i = 0; i < linears.size(); ++i) {
-        const at::Tensor& s = hooks.sums()[i];
+        const at::Tensor& s = sums[i];
         LinearStats& r = linears[i];
         r.fisher.assign(size_t(r.outFeatures), 0.0f); // a linear no token reached (dead expert): F = 0
         if (!s.defined())

@@ -4,9 +4,12 @@
 #include "moewb/core/error.h"
 #include "model/actquant.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace moewb {
 
@@ -104,6 +107,51 @@ at::Tensor observedMlp(const LayerWeights& w, const std::string& gate, const std
     return observedLinear(w, down, linearInput(w, act), expert, obs);
 }
 
+/// The routed experts' outputs, each weighted by its mixing weight and summed per token: h [N, H],
+/// topI / mix [N, K] → [N, H]. The (token, slot) pairs are grouped by expert with a stable sort, so
+/// each expert sees its tokens in ascending order and every token's terms are added in expert
+/// order: the result does not depend on how tokens were batched.
+at::Tensor routedExperts(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, const at::Tensor& topI,
+                         const at::Tensor& mix, ForwardObserver* obs)
+{
+    const int64_t layer = w.layer, E = cfg.numExperts, K = cfg.topK;
+    const at::Tensor flat = topI.reshape({-1});
+    const at::Tensor order = std::get<1>(at::sort(flat, /*stable=*/true, 0, /*descending=*/false));
+    const at::Tensor counts = at::bincount(flat, {}, E).to(at::kLong);
+    const std::vector<int64_t> cnt(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + E);
+    const at::Tensor mixFlat = mix.reshape({-1});
+    const auto expertMlp = [&](int64_t e, const at::Tensor& xe) {
+        return observedMlp(w, cfg.expertLinear(layer, e, "gate"), cfg.expertLinear(layer, e, "up"),
+                           cfg.expertLinear(layer, e, "down"), xe, e, obs);
+    };
+    at::Tensor out = at::zeros_like(h);
+    if (!(at::GradMode::is_enabled() && h.requires_grad())) {
+        // Inference: one expert's rows at a time (the gathered rows of all experts would be K× the batch).
+        int64_t start = 0;
+        for (int64_t e = 0; e < E; ++e) {
+            if (cnt[size_t(e)] == 0)
+                continue;
+            const at::Tensor pairs = order.narrow(0, start, cnt[size_t(e)]);
+            start += cnt[size_t(e)];
+            const at::Tensor tokens = at::div(pairs, K, "floor");
+            out.index_add_(0, tokens, expertMlp(e, h.index_select(0, tokens)) * mixFlat.index_select(0, pairs).unsqueeze(1));
+        }
+        return out;
+    }
+    // Under autograd (the Fisher pass, engine/calib/fisher.h): one gather, split into the experts'
+    // rows, and one scatter-add of all experts' outputs, so the backward forms one [N, H] gradient
+    // instead of one per expert. The same additions in the same order: equal to the loop above.
+    const at::Tensor tokens = at::div(order, K, "floor");
+    const std::vector<at::Tensor> rows = h.index_select(0, tokens).split_with_sizes(cnt, 0);
+    std::vector<at::Tensor> outputs;
+    for (int64_t e = 0; e < E; ++e)
+        if (cnt[size_t(e)] > 0)
+            outputs.push_back(expertMlp(e, rows[size_t(e)]));
+    if (outputs.empty())
+        return out;
+    return out.index_add(0, tokens, at::cat(outputs, 0) * mixFlat.index_select(0, order).unsqueeze(1));
+}
+
 } // namespace
 
 at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, const RopeTables& rope,
@@ -155,15 +203,18 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
     // soft-maxes in fp32; skipping that one bf16 rounding is slightly more accurate and much faster
     // on the CPU). Chunks of heads of one sequence bound the [heads, T, T] score tensor to ~64 MB.
     const int64_t headsPerChunk = std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(1, T * T));
-    at::Tensor ctxHeads = at::empty({B, nh, T, hd}, h.options());
+    // The chunks are joined by one cat (not copied into a preallocated tensor): under autograd each
+    // copy into a slice would clone the whole gradient in the backward.
+    std::vector<at::Tensor> chunks;
     for (int64_t b = 0; b < B; ++b)
         for (int64_t h0 = 0; h0 < nh; h0 += headsPerChunk) {
             const int64_t n = std::min(headsPerChunk, nh - h0);
             at::Tensor scores = at::matmul(q[b].narrow(0, h0, n), k[b].narrow(0, h0, n).transpose(-1, -2));
             scores = scores.to(at::kFloat).mul_(scale).add_(mask);
             const at::Tensor probs = at::softmax(scores, -1).to(h.scalar_type());
-            ctxHeads[b].narrow(0, h0, n).copy_(at::matmul(probs, v[b].narrow(0, h0, n)));
+            chunks.push_back(at::matmul(probs, v[b].narrow(0, h0, n)));
         }
+    const at::Tensor ctxHeads = at::cat(chunks, 0).view({B, nh, T, hd});
     const at::Tensor ctx = ctxHeads.transpose(1, 2).reshape({B, T, nh * hd});
     return observedLinear(w, cfg.attnLinear(layer, "o_proj"), linearInput(w, ctx), -1, obs);
 }
@@ -175,7 +226,7 @@ at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Ten
         return observedMlp(w, cfg.denseLinear(layer, "gate"), cfg.denseLinear(layer, "up"),
                            cfg.denseLinear(layer, "down"), h, -1, obs);
 
-    const int64_t N = h.size(0), E = cfg.numExperts, K = cfg.topK;
+    const int64_t K = cfg.topK;
     if (obs)
         obs->moeInput(w, h);
     const at::Tensor logits = observedLinear(w, cfg.routerName(layer), h, -1, obs); // [N, E] model dtype
@@ -187,28 +238,7 @@ at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Ten
         obs->routing(layer, logits, topI, topW);
     const at::Tensor mix = topW.to(h.scalar_type());
 
-    // Group the (token, slot) pairs by expert with a stable sort: each expert then sees its tokens
-    // in ascending order, which keeps results independent of how tokens were batched.
-    const at::Tensor flat = topI.reshape({-1});
-    const at::Tensor order = std::get<1>(at::sort(flat, /*stable=*/true, 0, /*descending=*/false));
-    const at::Tensor counts = at::bincount(flat, {}, E).to(at::kLong);
-    const auto* cnt = counts.data_ptr<int64_t>();
-    at::Tensor out = at::zeros_like(h);
-    const at::Tensor mixFlat = mix.reshape({-1});
-    int64_t start = 0;
-    for (int64_t e = 0; e < E; ++e) {
-        const int64_t n = cnt[e];
-        if (n == 0)
-            continue;
-        const at::Tensor pairs = order.narrow(0, start, n);
-        start += n;
-        const at::Tensor tokens = at::div(pairs, K, "floor");
-        const at::Tensor xe = h.index_select(0, tokens);
-        const at::Tensor ye = observedMlp(w, cfg.expertLinear(layer, e, "gate"), cfg.expertLinear(layer, e, "up"),
-                                          cfg.expertLinear(layer, e, "down"), xe, e, obs);
-        out.index_add_(0, tokens, ye * mixFlat.index_select(0, pairs).unsqueeze(1));
-    }
-    (void)N;
+    at::Tensor out = routedExperts(cfg, w, h, topI, mix, obs);
     if (cfg.hasSharedExpert()) {
         at::Tensor shared = observedMlp(w, cfg.sharedLinear(layer, "gate"), cfg.sharedLinear(layer, "up"),
                                         cfg.sharedLinear(layer, "down"), h, -1, obs);

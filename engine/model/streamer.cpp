@@ -59,6 +59,60 @@ struct Batch {
     at::Tensor hidden;           // [b, T, H]
 };
 
+/// Forwards every call to `inner` with autograd off: under StreamOptions::recordGraph the forward
+/// records history, and what an observer computes from the tensors it is shown must not.
+class NoGradObserver : public ForwardObserver {
+public:
+    explicit NoGradObserver(ForwardObserver* inner)
+        : m_in(inner)
+    {
+    }
+    void linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x) override
+    {
+        at::NoGradGuard g;
+        m_in->linearInput(layer, expert, name, x);
+    }
+    void linearOutput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& y) override
+    {
+        at::NoGradGuard g;
+        m_in->linearOutput(layer, expert, name, y);
+    }
+    void routing(int64_t layer, const at::Tensor& logits, const at::Tensor& experts, const at::Tensor& weights) override
+    {
+        at::NoGradGuard g;
+        m_in->routing(layer, logits, experts, weights);
+    }
+    void block(int64_t layer, BlockPart part, const at::Tensor& in, const at::Tensor& out) override
+    {
+        at::NoGradGuard g;
+        m_in->block(layer, part, in, out);
+    }
+    void beginBatch(int64_t layer, int64_t batch, const std::vector<size_t>& sequences) override
+    {
+        m_in->beginBatch(layer, batch, sequences);
+    }
+    void moeInput(const LayerWeights& w, const at::Tensor& h) override
+    {
+        at::NoGradGuard g;
+        m_in->moeInput(w, h);
+    }
+    void layerLoaded(const LayerWeights& w) override
+    {
+        at::NoGradGuard g;
+        m_in->layerLoaded(w);
+    }
+    void finish() override
+    {
+        at::NoGradGuard g;
+        m_in->finish();
+    }
+    bool wantsLinearInputs() const override { return m_in->wantsLinearInputs(); }
+    bool wantsLinearOutputs() const override { return m_in->wantsLinearOutputs(); }
+
+private:
+    ForwardObserver* m_in;
+};
+
 std::vector<Batch> makeBatches(const std::vector<at::Tensor>& seqs, int64_t maxTokens)
 {
     std::map<int64_t, std::vector<size_t>> byLength;
@@ -79,7 +133,10 @@ std::vector<Batch> makeBatches(const std::vector<at::Tensor>& seqs, int64_t maxT
 void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& opt, const LogitsSink& sink,
                 ForwardObserver* obs, const ProgressFn& progress) const
 {
-    at::NoGradGuard noGrad;
+    at::AutoGradMode gradMode(opt.recordGraph);
+    NoGradObserver quietObs(obs);
+    if (opt.recordGraph && obs)
+        obs = &quietObs;
     const ModelConfig& cfg = m_cfg;
     std::vector<Batch> batches = makeBatches(sequences, opt.maxBatchTokens);
     int64_t maxLen = 0;
@@ -99,6 +156,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
                 ids.push_back(s);
             }
             b.hidden = embed.index_select(0, at::stack(ids).reshape({-1})).view({int64_t(ids.size()), -1, cfg.hiddenSize});
+            if (opt.recordGraph)
+                b.hidden = b.hidden.detach().requires_grad_(true);
         }
     }
 

@@ -26,6 +26,10 @@ struct StreamOptions {
     int64_t maxBatchTokens = 8192; ///< sequences are batched (same length only) up to this many tokens
     bool streaming = true;         ///< false: load all layers first, then run each batch through all layers
     int64_t activationBits = 16;   ///< < 16: fake-quantize the inputs of quantizable linears per token (LayerWeights)
+    /// Run the layers under autograd, from embeddings that require grad: every hidden state the
+    /// observer is shown carries its history (all layers' activations stay alive while it is
+    /// kept: the Fisher pass, engine/calib/fisher.h). Observers themselves always run without autograd.
+    bool recordGraph = false;
 };
 
 /// Called with each sequence's final logits [T, V] (fp32), in input order of completion.

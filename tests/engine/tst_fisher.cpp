@@ -128,24 +128,34 @@ private slots:
 
     // (a) Layer-streamed Fisher (one sequence per batch, so the batch bookkeeping is exercised)
     //     equals one whole-model backward, linear by linear.
+    //     Both ways: recomputing each layer from its stored input, and through the graph the
+    //     forward kept (StreamOptions::recordGraph).
     void streamedMatchesWholeModel_data()
     {
         QTest::addColumn<QString>("arch");
-        QTest::newRow("qwen2_moe (shared expert, dense layer, q/k/v bias)") << "qwen2_moe";
-        QTest::newRow("qwen3_moe (q/k norm)") << "qwen3_moe";
-        QTest::newRow("mixtral") << "mixtral";
+        QTest::addColumn<bool>("keepGraph");
+        for (const bool keep : {false, true}) {
+            const char* how = keep ? ", kept graph" : ", recompute";
+            QTest::newRow(qPrintable(QString("qwen2_moe (shared expert, dense layer, q/k/v bias)") + how))
+                << "qwen2_moe" << keep;
+            QTest::newRow(qPrintable(QString("qwen3_moe (q/k norm)") + how)) << "qwen3_moe" << keep;
+            QTest::newRow(qPrintable(QString("mixtral") + how)) << "mixtral" << keep;
+        }
     }
     void streamedMatchesWholeModel()
     {
         QFETCH(QString, arch);
+        QFETCH(bool, keepGraph);
         const std::string dir = generate(m_tmp.path(), arch).toStdString();
         const Model model(dir);
         const ModelConfig& cfg = model.config();
         const std::vector<at::Tensor> seqs = sequences(3, 16, cfg.vocabSize);
-        LayerInputRecorder rec(cfg.numLayers);
+        LayerInputRecorder rec(cfg, keepGraph);
         StreamOptions so;
         so.maxBatchTokens = 16; // one sequence per batch
+        so.recordGraph = keepGraph;
         model.run(seqs, so, LogitsSink(), &rec);
+        QCOMPARE(rec.batches[0].output.requires_grad(), keepGraph);
         QCOMPARE(rec.batches.size(), size_t(3));
         std::vector<LinearStats> rows = emptyRows(cfg);
         QCOMPARE(fisherBackward(model, rec, 5, rows), int64_t(3 * 16));

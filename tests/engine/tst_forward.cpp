@@ -121,6 +121,29 @@ private slots:
         QVERIFY(at::equal(model.logits(ids, streaming), model.logits(ids, resident)));
     }
 
+    // Under autograd (the Fisher pass's kept graph) the routed experts are gathered and scattered
+    // in one go and the attention chunks joined by a cat: the same additions in the same order,
+    // so the logits equal inference's bit for bit.
+    void recordGraphEqualsInference_data() { matchesReference_data(); }
+
+    void recordGraphEqualsInference()
+    {
+        QFETCH(QString, arch);
+        QFETCH(QStringList, extra);
+        QTemporaryDir tmp;
+        const QString dir = generate(tmp, arch, extra);
+        const Model model(dir.toStdString());
+        const at::Tensor ids = randomIds(3, 9, model.config().vocabSize, 9);
+        for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+            StreamOptions plain, graph;
+            plain.dtype = graph.dtype = dtype;
+            graph.recordGraph = true;
+            const at::Tensor withGraph = model.logits(ids, graph);
+            QVERIFY(withGraph.requires_grad());
+            QVERIFY(at::equal(model.logits(ids, plain), withGraph.detach()));
+        }
+    }
+
     void bf16CheckpointMatchesReference()
     {
         QTemporaryDir tmp;
