@@ -151,8 +151,10 @@ void GradSquareObserver::linearOutput(int64_t, int64_t, const std::string& name,
 
 namespace {
 
-/// Tokens per autograd graph in the layer backward (whole sequences, at least one).
+/// Tokens per autograd graph in the layer recompute + backward (whole sequences, at least one).
 constexpr int64_t kBackwardTokens = 8192;
+/// Tokens per head gradient: the [tokens, vocabulary] fp32 logits and their softmax stay cache-sized.
+constexpr int64_t kHeadTokens = 1024;
 
 int64_t rowsPerSequence(const LayerInputRecorder::Batch& b, const at::Tensor& rows)
 {
@@ -169,7 +171,7 @@ at::Tensor headGradient(const ModelConfig& cfg, const HeadWeights& head, const L
     const int64_t B = int64_t(b.sequences.size()), T = rowsPerSequence(b, b.output);
     const at::Tensor out = b.output.detach().view({B, T, cfg.hiddenSize});
     at::Tensor grad = at::empty_like(out);
-    const int64_t per = std::max<int64_t>(1, kBackwardTokens / T);
+    const int64_t per = std::max<int64_t>(1, kHeadTokens / T);
     for (int64_t s0 = 0; s0 < B; s0 += per) {
         const int64_t n = std::min(per, B - s0);
         const at::Tensor h = out.narrow(0, s0, n).detach().requires_grad_(true);

@@ -459,9 +459,12 @@ private slots:
         QFETCH(QString, minTokens);
         const QString plan = m_tmp.path() + "/plan.json";
         writeAll(plan, R"({"format": "moewb-plan", "version": 1, "defaults": {"bits": 4, "group_size": 16, "method": "gptq"}, "rules": []})");
+        // One sequence per forward batch in both runs: BLAS kernels may round a row of a product
+        // differently depending on how many rows it has (AVX-512 kernels do), and a rank's batch
+        // would otherwise have half the rows of the single process's.
         const QStringList common{"quantize", m_model, "--plan", plan, "--calib", m_domainA, "--calib", m_domainB,
                                  "--samples", "12", "--seq-len", "32", "--min-expert-tokens", minTokens,
-                                 "--balance-experts", balance, "--force"};
+                                 "--balance-experts", balance, "--batch-tokens", "32", "--force"};
         const QString one = m_tmp.path() + "/q-one", two = m_tmp.path() + "/q-two";
         const CliRun s = runCli(moewbCli(), common + QStringList{"--out", one});
         QVERIFY2(s.exitCode == 0, s.err.constData());
