@@ -199,22 +199,28 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
     at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
     if (cfg.slidingWindow && *cfg.slidingWindow < T) // Mistral-style: keys with i - j >= window are masked
         mask = mask + at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).tril(-*cfg.slidingWindow);
-    // Scores are scaled, masked and soft-maxed in fp32 (HF scales in the model dtype, then
-    // soft-maxes in fp32; skipping that one bf16 rounding is slightly more accurate and much faster
-    // on the CPU). Chunks of heads of one sequence bound the [heads, T, T] score tensor to ~64 MB.
-    const int64_t headsPerChunk = std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(1, T * T));
-    // The chunks are joined by one cat (not copied into a preallocated tensor): under autograd each
-    // copy into a slice would clone the whole gradient in the backward.
-    std::vector<at::Tensor> chunks;
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t h0 = 0; h0 < nh; h0 += headsPerChunk) {
-            const int64_t n = std::min(headsPerChunk, nh - h0);
-            at::Tensor scores = at::matmul(q[b].narrow(0, h0, n), k[b].narrow(0, h0, n).transpose(-1, -2));
-            scores = scores.to(at::kFloat).mul_(scale).add_(mask);
-            const at::Tensor probs = at::softmax(scores, -1).to(h.scalar_type());
-            chunks.push_back(at::matmul(probs, v[b].narrow(0, h0, n)));
+    // Causal attention by blocks of queries: a block of queries [i0, i1) sees only the keys
+    // [k0, i1) (k0 > 0 with a sliding window), so the masked upper triangle is neither multiplied
+    // nor soft-maxed (about half the work at long contexts). Scores are scaled and masked in one
+    // pass into fp32 and soft-maxed in fp32 (HF scales in the model dtype, then soft-maxes in fp32;
+    // skipping that one bf16 rounding is slightly more accurate and much faster on the CPU). A
+    // block's [heads, rows, keys] scores stay within ~64 MB; the blocks are joined by one cat, not
+    // copied into a preallocated tensor (under autograd each slice copy would clone the whole
+    // gradient in the backward).
+    const int64_t rowsPerBlock = std::clamp<int64_t>((int64_t(16) << 20) / std::max<int64_t>(1, nh * T), 1, 512);
+    std::vector<at::Tensor> perSequence;
+    for (int64_t b = 0; b < B; ++b) {
+        std::vector<at::Tensor> blocks;
+        for (int64_t i0 = 0; i0 < T; i0 += rowsPerBlock) {
+            const int64_t i1 = std::min(T, i0 + rowsPerBlock);
+            const int64_t k0 = cfg.slidingWindow ? std::max<int64_t>(0, i0 - *cfg.slidingWindow + 1) : 0;
+            const at::Tensor scores = at::matmul(q[b].narrow(1, i0, i1 - i0), k[b].narrow(1, k0, i1 - k0).transpose(-1, -2));
+            const at::Tensor probs = at::softmax(at::add(mask.narrow(0, i0, i1 - i0).narrow(1, k0, i1 - k0), scores, scale), -1);
+            blocks.push_back(at::matmul(probs.to(h.scalar_type()), v[b].narrow(1, k0, i1 - k0)));
         }
-    const at::Tensor ctxHeads = at::cat(chunks, 0).view({B, nh, T, hd});
+        perSequence.push_back(blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1));
+    }
+    const at::Tensor ctxHeads = at::stack(perSequence, 0); // [B, nh, T, hd]
     const at::Tensor ctx = ctxHeads.transpose(1, 2).reshape({B, T, nh * hd});
     return observedLinear(w, cfg.attnLinear(layer, "o_proj"), linearInput(w, ctx), -1, obs);
 }
