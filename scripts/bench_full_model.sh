@@ -28,7 +28,8 @@
 #                  (--llama-chunks: llama-perplexity's windows; the first 6 KB of each datasets/corpus-v2/eval file)
 #   llama-imatrix, llama-quantize (Q4_K_M), llama-ppl-f16, llama-ppl-q4km: the peer on the same files
 #   speed-*        moewb eval --ppl without reference (forward tokens/s = CHUNKS x CTX / wall)
-# Ends with one line per step 'step: wall s, peak RSS GiB' and 'peak RSS: X GiB'.
+# Ends with one line per step 'step: wall s, peak RSS GiB[, counted TFLOP = GFLOP/s = % of GEMM peak]' (the peak
+# measured at the start by bench/bench_gemm_peak, the FLOP model in scripts/full_model_flops.py) and 'peak RSS: X GiB'.
 set -euo pipefail
 die() { echo "bench_full_model.sh: $*" >&2; exit 1; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -126,6 +127,17 @@ fi
 print("\n".join(json.loads(l)["text"] for l in open(sys.argv[1]) if l.strip()), end="")' "$calib" > "$out/calib.txt"
 echo '{"format": "moewb-plan", "version": 1, "defaults": {"bits": 16}}' > "$out/plan-16.json"
 
+# ---- the GEMM peak each step's FLOP rate is compared with, measured in this run (bench/bench_gemm_peak:
+# [1024 x 2048] x [2048 x 8192], the hidden size's widest product, on the same threads)
+peak_bin=$build/bench/bench_gemm_peak
+if [ -x "$peak_bin" ]; then
+  "$peak_bin" 1024 2048 8192 5 > "$out/gemm-peak.txt" 2>&1 || echo "bench: bench_gemm_peak failed" >&2
+  cat "$out/gemm-peak.txt" >&2
+else
+  echo "bench: $peak_bin not built: no GEMM-peak fractions" >&2
+  : > "$out/gemm-peak.txt"
+fi
+
 cd "$out"
 [ -f model/model.safetensors.index.json ] || step gen $py "$here/gen_full_model.py" "$model" --layers "$layers" \
   --tokenizer "$root/datasets/tokenizer-v2/tokenizer.json" --eos-id 4095
@@ -168,9 +180,11 @@ fi
   [ -f llama-commit.txt ] && cat llama-commit.txt
   echo "machine: $(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), threads $threads," \
     "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-  $py - "$out" "$chunks" "$ctx" <<'EOF'
+  $py - "$out" "$chunks" "$ctx" "$samples" "$seqlen" "$here" <<'EOF'
 import json, os, re, sys
-out, chunks, ctx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, chunks, ctx, samples, seqlen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+import full_model_flops
 tok = chunks * ctx
 walls, rss, anon = {}, {}, {}  # the last entry of each step (a resumed run appends)
 for line in open(os.path.join(out, "steps.tsv")):
@@ -212,9 +226,22 @@ for f, n in (("f16", "speed-moewb-f16"), ("Q4_K_M", "speed-moewb-q4km")):
               f" PPL {m.group(1) if m else '?'}", end="")
     print()
 print()
+cfg_path = os.path.join(out, "model", "config.json")
+flops = full_model_flops.step_flops(json.load(open(cfg_path)), samples, seqlen, chunks, ctx) \
+    if os.path.exists(cfg_path) else {}
+peak = full_model_flops.peak_gflops(os.path.join(out, "gemm-peak.txt"))
+if peak:
+    print(f"GEMM peak {peak[0]:.1f} GFLOP/s ({peak[1]}, bench_gemm_peak in this run); fraction = counted GEMM FLOPs"
+          " / wall / peak (scripts/full_model_flops.py)")
 for n in walls:
     a = f" (anonymous {anon[n] / 2**20:.2f} GiB)" if anon[n] is not None else ""
-    print(f"{n}: {walls[n]:.1f} s, {rss[n] / 2**20:.2f} GiB{a}")
+    f = ""
+    if n in flops and peak:
+        rate = flops[n] / walls[n] / 1e9
+        f = f", {flops[n] / 1e12:.2f} TFLOP = {rate:.1f} GFLOP/s = {100 * rate / peak[0]:.0f} % of GEMM peak"
+    elif peak:
+        f = ", no GEMM work counted"
+    print(f"{n}: {walls[n]:.1f} s, {rss[n] / 2**20:.2f} GiB{a}{f}")
 print(f"peak RSS: {max(rss.values(), default=0) / 2**20:.2f} GiB")
 EOF
 } | tee summary.txt
