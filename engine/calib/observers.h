@@ -241,6 +241,13 @@ public:
                 return true;
         return false;
     }
+    bool needsRoutedExperts() const override
+    {
+        for (auto* o : m_obs)
+            if (o->needsRoutedExperts())
+                return true;
+        return m_obs.empty();
+    }
 
 private:
     std::vector<ForwardObserver*> m_obs;

@@ -154,6 +154,18 @@ at::Tensor routedExperts(const ModelConfig& cfg, const LayerWeights& w, const at
 
 } // namespace
 
+at::Tensor observeAttentionInput(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h,
+                                 ForwardObserver* obs)
+{
+    const at::Tensor hq = linearInput(w, h); // q, k and v share one (per-token) quantized input
+    if (obs && obs->wantsLinearInputs()) {
+        const at::Tensor flat = hq.reshape({-1, hq.size(-1)});
+        for (const char* proj : {"q_proj", "k_proj", "v_proj"})
+            obs->linearInput(w.layer, -1, cfg.attnLinear(w.layer, proj), flat);
+    }
+    return hq;
+}
+
 at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, const RopeTables& rope,
                      ForwardObserver* obs)
 {
@@ -161,12 +173,7 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
     const int64_t B = h.size(0), T = h.size(1), nh = cfg.numHeads, nkv = cfg.numKvHeads, hd = cfg.headDim;
     const std::string p = cfg.layerPrefix(layer);
 
-    const at::Tensor hq = linearInput(w, h); // q, k and v share one (per-token) quantized input
-    if (obs && obs->wantsLinearInputs()) {
-        const at::Tensor flat = hq.reshape({-1, hq.size(-1)});
-        for (const char* proj : {"q_proj", "k_proj", "v_proj"})
-            obs->linearInput(layer, -1, cfg.attnLinear(layer, proj), flat);
-    }
+    const at::Tensor hq = observeAttentionInput(cfg, w, h, obs);
     at::Tensor q = observedLinear(w, cfg.attnLinear(layer, "q_proj"), hq, -1, obs, false);
     at::Tensor k = observedLinear(w, cfg.attnLinear(layer, "k_proj"), hq, -1, obs, false);
     at::Tensor v = observedLinear(w, cfg.attnLinear(layer, "v_proj"), hq, -1, obs, false);
@@ -244,7 +251,7 @@ at::Tensor mlpBlock(const ModelConfig& cfg, const LayerWeights& w, const at::Ten
         obs->routing(layer, logits, topI, topW);
     const at::Tensor mix = topW.to(h.scalar_type());
 
-    at::Tensor out = routedExperts(cfg, w, h, topI, mix, obs);
+    at::Tensor out = obs && !obs->needsRoutedExperts() ? at::zeros_like(h) : routedExperts(cfg, w, h, topI, mix, obs);
     if (cfg.hasSharedExpert()) {
         at::Tensor shared = observedMlp(w, cfg.sharedLinear(layer, "gate"), cfg.sharedLinear(layer, "up"),
                                         cfg.sharedLinear(layer, "down"), h, -1, obs);

@@ -28,6 +28,12 @@ at::Tensor applyRope(const at::Tensor& x, const RopeTables& rope);
 /// SwiGLU MLP: down(silu(gate(x)) * up(x)), x [N, H].
 at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& up, const at::Tensor& down);
 
+/// The input of q/k/v as the attention sub-block computes it from h (the normed hidden states;
+/// fake-quantized per token when w.activationBits < 16), shown to the observer as q_proj's, k_proj's
+/// and v_proj's input. attention() starts with it; a pass that needs only these inputs calls it alone.
+at::Tensor observeAttentionInput(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h,
+                                 ForwardObserver* obs);
+
 /// Causal grouped-query self-attention sub-block (no residual, no norm): h [B, T, H] → [B, T, H].
 at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h, const RopeTables& rope,
                      ForwardObserver* obs);

@@ -47,6 +47,11 @@ public:
     virtual bool wantsLinearInputs() const { return false; }
     /// Whether linearOutput should be called (the MLP then runs gate and up as separate GEMMs).
     virtual bool wantsLinearOutputs() const { return false; }
+    /// false: the observer takes what it needs of the routed experts from moeInput and routing
+    /// alone and does not use the decoder block's output, so the forward skips the routed experts'
+    /// products (their linears are not shown; the MoE block's output then lacks them). The GPTQ
+    /// passes with all-tokens or sampled expert balancing (engine/quant/expert_balance.h).
+    virtual bool needsRoutedExperts() const { return true; }
 };
 
 } // namespace moewb

@@ -108,6 +108,7 @@ public:
     }
     bool wantsLinearInputs() const override { return m_in->wantsLinearInputs(); }
     bool wantsLinearOutputs() const override { return m_in->wantsLinearOutputs(); }
+    bool needsRoutedExperts() const override { return m_in->needsRoutedExperts(); }
 
 private:
     ForwardObserver* m_in;

@@ -26,6 +26,12 @@ public:
     bool active() const { return !m_experts.empty(); }
 
     bool wantsLinearInputs() const override { return m_col.wantsLinearInputs(); }
+    /// all-tokens and sampled build every balanced expert's rows from moeInput and routing (the
+    /// routed rows included), so the forward need not run the routed experts.
+    bool needsRoutedExperts() const override
+    {
+        return !(m_mode == ExpertBalance::AllTokens || m_mode == ExpertBalance::Sampled);
+    }
     void linearInput(int64_t layer, int64_t expert, const std::string& name, const at::Tensor& x) override;
     void moeInput(const LayerWeights& w, const at::Tensor& h) override;
     void routing(int64_t layer, const at::Tensor& logits, const at::Tensor& experts,

@@ -370,8 +370,13 @@ private:
         ForwardObserver* obs = balancer.active() ? static_cast<ForwardObserver*>(&balancer) : &col;
         for (const Batch& b : m_calib->batches) {
             report(m_progress, "quantize", m_done, m_total, msg);
-            if (group.g <= 1) // q/k/v and o_proj see only the attention sub-block
-                attention(m_cfg, w, rmsNorm(b.hidden, w.get(inputNorm), m_cfg.rmsNormEps), m_calib->rope, &col);
+            // q/k/v see only the normed input, o_proj only the attention sub-block; the MLP
+            // passes skip the routed experts where the balancer builds their rows itself.
+            const at::Tensor normed = group.g <= 1 ? rmsNorm(b.hidden, w.get(inputNorm), m_cfg.rmsNormEps) : at::Tensor();
+            if (group.g == 0)
+                observeAttentionInput(m_cfg, w, normed, &col);
+            else if (group.g == 1)
+                attention(m_cfg, w, normed, m_calib->rope, &col);
             else
                 decoderLayer(m_cfg, w, b.hidden, m_calib->rope, obs);
             ++m_done;
