@@ -28,6 +28,7 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "usage: bench_gemm_peak [M=1024] [K=2048] [N=8192] [REPS=5]\n");
         return 2;
     }
+    restartWithFastBlas(argv); // the kernels moewb itself runs with
     const RuntimeInfo rt = initRuntime(false);
     at::NoGradGuard noGrad;
     std::printf("threads %d, [%lld x %lld] x [%lld x %lld]^T, fast bf16: %s\n", rt.threads, (long long)M,

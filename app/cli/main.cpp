@@ -2,6 +2,7 @@
 // moewb: the command-line front end. Dispatches to the subcommands registered in cmd_*.cpp.
 #include "cli_common.h"
 #include "command.h"
+#include "moewb/model/runtime.h"
 
 #include <QCoreApplication>
 
@@ -24,6 +25,7 @@ static void printUsage()
 
 int main(int argc, char** argv)
 {
+    moewb::restartWithFastBlas(argv); // returns unless OpenBLAS needs its fast kernels chosen at load
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(QStringLiteral("moewb"));
     QCoreApplication::setApplicationVersion(QStringLiteral(MOEWB_VERSION));

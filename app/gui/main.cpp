@@ -3,6 +3,7 @@
 //           [--quant-report moewb_quant_report.json]
 //           [--screenshot FILE.png [--view NAME] [--size WxH]] [--screenshot-dir DIR]
 #include "mainwindow.h"
+#include "moewb/model/runtime.h"
 
 #include "appresources.h"
 #include "document.h"
@@ -135,6 +136,7 @@ int takeScreenshot(moewb::MainWindow& window, const QString& path, const QString
 
 int main(int argc, char** argv)
 {
+    moewb::restartWithFastBlas(argv); // returns unless OpenBLAS needs its fast kernels chosen at load
     // Screenshots render offscreen: no display needed (an explicit QT_QPA_PLATFORM still wins).
     for (int i = 1; i < argc; ++i)
         if ((std::strcmp(argv[i], "--screenshot") == 0 || std::strcmp(argv[i], "--screenshot-dir") == 0

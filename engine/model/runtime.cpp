@@ -4,12 +4,15 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cctype>
 #include <chrono>
 #include <dlfcn.h>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
+
+#include <unistd.h>
 
 namespace moewb {
 
@@ -31,7 +34,50 @@ std::string mappedBlas()
     return {};
 }
 
+/// The "flags" line of /proc/cpuinfo's first processor, with a space at both ends.
+std::string cpuFlags()
+{
+    std::ifstream info("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(info, line))
+        if (line.rfind("flags", 0) == 0)
+            return " " + line.substr(line.find(':') + 1) + " ";
+    return {};
+}
+
 } // namespace
+
+std::string openBlasCoreOverride()
+{
+    if (std::getenv("OPENBLAS_CORETYPE"))
+        return {};
+    using CoreName = char* (*)();
+    auto* name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+    if (!name || !name())
+        return {};
+    std::string core = name();
+    for (char& c : core)
+        c = char(std::tolower(static_cast<unsigned char>(c)));
+    // The generic x86-64 fallbacks of a DYNAMIC_ARCH build; a recognised CPU gets its own name.
+    if (core != "prescott" && core != "core2" && core != "nehalem" && core != "unknown")
+        return {};
+    const std::string flags = cpuFlags();
+    const auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
+    if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512dq"))
+        return "SkylakeX";
+    if (has("avx2") && has("fma"))
+        return "Haswell";
+    return {};
+}
+
+void restartWithFastBlas(char** argv)
+{
+    const std::string core = openBlasCoreOverride();
+    if (core.empty() || !argv || !argv[0])
+        return;
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    execv("/proc/self/exe", argv);
+}
 
 double measureGemmGflops(int64_t n, int reps)
 {

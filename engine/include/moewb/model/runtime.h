@@ -26,6 +26,18 @@ int setComputeThreads(int threads);
 /// `reps` after one warm-up): the peak that training throughput is compared with.
 double measureGemmGflops(int64_t n = 1024, int reps = 3);
 
+/// The OpenBLAS kernel set to ask for when the loaded OpenBLAS picked a generic one on a CPU with
+/// AVX-512 ("SkylakeX") or AVX2 + FMA ("Haswell"): OpenBLAS 0.3.21 (Debian 12) does not recognise
+/// some newer CPUs and falls back to its SSE3 "Prescott" kernels, whose fp32 GEMMs run ~5x slower.
+/// Empty when OpenBLAS is not loaded, already runs a suitable kernel set, or OPENBLAS_CORETYPE is set.
+std::string openBlasCoreOverride();
+
+/// Program start (before anything else, argv as main received it): when openBlasCoreOverride()
+/// names a kernel set, sets OPENBLAS_CORETYPE to it and executes the program again (OpenBLAS
+/// chooses its kernels when it is loaded). Returns only when nothing is to be done or the
+/// execution failed (the program then runs with the kernels it has).
+void restartWithFastBlas(char** argv);
+
 /// Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo). Without it
 /// libtorch's bf16 GEMMs are emulated and ~20x slower than fp32, so "auto" computes bf16 checkpoints
 /// in fp32 (the bf16 weights are upcast exactly). MOEWB_FAST_BF16=0/1 overrides the detection.
