@@ -141,6 +141,7 @@ fi
 cd "$out"
 [ -f model/model.safetensors.index.json ] || step gen $py "$here/gen_full_model.py" "$model" --layers "$layers" \
   --tokenizer "$root/datasets/tokenizer-v2/tokenizer.json" --eos-id 4095
+cp model/config.json config.json  # kept for scripts/project_full_model.py when the checkpoint is removed
 [ -f stats.h5 ] || step calibrate "$moewb" calibrate "$model" --data "$calib" --samples "$samples" --seq-len "$seqlen" \
   --out stats.h5
 [ -f plan-budget.json ] || step plan-budget "$moewb" plan "$model" --stats stats.h5 --strategy budget --bits 3.5 \
@@ -226,7 +227,7 @@ for f, n in (("f16", "speed-moewb-f16"), ("Q4_K_M", "speed-moewb-q4km")):
               f" PPL {m.group(1) if m else '?'}", end="")
     print()
 print()
-cfg_path = os.path.join(out, "model", "config.json")
+cfg_path = os.path.join(out, "config.json")
 flops = full_model_flops.step_flops(json.load(open(cfg_path)), samples, seqlen, chunks, ctx) \
     if os.path.exists(cfg_path) else {}
 peak = full_model_flops.peak_gflops(os.path.join(out, "gemm-peak.txt"))

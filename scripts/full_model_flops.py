@@ -11,11 +11,12 @@ What each step multiplies (N = samples x seq_len calibration tokens, W = chunks 
   lm_head                                  2 * hidden * vocabulary per token
   calibrate     N tokens through every layer (no lm_head) + the correlation probe: 256 tokens through every
                 expert of every MoE layer
-  quant-gptq    per layer, the quantize pass of engine/quant/quantize_model.cpp: two attention-only passes
-                (q/k/v inputs, o_proj inputs), two whole-layer passes (gate/up inputs, down inputs) and one
-                to carry the quantized layer's outputs (not after the last layer); --balance-experts sampled
-                adds about top_k * N expert rows (2 top_k / experts of all-tokens' rows in all), whose gate/up
-                products the down pass computes; Hessians X^T X: N hidden^2 (q/k/v) + N (heads head_dim)^2
+  quant-gptq    per layer, the quantize pass of engine/quant/quantize_model.cpp with --balance-experts
+                sampled: the q/k/v pass only norms its input; the o_proj pass runs the attention; the gate/up
+                and down passes run attention and router but not the routed experts, whose rows (about
+                2 top_k N, 2 top_k / experts of all-tokens' rows) the balancer builds itself, computing their
+                gate/up products for the down pass; one whole-layer forward carries the quantized layer's
+                outputs (not after the last layer); Hessians X^T X: N hidden^2 (q/k/v) + N (heads head_dim)^2
                 (o) + 2 top_k N (hidden^2 + width^2) (experts); GPTQ itself: out * in^2 per linear (column
                 updates) + in^3 / 3 per Cholesky (gate and up share one call)
   eval-*        W tokens through every layer and the lm_head, twice with a KLD reference
@@ -53,9 +54,11 @@ def layer_flops(s, seq_len):
 def gptq_flops(s, tokens, seq_len):
     H, I, k, E = s["hidden"], s["width"], s["top_k"], s["experts"]
     qo = s["heads"] * s["head_dim"]
-    passes = tokens * (2 * attention_flops(s, seq_len) + 2 * layer_flops(s, seq_len))
+    # o_proj pass: attention; gate/up and down passes: attention and router, the routed experts skipped
+    # (the balancer builds their rows); the q/k/v pass only norms its input
+    passes = tokens * (3 * attention_flops(s, seq_len) + 2 * 2 * H * E)
     carry = tokens * layer_flops(s, seq_len) * (s["layers"] - 1) / s["layers"]
-    balance = k * tokens * 4 * H * I  # the sampled extra rows' gate/up products in the down pass
+    balance = 2 * k * tokens * 4 * H * I  # the down pass: gate/up products of every sampled row
     expert_rows = 2 * k * tokens
     hessians = 2 * tokens * H * H + 2 * tokens * qo * qo + 2 * expert_rows * (H * H + I * I)
     kv = s["kv"] * s["head_dim"]

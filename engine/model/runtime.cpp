@@ -75,8 +75,14 @@ void restartWithFastBlas(char** argv)
     const std::string core = openBlasCoreOverride();
     if (core.empty() || !argv || !argv[0])
         return;
+    // The executable's own path (not /proc/self/exe, which would name the process "exe").
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
     setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
 }
 
 double measureGemmGflops(int64_t n, int reps)
