@@ -7,8 +7,8 @@ RUN_DIR is the script's --out directory (steps.tsv, model/config.json or config.
 multiplies matrices keeps the FLOP rate it reached in the run (scripts/full_model_flops.py counts the work),
 so its projected time is the target model's counted FLOPs over that rate; the other steps (plan, GGUF
 export) scale with the parameter count. Memory is the streaming working set of the two largest steps
-(one layer in the compute dtype, the calibration hidden states, GPTQ's float64 Hessians of one layer's
-routed experts), times the ratio of the run's anonymous peak to that set; disk is the checkpoint, the GPTQ output and one Q4_K_M file. DeepSeek-V3's multi-head
+(one layer in the compute dtype, the calibration hidden states, GPTQ's float64 Hessians of one pass:
+the routed experts' inputs of one group, at most what the quantize pass's 8 GiB bound lets in), times the ratio of the run's anonymous peak to that set; disk is the checkpoint, the GPTQ output and one Q4_K_M file. DeepSeek-V3's multi-head
 latent attention is counted by its projection sizes (its attention FLOPs per token ≈ 2 x its attention
 weights), its first three dense layers as MoE layers (a small overestimate) and its shared expert not
 in the FLOPs (1 of the 9 experts a token runs: an underestimate of ≈ 11 % of the MoE work); parameters
@@ -53,7 +53,12 @@ def memory(cfg, tokens):
     s = ff._shape(cfg)
     _, layer = params(cfg)
     hidden = 2 * tokens * s["hidden"] * 2  # input and output hidden states, bf16
-    hessians = s["experts"] * (s["hidden"] ** 2 + s["width"] ** 2) * 8  # one layer's experts, float64
+    # one pass's float64 Hessians: every routed expert's input of the larger group (gate/up: hidden,
+    # down: width), at most the quantize pass's bound (QuantizeOptions::maxHessianBytes, 8 GiB at 12
+    # bytes per value: a group over it takes several forward passes, not counted in the times)
+    per_key = max(s["hidden"], s["width"]) ** 2
+    keys = min(s["experts"], max(1, (8 * GIB) // (12 * per_key)))
+    hessians = keys * per_key * 8
     return (layer * 2 + hidden + hessians) / GIB, (layer * 2 + hidden) / GIB
 
 
