@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Projects a scripts/bench_full_model.sh run to whole models on the same machine (#28, docs/performance.md).
 
-    /usr/bin/python3 scripts/project_full_model.py RUN_DIR
+    /usr/bin/python3 scripts/project_full_model.py RUN_DIR [CHECK_DIR]
 
 RUN_DIR is the script's --out directory (steps.tsv, model/config.json or config.json). Each step that
 multiplies matrices keeps the FLOP rate it reached in the run (scripts/full_model_flops.py counts the work),
@@ -13,6 +13,9 @@ latent attention is counted by its projection sizes (its attention FLOPs per tok
 weights), its first three dense layers as MoE layers (a small overestimate) and its shared expert not
 in the FLOPs (1 of the 9 experts a token runs: an underestimate of ≈ 11 % of the MoE work); parameters
 and memory include the shared expert.
+
+CHECK_DIR, another run of the script (e.g. --layers 4): its steps projected from RUN_DIR the same way,
+next to what it measured — a check of the method on a model that was run.
 """
 import json
 import os
@@ -62,7 +65,8 @@ def memory(cfg, tokens):
     return (layer * 2 + hidden + hessians) / GIB, (layer * 2 + hidden) / GIB
 
 
-def main(run):
+def load_run(run):
+    """(wall seconds, anonymous peak GiB) by step, and the run's model config."""
     walls, anon = {}, {}
     for line in open(os.path.join(run, "steps.tsv")):
         f = line.rstrip("\n").split("\t")
@@ -70,7 +74,11 @@ def main(run):
         anon[f[0]] = int(f[3]) * 1024 / GIB if len(f) > 3 else None
     cfg_path = next(p for p in (os.path.join(run, "model", "config.json"), os.path.join(run, "config.json"))
                     if os.path.exists(p))
-    base = json.load(open(cfg_path))
+    return walls, anon, json.load(open(cfg_path))
+
+
+def main(run, check=None):
+    walls, anon, base = load_run(run)
     samples, seqlen, chunks, ctx = 64, 512, 32, 512
     tokens = samples * seqlen
     done = ff.step_flops(base, samples, seqlen, chunks, ctx)
@@ -106,7 +114,24 @@ def main(run):
               f"{gptq_mem * over_gptq:.1f} GiB | {calib_mem * over_calib:.1f} GiB | {disk:.0f} GB |")
 
 
+    if check:
+        cw, ca, ccfg = load_run(check)
+        p, _ = params(ccfg)
+        fl = ff.step_flops(ccfg, samples, seqlen, chunks, ctx)
+        gptq_mem, calib_mem = memory(ccfg, tokens)
+        print()
+        print(f"check: {check}, {ccfg['num_hidden_layers']} layer(s), projected from {run} | measured")
+        for n in list(rate) + [n for n in BYTE_STEPS if n in walls]:
+            if n not in cw:
+                continue
+            proj = fl[n] / rate[n] if n in rate else walls[n] * p / base_params
+            print(f"  {n}: {proj:.1f} s | {cw[n]:.1f} s ({cw[n] / proj:.2f}x)")
+        for n, m in (("quant-gptq", gptq_mem * over_gptq), ("calibrate", calib_mem * over_calib)):
+            if ca.get(n):
+                print(f"  {n} memory: {m:.2f} GiB | {ca[n]:.2f} GiB")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None)

@@ -152,6 +152,41 @@ at::Tensor routedExperts(const ModelConfig& cfg, const LayerWeights& w, const at
     return out.index_add(0, tokens, at::cat(outputs, 0) * mixFlat.index_select(0, order).unsqueeze(1));
 }
 
+/// Causal attention of q, k, v [B, heads, T, hd] (k and v already repeated to all heads): the
+/// context [B, heads, T, hd] in `dtype`. Queries go by blocks: a block of queries [i0, i1) sees only
+/// the keys [k0, i1) (k0 > 0 with a sliding window), so the masked upper triangle is neither
+/// multiplied nor soft-maxed (about half the work at long contexts). Scores are scaled and masked
+/// in one pass into fp32 and soft-maxed in fp32 (HF scales in the model dtype, then soft-maxes in
+/// fp32; skipping that one bf16 rounding is slightly more accurate and much faster on the CPU). A
+/// block's [heads, rows, keys] scores stay within ~64 MB; the blocks are joined by one cat, not
+/// copied into a preallocated tensor (under autograd each slice copy would clone the whole
+/// gradient in the backward).
+at::Tensor causalContext(const ModelConfig& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         at::ScalarType dtype)
+{
+    const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3);
+    const double scale = 1.0 / std::sqrt(double(hd));
+    at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
+    if (cfg.slidingWindow && *cfg.slidingWindow < T) // Mistral-style: keys with i - j >= window are masked
+        mask = mask + at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).tril(-*cfg.slidingWindow);
+    const int64_t rowsPerBlock = std::clamp<int64_t>((int64_t(16) << 20) / std::max<int64_t>(1, nh * T), 1, 512);
+    std::vector<at::Tensor> perSequence;
+    for (int64_t b = 0; b < B; ++b) {
+        std::vector<at::Tensor> blocks;
+        for (int64_t i0 = 0; i0 < T; i0 += rowsPerBlock) {
+            const int64_t i1 = std::min(T, i0 + rowsPerBlock);
+            const int64_t k0 = cfg.slidingWindow ? std::max<int64_t>(0, i0 - *cfg.slidingWindow + 1) : 0;
+            const at::Tensor keys = k[b].narrow(1, k0, i1 - k0), values = v[b].narrow(1, k0, i1 - k0);
+            const at::Tensor scores = at::matmul(q[b].narrow(1, i0, i1 - i0), keys.transpose(-1, -2));
+            const at::Tensor blockMask = mask.narrow(0, i0, i1 - i0).narrow(1, k0, i1 - k0);
+            const at::Tensor probs = at::softmax(at::add(blockMask, scores, scale), -1);
+            blocks.push_back(at::matmul(probs.to(dtype), values));
+        }
+        perSequence.push_back(blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1));
+    }
+    return at::stack(perSequence, 0);
+}
+
 } // namespace
 
 at::Tensor observeAttentionInput(const ModelConfig& cfg, const LayerWeights& w, const at::Tensor& h,
@@ -202,32 +237,7 @@ at::Tensor attention(const ModelConfig& cfg, const LayerWeights& w, const at::Te
         k = k.repeat_interleave(nh / nkv, 1);
         v = v.repeat_interleave(nh / nkv, 1);
     }
-    const double scale = 1.0 / std::sqrt(double(hd));
-    at::Tensor mask = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).triu(1);
-    if (cfg.slidingWindow && *cfg.slidingWindow < T) // Mistral-style: keys with i - j >= window are masked
-        mask = mask + at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat).tril(-*cfg.slidingWindow);
-    // Causal attention by blocks of queries: a block of queries [i0, i1) sees only the keys
-    // [k0, i1) (k0 > 0 with a sliding window), so the masked upper triangle is neither multiplied
-    // nor soft-maxed (about half the work at long contexts). Scores are scaled and masked in one
-    // pass into fp32 and soft-maxed in fp32 (HF scales in the model dtype, then soft-maxes in fp32;
-    // skipping that one bf16 rounding is slightly more accurate and much faster on the CPU). A
-    // block's [heads, rows, keys] scores stay within ~64 MB; the blocks are joined by one cat, not
-    // copied into a preallocated tensor (under autograd each slice copy would clone the whole
-    // gradient in the backward).
-    const int64_t rowsPerBlock = std::clamp<int64_t>((int64_t(16) << 20) / std::max<int64_t>(1, nh * T), 1, 512);
-    std::vector<at::Tensor> perSequence;
-    for (int64_t b = 0; b < B; ++b) {
-        std::vector<at::Tensor> blocks;
-        for (int64_t i0 = 0; i0 < T; i0 += rowsPerBlock) {
-            const int64_t i1 = std::min(T, i0 + rowsPerBlock);
-            const int64_t k0 = cfg.slidingWindow ? std::max<int64_t>(0, i0 - *cfg.slidingWindow + 1) : 0;
-            const at::Tensor scores = at::matmul(q[b].narrow(1, i0, i1 - i0), k[b].narrow(1, k0, i1 - k0).transpose(-1, -2));
-            const at::Tensor probs = at::softmax(at::add(mask.narrow(0, i0, i1 - i0).narrow(1, k0, i1 - k0), scores, scale), -1);
-            blocks.push_back(at::matmul(probs.to(h.scalar_type()), v[b].narrow(1, k0, i1 - k0)));
-        }
-        perSequence.push_back(blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1));
-    }
-    const at::Tensor ctxHeads = at::stack(perSequence, 0); // [B, nh, T, hd]
+    const at::Tensor ctxHeads = causalContext(cfg, q, k, v, h.scalar_type()); // [B, nh, T, hd]
     const at::Tensor ctx = ctxHeads.transpose(1, 2).reshape({B, T, nh * hd});
     return observedLinear(w, cfg.attnLinear(layer, "o_proj"), linearInput(w, ctx), -1, obs);
 }
