@@ -93,8 +93,8 @@ int64_t fisherGraphBudget();
 at::Tensor sampleModelLabels(const at::Tensor& logits, int64_t seed, size_t sequence);
 
 /// Steps 2 and 3 above on what `rec` recorded from model.run(sequences, ...): fills every
-/// LinearStats::fisher of `linears` (listLinears order) and returns the
-/// token count N. Consumes the recorded tensors. Reports progress per layer and batch; Cancelled when asked to stop.
+/// LinearStats::fisher of `linears` (listLinears order) and returns the token count N. Consumes
+/// the recorded tensors. Reports progress per layer and batch; Cancelled when asked to stop.
 int64_t fisherBackward(const Model& model, LayerInputRecorder& rec, int64_t seed, std::vector<LinearStats>& linears,
                        const ProgressFn& progress = {});
 

@@ -45,6 +45,12 @@ std::string cpuFlags()
     return {};
 }
 
+/// Whether `flags` (cpuFlags()) lists `flag` as a whole word.
+bool hasCpuFlag(const std::string& flags, const char* flag)
+{
+    return flags.find(std::string(" ") + flag + " ") != std::string::npos;
+}
+
 } // namespace
 
 std::string openBlasCoreOverride()
@@ -62,7 +68,7 @@ std::string openBlasCoreOverride()
     if (core != "prescott" && core != "core2" && core != "nehalem" && core != "unknown")
         return {};
     const std::string flags = cpuFlags();
-    const auto has = [&](const char* f) { return flags.find(std::string(" ") + f + " ") != std::string::npos; };
+    const auto has = [&](const char* f) { return hasCpuFlag(flags, f); };
     if (has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512dq"))
         return "SkylakeX";
     if (has("avx2") && has("fma"))
@@ -144,12 +150,8 @@ bool cpuHasFastBf16()
     static const bool fast = [] {
         if (const char* env = std::getenv("MOEWB_FAST_BF16"))
             return std::string(env) == "1";
-        std::ifstream info("/proc/cpuinfo");
-        std::string line;
-        while (std::getline(info, line))
-            if (line.rfind("flags", 0) == 0)
-                return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
-        return false;
+        const std::string flags = cpuFlags();
+        return hasCpuFlag(flags, "avx512_bf16") || hasCpuFlag(flags, "amx_bf16");
     }();
     return fast;
 }
