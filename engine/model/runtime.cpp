@@ -7,6 +7,9 @@
 #include <cctype>
 #include <chrono>
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -154,6 +157,13 @@ bool cpuHasFastBf16()
         return hasCpuFlag(flags, "avx512_bf16") || hasCpuFlag(flags, "amx_bf16");
     }();
     return fast;
+}
+
+void releaseFreedMemory()
+{
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
 }
 
 } // namespace moewb

@@ -187,6 +187,8 @@ void Model::run(const std::vector<at::Tensor>& sequences, const StreamOptions& o
                     obs->beginBatch(l, int64_t(bi), batches[bi].members);
                 batches[bi].hidden = layer(w, batches[bi].hidden);
             }
+            w = LayerWeights();
+            releaseFreedMemory(); // the layer's transients, before the next layer's weights come
         }
     } else {
         std::vector<LayerWeights> layers;

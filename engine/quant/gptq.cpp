@@ -23,7 +23,6 @@ namespace moewb {
 
 namespace {
 
-constexpr int64_t kFoldRows = 4096; // float32 partial Hessian sums cover at most this many rows
 constexpr int64_t kChunk = 256;     // output rows processed together inside a block
 
 /// H = V Vᵀ with V upper triangular: the lower Cholesky factor of the reversed H, reversed back.
@@ -359,36 +358,25 @@ void HessianAccumulator::addRows(const at::Tensor& xf, double weight)
     const int64_t rows = xf.size(0);
     if (rows == 0)
         return;
-    if (!m_sum.defined())
-        m_sum = at::zeros({m_in, m_in}, at::kFloat);
-    m_sum.addmm_(xf.t(), xf);
+    // One add's Σ x xᵀ in float32 (the fast GEMM), folded into the float64 total at once: between
+    // adds an accumulator holds 8·in² bytes and nothing else. A layer holds one accumulator per
+    // expert input (64+ on fine-grained MoEs), and float32 partial sums kept across adds (16 MiB
+    // each at in = 2048) both added 12·in² per expert and fragmented the heap (docs/performance.md,
+    // "Memory growth per layer").
+    const at::Tensor part = at::mm(xf.t(), xf);
+    if (!m_sum64.defined())
+        m_sum64 = part.to(at::kDouble);
+    else
+        m_sum64.add_(part);
     m_rows += rows;
     m_weight += weight;
-    m_pending += rows;
-    if (m_pending >= kFoldRows)
-        fold();
-}
-
-void HessianAccumulator::fold()
-{
-    if (m_pending == 0)
-        return;
-    if (!m_sum64.defined())
-        m_sum64 = m_sum.to(at::kDouble);
-    else
-        m_sum64.add_(m_sum);
-    // Freed, not zeroed: a layer holds one accumulator per expert input (64+ on fine-grained MoEs),
-    // and between folds only the float64 total needs to stay (8·in² instead of 12·in² bytes each).
-    m_sum = at::Tensor();
-    m_pending = 0;
 }
 
 void HessianAccumulator::reduceWith(ReduceList& r, bool withTotal)
 {
-    fold();
     if (!m_sum64.defined())
         m_sum64 = at::zeros({m_in, m_in}, at::kDouble);
-    MOEWB_ASSERT(m_sum64.is_contiguous() && m_pending == 0);
+    MOEWB_ASSERT(m_sum64.is_contiguous());
     r.sum(&m_rows, 1);
     r.sum(&m_weight, 1);
     if (withTotal)
@@ -400,7 +388,7 @@ at::Tensor HessianAccumulator::hessian() const
     at::Tensor out = at::zeros({m_in, m_in}, at::kFloat);
     if (m_rows == 0 || !(m_weight > 0))
         return out;
-    const at::Tensor s = m_sum64.defined() ? (m_pending > 0 ? m_sum64 + m_sum : m_sum64) : m_sum.to(at::kDouble);
+    const at::Tensor& s = m_sum64;
     const double half = 1.0 / m_weight; // ½ · 2 / Σ w (Σ w = rows unweighted)
     const double* ps = s.data_ptr<double>();
     float* po = out.data_ptr<float>();

@@ -41,8 +41,8 @@ struct GptqResult {
     double secondsFactor = 0; ///< of which preparing and factoring H
 };
 
-/// Running X^T X over calibration rows: float32 GEMMs (addmm per batch) into a float32 partial sum
-/// that is folded into a float64 total every 4096 rows (≈ 12·in² bytes once it has folded).
+/// Running X^T X over calibration rows: each add's rows multiplied in float32 (one GEMM), that part
+/// added to a float64 total at once (8·in² bytes held between adds).
 /// H = (2 / n) Σ x xᵀ as GPTQ defines it (the scale does not change the result, only `loss`).
 /// Weighted rows (expert balancing, docs/calibration-coverage.md): H = (2 / Σ w) Σ w x xᵀ, which is
 /// the plain formula when every weight is 1.
@@ -60,7 +60,7 @@ public:
     int64_t inFeatures() const { return m_in; }
     /// [in, in] float32, exactly symmetric: (2 / weight) Σ w x xᵀ; all zeros when no weight was added.
     at::Tensor hessian() const;
-    /// Distributed runs (#15): folds the pending rows into the float64 total Σ x xᵀ and adds the
+    /// Distributed runs (#15): adds the
     /// row count and, with withTotal, the total to r; once r has run on every rank, hessian() is
     /// that of all ranks' rows (equal to one process's up to summation order). A total left out
     /// must be summed on its own: totalData() / totalSize() (valid after this call).
@@ -69,15 +69,12 @@ public:
     size_t totalSize() const { return size_t(m_sum64.numel()); }
 
 private:
-    void fold();
     void addRows(const at::Tensor& xf, double weight);
 
     int64_t m_in;
     int64_t m_rows = 0;
     double m_weight = 0;
-    int64_t m_pending = 0; // rows in m_sum not yet folded into m_sum64
-    at::Tensor m_sum; // [in, in] float32 running sum (added to in float32 per batch, folded to float64)
-    at::Tensor m_sum64;
+    at::Tensor m_sum64; // [in, in] float64 Σ w x xᵀ; each add's part summed in float32 first
 };
 
 /// Quantizes W [out, in] given H [in, in] (any float dtypes). Dead input columns (H_ii == 0) get

@@ -29,6 +29,8 @@ public:
     const HessianAccumulator& at(const std::string& key) const { return m_acc.at(key); }
     HessianAccumulator& at(const std::string& key) { return m_acc.at(key); }
     bool has(const std::string& key) const { return m_acc.count(key) > 0; }
+    /// Drops the accumulator of `key` (its linears are quantized): frees its Hessian.
+    void release(const std::string& key) { m_acc.erase(key); }
     /// Throws Cancelled when the cancel poll says stop (for observers that wrap this one).
     void checkCancel() const
     {

@@ -352,6 +352,8 @@ private:
         }
         if (m_calib && !last)
             forwardBatches(w);
+        w = LayerWeights();
+        releaseFreedMemory();
     }
 
     /// One pass over the calibration batches collecting the inputs of `keys`, then their linears quantized.
@@ -406,7 +408,7 @@ private:
 
     /// The keys of one pass: one after the other, or (distributed) each on its owner rank, then
     /// gathered so that every rank delivers every key, in key order.
-    void quantizeKeys(GroupWork& group, const std::vector<std::string>& keys, const InputCollector* col)
+    void quantizeKeys(GroupWork& group, const std::vector<std::string>& keys, InputCollector* col)
     {
         if (m_dist)
             return quantizeKeysAcrossRanks(group, keys, col);
@@ -414,6 +416,11 @@ private:
             const std::vector<const PlanEntry*> users = group.usersOf(m_cfg, k);
             std::vector<QuantizedLinear> q = computeKey(users, col, k);
             deliverKey(group, users, q);
+            // The key's Hessian is done with; its memory (and the quantizer's transients) go back
+            // while the group's quantized weights pile up (64 experts: 2 GiB of Hessians at hidden 2048).
+            if (col)
+                col->release(k);
+            releaseFreedMemory();
         }
     }
 

@@ -43,4 +43,12 @@ void restartWithFastBlas(char** argv);
 /// in fp32 (the bf16 weights are upcast exactly). MOEWB_FAST_BF16=0/1 overrides the detection.
 bool cpuHasFastBf16();
 
+/// Hands the allocator's free memory back to the OS (glibc: malloc_trim(0); elsewhere nothing).
+/// glibc keeps freed blocks below its (adaptively raised, up to 32 MiB) mmap threshold in its heaps,
+/// where fragmentation strands them: without this, quantizing a 64-expert layer left ≈ 1 GiB of free
+/// but resident memory behind per layer (docs/performance.md, "Memory growth per layer"). Called
+/// where a layer-streaming loop has just dropped a large working set (a layer, a pass's Hessians);
+/// it costs milliseconds.
+void releaseFreedMemory();
+
 } // namespace moewb
