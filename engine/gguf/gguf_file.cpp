@@ -610,34 +610,51 @@ File read(const std::string& path)
     return out;
 }
 
-std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t)
+namespace {
+
+/// nbytes bytes of the data section from `offset` (relative to the data section) into out.
+void readDataBytes(const File& f, const TensorEntry& t, uint64_t offset, uint8_t* out, size_t nbytes)
 {
     std::unique_ptr<std::FILE, FileCloser> fp(std::fopen(f.path.c_str(), "rb"));
     if (!fp)
         throw IoError(f.path, std::string("cannot open (") + std::strerror(errno) + ")");
-    std::vector<uint8_t> out(static_cast<size_t>(t.nbytes));
-    if (::fseeko(fp.get(), off_t(f.dataOffset + t.offset), SEEK_SET) != 0
-        || std::fread(out.data(), 1, out.size(), fp.get()) != out.size())
+    if (::fseeko(fp.get(), off_t(f.dataOffset + offset), SEEK_SET) != 0 || std::fread(out, 1, nbytes, fp.get()) != nbytes)
         throw IoError(f.path, "cannot read tensor '" + shown(t.name) + "' (truncated?)");
+}
+
+} // namespace
+
+std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t)
+{
+    std::vector<uint8_t> out(static_cast<size_t>(t.nbytes));
+    readDataBytes(f, t, t.offset, out.data(), out.size());
     return out;
+}
+
+void readRowsF32(const File& f, const TensorEntry& t, int64_t firstRow, int64_t rows, float* out)
+{
+    if (!ggmlCanDequantize(t.type))
+        throw InputError(f.path, "tensor '" + shown(t.name) + "': cannot dequantize type " + ggmlTypeName(t.type));
+    const int64_t n = t.ne[0], total = t.numel() / n;
+    MOEWB_CHECK(firstRow >= 0 && rows >= 0 && firstRow + rows <= total, f.path, "tensor '", shown(t.name), "': rows [",
+                firstRow, ", ", firstRow + rows, ") outside its ", total, " rows");
+    const int64_t rb = ggmlRowBytes(t.type, n);
+    std::vector<uint8_t> bytes(static_cast<size_t>(rows * rb));
+    readDataBytes(f, t, t.offset + uint64_t(firstRow * rb), bytes.data(), bytes.size());
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t bad = firstNonFiniteScaleBlock(t.type, bytes.data() + r * rb, n);
+        if (bad >= 0)
+            throw InputError(f.path, "tensor '" + shown(t.name) + "': " + ggmlTypeName(t.type) + " block "
+                                         + std::to_string((firstRow + r) * (n / ggmlBlockSize(t.type)) + bad)
+                                         + " has a non-finite scale (NaN or infinity)");
+        dequantizeRow(t.type, bytes.data() + r * rb, out + r * n, n);
+    }
 }
 
 std::vector<float> readTensorF32(const File& f, const TensorEntry& t)
 {
-    if (!ggmlCanDequantize(t.type))
-        throw InputError(f.path, "tensor '" + shown(t.name) + "': cannot dequantize type " + ggmlTypeName(t.type));
-    const std::vector<uint8_t> bytes = readTensorBytes(f, t);
     std::vector<float> out(static_cast<size_t>(t.numel()));
-    const int64_t rows = t.numel() / t.ne[0];
-    const int64_t rb = ggmlRowBytes(t.type, t.ne[0]);
-    for (int64_t r = 0; r < rows; ++r) {
-        const int64_t bad = firstNonFiniteScaleBlock(t.type, bytes.data() + r * rb, t.ne[0]);
-        if (bad >= 0)
-            throw InputError(f.path, "tensor '" + shown(t.name) + "': " + ggmlTypeName(t.type) + " block "
-                                         + std::to_string(r * (t.ne[0] / ggmlBlockSize(t.type)) + bad)
-                                         + " has a non-finite scale (NaN or infinity)");
-        dequantizeRow(t.type, bytes.data() + r * rb, out.data() + r * t.ne[0], t.ne[0]);
-    }
+    readRowsF32(f, t, 0, t.numel() / t.ne[0], out.data());
     return out;
 }
 

@@ -113,5 +113,9 @@ std::vector<uint8_t> readTensorBytes(const File& f, const TensorEntry& t);
 /// The tensor dequantized to float32 (numel values, ggml order = row-major of the reversed ne).
 /// InputError naming the tensor and block when a quantized block's scale is NaN or infinite.
 std::vector<float> readTensorF32(const File& f, const TensorEntry& t);
+/// Rows [firstRow, firstRow + rows) of the tensor (a row = ne[0] values) dequantized into out
+/// (rows · ne[0] floats), reading only their bytes: one expert of a stacked expert tensor without
+/// the other experts. Errors as readTensorF32's.
+void readRowsF32(const File& f, const TensorEntry& t, int64_t firstRow, int64_t rows, float* out);
 
 } // namespace moewb::gguf

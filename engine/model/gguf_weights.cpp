@@ -3,17 +3,35 @@
 
 #include "moewb/core/error.h"
 
+#include <ATen/Parallel.h>
+
 namespace moewb {
 
 namespace {
 
+/// Rows [first, first + rows) of t dequantized into out, blocks of rows on all compute threads.
+void readRows(const gguf::File& f, const gguf::TensorEntry& t, int64_t first, int64_t rows, float* out)
+{
+    const int64_t n = t.ne[0];
+    at::parallel_for(0, rows, 64, [&](int64_t a, int64_t b) { gguf::readRowsF32(f, t, first + a, b - a, out + a * n); });
+}
+
 /// The whole tensor dequantized, in PyTorch order (ne reversed).
 at::Tensor dequantized(const gguf::File& f, const gguf::TensorEntry& t)
 {
-    std::vector<float> v = gguf::readTensorF32(f, t);
-    std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
+    const std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
     at::Tensor out = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
-    std::copy(v.begin(), v.end(), out.data_ptr<float>());
+    readRows(f, t, 0, t.numel() / t.ne[0], out.data_ptr<float>());
+    return out;
+}
+
+/// Expert `e` of a stacked expert tensor (ne = [in, out, experts]) dequantized: [out, in], read
+/// without the other experts (a layer's stacks would be 1.5 GiB in float32 at OLMoE's shape).
+at::Tensor dequantizedExpert(const gguf::File& f, const gguf::TensorEntry& t, int64_t e)
+{
+    MOEWB_CHECK(t.ne.size() == 3 && e >= 0 && e < t.ne[2], f.path, "tensor '", t.name, "' has no expert ", e);
+    at::Tensor out = at::empty({t.ne[1], t.ne[0]}, at::TensorOptions().dtype(at::kFloat));
+    readRows(f, t, e * t.ne[1], t.ne[1], out.data_ptr<float>());
     return out;
 }
 
@@ -38,21 +56,13 @@ GgufWeights::GgufWeights(const std::string& path)
 {
 }
 
-at::Tensor GgufWeights::load(const std::string& hfName, at::ScalarType dtype, StackCache* stacks) const
+at::Tensor GgufWeights::load(const std::string& hfName, at::ScalarType dtype) const
 {
     auto it = m_sources.find(hfName);
     if (it == m_sources.end())
         throw Error(m_file.path + ": no GGUF tensor for '" + hfName + "'");
     const GgufSource& s = it->second;
-    at::Tensor w;
-    if (s.expert >= 0) {
-        at::Tensor& stacked = (*stacks)[s.tensor];
-        if (!stacked.defined())
-            stacked = dequantized(m_file, *s.tensor);
-        w = stacked[s.expert].clone();
-    } else {
-        w = dequantized(m_file, *s.tensor);
-    }
+    at::Tensor w = s.expert >= 0 ? dequantizedExpert(m_file, *s.tensor, s.expert) : dequantized(m_file, *s.tensor);
     if (s.permuteHeads > 0)
         w = unpermuteRows(w, s.permuteHeads, m_file.path + ": tensor '" + s.tensor->name + "'");
     if (!at::isfinite(w).all().item<bool>())
@@ -62,17 +72,15 @@ at::Tensor GgufWeights::load(const std::string& hfName, at::ScalarType dtype, St
 
 at::Tensor GgufWeights::tensor(const std::string& hfName, at::ScalarType dtype) const
 {
-    StackCache stacks;
-    return load(hfName, dtype, &stacks);
+    return load(hfName, dtype);
 }
 
 LayerWeights GgufWeights::layer(int64_t layer, at::ScalarType dtype) const
 {
     LayerWeights w;
     w.layer = layer;
-    StackCache stacks; // each stacked expert tensor is dequantized once per layer
     for (TensorSpec& spec : layerTensors(m_cfg, layer)) {
-        at::Tensor t = load(spec.name, dtype, &stacks);
+        at::Tensor t = load(spec.name, dtype);
         w.tensors[spec.name] = t.reshape(spec.shape); // a 1-D shared-expert gate becomes [1, H]
     }
     return w;
@@ -80,14 +88,14 @@ LayerWeights GgufWeights::layer(int64_t layer, at::ScalarType dtype) const
 
 at::Tensor GgufWeights::embedding(at::ScalarType dtype) const
 {
-    return load("model.embed_tokens.weight", dtype, nullptr);
+    return load("model.embed_tokens.weight", dtype);
 }
 
 HeadWeights GgufWeights::head(at::ScalarType dtype) const
 {
     HeadWeights h;
-    h.norm = load("model.norm.weight", dtype, nullptr);
-    h.lmHead = m_cfg.tieWordEmbeddings ? embedding(dtype) : load("lm_head.weight", dtype, nullptr);
+    h.norm = load("model.norm.weight", dtype);
+    h.lmHead = m_cfg.tieWordEmbeddings ? embedding(dtype) : load("lm_head.weight", dtype);
     return h;
 }
 

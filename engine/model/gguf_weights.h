@@ -28,8 +28,7 @@ public:
     at::Tensor tensor(const std::string& hfName, at::ScalarType dtype) const;
 
 private:
-    using StackCache = std::map<const gguf::TensorEntry*, at::Tensor>;
-    at::Tensor load(const std::string& hfName, at::ScalarType dtype, StackCache* stacks) const;
+    at::Tensor load(const std::string& hfName, at::ScalarType dtype) const;
 
     gguf::File m_file;
     ModelConfig m_cfg;

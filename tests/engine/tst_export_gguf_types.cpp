@@ -23,6 +23,7 @@
 
 #include <cstring>
 #include <regex>
+#include <stdexcept>
 
 using namespace moewb;
 using namespace moewb::test;
@@ -87,6 +88,11 @@ std::vector<float> weightFromGguf(const gguf::File& f, const LinearInfo& li, con
     const std::vector<float> all = gguf::readTensorF32(f, *t);
     const int64_t n = li.outFeatures * li.inFeatures;
     std::vector<float> w(all.begin() + p.part * n, all.begin() + (p.part + 1) * n);
+    // The same rows read on their own (how the forward loads one expert of a stack) are the same values.
+    std::vector<float> rows(static_cast<size_t>(n));
+    gguf::readRowsF32(f, *t, p.part * li.outFeatures, li.outFeatures, rows.data());
+    if (rows != w)
+        throw std::runtime_error(p.tensor + ": readRowsF32 of part " + std::to_string(p.part) + " differs from its slice");
     if (p.heads == 0)
         return w;
     std::vector<float> hfw(w.size());
