@@ -69,6 +69,9 @@ export TMPDIR=$out/tmp  # moewb eval's KLD scratch (scored tokens x vocabulary x
 # ---- disk: checkpoint 2P, F16 GGUF 2P, two Q4_K_M ~0.6P each, GPTQ ~0.45P + embeddings, KLD scratch
 params=$((206045184 + layers * 419561472))
 need=$((params * 2 + params * 2 + params * 6 / 5 + params / 2 + 412000000 + chunks * ctx / 2 * 50304 * 4 + 2000000000))
+# a resumed run: what earlier steps already wrote here is part of that total, not on top of it
+done_bytes=$(du -sb "$out" | cut -f1)
+need=$((need > done_bytes + 2000000000 ? need - done_bytes : 2000000000))
 have=$(( $(df -Pk "$out" | awk 'NR==2 {print $4}') * 1024 ))
 have_gb=$(awk -v b=$have 'BEGIN {printf "%.1f", b / 1e9}')
 need_gb=$(awk -v b=$need 'BEGIN {printf "%.1f", b / 1e9}')
