@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # An OLMoE-1B-7B-shaped model end to end, timed, with peak RSS per step (#28; docs/performance.md,
-# "A 7-B-parameter MoE end to end"). Not in CI: the full model needs ~44 GB of disk and ~1.5 h on 2 cores (75 min without llama.cpp).
+# "A 7-B-parameter MoE end to end"). Not in CI: the full model needs ~44 GB of disk; its moewb steps took 75 min on 2 cores.
 #
 #   scripts/bench_full_model.sh [--layers N] [--out DIR] [--keep] [--no-llama] [--llama-bin DIR]
 #
