@@ -113,7 +113,6 @@ def main(run, check=None):
               f"{h(t.get('gguf-q4km', 0))} | {h(t['eval-gptq'])} | {h(t.get('llama-imatrix', 0))} | {h(total)} | "
               f"{gptq_mem * over_gptq:.1f} GiB | {calib_mem * over_calib:.1f} GiB | {disk:.0f} GB |")
 
-
     if check:
         cw, ca, ccfg = load_run(check)
         p, _ = params(ccfg)

@@ -388,9 +388,8 @@ at::Tensor HessianAccumulator::hessian() const
     at::Tensor out = at::zeros({m_in, m_in}, at::kFloat);
     if (m_rows == 0 || !(m_weight > 0))
         return out;
-    const at::Tensor& s = m_sum64;
     const double half = 1.0 / m_weight; // ½ · 2 / Σ w (Σ w = rows unweighted)
-    const double* ps = s.data_ptr<double>();
+    const double* ps = m_sum64.data_ptr<double>();
     float* po = out.data_ptr<float>();
     const int64_t n = m_in, tile = 64, tiles = (n + tile - 1) / tile;
     // (S + Sᵀ) / 2 · (2 / rows), tile by tile so that the transposed reads stay in cache.

@@ -60,10 +60,10 @@ public:
     int64_t inFeatures() const { return m_in; }
     /// [in, in] float32, exactly symmetric: (2 / weight) Σ w x xᵀ; all zeros when no weight was added.
     at::Tensor hessian() const;
-    /// Distributed runs (#15): adds the
-    /// row count and, with withTotal, the total to r; once r has run on every rank, hessian() is
-    /// that of all ranks' rows (equal to one process's up to summation order). A total left out
-    /// must be summed on its own: totalData() / totalSize() (valid after this call).
+    /// Distributed runs (#15): adds the row count and, with withTotal, the float64 total Σ x xᵀ to
+    /// r; once r has run on every rank, hessian() is that of all ranks' rows (equal to one process's
+    /// up to summation order). A total left out must be summed on its own: totalData() / totalSize()
+    /// (valid after this call).
     void reduceWith(ReduceList& r, bool withTotal);
     double* totalData() { return m_sum64.data_ptr<double>(); }
     size_t totalSize() const { return size_t(m_sum64.numel()); }
